@@ -1,0 +1,271 @@
+"""Telegram: python-telegram-bot's ``Application`` for the Bot API, our engine for the rest.
+
+Every update goes through one handler that turns it into a neutral event, runs
+``App.process`` (state committed before any reply) and hands the committed replies to the
+outbox worker, which renders and sends them. Callback queries are answered at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from datetime import timedelta
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    Update,
+)
+from telegram.constants import ChatType, MessageEntityType, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
+from telegram.request import BaseRequest
+
+from bot.app import App
+from bot.errors import PermanentDelivery, TransientDelivery
+from bot.outbox import OutboxWorker
+from bot.payload import Rendered, render
+from bot.store import OutboxRow
+from conversations.events import FileInfo, Inbound, Kind
+
+# Time periods as timedelta (PTB 22 warns on every int access otherwise).
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+log = logging.getLogger(__name__)
+CHANNEL = "telegram"
+NOT_MODIFIED = "message is not modified"
+CANNOT_EDIT = ("message to edit not found", "message can't be edited")
+
+TelegramApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+def to_event(update: Update, bot_username: str | None = None) -> Inbound | None:
+    """The neutral event for a Telegram update (None for what the assistant ignores)."""
+    chat = update.effective_chat
+    if chat is None or chat.type != ChatType.PRIVATE:
+        return None
+    base: dict[str, Any] = {
+        "channel": CHANNEL,
+        "chat_id": str(chat.id),
+        "event_id": str(update.update_id),
+        "user_name": update.effective_user.first_name if update.effective_user else "",
+    }
+    query = update.callback_query
+    if query is not None:
+        ref = str(query.message.message_id) if query.message else None
+        return Inbound(kind=Kind.BUTTON, text=query.data or "", message_ref=ref, **base)
+    message = update.message
+    if message is None:  # edited messages, reactions...: not something a step can use
+        return Inbound(kind=Kind.UNSUPPORTED, **base)
+    if message.text is not None:
+        command = _command(message, bot_username)
+        if command is not None:
+            name, args = command
+            return Inbound(kind=Kind.COMMAND, text=name, args=args, **base)
+        return Inbound(kind=Kind.TEXT, text=message.text, **base)
+    if message.contact is not None:
+        return Inbound(kind=Kind.CONTACT, phone=message.contact.phone_number, **base)
+    if message.document is not None:
+        doc = message.document
+        info = FileInfo(
+            file_id=doc.file_id,
+            name=doc.file_name,
+            mime=doc.mime_type,
+            size=doc.file_size,
+            group=message.media_group_id,
+        )
+        return Inbound(kind=Kind.FILE, file=info, text=message.caption or "", **base)
+    if message.photo:
+        photo = message.photo[-1]  # the largest size
+        info = FileInfo(
+            file_id=photo.file_id,
+            size=photo.file_size,
+            is_photo=True,
+            group=message.media_group_id,
+        )
+        return Inbound(kind=Kind.FILE, file=info, text=message.caption or "", **base)
+    return Inbound(kind=Kind.UNSUPPORTED, **base)
+
+
+def _command(message: Message, bot_username: str | None) -> tuple[str, str] | None:
+    entities = message.entities
+    text = message.text or ""
+    if not entities or entities[0].type != MessageEntityType.BOT_COMMAND:
+        return None
+    if entities[0].offset != 0:
+        return None
+    word = text[1 : entities[0].length]
+    name, _, target = word.partition("@")
+    if target and bot_username and target.lower() != bot_username.lower():
+        return None
+    return name.lower(), text[entities[0].length :].strip()
+
+
+def _markup(rendered: Rendered) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
+    if rendered.request_contact:
+        labels = [button.label for row in rendered.buttons for button in row]
+        return ReplyKeyboardMarkup(
+            [
+                [KeyboardButton(labels[0], request_contact=True)],
+                *[[label] for label in labels[1:]],
+            ],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+    if not rendered.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
+            for row in rendered.buttons
+        ]
+    )
+
+
+class TelegramTransport:
+    def __init__(self, app: App, application: TelegramApp) -> None:
+        self.app = app
+        self.application = application
+
+    async def deliver(self, row: OutboxRow) -> str | None:
+        rendered = render(self.app.texts, row.payload)
+        bot = self.application.bot
+        markup = _markup(rendered)
+        try:
+            if rendered.edit_ref and isinstance(markup, InlineKeyboardMarkup | None):
+                try:
+                    await bot.edit_message_text(
+                        rendered.html,
+                        chat_id=row.chat_id,
+                        message_id=int(rendered.edit_ref),
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=markup,
+                    )
+                    return rendered.edit_ref
+                except BadRequest as error:
+                    text = str(error).lower()
+                    if NOT_MODIFIED in text:
+                        return rendered.edit_ref  # the same card twice: nothing to change
+                    if not any(reason in text for reason in CANNOT_EDIT):
+                        raise
+            sent = await bot.send_message(
+                row.chat_id, rendered.html, parse_mode=ParseMode.HTML, reply_markup=markup
+            )
+            return str(sent.message_id)
+        except RetryAfter as error:
+            retry = error.retry_after
+            seconds = retry.total_seconds() if isinstance(retry, timedelta) else float(retry)
+            raise TransientDelivery("flood control", retry_after=seconds) from error
+        except Forbidden as error:
+            raise PermanentDelivery(f"blocked: {error}") from error
+        except BadRequest as error:
+            raise PermanentDelivery(f"refused: {error}") from error
+        except (NetworkError, TelegramError) as error:
+            raise TransientDelivery(str(error)) from error
+
+
+class TelegramChannel:
+    """PTB ``Application`` wired to the app; start/stop around long polling or webhooks."""
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        request: BaseRequest | None = None,
+        get_updates_request: BaseRequest | None = None,
+        rate_limiter: bool = True,
+    ) -> None:
+        self.app = app
+        settings = app.settings
+        assert settings.telegram_bot_token is not None
+        # The builder's type changes with each call (rate limiter, requests): keep it loose.
+        builder: Any = (
+            Application.builder()
+            .token(settings.telegram_bot_token.get_secret_value())
+            .base_url(settings.telegram_base_url)
+            .base_file_url(settings.telegram_base_file_url)
+        )
+        if rate_limiter:
+            builder = builder.rate_limiter(AIORateLimiter(max_retries=0))
+        if request is not None:
+            builder = builder.request(request)
+        if get_updates_request is not None:
+            builder = builder.get_updates_request(get_updates_request)
+        self.application: TelegramApp = builder.build()
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+        self.application.add_error_handler(self._on_error)
+        self.worker = OutboxWorker(
+            app.store, CHANNEL, TelegramTransport(app, self.application), app.clock
+        )
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        await self.application.initialize()
+        await self.register_commands()
+        await self.worker.start()
+        await self.application.start()
+
+    async def stop(self) -> None:
+        await self.application.stop()
+        await self.worker.stop()
+        for task in list(self._background):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.application.shutdown()
+
+    async def register_commands(self) -> None:
+        descriptions = self.app.texts.command_descriptions
+        commands = [
+            BotCommand(name, descriptions[name])
+            for name in self.app.engine.commands()
+            if name in descriptions
+        ]
+        await self.application.bot.set_my_commands(commands)
+
+    async def process(self, update: Update) -> None:
+        """Handle one update (used by polling and by the webhook server alike)."""
+        username = self.application.bot.username if self.application.bot._bot_user else None
+        event = to_event(update, username)
+        if update.callback_query is not None:
+            self._spawn(self._answer_query(update.callback_query.id))
+        if event is None:
+            return
+        self.worker.submit(await self.app.process(event))
+
+    async def _on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if isinstance(update, Update):
+            await self.process(update)
+
+    async def _answer_query(self, query_id: str) -> None:
+        try:
+            await self.application.bot.answer_callback_query(query_id)
+        except TelegramError as error:  # too old, already answered: harmless
+            log.debug("callback query not answered: %s", error)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("error while handling an update", exc_info=context.error)
+
+
+async def run_polling(channel: TelegramChannel, stop: asyncio.Event) -> None:
+    await channel.start()
+    updater = channel.application.updater
+    assert updater is not None
+    await updater.start_polling(poll_interval=0.0, timeout=30, drop_pending_updates=False)
+    try:
+        await stop.wait()
+    finally:
+        await updater.stop()
+        await channel.stop()

@@ -1,0 +1,89 @@
+"""The terminal chat (``pte-bot chat``): the same flows on a local SQLite file, no network.
+
+Options are numbered; typing the number or the label chooses. ``/adjuntar RUTA`` sends a
+file. Lines piped on standard input are read one message each and the program exits 0 at the
+end of input, so a conversation can be scripted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import TextIO
+
+from bot.app import App
+from bot.outbox import OutboxWorker
+from bot.payload import Button, render
+from bot.store import OutboxRow
+from bot.texts import Texts
+from conversations.events import FileInfo, Inbound, Kind
+
+CHANNEL = "terminal"
+ATTACH = "/adjuntar"
+
+
+class TerminalTransport:
+    def __init__(self, texts: Texts, out: TextIO) -> None:
+        self.texts = texts
+        self.out = out
+        self.buttons: list[Button] = []
+
+    async def deliver(self, row: OutboxRow) -> str | None:
+        rendered = render(self.texts, row.payload)
+        lines = [rendered.plain]
+        buttons = [button for line in rendered.buttons for button in line]
+        if buttons:
+            self.buttons = buttons
+            lines.append("   ".join(f"[{i}] {b.label}" for i, b in enumerate(buttons, 1)))
+        if rendered.document:
+            lines.append(f"📎 {rendered.document['filename']}")
+        self.out.write("\n".join(lines) + "\n\n")
+        self.out.flush()
+        return None
+
+
+def parse_line(line: str, chat_id: str, event_id: str, buttons: list[Button]) -> Inbound | None:
+    text = line.strip()
+    if not text:
+        return None
+    if text.isdigit() and 1 <= int(text) <= len(buttons):
+        return Inbound(CHANNEL, chat_id, event_id, Kind.BUTTON, buttons[int(text) - 1].data)
+    if text.split()[0].lower() == ATTACH:
+        path = Path(text[len(ATTACH) :].strip()).expanduser()
+        size = path.stat().st_size if path.is_file() else None
+        info = FileInfo(file_id=str(path.resolve()), name=path.name, size=size)
+        return Inbound(CHANNEL, chat_id, event_id, Kind.FILE, file=info)
+    if text.startswith("/"):
+        command, _, args = text[1:].partition(" ")
+        return Inbound(CHANNEL, chat_id, event_id, Kind.COMMAND, command.lower(), args.strip())
+    return Inbound(CHANNEL, chat_id, event_id, Kind.TEXT, text)
+
+
+async def run_chat(app: App, stdin: TextIO, stdout: TextIO, chat_id: str = "local") -> None:
+    transport = TerminalTransport(app.texts, stdout)
+    worker = OutboxWorker(app.store, CHANNEL, transport, app.clock)
+    await worker.start()
+    await worker.drain()
+    interactive = stdin.isatty()
+    session = uuid.uuid4().hex[:12]
+    count = 0
+    try:
+        while True:
+            if interactive:
+                stdout.write("> ")
+                stdout.flush()
+            line = await asyncio.to_thread(stdin.readline)
+            if not line:
+                break
+            if not interactive and line.strip():
+                stdout.write(f"» {line.strip()}\n")
+            count += 1
+            event = parse_line(line, chat_id, f"{session}-{count}", transport.buttons)
+            if event is None:
+                continue
+            worker.submit(await app.process(event))
+            await worker.drain()
+    finally:
+        await worker.drain()
+        await worker.stop()

@@ -1,0 +1,88 @@
+"""``pte-bot``: parse arguments, load settings, run. No work happens at import time."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from bot.app import create_app
+from bot.errors import ConfigError, PteBotError
+from bot.settings import Settings, load_settings
+
+log = logging.getLogger("bot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pte-bot", description="Asistente PTE")
+    commands = parser.add_subparsers(dest="command", required=True)
+    chat = commands.add_parser("chat", help="the assistant in this terminal (no token)")
+    chat.add_argument("--user", default="local", help="who you are in the local database")
+    commands.add_parser("run", help="Telegram long polling")
+    bench = commands.add_parser("bench", help="throughput benchmark (see README)")
+    bench.add_argument("--officers", type=int, default=2000)
+    bench.add_argument("--out", default=None, help="also write the JSON result here")
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs every request URL at INFO, and the URL contains the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+async def _chat(settings: Settings, user: str) -> None:
+    from bot.channels.terminal import run_chat
+
+    app = await create_app(settings)
+    try:
+        await run_chat(app, sys.stdin, sys.stdout, chat_id=user)
+    finally:
+        await app.close()
+
+
+async def _run(settings: Settings) -> None:
+    from bot.channels.telegram import TelegramChannel, run_polling
+
+    settings.require("TELEGRAM_BOT_TOKEN")
+    app = await create_app(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        log.info("Telegram long polling started")
+        await run_polling(TelegramChannel(app), stop)
+    finally:
+        await app.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging("WARNING" if args.command == "chat" else settings.log_level)
+        if args.command == "chat":
+            asyncio.run(_chat(settings, args.user))
+        elif args.command == "run":
+            asyncio.run(_run(settings))
+        elif args.command == "bench":
+            from bot.bench import main as bench_main
+
+            return bench_main(settings, args)
+    except ConfigError as error:
+        print(f"pte-bot: {error}", file=sys.stderr)
+        return 2
+    except PteBotError as error:
+        print(f"pte-bot: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,83 @@
+"""Outbox payloads: a neutral message as stored, and its rendering for a channel.
+
+A payload is the :class:`~conversations.events.Outbound` plus what the channel needs to
+build buttons (the open question's id) and to edit in place (the message a button was on).
+Rendering happens here, once, when the message is delivered.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from bot.texts import Texts, to_plain
+from conversations.events import Outbound
+
+CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit
+
+
+def _default(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in a message")
+
+
+def encode(message: Outbound, qid: int, edit_ref: str | None) -> str:
+    body: dict[str, Any] = {"key": message.key, "data": message.data, "qid": qid}
+    if message.choices:
+        body["choices"] = [[[c.id, c.label, c.data] for c in row] for row in message.choices]
+    if message.progress:
+        body["progress"] = list(message.progress)
+    if message.edit and edit_ref:
+        body["edit_ref"] = edit_ref
+    if message.document:
+        doc = message.document
+        body["document"] = {"sha256": doc.sha256, "filename": doc.filename, "mime": doc.mime}
+    if message.request_contact:
+        body["request_contact"] = True
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_default)
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str  # callback data: "<question id>:<choice id>"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    html: str
+    buttons: list[list[Button]]
+    edit_ref: str | None
+    document: dict[str, str] | None
+    request_contact: bool
+
+    @property
+    def plain(self) -> str:
+        return to_plain(self.html)
+
+
+def render(texts: Texts, payload: str) -> Rendered:
+    body = json.loads(payload)
+    text = texts.render(body["key"], body["data"])
+    progress = body.get("progress")
+    if progress:
+        text = texts.render("common.paso", {"k": progress[0], "n": progress[1]}) + "\n" + text
+    qid = body["qid"]
+    buttons = [
+        [Button(texts.label(label, data), f"{qid}:{choice_id}") for choice_id, label, data in row]
+        for row in body.get("choices", [])
+    ]
+    for row in buttons:
+        for button in row:
+            if len(button.data.encode()) > CALLBACK_DATA_LIMIT:
+                raise ValueError(f"callback data over {CALLBACK_DATA_LIMIT} bytes: {button.data}")
+    return Rendered(
+        text,
+        buttons,
+        body.get("edit_ref"),
+        body.get("document"),
+        body.get("request_contact", False),
+    )

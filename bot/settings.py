@@ -1,0 +1,107 @@
+"""One typed Settings object, read from the environment and a ``.env`` file.
+
+Names are those of ``operations.md``; operators and tests rely on them. Tests build
+``Settings(...)`` directly instead of editing ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+
+def _env(name: str) -> AliasChoices:
+    # validation_alias for the environment, and the field name itself for Settings(...) in code.
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    telegram_bot_token: SecretStr | None = Field(None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))
+    telegram_base_url: str = Field(
+        "https://api.telegram.org/bot", validation_alias=_env("TELEGRAM_BASE_URL")
+    )
+    telegram_base_file_url: str = Field(
+        "https://api.telegram.org/file/bot", validation_alias=_env("TELEGRAM_BASE_FILE_URL")
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        None, validation_alias=_env("TELEGRAM_WEBHOOK_SECRET")
+    )
+    data_dir: Path = Field(Path("data"), validation_alias=_env("PTEBOT_DATA_DIR"))
+    staff_telegram_ids: Annotated[frozenset[int], NoDecode] = Field(
+        frozenset(), validation_alias=_env("PTEBOT_STAFF_TELEGRAM_IDS")
+    )
+    staff_chat_id: int | None = Field(None, validation_alias=_env("PTEBOT_STAFF_CHAT_ID"))
+    helpdesk_email: str = Field(
+        "mesadeayuda@gobiernodigital.gob.pe", validation_alias=_env("PTEBOT_HELPDESK_EMAIL")
+    )
+    smtp_host: str | None = Field(None, validation_alias=_env("PTEBOT_SMTP_HOST"))
+    smtp_port: int = Field(587, validation_alias=_env("PTEBOT_SMTP_PORT"))
+    smtp_username: str | None = Field(None, validation_alias=_env("PTEBOT_SMTP_USERNAME"))
+    smtp_password: SecretStr | None = Field(None, validation_alias=_env("PTEBOT_SMTP_PASSWORD"))
+    smtp_starttls: bool = Field(True, validation_alias=_env("PTEBOT_SMTP_STARTTLS"))
+    mail_from: str = Field("asistente-pte@localhost", validation_alias=_env("PTEBOT_MAIL_FROM"))
+    http_host: str = Field("127.0.0.1", validation_alias=_env("PTEBOT_HTTP_HOST"))
+    http_port: int = Field(8080, validation_alias=_env("PTEBOT_HTTP_PORT"))
+    public_url: str | None = Field(None, validation_alias=_env("PTEBOT_PUBLIC_URL"))
+    whatsapp_token: SecretStr | None = Field(None, validation_alias=_env("WHATSAPP_TOKEN"))
+    whatsapp_phone_number_id: str | None = Field(
+        None, validation_alias=_env("WHATSAPP_PHONE_NUMBER_ID")
+    )
+    whatsapp_app_secret: SecretStr | None = Field(
+        None, validation_alias=_env("WHATSAPP_APP_SECRET")
+    )
+    whatsapp_verify_token: SecretStr | None = Field(
+        None, validation_alias=_env("WHATSAPP_VERIFY_TOKEN")
+    )
+    whatsapp_graph_url: str = Field(
+        "https://graph.facebook.com/v21.0", validation_alias=_env("WHATSAPP_GRAPH_URL")
+    )
+    log_level: str = Field("INFO", validation_alias=_env("PTEBOT_LOG_LEVEL"))
+
+    @field_validator("staff_telegram_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(
+                int(part) for part in value.replace(";", ",").split(",") if part.strip()
+            )
+        return value
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "ptebot.sqlite3"
+
+    def require(self, *names: str) -> None:
+        """Stop with one line naming the first missing setting (by its variable name)."""
+        for name in names:
+            field = _FIELD_BY_ENV[name]
+            if getattr(self, field) in (None, ""):
+                raise ConfigError(f"missing setting {name} (see README, Configure)")
+
+
+_FIELD_BY_ENV = {
+    str(info.validation_alias.choices[0]): field
+    for field, info in Settings.model_fields.items()
+    if isinstance(info.validation_alias, AliasChoices)
+}
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        name = next(
+            (env for env, field in _FIELD_BY_ENV.items() if field == where or env == where), where
+        )
+        raise ConfigError(f"invalid setting {name}: {first['msg']}") from error

@@ -1,0 +1,240 @@
+"""SQLite storage: one file, WAL, foreign keys, numbered migrations, one writer at a time.
+
+Every change that spans rows goes through :meth:`Store.transaction`, which holds the store's
+lock for its whole life so that no other coroutine's statement lands inside it. SQL stays SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
+
+
+def _migrations() -> list[tuple[int, str]]:
+    found = []
+    for entry in resources.files("bot").joinpath("migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRecord:
+    identity_id: int
+    person_id: int
+    state: str | None
+    version: int
+    consent: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    channel: str
+    chat_id: str
+    payload: str
+    bulk: bool
+    attempts: int = 0
+
+
+class Tx:
+    """Statements inside one open transaction."""
+
+    def __init__(self, conn: aiosqlite.Connection, now: datetime) -> None:
+        self.conn = conn
+        self.now = now
+        self.stamp = iso(now)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
+        return await self.conn.execute(sql, params)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(await self.conn.execute_fetchall(sql, params))
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        found = await self.fetchall(sql, params)
+        return found[0] if found else None
+
+    async def claim_event(self, channel: str, event_id: str) -> bool:
+        """Record an update id; False when it was processed before."""
+        cursor = await self.conn.execute(
+            "INSERT OR IGNORE INTO processed_events (channel, event_id, at) VALUES (?, ?, ?)",
+            (channel, event_id, self.stamp),
+        )
+        return cursor.rowcount == 1
+
+    async def load_chat(self, channel: str, external_id: str, notice_version: str) -> ChatRecord:
+        row = await self.fetchone(
+            """
+            SELECT ci.id, ci.person_id, c.state, c.version,
+                   (SELECT accepted FROM consents k
+                     WHERE k.person_id = ci.person_id AND k.notice_version = ?
+                     ORDER BY k.id DESC LIMIT 1)
+              FROM chat_identities ci
+              LEFT JOIN conversations c ON c.identity_id = ci.id
+             WHERE ci.channel = ? AND ci.external_id = ?
+            """,
+            (notice_version, channel, external_id),
+        )
+        if row is not None:
+            consent = None if row[4] is None else bool(row[4])
+            return ChatRecord(row[0], row[1], row[2], row[3] or 0, consent)
+        person = await self.conn.execute(
+            "INSERT INTO people (created_at) VALUES (?)", (self.stamp,)
+        )
+        identity = await self.conn.execute(
+            "INSERT INTO chat_identities (channel, external_id, person_id, created_at)"
+            " VALUES (?, ?, ?, ?)",
+            (channel, external_id, person.lastrowid, self.stamp),
+        )
+        assert identity.lastrowid is not None and person.lastrowid is not None
+        return ChatRecord(identity.lastrowid, person.lastrowid, None, 0, None)
+
+    async def save_state(self, identity_id: int, state: str, version: int) -> None:
+        await self.conn.execute(
+            "INSERT INTO conversations (identity_id, state, version, updated_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (identity_id) DO UPDATE"
+            " SET state = excluded.state, version = excluded.version,"
+            " updated_at = excluded.updated_at",
+            (identity_id, state, version, self.stamp),
+        )
+
+    async def record_consent(
+        self, person_id: int, notice_version: str, accepted: bool, channel: str
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO consents (person_id, notice_version, accepted, at, channel)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (person_id, notice_version, int(accepted), self.stamp, channel),
+        )
+
+    async def enqueue(
+        self, channel: str, chat_id: str, payloads: Sequence[tuple[str, bool]]
+    ) -> list[OutboxRow]:
+        """Add messages for a chat; returns them with their ids, in order."""
+        if not payloads:
+            return []
+        values = ", ".join("(?, ?, ?, ?, ?)" for _ in payloads)
+        params: list[Any] = []
+        for payload, bulk in payloads:
+            params += [channel, chat_id, payload, int(bulk), self.stamp]
+        ids = await self.fetchall(
+            f"INSERT INTO outbox (channel, chat_id, payload, bulk, created_at) VALUES {values}"
+            " RETURNING id",
+            params,
+        )
+        return [
+            OutboxRow(row[0], channel, chat_id, payload, bulk)
+            for row, (payload, bulk) in zip(ids, payloads, strict=True)
+        ]
+
+
+class Store:
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        # WAL + synchronous=NORMAL: a commit survives a killed process (not a power cut
+        # before the next checkpoint), and commits cost no fsync each.
+        for pragma in (
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA busy_timeout = 5000",
+        ):
+            await conn.execute(pragma)
+        store = cls(conn, path)
+        await store._migrate()
+        return store
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def _migrate(self) -> None:
+        (current,) = list(await self.conn.execute_fetchall("PRAGMA user_version"))[0]
+        known = _migrations()
+        newest = known[-1][0] if known else 0
+        if current > newest:
+            raise StoreError(
+                f"database schema {current} is newer than this release knows ({newest})"
+            )
+        for number, sql in known:
+            if number <= current:
+                continue
+            log.info("applying migration %04d", number)
+            script = f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
+            await self.conn.executescript(script)
+
+    @asynccontextmanager
+    async def transaction(self, now: datetime) -> AsyncIterator[Tx]:
+        async with self._lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(self.conn, now)
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            await self.conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            yield self.conn
+
+    # ------------------------------------------------------------------ outbox
+    async def pending_outbox(self, channel: str, limit: int = 10_000) -> list[OutboxRow]:
+        async with self.reading() as conn:
+            found = await conn.execute_fetchall(
+                "SELECT id, channel, chat_id, payload, bulk, attempts FROM outbox"
+                " WHERE state = 'pending' AND channel = ? ORDER BY id LIMIT ?",
+                (channel, limit),
+            )
+        return [OutboxRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in found]
+
+    async def mark_sent(self, done: Iterable[tuple[int, str | None]], now: datetime) -> None:
+        batch = [(iso(now), ref, row_id) for row_id, ref in done]
+        if not batch:
+            return
+        async with self._lock:
+            await self.conn.executemany(
+                "UPDATE outbox SET state = 'sent', sent_at = ?, external_ref = ? WHERE id = ?",
+                batch,
+            )
+
+    async def mark_attempt(
+        self, row_id: int, error: str, *, failed: bool, next_attempt: datetime | None
+    ) -> None:
+        async with self._lock:
+            await self.conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = ?,"
+                " next_attempt_at = ? WHERE id = ?",
+                (
+                    error[:500],
+                    "failed" if failed else "pending",
+                    iso(next_attempt) if next_attempt else None,
+                    row_id,
+                ),
+            )

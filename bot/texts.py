@@ -1,0 +1,156 @@
+"""Every word the user reads: Jinja2 templates loaded from ``locales/es/*.toml``.
+
+Each TOML file holds tables of templates (``[consent] notice = "..."`` is the key
+``consent.notice``); ``datos.toml`` holds data instead (PTE sections, typed words, the
+notice version). Templates are written in Telegram's HTML subset and rendered with
+autoescape, so a user-provided value such as ``Pérez <Ruiz> & Cía`` shows literally.
+Channels without HTML get :func:`to_plain`.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from bot import dates
+
+DATA_FILE = "datos.toml"
+_TAG = re.compile(r"<[^>]+>")
+
+
+def locale_dir(language: str = "es") -> Path:
+    return Path(str(resources.files("locales").joinpath(language)))
+
+
+@dataclass(frozen=True)
+class Section:
+    code: str
+    name: str
+    note: str = ""
+
+
+def _flatten(prefix: str, table: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    for name, value in table.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if isinstance(value, Mapping):
+            yield from _flatten(key, value)
+        elif isinstance(value, str):
+            yield key, value
+        else:
+            raise ValueError(f"template {key} is not text")
+
+
+def _as_date(value: date | datetime | str) -> date | datetime:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+    return value
+
+
+def _long_date(value: date | datetime | str) -> str:
+    moment = _as_date(value)
+    return dates.long_date(moment.date() if isinstance(moment, datetime) else moment)
+
+
+def _short_date(value: date | datetime | str) -> str:
+    moment = _as_date(value)
+    return dates.short_date(moment.date() if isinstance(moment, datetime) else moment)
+
+
+def _date_time(value: datetime | str) -> str:
+    moment = _as_date(value)
+    assert isinstance(moment, datetime)
+    return dates.date_time(moment)
+
+
+def to_plain(text: str) -> str:
+    """Telegram HTML → plain text: tags dropped, entities decoded."""
+    return html.unescape(_TAG.sub("", text))
+
+
+class Texts:
+    """The locale's templates, compiled once; renders to Telegram HTML or plain text."""
+
+    def __init__(self, directory: Path | None = None, *, helpdesk: str = "") -> None:
+        directory = directory or locale_dir()
+        sources: dict[str, str] = {}
+        for path in sorted(directory.glob("*.toml")):
+            if path.name == DATA_FILE:
+                continue
+            with path.open("rb") as handle:
+                for key, source in _flatten("", tomllib.load(handle)):
+                    if key in sources:
+                        raise ValueError(f"template {key} defined twice")
+                    sources[key] = source
+        with (directory / DATA_FILE).open("rb") as handle:
+            self.data: dict[str, Any] = tomllib.load(handle)
+        self.sources = sources
+        self.env = jinja2.Environment(
+            loader=jinja2.DictLoader(sources),
+            undefined=jinja2.StrictUndefined,
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self.env.filters.update(fecha_larga=_long_date, fecha=_short_date, fecha_hora=_date_time)
+        notice = self.data["aviso"]
+        self.env.globals.update(
+            helpdesk=helpdesk,
+            responsable=notice["responsable"],
+            conservacion=notice["conservacion"],
+        )
+        self._compiled: dict[str, jinja2.Template] = {}
+        self._labels: dict[tuple[str, str], str] = {}
+
+    # ------------------------------------------------------------------ data
+    @property
+    def notice_version(self) -> str:
+        return str(self.data["aviso"]["version"])
+
+    @property
+    def sections(self) -> list[Section]:
+        return [Section(**row) for row in self.data["secciones"]]
+
+    @property
+    def command_words(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in self.data["palabras"]["comandos"].items()}
+
+    @property
+    def flow_phrases(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in self.data["palabras"]["flujos"].items()}
+
+    @property
+    def command_descriptions(self) -> dict[str, str]:
+        return dict(self.data["comandos"])
+
+    # ------------------------------------------------------------- rendering
+    def template(self, key: str) -> jinja2.Template:
+        found = self._compiled.get(key)
+        if found is None:
+            found = self._compiled[key] = self.env.get_template(key)
+        return found
+
+    def render(self, key: str, data: Mapping[str, Any]) -> str:
+        """Telegram HTML, user values escaped."""
+        return self.template(key).render(data).strip()
+
+    def plain(self, key: str, data: Mapping[str, Any]) -> str:
+        return to_plain(self.render(key, data))
+
+    def label(self, key: str, data: Mapping[str, Any]) -> str:
+        """A button label as plain text (cached when it takes no data)."""
+        if data:
+            return self.plain(key, data)
+        cached = self._labels.get((key, ""))
+        if cached is None:
+            cached = self._labels[(key, "")] = self.plain(key, {})
+        return cached

@@ -1,0 +1,10 @@
+"""Every flow the assistant offers, in main-menu order."""
+
+from __future__ import annotations
+
+from conversations import consent, help, privacy, requirements
+from conversations.flow import Flow
+
+
+def all_flows() -> list[Flow]:
+    return [requirements.FLOW, help.FLOW, consent.FLOW, privacy.FLOW]

@@ -1,0 +1,48 @@
+"""First contact: the data-protection notice (Ley 29733) and an explicit "Acepto".
+
+Without consent the person can still read the requirements; flows that collect personal
+data are refused by the engine until they accept.
+"""
+
+from __future__ import annotations
+
+from conversations.events import Choice, Inbound, Kind, Outbound, rows
+from conversations.flow import Again, Ctx, Done, Flow, Outcome, RecordConsent, Step
+
+ACCEPT = "accept"
+DECLINE = "decline"
+
+
+def notice(ctx: Ctx, *, first_contact: bool) -> list[Outbound]:
+    messages = [Outbound("consent.welcome")] if first_contact else []
+    messages.append(
+        Outbound(
+            "consent.notice",
+            {"version": ctx.services.notice_version},
+            rows(Choice(ACCEPT, "btn.accept"), Choice(DECLINE, "btn.decline"), per_row=2),
+        )
+    )
+    return messages
+
+
+async def ask_notice(ctx: Ctx) -> list[Outbound]:
+    return notice(ctx, first_contact=ctx.person.consent is None)
+
+
+async def answer_notice(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is Kind.BUTTON and event.text in (ACCEPT, DECLINE):
+        accepted = event.text == ACCEPT
+        ctx.person.consent = accepted
+        return Done(
+            messages=[Outbound("consent.accepted" if accepted else "consent.declined")],
+            effects=[RecordConsent(ctx.services.notice_version, accepted)],
+        )
+    return Again("consent.choose")
+
+
+FLOW = Flow(
+    name="consent",
+    steps=(Step("notice", ask_notice, answer_notice, counted=False),),
+    needs_consent=False,
+    progress=False,
+)

@@ -1,0 +1,394 @@
+"""The conversation engine: one function from (state, event) to (state, replies, effects).
+
+It knows nothing of channels or storage. The application loads the state, calls
+:meth:`Engine.handle`, and commits the new state, the effects and the replies together.
+
+Global commands work in every flow: ``menu``, ``atras``, ``cancelar`` (asks first),
+``ayuda``, ``start``; their typed words too ("menú", "atrás", "cancelar"...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from conversations.events import Choice, Inbound, Kind, Outbound, rows
+from conversations.flow import (
+    Again,
+    Back,
+    Ctx,
+    Done,
+    Effect,
+    Flow,
+    Labels,
+    Next,
+    Outcome,
+    Person,
+    Start,
+)
+from conversations.state import Frame, State
+from conversations.text import IntentMatcher, normalize
+
+CONSENT_FLOW = "consent"
+MENU_PREFIX = "f:"
+CHOICE_CANCEL_YES = "cancel_yes"
+CHOICE_CANCEL_NO = "cancel_no"
+CHOICE_MENU = "menu"
+
+
+@dataclass
+class Reply:
+    state: State
+    messages: list[Outbound] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Intents:
+    """Typed words for global commands and phrases that mean a flow (from the locale)."""
+
+    commands: Mapping[str, str]  # normalized word -> command name
+    flows: IntentMatcher
+
+
+class Engine:
+    def __init__(
+        self, flows: Sequence[Flow], labels: Labels, intents: Intents, services: Any = None
+    ) -> None:
+        self.flows: dict[str, Flow] = {flow.name: flow for flow in flows}
+        self._by_command = {flow.command: flow.name for flow in flows if flow.command}
+        self._labels = labels
+        self._intents = intents
+        self.services = services
+
+    # ------------------------------------------------------------------ public
+    def commands(self) -> list[str]:
+        """Slash commands that work now (for the channel's command menu)."""
+        return ["start", "menu", *self._by_command, "atras", "cancelar"]
+
+    async def handle(self, state: State, event: Inbound, person: Person, now: datetime) -> Reply:
+        reply = Reply(state)
+        turn = _Turn(self, reply, person, now, event)
+        await turn.run()
+        return reply
+
+    # ----------------------------------------------------------- for the turn
+    def command_of(self, event: Inbound) -> str | None:
+        if event.kind is Kind.COMMAND:
+            return event.text
+        if event.kind is Kind.TEXT:
+            return self._intents.commands.get(normalize(event.text))
+        return None
+
+    def flow_for_command(self, command: str) -> str | None:
+        return self._by_command.get(command)
+
+    def label_matches(self, choice: list[Any], text: str) -> bool:
+        wanted = normalize(text)
+        return bool(wanted) and normalize(self._labels.label(choice[1], choice[2])) == wanted
+
+    def intent(self, text: str, allowed: Iterable[str]) -> str | None:
+        return self._intents.flows.match(text, allowed)
+
+
+class _Turn:
+    """One event's handling; collects messages and effects into the reply."""
+
+    def __init__(
+        self, engine: Engine, reply: Reply, person: Person, now: datetime, event: Inbound
+    ) -> None:
+        self.engine = engine
+        self.reply = reply
+        self.state = reply.state
+        self.person = person
+        self.now = now
+        self.event = event
+
+    def say(self, key: str, **data: Any) -> None:
+        self.reply.messages.append(Outbound(key, data))
+
+    # ------------------------------------------------------------------ entry
+    async def run(self) -> None:
+        event, state = self.event, self.state
+        command = self.engine.command_of(event)
+        in_consent = state.frame is not None and state.frame.flow == CONSENT_FLOW
+        if self.person.consent is None and not in_consent and command != "privacidad":
+            await self.start(CONSENT_FLOW)
+            return
+        if state.suspended is not None:
+            await self.answer_cancel(command)
+            return
+        if command is not None:
+            await self.run_command(command)
+            return
+        if event.kind is Kind.BUTTON:
+            choice_id = self.open_choice(event.text)
+            if choice_id is None:
+                if _choice_part(event.text) == CHOICE_MENU:
+                    await self.to_menu()
+                    return
+                self.say("common.stale_button")
+                await self.ask_again()
+                return
+            event = _as_button(event, choice_id)
+        elif event.kind is Kind.TEXT:
+            typed = self.typed_choice(event.text)
+            if typed is not None:
+                event = _as_button(event, typed)
+        if state.frame is None:
+            await self.answer_menu(event)
+        else:
+            await self.answer_step(event)
+
+    async def run_command(self, command: str) -> None:
+        state = self.state
+        if command == "start":
+            if not state.greeted:
+                state.greeted = True
+                self.say("common.welcome_back")
+            await self.to_menu()
+        elif command == "menu":
+            await self.to_menu()
+        elif command == "cancelar":
+            if state.frame is None or state.frame.flow == CONSENT_FLOW:
+                self.say("common.nothing_to_cancel")
+                await self.to_menu()
+                return
+            state.suspended = state.frame
+            self.put_question(
+                Outbound(
+                    "common.cancel_confirm",
+                    {},
+                    rows(
+                        Choice(CHOICE_CANCEL_YES, "btn.cancel_yes"),
+                        Choice(CHOICE_CANCEL_NO, "btn.cancel_no"),
+                        per_row=2,
+                    ),
+                )
+            )
+        elif command == "atras":
+            await self.go_back()
+        else:
+            flow = self.engine.flow_for_command(command)
+            if flow is None:
+                self.say("common.unknown_command", command=command)
+                await self.to_menu()
+            else:
+                await self.start(flow)
+
+    # ------------------------------------------------------------ navigation
+    async def to_menu(self, hint: bool = False) -> None:
+        self.state.frame = None
+        entries = [
+            Choice(MENU_PREFIX + flow.name, flow.menu_label)
+            for flow in self.engine.flows.values()
+            if flow.menu_label and self.allowed(flow)
+        ]
+        if self.person.consent is not True:
+            entries.append(Choice(MENU_PREFIX + CONSENT_FLOW, "btn.read_notice"))
+        key = "menu.hint" if hint else "menu.main"
+        self.put_question(
+            Outbound(key, {"consented": self.person.consent is True}, rows(*entries))
+        )
+
+    def allowed(self, flow: Flow) -> bool:
+        return not flow.needs_consent or self.person.consent is True
+
+    async def start(self, name: str, messages: Sequence[Outbound] = ()) -> None:
+        flow = self.engine.flows[name]
+        self.reply.messages.extend(messages)
+        if not self.allowed(flow):
+            self.state.frame = None
+            self.put_question(
+                Outbound(
+                    "consent.required",
+                    {},
+                    rows(
+                        Choice(MENU_PREFIX + CONSENT_FLOW, "btn.read_notice"),
+                        Choice(CHOICE_MENU, "btn.menu"),
+                    ),
+                )
+            )
+            return
+        self.state.frame = Frame(flow=name, step=flow.steps[0].name)
+        await self.ask_current()
+
+    async def go_back(self, edit: bool = False) -> None:
+        frame = self.state.frame
+        if frame is None:
+            await self.to_menu()
+            return
+        if not frame.history:
+            self.say("common.at_first_step")
+            await self.ask_current()
+            return
+        frame.step = frame.history.pop()
+        await self.ask_current(edit=edit)
+
+    async def answer_cancel(self, command: str | None) -> None:
+        suspended = self.state.suspended
+        assert suspended is not None
+        choice = self.open_choice(self.event.text) if self.event.kind is Kind.BUTTON else None
+        if self.event.kind is Kind.TEXT:
+            choice = self.typed_choice(self.event.text)
+        self.state.suspended = None
+        if choice == CHOICE_CANCEL_YES or command == "cancelar":
+            self.state.frame = None
+            self.say("common.cancelled")
+            await self.to_menu()
+            return
+        self.state.frame = suspended
+        if command is not None and command != "cancelar":
+            await self.run_command(command)
+            return
+        if choice != CHOICE_CANCEL_NO:
+            self.say("common.cancel_kept")
+        await self.ask_current()
+
+    # ------------------------------------------------------------- questions
+    def ctx(self, frame: Frame | None) -> Ctx:
+        flow = self.engine.flows[frame.flow] if frame else None
+        return Ctx(
+            data=frame.data if frame else {},
+            person=self.person,
+            now=self.now,
+            services=self.engine.services,
+            flows=self.engine.flows,
+            progress=flow.position(frame.step) if flow and frame else None,
+            event=self.event,
+        )
+
+    async def ask_current(self, edit: bool = False) -> None:
+        frame = self.state.frame
+        if frame is None:
+            await self.to_menu()
+            return
+        step = self.engine.flows[frame.flow].step(frame.step)
+        messages = await step.ask(self.ctx(frame))
+        if edit and step.edits and messages and self.event.kind is Kind.BUTTON:
+            first = messages[0]
+            messages[0] = Outbound(
+                first.key,
+                first.data,
+                first.choices,
+                first.progress,
+                True,
+                first.document,
+                first.request_contact,
+            )
+        if step.answer is None:
+            self.reply.messages.extend(messages)
+            await self.to_menu()
+            return
+        for message in messages[:-1]:
+            self.reply.messages.append(message)
+        if messages:
+            self.put_question(messages[-1])
+
+    async def ask_again(self) -> None:
+        if self.state.frame is None:
+            await self.to_menu()
+        else:
+            await self.ask_current()
+
+    def put_question(self, message: Outbound) -> None:
+        """Send a message and make its buttons the open question's choices."""
+        self.state.qid += 1
+        self.state.choices = [[c.id, c.label, c.data] for c in message.all_choices()]
+        self.reply.messages.append(message)
+
+    def open_choice(self, data: str) -> str | None:
+        qid, _, choice_id = data.partition(":")
+        if qid != str(self.state.qid):
+            return None
+        return choice_id if any(c[0] == choice_id for c in self.state.choices) else None
+
+    def typed_choice(self, text: str) -> str | None:
+        for choice in self.state.choices:
+            if self.engine.label_matches(choice, text):
+                return str(choice[0])
+        return None
+
+    # --------------------------------------------------------------- answers
+    async def answer_menu(self, event: Inbound) -> None:
+        if event.kind is Kind.BUTTON:
+            if event.text.startswith(MENU_PREFIX):
+                name = event.text[len(MENU_PREFIX) :]
+                if name in self.engine.flows:
+                    await self.start(name)
+                    return
+            await self.to_menu()
+            return
+        if event.kind is Kind.TEXT:
+            names = [flow.name for flow in self.engine.flows.values()]
+            intent = self.engine.intent(event.text, names)
+            if intent is not None:
+                await self.start(intent)
+                return
+        if event.kind is Kind.UNSUPPORTED or event.kind is Kind.FILE:
+            self.say("common.unsupported_here")
+        await self.to_menu(hint=event.kind is Kind.TEXT)
+
+    async def answer_step(self, event: Inbound) -> None:
+        frame = self.state.frame
+        assert frame is not None
+        if event.kind is Kind.BUTTON and event.text == CHOICE_MENU:
+            await self.to_menu()
+            return
+        if event.kind is Kind.BUTTON and event.text.startswith(MENU_PREFIX):
+            target = event.text[len(MENU_PREFIX) :]
+            if target in self.engine.flows:
+                await self.start(target)
+                return
+        flow = self.engine.flows[frame.flow]
+        step = flow.step(frame.step)
+        if step.answer is None:  # an informative step left open by a restart mid-turn
+            await self.to_menu()
+            return
+        outcome: Outcome = await step.answer(self.ctx(frame), event)
+        self.reply.effects.extend(outcome.effects)
+        await self.follow(flow, frame, outcome)
+
+    async def follow(self, flow: Flow, frame: Frame, outcome: Outcome) -> None:
+        if isinstance(outcome, Again):
+            self.say(outcome.key, **outcome.data)
+            await self.ask_current()
+        elif isinstance(outcome, Next):
+            self.reply.messages.extend(outcome.messages)
+            target = outcome.step or flow.after(frame.step)
+            if target is None:
+                await self.to_menu()
+                return
+            if target != frame.step:
+                frame.history.append(frame.step)
+            frame.step = target
+            await self.ask_current(edit=True)
+        elif isinstance(outcome, Done):
+            self.state.frame = None
+            self.reply.messages.extend(outcome.messages)
+            if outcome.menu:
+                await self.to_menu()
+            else:
+                self.state.choices = []
+        elif isinstance(outcome, Start):
+            await self.start(outcome.flow, outcome.messages)
+        elif isinstance(outcome, Back):
+            await self.go_back(edit=True)
+
+
+def _choice_part(data: str) -> str:
+    return data.partition(":")[2]
+
+
+def _as_button(event: Inbound, choice_id: str) -> Inbound:
+    return Inbound(
+        channel=event.channel,
+        chat_id=event.chat_id,
+        event_id=event.event_id,
+        kind=Kind.BUTTON,
+        text=choice_id,
+        message_ref=event.message_ref,
+        user_name=event.user_name,
+    )

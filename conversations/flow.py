@@ -1,0 +1,156 @@
+"""How a flow is declared: a table of steps, each a prompt and an answer handler.
+
+A step's ``ask`` returns the messages that put its question; ``answer`` looks at the user's
+event and returns an outcome. The engine owns everything else: storing the state, "Paso k de
+N" (from the table's counted steps), going back, cancelling, refusing stale buttons.
+
+Outcomes::
+
+    Next(step=None)     go to the named step (default: the next row of the table) and ask it
+    Again(key, data)    say what was wrong, ask the same question again
+    Done(messages)      the flow ends; the main menu follows unless ``menu=False``
+    Start(flow)         hand over to another flow
+    Back()              return to the previous step
+
+A step without ``answer`` only informs: once asked, the flow ends and the menu follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from conversations.events import Choice, Inbound, Outbound
+
+
+class Effect:
+    """A domain command a step asks for; the application executes it in the same transaction."""
+
+
+@dataclass(frozen=True)
+class RecordConsent(Effect):
+    notice_version: str
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class Next:
+    step: str | None = None
+    messages: Sequence[Outbound] = ()
+    effects: Sequence[Effect] = ()
+
+
+@dataclass(frozen=True)
+class Again:
+    key: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    effects: Sequence[Effect] = ()
+
+
+@dataclass(frozen=True)
+class Done:
+    messages: Sequence[Outbound] = ()
+    effects: Sequence[Effect] = ()
+    menu: bool = True
+
+
+@dataclass(frozen=True)
+class Start:
+    flow: str
+    messages: Sequence[Outbound] = ()
+    effects: Sequence[Effect] = ()
+
+
+@dataclass(frozen=True)
+class Back:
+    """Return to the previous step (as "Anterior" on a card does)."""
+
+    effects: Sequence[Effect] = ()
+
+
+Outcome = Next | Again | Done | Start | Back
+
+
+class Labels(Protocol):
+    """Plain text of a button label, to accept a label typed instead of tapped."""
+
+    def label(self, key: str, data: Mapping[str, Any]) -> str: ...
+
+
+@dataclass
+class Person:
+    """What the engine knows of who is writing, loaded with the conversation."""
+
+    person_id: int
+    consent: bool | None  # True accepted, False declined, None not asked yet (current notice)
+    is_staff: bool = False
+
+
+@dataclass
+class Ctx:
+    """What a step sees: its flow's answers so far (mutable), who writes, the time, services."""
+
+    data: dict[str, Any]
+    person: Person
+    now: datetime
+    services: Any
+    flows: Mapping[str, Flow]
+    progress: tuple[int, int] | None = None
+    event: Inbound | None = None
+
+
+AskFn = Callable[[Ctx], Awaitable[list[Outbound]]]
+AnswerFn = Callable[[Ctx, Inbound], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    ask: AskFn
+    answer: AnswerFn | None = None
+    counted: bool = True  # shows "Paso k de N"
+    # Buttons on a card are answered by editing the card in place.
+    edits: bool = False
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    steps: tuple[Step, ...]
+    menu_label: str | None = None  # template key of its main-menu entry
+    command: str | None = None  # slash command that starts it
+    needs_consent: bool = True
+    progress: bool = True  # number the steps ("Paso k de N")
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(f"{self.name} has no step {name!r}")
+
+    def after(self, name: str) -> str | None:
+        names = [step.name for step in self.steps]
+        index = names.index(name)
+        return names[index + 1] if index + 1 < len(names) else None
+
+    def position(self, name: str) -> tuple[int, int] | None:
+        if not self.progress:
+            return None
+        counted = [step.name for step in self.steps if step.counted]
+        if name not in counted:
+            return None
+        return counted.index(name) + 1, len(counted)
+
+
+def question(
+    key: str, *choices: Choice, per_row: int = 1, **data: Any
+) -> Callable[[Ctx], Awaitable[list[Outbound]]]:
+    """An ``ask`` that sends one templated message with buttons."""
+    from conversations.events import rows
+
+    async def ask(ctx: Ctx) -> list[Outbound]:
+        return [Outbound(key, dict(data), rows(*choices, per_row=per_row), ctx.progress)]
+
+    return ask

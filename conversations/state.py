@@ -1,0 +1,48 @@
+"""A chat's conversation state: where it stands and what it has answered, stored as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Frame:
+    """A flow in progress."""
+
+    flow: str
+    step: str
+    data: dict[str, Any] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)
+
+
+@dataclass
+class State:
+    frame: Frame | None = None  # None: at the main menu (or never spoken)
+    # The open question: its id (in every button's callback data) and its choices
+    # as [id, label key, label data], so a tap or a typed label can be checked.
+    qid: int = 0
+    choices: list[list[Any]] = field(default_factory=list)
+    # While "¿Seguro que quieres cancelar?" is open, the flow it would discard.
+    suspended: Frame | None = None
+    greeted: bool = False
+
+    def to_json(self) -> str:
+        # json.dumps fails loudly on anything that cannot be stored: better here than later.
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> State:
+        if not text:
+            return cls()
+        raw = json.loads(text)
+        frame = Frame(**raw["frame"]) if raw.get("frame") else None
+        suspended = Frame(**raw["suspended"]) if raw.get("suspended") else None
+        return cls(
+            frame=frame,
+            qid=raw.get("qid", 0),
+            choices=raw.get("choices", []),
+            suspended=suspended,
+            greeted=raw.get("greeted", False),
+        )
