@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="throughput benchmark (see README)")
     bench.add_argument("--officers", type=int, default=2000)
     bench.add_argument("--out", default=None, help="also write the JSON result here")
+    bench.add_argument("--skip-pickle", action="store_true", help="no Pickle peer")
+    bench.add_argument("--scaling", action="store_true", help="1,000 vs 10,000 officers")
     return parser
 
 

@@ -105,7 +105,8 @@ class Tx:
             " VALUES (?, ?, ?, ?)",
             (channel, external_id, person.lastrowid, self.stamp),
         )
-        assert identity.lastrowid is not None and person.lastrowid is not None
+        assert identity.lastrowid is not None
+        assert person.lastrowid is not None
         return ChatRecord(identity.lastrowid, person.lastrowid, None, 0, None)
 
     async def save_state(self, identity_id: int, state: str, version: int) -> None:
@@ -167,14 +168,18 @@ class Store:
         ):
             await conn.execute(pragma)
         store = cls(conn, path)
-        await store._migrate()
+        try:
+            await store._migrate()
+        except BaseException:
+            await conn.close()
+            raise
         return store
 
     async def close(self) -> None:
         await self.conn.close()
 
     async def _migrate(self) -> None:
-        (current,) = list(await self.conn.execute_fetchall("PRAGMA user_version"))[0]
+        (current,) = next(iter(await self.conn.execute_fetchall("PRAGMA user_version")))
         known = _migrations()
         newest = known[-1][0] if known else 0
         if current > newest:

@@ -145,10 +145,12 @@ class _Turn:
     async def run_command(self, command: str) -> None:
         state = self.state
         if command == "start":
-            if not state.greeted:
-                state.greeted = True
-                self.say("common.welcome_back")
-            await self.to_menu()
+            # A greeting mid-flow resumes it: the open question is asked again.
+            self.say("common.welcome_back")
+            if state.frame is not None:
+                await self.ask_current()
+            else:
+                await self.to_menu()
         elif command == "menu":
             await self.to_menu()
         elif command == "cancelar":

@@ -26,7 +26,6 @@ class State:
     choices: list[list[Any]] = field(default_factory=list)
     # While "¿Seguro que quieres cancelar?" is open, the flow it would discard.
     suspended: Frame | None = None
-    greeted: bool = False
 
     def to_json(self) -> str:
         # json.dumps fails loudly on anything that cannot be stored: better here than later.
@@ -44,5 +43,4 @@ class State:
             qid=raw.get("qid", 0),
             choices=raw.get("choices", []),
             suspended=suspended,
-            greeted=raw.get("greeted", False),
         )

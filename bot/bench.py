@@ -1,0 +1,838 @@
+"""``pte-bot bench``: synthetic officers through the real PTB ``Application``, and two PTB peers.
+
+Every officer has the same conversation (8 updates): ``/start`` (consent notice), "Acepto",
+"📋 Requisitos y pasos", then "Siguiente ▶" five times (the card is edited in place). Officers
+are interleaved in waves: every officer's step 1, then every officer's step 2..., and an
+officer's next step is fed only once the bot's reply to the previous one was delivered (it
+taps the button that reply carried, found by its label, as a person would).
+
+Updates are built as Bot API JSON, parsed with ``Update.de_json`` and fed one at a time to
+``Application.process_update`` (what PTB's own sequential update fetcher does, without the
+queue hop), identically for the three contenders:
+
+* **product**: :class:`~bot.channels.telegram.TelegramChannel` on a fresh SQLite file in a
+  temporary directory: state, event id and replies committed per update, replies sent by the
+  outbox worker. No rate limiter (Telegram's 30 messages/s would be the only thing measured).
+* **ceiling**: a stock ``ConversationHandler`` with the same texts and keyboards, in memory.
+* **pickle**: the same handler, ``persistent=True``, with ``PicklePersistence`` flushed after
+  every update (``await application.update_persistence()``): PTB's stock way to be durable.
+
+All three talk to :class:`FakeBotApi`, a ``BaseRequest`` answering the Bot API in-process.
+Latency of an update: from its JSON being parsed until the last reply it caused reaches the
+fake Bot API. The last printed line is the JSON result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import math
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from pydantic import SecretStr
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+    PersistenceInput,
+    PicklePersistence,
+)
+from telegram.request import BaseRequest, RequestData
+from telegram.warnings import PTBUserWarning
+
+from bot.app import create_app
+from bot.channels.telegram import TelegramApp, TelegramChannel
+from bot.settings import Settings
+from bot.texts import Texts
+from conversations import requirements
+
+TOKEN = "123456789:BENCH-fake-token-never-sent-anywhere"
+BOT_ID = 123456789
+FIRST_CHAT = 700_000_001
+REPLY_TIMEOUT = 60.0  # seconds an officer waits for a reply before the run is declared broken
+SCALING_SIZES = (1_000, 10_000)
+TARGETS = {
+    "updates_per_s": 1_000.0,
+    "ratio_vs_ceiling": 0.75,
+    "ratio_vs_pickle": 20.0,
+    "p99_ms": 10.0,
+    "scaling_tolerance": 0.15,
+}
+
+
+class BenchError(RuntimeError):
+    """The run is broken (a reply never came): no figure would mean anything."""
+
+
+# --------------------------------------------------------------------------- fake Bot API
+@dataclass
+class ChatLog:
+    """What the fake Telegram server knows of one private chat."""
+
+    next_id: int = 1  # message ids are shared by both sides of a private chat
+    delivered: int = 0  # sendMessage + editMessageText calls that succeeded
+    # The newest bot message carrying an inline keyboard (what the officer taps next).
+    keyboard_message: dict[str, Any] | None = None
+    buttons: dict[str, str] = field(default_factory=dict)  # label -> callback data
+    transcript: list[tuple[str, str, tuple[str, ...]]] | None = None
+
+
+class FakeTelegram:
+    """The server side: chats, message ids, keyboards; calls ``on_delivery`` per reply."""
+
+    BOT_USER: ClassVar[dict[str, Any]] = {
+        "id": BOT_ID,
+        "is_bot": True,
+        "first_name": "Asistente PTE",
+        "username": "asistente_pte_bench_bot",
+        "can_join_groups": False,
+        "can_read_all_group_messages": False,
+        "supports_inline_queries": False,
+    }
+
+    def __init__(self, *, transcripts: Sequence[int] = ()) -> None:
+        self.chats: dict[int, ChatLog] = {}
+        self.on_delivery: Callable[[int, int], None] | None = None
+        self.calls: dict[str, int] = {}
+        self._transcripts = set(transcripts)
+
+    def chat(self, chat_id: int) -> ChatLog:
+        log = self.chats.get(chat_id)
+        if log is None:
+            log = self.chats[chat_id] = ChatLog()
+            if chat_id in self._transcripts:
+                log.transcript = []
+        return log
+
+    def new_message_id(self, chat_id: int) -> int:
+        log = self.chat(chat_id)
+        log.next_id += 1
+        return log.next_id - 1
+
+    def button(self, chat_id: int, label: str) -> tuple[dict[str, Any], str]:
+        """The message holding the newest keyboard, and the callback data of its ``label``."""
+        log = self.chat(chat_id)
+        data = log.buttons.get(label)
+        if log.keyboard_message is None or data is None:
+            raise BenchError(f"chat {chat_id}: no button {label!r} (offered {list(log.buttons)})")
+        return log.keyboard_message, data
+
+    def call(self, method: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        self.calls[method] = self.calls.get(method, 0) + 1
+        if method in ("sendMessage", "editMessageText"):
+            return self._message(method, params)
+        if method == "getMe":
+            return 200, {"ok": True, "result": self.BOT_USER}
+        if method == "getUpdates":
+            return 200, {"ok": True, "result": []}
+        if method in (
+            "setMyCommands",
+            "deleteMyCommands",
+            "answerCallbackQuery",
+            "deleteWebhook",
+            "setWebhook",
+            "close",
+            "logOut",
+        ):
+            return 200, {"ok": True, "result": True}
+        return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+
+    def _message(self, method: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        chat_id = int(params["chat_id"])
+        log = self.chat(chat_id)
+        if method == "editMessageText":
+            message_id = int(params["message_id"])
+            if not 0 < message_id < log.next_id:
+                return 400, _bad_request("message to edit not found")
+        else:
+            message_id = self.new_message_id(chat_id)
+        text = params["text"]
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "from": self.BOT_USER,
+            "chat": {"id": chat_id, "type": "private", "first_name": "Oficial"},
+            "date": int(time.time()),
+            "text": text,
+        }
+        if method == "editMessageText":
+            message["edit_date"] = message["date"]
+        markup = params.get("reply_markup")
+        labels: tuple[str, ...] = ()
+        if markup is not None:
+            keyboard = json.loads(markup)
+            message["reply_markup"] = keyboard
+            rows = keyboard.get("inline_keyboard")
+            if rows is not None:
+                log.keyboard_message = message
+                log.buttons = {b["text"]: b["callback_data"] for row in rows for b in row}
+                labels = tuple(log.buttons)
+        if log.transcript is not None:
+            log.transcript.append((method, text, labels))
+        log.delivered += 1
+        if self.on_delivery is not None:
+            self.on_delivery(chat_id, log.delivered)
+        return 200, {"ok": True, "result": message}
+
+
+def _bad_request(reason: str) -> dict[str, Any]:
+    return {"ok": False, "error_code": 400, "description": f"Bad Request: {reason}"}
+
+
+class FakeBotApi(BaseRequest):
+    """PTB's HTTP layer replaced by calls into :class:`FakeTelegram` (no sockets)."""
+
+    def __init__(self, server: FakeTelegram) -> None:
+        self.server = server
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 5.0
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        # What HTTPXRequest sends (each value JSON-encoded) and what Telegram answers (bytes).
+        params = request_data.json_parameters if request_data is not None else {}
+        code, body = self.server.call(url.rsplit("/", 1)[-1], params)
+        return code, json.dumps(body).encode()
+
+
+# --------------------------------------------------------------------------- the officers
+@dataclass(frozen=True)
+class Action:
+    text: str  # a command ("/start") or the label of the button to tap
+    replies: int  # messages the bot sends or edits in answer
+
+    @property
+    def is_command(self) -> bool:
+        return self.text.startswith("/")
+
+
+def script(texts: Texts) -> list[Action]:
+    """The conversation every officer has (8 updates)."""
+    return [
+        Action("/start", 2),  # welcome + consent notice
+        Action(texts.label("btn.accept", {}), 2),  # thanks + main menu
+        Action(texts.label("menu.requisitos", {}), 1),  # card 1 (a new message)
+        *(Action(texts.label("btn.next", {}), 1) for _ in range(5)),  # cards 2-6, edited
+    ]
+
+
+def _user(chat_id: int) -> dict[str, Any]:
+    number = chat_id - FIRST_CHAT + 1
+    return {
+        "id": chat_id,
+        "is_bot": False,
+        "first_name": f"Oficial {number}",
+        "language_code": "es",
+    }
+
+
+def update_json(
+    update_id: int, chat_id: int, action: Action, server: FakeTelegram
+) -> dict[str, Any]:
+    """The Bot API JSON of an officer's action, as ``getUpdates`` would return it."""
+    user = _user(chat_id)
+    if action.is_command:
+        command = action.text.split()[0]
+        message = {
+            "message_id": server.new_message_id(chat_id),
+            "from": user,
+            "chat": {"id": chat_id, "type": "private", "first_name": user["first_name"]},
+            "date": int(time.time()),
+            "text": action.text,
+            "entities": [{"type": "bot_command", "offset": 0, "length": len(command)}],
+        }
+        return {"update_id": update_id, "message": message}
+    on, data = server.button(chat_id, action.text)
+    query = {
+        "id": f"{chat_id}-{update_id}",
+        "from": user,
+        "chat_instance": str(-chat_id),
+        "message": on,
+        "data": data,
+    }
+    return {"update_id": update_id, "callback_query": query}
+
+
+# --------------------------------------------------------------------------- measuring
+class Tracker:
+    """Which officer waits for which reply; latencies of completed updates."""
+
+    def __init__(self, server: FakeTelegram) -> None:
+        self._expected: dict[int, tuple[int, float]] = {}  # chat -> (delivered count, t0)
+        self._waiters: dict[int, asyncio.Future[None]] = {}
+        self.latencies: list[float] = []
+        server.on_delivery = self.delivered
+
+    def expect(self, chat_id: int, count: int, t0: float) -> None:
+        self._expected[chat_id] = (count, t0)
+
+    def delivered(self, chat_id: int, count: int) -> None:
+        expected = self._expected.get(chat_id)
+        if expected is None or count < expected[0]:
+            return
+        self.latencies.append(time.perf_counter() - expected[1])
+        del self._expected[chat_id]
+        waiter = self._waiters.pop(chat_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def ready(self, chat_id: int) -> None:
+        """Wait for the reply to this officer's previous update."""
+        if chat_id not in self._expected:
+            return
+        waiter = self._waiters[chat_id] = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(waiter, REPLY_TIMEOUT)
+        except TimeoutError:
+            raise BenchError(f"chat {chat_id}: no reply within {REPLY_TIMEOUT:.0f}s") from None
+
+    async def all_replied(self) -> None:
+        for chat_id in list(self._expected):
+            await self.ready(chat_id)
+
+
+class Contender(Protocol):
+    name: str
+
+    @property
+    def application(self) -> TelegramApp: ...
+
+    async def start(self) -> None: ...
+
+    async def feed(self, update: Update) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class Result:
+    name: str
+    officers: int
+    updates: int
+    wall_s: float
+    latencies: list[float]
+    replies_ok: bool
+    transcript: list[tuple[str, str, tuple[str, ...]]]
+    peak_rss_mb: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def updates_per_s(self) -> float:
+        return self.updates / self.wall_s if self.wall_s > 0 else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return 0.0
+        index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+        return ordered[index] * 1000.0
+
+
+def peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+async def drive(
+    contender: Contender, server: FakeTelegram, officers: int, actions: Sequence[Action]
+) -> Result:
+    tracker = Tracker(server)
+    await contender.start()
+    bot = contender.application.bot
+    gc.collect()
+    update_id = 0
+    started = time.perf_counter()
+    for action in actions:
+        for chat_id in range(FIRST_CHAT, FIRST_CHAT + officers):
+            await tracker.ready(chat_id)
+            update_id += 1
+            data = update_json(update_id, chat_id, action, server)
+            t0 = time.perf_counter()
+            tracker.expect(chat_id, server.chat(chat_id).delivered + action.replies, t0)
+            await contender.feed(Update.de_json(data, bot))
+    await tracker.all_replied()
+    await contender.drain()
+    wall = time.perf_counter() - started
+    rss = peak_rss_mb()
+    total_replies = sum(action.replies for action in actions)
+    replies_ok = len(tracker.latencies) == update_id and all(
+        server.chat(chat_id).delivered == total_replies
+        for chat_id in range(FIRST_CHAT, FIRST_CHAT + officers)
+    )
+    extra = await contender_checks(contender, officers, update_id)
+    await contender.stop()
+    first = server.chat(FIRST_CHAT).transcript or []
+    return Result(
+        contender.name, officers, update_id, wall, tracker.latencies, replies_ok, first, rss, extra
+    )
+
+
+async def contender_checks(contender: Contender, officers: int, updates: int) -> dict[str, Any]:
+    if isinstance(contender, Product):
+        return await contender.checks(officers, updates)
+    return {}
+
+
+# --------------------------------------------------------------------------- product
+class Product:
+    """Our bot: ``TelegramChannel`` + ``App`` on a fresh SQLite file."""
+
+    name = "product"
+
+    def __init__(self, settings: Settings, server: FakeTelegram, data_dir: Path) -> None:
+        self.settings = settings.model_copy(
+            update={
+                "data_dir": data_dir,
+                "telegram_bot_token": SecretStr(TOKEN),
+                "staff_telegram_ids": frozenset(),
+            }
+        )
+        self.server = server
+        self.channel: TelegramChannel | None = None
+
+    @property
+    def application(self) -> TelegramApp:
+        assert self.channel is not None
+        return self.channel.application
+
+    async def start(self) -> None:
+        app = await create_app(self.settings)
+        self.channel = TelegramChannel(
+            app,
+            request=FakeBotApi(self.server),
+            get_updates_request=FakeBotApi(self.server),
+            rate_limiter=False,
+        )
+        await self.channel.start()
+
+    async def feed(self, update: Update) -> None:
+        await self.application.process_update(update)
+
+    async def drain(self) -> None:
+        assert self.channel is not None
+        await self.channel.worker.drain()
+
+    async def checks(self, officers: int, updates: int) -> dict[str, Any]:
+        """What the database holds: every update, state and reply committed."""
+        assert self.channel is not None
+        async with self.channel.app.store.reading() as conn:
+            counts = {}
+            for name, sql in (
+                ("events", "SELECT count(*) FROM processed_events"),
+                ("conversations", "SELECT count(*) FROM conversations"),
+                ("sent", "SELECT count(*) FROM outbox WHERE state = 'sent'"),
+                ("outbox", "SELECT count(*) FROM outbox"),
+            ):
+                rows = list(await conn.execute_fetchall(sql))
+                counts[name] = int(rows[0][0])
+        durable = (
+            counts["events"] == updates
+            and counts["conversations"] == officers
+            and counts["sent"] == counts["outbox"]
+        )
+        return {"db": counts, "durable_ok": durable}
+
+    async def stop(self) -> None:
+        assert self.channel is not None
+        await self.channel.stop()
+        await self.channel.app.close()
+
+
+# --------------------------------------------------------------------------- PTB peers
+CONSENT, MENU, CARD, READY = 0, 1, 10, 20  # CARD + i: showing card i
+
+
+class PeerTexts:
+    """The product's strings, rendered per message from the same templates (same work)."""
+
+    def __init__(self, texts: Texts) -> None:
+        self.texts = texts
+        self.notice_data = {"version": texts.notice_version}
+        self.card_data = {"sections": [section.name for section in texts.sections]}
+
+    def render(self, key: str, data: dict[str, Any], step: str | None = None) -> str:
+        text = self.texts.render(key, data)
+        progress = requirements.FLOW.position(step) if step else None
+        if progress:
+            paso = self.texts.render("common.paso", {"k": progress[0], "n": progress[1]})
+            text = paso + "\n" + text
+        return text
+
+    def keyboard(self, *rows: Sequence[tuple[str, str]]) -> InlineKeyboardMarkup:
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(self.texts.label(key, {}), callback_data=data)
+                    for key, data in row
+                ]
+                for row in rows
+            ]
+        )
+
+
+Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, int]]
+
+
+def conversation(peer: PeerTexts, *, persistent: bool) -> ConversationHandler[Any]:
+    """The same conversation as a stock ``ConversationHandler``."""
+    cards = requirements.CARDS
+
+    async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+        assert update.effective_chat is not None
+        chat = update.effective_chat.id
+        await context.bot.send_message(
+            chat, peer.render("consent.welcome", {}), parse_mode=ParseMode.HTML
+        )
+        await context.bot.send_message(
+            chat,
+            peer.render("consent.notice", peer.notice_data),
+            parse_mode=ParseMode.HTML,
+            reply_markup=peer.keyboard((("btn.accept", "accept"), ("btn.decline", "decline"))),
+        )
+        return CONSENT
+
+    async def show_menu(chat: int, context: ContextTypes.DEFAULT_TYPE) -> int:
+        await context.bot.send_message(
+            chat,
+            peer.render("menu.main", {"consented": True}),
+            parse_mode=ParseMode.HTML,
+            reply_markup=peer.keyboard(
+                (("menu.requisitos", "f:requisitos"),), (("menu.ayuda", "f:ayuda"),)
+            ),
+        )
+        return MENU
+
+    async def consent(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+        query = update.callback_query
+        assert query is not None
+        assert update.effective_chat is not None
+        await query.answer()
+        accepted = query.data == "accept"
+        await context.bot.send_message(
+            update.effective_chat.id,
+            peer.render("consent.accepted" if accepted else "consent.declined", {}),
+            parse_mode=ParseMode.HTML,
+        )
+        return await show_menu(update.effective_chat.id, context)
+
+    async def menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+        query = update.callback_query
+        assert query is not None
+        assert update.effective_chat is not None
+        await query.answer()
+        if query.data == "f:ayuda":
+            await context.bot.send_message(
+                update.effective_chat.id, peer.render("ayuda.main", {}), parse_mode=ParseMode.HTML
+            )
+            return await show_menu(update.effective_chat.id, context)
+        await context.bot.send_message(
+            update.effective_chat.id,
+            peer.render(f"requisitos.{cards[0]}", peer.card_data, cards[0]),
+            parse_mode=ParseMode.HTML,
+            reply_markup=peer.keyboard((("btn.next", "next"),), (("btn.menu", "menu"),)),
+        )
+        return CARD
+
+    def card(index: int) -> Callback:
+        async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+            query = update.callback_query
+            assert query is not None
+            assert query.message is not None
+            assert update.effective_chat is not None
+            await query.answer()
+            if query.data == "menu":
+                return await show_menu(update.effective_chat.id, context)
+            target = index + 1 if query.data == "next" else max(0, index - 1)
+            if target == len(cards):
+                text = peer.render("requisitos.ready", {}, "lista")
+                markup = peer.keyboard(
+                    (("btn.start_request", "ready"),),
+                    (("btn.not_yet", "not_yet"),),
+                    (("btn.previous", "prev"),),
+                )
+                state = READY
+            else:
+                name = cards[target]
+                text = peer.render(f"requisitos.{name}", peer.card_data, name)
+                nav = [("btn.next", "next")]
+                if target:
+                    nav.insert(0, ("btn.previous", "prev"))
+                markup = peer.keyboard(nav, (("btn.menu", "menu"),))
+                state = CARD + target
+            await context.bot.edit_message_text(
+                text,
+                chat_id=update.effective_chat.id,
+                message_id=query.message.message_id,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+            )
+            return state
+
+        return answer
+
+    async def ready(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+        query = update.callback_query
+        assert query is not None
+        assert update.effective_chat is not None
+        await query.answer()
+        await context.bot.send_message(
+            update.effective_chat.id,
+            peer.render("requisitos.not_yet", {}),
+            parse_mode=ParseMode.HTML,
+        )
+        return await show_menu(update.effective_chat.id, context)
+
+    states: dict[object, list[Any]] = {
+        CONSENT: [CallbackQueryHandler(consent, pattern="^(accept|decline)$")],
+        MENU: [CallbackQueryHandler(menu, pattern="^f:")],
+        READY: [CallbackQueryHandler(ready)],
+    }
+    for index in range(len(cards)):
+        states[CARD + index] = [CallbackQueryHandler(card(index), pattern="^(next|prev|menu)$")]
+    with warnings.catch_warnings():
+        # PTB warns that with per_message=False a CallbackQueryHandler is tracked per chat and
+        # user, not per message: exactly what this bot wants (per_message=True would refuse
+        # the /start CommandHandler with another warning).
+        warnings.filterwarnings("ignore", "If 'per_message=False'", PTBUserWarning)
+        return ConversationHandler(
+            entry_points=[CommandHandler("start", start)],
+            states=states,
+            fallbacks=[CommandHandler("start", start)],
+            per_message=False,
+            name="bench" if persistent else None,
+            persistent=persistent,
+        )
+
+
+class Peer:
+    """A stock PTB bot: in memory, or with ``PicklePersistence`` flushed per update."""
+
+    def __init__(self, texts: Texts, server: FakeTelegram, pickle_file: Path | None) -> None:
+        self.name = "pickle" if pickle_file else "ceiling"
+        builder: Any = (
+            Application.builder()
+            .token(TOKEN)
+            .request(FakeBotApi(server))
+            .get_updates_request(FakeBotApi(server))
+        )
+        if pickle_file is not None:
+            # Only the conversations: the peer stores what it needs and no more (its best case).
+            store = PersistenceInput(
+                bot_data=False, chat_data=False, user_data=False, callback_data=False
+            )
+            # Flushed by hand after every update; the interval only has to stay out of the way.
+            persistence = PicklePersistence(
+                filepath=pickle_file, store_data=store, update_interval=3600
+            )
+            builder = builder.persistence(persistence)
+        self.application: TelegramApp = builder.build()
+        self.application.add_handler(
+            conversation(PeerTexts(texts), persistent=pickle_file is not None)
+        )
+        self.flush = pickle_file is not None
+
+    async def start(self) -> None:
+        await self.application.initialize()
+        await self.application.start()
+
+    async def feed(self, update: Update) -> None:
+        await self.application.process_update(update)
+        if self.flush:
+            await self.application.update_persistence()
+
+    async def drain(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        await self.application.stop()
+        await self.application.shutdown()
+
+
+# --------------------------------------------------------------------------- running
+async def run_product(settings: Settings, texts: Texts, officers: int) -> Result:
+    server = FakeTelegram(transcripts=[FIRST_CHAT])
+    with tempfile.TemporaryDirectory(prefix="pte-bench-") as tmp:
+        return await drive(Product(settings, server, Path(tmp)), server, officers, script(texts))
+
+
+async def run_peer(texts: Texts, officers: int, *, pickle: bool) -> Result:
+    server = FakeTelegram(transcripts=[FIRST_CHAT])
+    with tempfile.TemporaryDirectory(prefix="pte-bench-") as tmp:
+        peer = Peer(texts, server, Path(tmp) / "bench.pickle" if pickle else None)
+        result = await drive(peer, server, officers, script(texts))
+        if pickle:
+            result.extra["pickle_bytes"] = (Path(tmp) / "bench.pickle").stat().st_size
+        return result
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+    }
+
+
+def _ratio(a: float, b: float | None) -> float | None:
+    return round(a / b, 3) if b else None
+
+
+def _line(result: Result, label: str) -> str:
+    return (
+        f"{label:<9} {result.updates_per_s:8.0f} updates/s  wall {result.wall_s:6.2f} s  "
+        f"p50 {result.percentile_ms(0.50):6.2f} ms  p99 {result.percentile_ms(0.99):7.2f} ms  "
+        f"replies {'ok' if result.replies_ok else 'MISSING'}"
+    )
+
+
+async def compare(settings: Settings, officers: int, *, pickle: bool) -> dict[str, Any]:
+    texts = Texts(helpdesk=settings.helpdesk_email)
+    actions = script(texts)
+    print(
+        f"Asistente PTE bench: {officers} officers x {len(actions)} updates = "
+        f"{officers * len(actions)} updates, interleaved in waves"
+    )
+    product = await run_product(settings, texts, officers)
+    print(_line(product, "product") + f"  peak RSS {product.peak_rss_mb:.0f} MB")
+    print(f"          (SQLite committed per update; db {product.extra.get('db')})")
+    gc.collect()
+    ceiling = await run_peer(texts, officers, pickle=False)
+    print(_line(ceiling, "ceiling") + "  (PTB ConversationHandler, in memory)")
+    peer: Result | None = None
+    if pickle:
+        gc.collect()
+        peer = await run_peer(texts, officers, pickle=True)
+        print(
+            _line(peer, "pickle")
+            + f"  (PicklePersistence flushed per update, {peer.extra['pickle_bytes']} bytes)"
+        )
+    same = product.transcript == ceiling.transcript and (
+        peer is None or peer.transcript == product.transcript
+    )
+    result: dict[str, Any] = {
+        "officers": officers,
+        "updates_per_officer": len(actions),
+        "updates": product.updates,
+        "wall_s": round(product.wall_s, 3),
+        "updates_per_s": round(product.updates_per_s, 1),
+        "p50_ms": round(product.percentile_ms(0.50), 3),
+        "p99_ms": round(product.percentile_ms(0.99), 3),
+        "max_ms": round(product.percentile_ms(1.0), 3),
+        "peak_rss_mb": round(product.peak_rss_mb, 1),
+        "replies_ok": product.replies_ok,
+        "durable_ok": product.extra.get("durable_ok"),
+        "ceiling_updates_per_s": round(ceiling.updates_per_s, 1),
+        "ceiling_p50_ms": round(ceiling.percentile_ms(0.50), 3),
+        "ceiling_p99_ms": round(ceiling.percentile_ms(0.99), 3),
+        "ceiling_replies_ok": ceiling.replies_ok,
+        "pickle_updates_per_s": round(peer.updates_per_s, 1) if peer else None,
+        "pickle_p50_ms": round(peer.percentile_ms(0.50), 3) if peer else None,
+        "pickle_p99_ms": round(peer.percentile_ms(0.99), 3) if peer else None,
+        "pickle_replies_ok": peer.replies_ok if peer else None,
+        "ratio_vs_ceiling": _ratio(product.updates_per_s, ceiling.updates_per_s),
+        "ratio_vs_pickle": _ratio(product.updates_per_s, peer.updates_per_s if peer else None),
+        "transcripts_match": same,
+    }
+    result["targets_met"] = {
+        "updates_per_s": result["updates_per_s"] >= TARGETS["updates_per_s"],
+        "ratio_vs_ceiling": (result["ratio_vs_ceiling"] or 0) >= TARGETS["ratio_vs_ceiling"],
+        "ratio_vs_pickle": (
+            None
+            if peer is None
+            else (result["ratio_vs_pickle"] or 0) >= TARGETS["ratio_vs_pickle"]
+        ),
+        "p99_ms": result["p99_ms"] <= TARGETS["p99_ms"],
+    }
+    result["machine"] = machine()
+    print(
+        f"ratio vs ceiling {result['ratio_vs_ceiling']}  ratio vs pickle "
+        f"{result['ratio_vs_pickle']}  same texts and keyboards: {'yes' if same else 'NO'}"
+    )
+    return result
+
+
+async def scaling(settings: Settings, sizes: Sequence[int] = SCALING_SIZES) -> dict[str, Any]:
+    texts = Texts(helpdesk=settings.helpdesk_email)
+    runs: list[dict[str, Any]] = []
+    for officers in sizes:
+        gc.collect()
+        product = await run_product(settings, texts, officers)
+        print(_line(product, f"{officers}") + f"  officers  peak RSS {product.peak_rss_mb:.0f} MB")
+        runs.append(
+            {
+                "officers": officers,
+                "updates": product.updates,
+                "updates_per_s": round(product.updates_per_s, 1),
+                "p50_ms": round(product.percentile_ms(0.50), 3),
+                "p99_ms": round(product.percentile_ms(0.99), 3),
+                "peak_rss_mb": round(product.peak_rss_mb, 1),
+                "replies_ok": product.replies_ok,
+                "durable_ok": product.extra.get("durable_ok"),
+            }
+        )
+    first: float = runs[0]["updates_per_s"]
+    last: float = runs[-1]["updates_per_s"]
+    ratio = round(last / first, 3) if first else 0.0
+    print(f"throughput at {sizes[-1]} / at {sizes[0]} officers: {ratio}")
+    return {
+        "mode": "scaling",
+        "runs": runs,
+        "throughput_ratio": ratio,
+        "within_15pct": abs(1.0 - ratio) <= TARGETS["scaling_tolerance"],
+        "machine": machine(),
+    }
+
+
+def main(settings: Settings, args: argparse.Namespace) -> int:
+    """``pte-bot bench``; prints human lines, then the JSON result as the last line."""
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
+    if getattr(args, "scaling", False):
+        result = asyncio.run(scaling(settings))
+        ok = all(run["replies_ok"] and run["durable_ok"] for run in result["runs"])
+    else:
+        if args.officers < 1:
+            print("pte-bot bench: --officers must be at least 1", file=sys.stderr)
+            return 2
+        pickle = not getattr(args, "skip_pickle", False)
+        result = asyncio.run(compare(settings, args.officers, pickle=pickle))
+        ok = bool(result["replies_ok"] and result["durable_ok"] and result["ceiling_replies_ok"])
+    line = json.dumps(result, ensure_ascii=False)
+    if args.out:
+        Path(args.out).write_text(line + "\n", encoding="utf-8")
+    print(line)
+    return 0 if ok else 1

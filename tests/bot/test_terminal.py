@@ -1,0 +1,43 @@
+"""``pte-bot chat``: a script piped on stdin, exit 0 at end of input; state kept on disk."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def chat(data_dir: Path, script: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PTEBOT_DATA_DIR": str(data_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "chat"],
+        input=script,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_piped_walkthrough_exits_zero(tmp_path: Path) -> None:
+    done = chat(tmp_path, "/start\nAcepto\nRequisitos y pasos\nSiguiente\n")
+    assert done.returncode == 0, done.stderr
+    assert "¿Aceptas?" in done.stdout
+    assert "[1] Acepto   [2] No acepto" in done.stdout
+    assert "Paso 2 de 7" in done.stdout
+    assert (tmp_path / "ptebot.sqlite3").exists()
+
+
+def test_numbers_choose_and_a_second_run_resumes(tmp_path: Path) -> None:
+    first = chat(tmp_path, "/start\n1\n1\n")
+    assert "Paso 1 de 7" in first.stdout
+    second = chat(tmp_path, "Siguiente\n")
+    assert second.returncode == 0, second.stderr
+    assert "Paso 2 de 7" in second.stdout
+
+
+def test_html_in_user_text_is_shown_literally(tmp_path: Path) -> None:
+    done = chat(tmp_path, "/start\nAcepto\n/<b>x</b>\n")
+    assert "No conozco el comando /<b>x</b>." in done.stdout

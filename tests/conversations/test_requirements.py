@@ -1,0 +1,118 @@
+"""Requisitos y pasos: cards with Siguiente / Anterior / Menú, and the final question."""
+
+from __future__ import annotations
+
+from tests.conftest import AppFactory
+from tests.driver import Driver
+
+
+async def consented(user: Driver) -> None:
+    await user.send("/start")
+    await user.click("Acepto")
+
+
+async def test_walkthrough_goes_through_every_card_in_order(user: Driver) -> None:
+    await consented(user)
+    card = (await user.click("📋 Requisitos y pasos"))[-1]
+    seen = [card.plain]
+    for _ in range(6):
+        card = (await user.click("Siguiente"))[-1]
+        seen.append(card.plain)
+    for k, title in enumerate(
+        [
+            "¿Quién pide los accesos?",
+            "La resolución",
+            "Formato de Registro de Perfiles",
+            "Cómo se envía",
+            "El plazo",
+            "Tus accesos son personales",
+        ],
+        start=1,
+    ):
+        assert f"Paso {k} de 7" in seen[k - 1]
+        assert title in seen[k - 1]
+    assert "Registro de visitas" in seen[2]  # the sections come from the data file
+    assert "5 días hábiles" in seen[4]
+    assert "¿Tienes lista la resolución?" in seen[6]
+
+
+async def test_card_buttons_edit_the_card_in_place(user: Driver) -> None:
+    await consented(user)
+    await user.click("📋 Requisitos y pasos")
+    replies = await user.click("Siguiente")
+    assert len(replies) == 1
+    assert replies[0].edit_ref is not None
+
+
+async def test_anterior_goes_back_one_card(user: Driver) -> None:
+    await consented(user)
+    await user.click("📋 Requisitos y pasos")
+    await user.click("Siguiente")
+    await user.click("Siguiente")
+    card = (await user.click("Anterior"))[-1]
+    assert "Paso 2 de 7" in card.plain
+
+
+async def test_atras_typed_goes_back(user: Driver) -> None:
+    await consented(user)
+    await user.click("📋 Requisitos y pasos")
+    await user.click("Siguiente")
+    card = (await user.send("atrás"))[-1]
+    assert "Paso 1 de 7" in card.plain
+    replies = await user.send("/atras")
+    assert "Ya estás en el primer paso" in replies[0].plain
+
+
+async def test_menu_button_leaves_the_walkthrough(user: Driver) -> None:
+    await consented(user)
+    await user.click("📋 Requisitos y pasos")
+    menu = (await user.click("Menú"))[-1]
+    assert "¿Qué necesitas hacer?" in menu.plain
+
+
+async def test_free_text_on_a_card_points_to_the_buttons(user: Driver) -> None:
+    await consented(user)
+    await user.click("📋 Requisitos y pasos")
+    replies = await user.send("ok")
+    assert "Usa los botones" in replies[0].plain
+    assert "Paso 1 de 7" in replies[-1].plain
+
+
+async def test_aun_no_explains_what_the_resolution_must_state(user: Driver) -> None:
+    await consented(user)
+    await user.send("/requisitos")
+    for _ in range(6):
+        await user.click("Siguiente")
+    replies = await user.click("Aún no")
+    assert "te designe como responsable" in replies[0].plain
+
+
+async def test_stale_button_is_refused_and_the_open_question_asked(user: Driver) -> None:
+    await consented(user)
+    await user.click("📋 Requisitos y pasos")
+    first_next, _ = user.button("Siguiente")
+    await user.click("Siguiente")
+    replies = await user.click_data(first_next)
+    assert "Ese botón es de un mensaje anterior" in replies[0].plain
+    assert "Paso 2 de 7" in replies[-1].plain
+
+
+async def test_restart_mid_walkthrough_resumes_at_the_same_card(make_app: AppFactory) -> None:
+    app = await make_app()
+    user = Driver(app)
+    await user.start()
+    await consented(user)
+    await user.click("📋 Requisitos y pasos")
+    await user.click("Siguiente")
+    await user.click("Siguiente")
+    next_button, _ = user.button("Siguiente")
+    await user.stop()
+    await app.close()
+
+    again = Driver(await make_app())
+    await again.start()
+    replies = await again.click_data(next_button)  # the button on the card the user still sees
+    assert "Paso 4 de 7" in replies[-1].plain
+    replies = await again.send("hola?")
+    assert "Paso 4 de 7" in replies[-1].plain
+    await again.stop()

@@ -1,0 +1,124 @@
+"""A driver that talks to the real app as a user would: send text, click buttons, upload.
+
+It goes through ``App.process`` (one transaction per event) and an ``OutboxWorker`` whose
+transport records what a channel would have shown, rendered from the committed outbox rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from bot.app import App
+from bot.outbox import OutboxWorker
+from bot.payload import Rendered, render
+from bot.store import OutboxRow
+from conversations.events import FileInfo, Inbound, Kind
+
+_ids = itertools.count(1)
+
+
+class FakeClock:
+    def __init__(self, start: datetime | None = None) -> None:
+        self.moment = start or datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def advance(self, **delta: float) -> None:
+        self.moment += timedelta(**delta)
+
+
+@dataclass
+class Screen:
+    """What the user has seen: every delivered message, in order."""
+
+    messages: list[Rendered] = field(default_factory=list)
+
+    @property
+    def last(self) -> Rendered:
+        return self.messages[-1]
+
+
+class RecordingTransport:
+    def __init__(self, app: App, screen: Screen) -> None:
+        self.app = app
+        self.screen = screen
+
+    async def deliver(self, row: OutboxRow) -> str | None:
+        rendered = render(self.app.texts, row.payload)
+        self.screen.messages.append(rendered)
+        return str(len(self.screen.messages))
+
+
+class Driver:
+    def __init__(self, app: App, chat_id: str = "1001", channel: str = "test") -> None:
+        self.app = app
+        self.chat_id = chat_id
+        self.channel = channel
+        self.screen = Screen()
+        self.worker = OutboxWorker(
+            app.store, channel, RecordingTransport(app, self.screen), app.clock
+        )
+
+    async def start(self) -> None:
+        await self.worker.start()
+        await self.worker.drain()
+
+    async def stop(self) -> None:
+        await self.worker.stop()
+
+    async def _push(self, event: Inbound) -> list[Rendered]:
+        before = len(self.screen.messages)
+        self.worker.submit(await self.app.process(event))
+        await self.worker.drain()
+        return self.screen.messages[before:]
+
+    def _event(self, kind: Kind, text: str = "", **extra: object) -> Inbound:
+        return Inbound(
+            self.channel,
+            self.chat_id,
+            f"ev-{next(_ids)}",
+            kind,
+            text,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    async def send(self, text: str) -> list[Rendered]:
+        if text.startswith("/"):
+            name, _, args = text[1:].partition(" ")
+            return await self._push(self._event(Kind.COMMAND, name.lower(), args=args))
+        return await self._push(self._event(Kind.TEXT, text))
+
+    def button(self, label: str) -> tuple[str, str | None]:
+        """The callback data of the newest visible button with this label."""
+        for index in range(len(self.screen.messages) - 1, -1, -1):
+            message = self.screen.messages[index]
+            for row in message.buttons:
+                for button in row:
+                    if button.label == label or button.label.strip("▶◀ ") == label:
+                        return button.data, str(index + 1)
+        shown = (
+            [b.label for b in self.screen.last.buttons for b in b] if self.screen.messages else []
+        )
+        raise AssertionError(f"no button {label!r}; last message offers {shown}")
+
+    async def click(self, label: str) -> list[Rendered]:
+        data, ref = self.button(label)
+        return await self._push(self._event(Kind.BUTTON, data, message_ref=ref))
+
+    async def click_data(self, data: str) -> list[Rendered]:
+        return await self._push(self._event(Kind.BUTTON, data))
+
+    async def upload(
+        self, file_id: str, name: str | None, mime: str | None, size: int | None
+    ) -> list[Rendered]:
+        info = FileInfo(file_id=file_id, name=name, mime=mime, size=size)
+        return await self._push(self._event(Kind.FILE, file=info))
+
+    async def redeliver(self, event: Inbound) -> list[Rendered]:
+        return await self._push(event)
+
+    async def sticker(self) -> list[Rendered]:
+        return await self._push(self._event(Kind.UNSUPPORTED))

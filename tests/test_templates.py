@@ -1,0 +1,62 @@
+"""Every template renders with sample data, and user values are escaped."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jinja2
+import pytest
+from jinja2 import meta
+
+from bot.texts import Texts, to_plain
+
+NASTY = "Pérez <Ruiz> & Cía"
+TELEGRAM_TAGS = {"b", "i", "u", "s", "a", "code", "pre", "blockquote"}
+
+# Sample values by variable name; anything not listed gets NASTY.
+SAMPLES: dict[str, Any] = {
+    "k": 3,
+    "n": 16,
+    "sections": ["Datos generales", NASTY],
+    "flows": ["requisitos", "ayuda"],
+    "consented": True,
+}
+
+TEXTS = Texts(helpdesk="mesadeayuda@gobiernodigital.gob.pe")
+
+
+def sample_for(key: str) -> dict[str, Any]:
+    source = TEXTS.sources[key]
+    names = meta.find_undeclared_variables(TEXTS.env.parse(source))
+    return {name: SAMPLES.get(name, NASTY) for name in names if name not in TEXTS.env.globals}
+
+
+@pytest.mark.parametrize("key", sorted(TEXTS.sources))
+def test_template_renders_with_sample_data(key: str) -> None:
+    html = TEXTS.render(key, sample_for(key))
+    assert html.strip()
+    assert len(to_plain(html)) <= 4096
+    tags = set(re.findall(r"</?([a-z-]+)", html))
+    assert tags <= TELEGRAM_TAGS, f"{key} uses tags Telegram does not accept: {tags}"
+    if NASTY in sample_for(key).values():
+        assert "Pérez &lt;Ruiz&gt; &amp; Cía" in html
+        assert NASTY in to_plain(html)
+
+
+def test_missing_variable_fails_loudly() -> None:
+    with pytest.raises(jinja2.UndefinedError):
+        TEXTS.render("common.unknown_command", {})
+
+
+def test_button_labels_fit_whatsapp() -> None:
+    for key in TEXTS.sources:
+        if key.startswith(("btn.", "menu.")) and key not in ("menu.main", "menu.hint"):
+            assert len(TEXTS.label(key, {})) <= 24, key
+
+
+def test_sections_come_from_the_data_file() -> None:
+    codes = [section.code for section in TEXTS.sections]
+    assert codes[0] == "datos_generales"
+    assert "focalizada" in codes
+    assert len(codes) == len(set(codes)) == 10
