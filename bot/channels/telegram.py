@@ -259,11 +259,15 @@ class TelegramChannel:
         log.error("error while handling an update", exc_info=context.error)
 
 
-async def run_polling(channel: TelegramChannel, stop: asyncio.Event) -> None:
+async def run_polling(
+    channel: TelegramChannel, stop: asyncio.Event, ready: asyncio.Event | None = None
+) -> None:
     await channel.start()
     updater = channel.application.updater
     assert updater is not None
     await updater.start_polling(poll_interval=0.0, timeout=30, drop_pending_updates=False)
+    if ready is not None:
+        ready.set()
     try:
         await stop.wait()
     finally:

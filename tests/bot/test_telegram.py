@@ -1,0 +1,216 @@
+"""The Telegram channel end to end: the real python-telegram-bot Application, long polling
+against the fake Bot API on loopback, our app on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from bot.app import create_app
+from bot.channels.telegram import TelegramChannel, run_polling
+from bot.settings import Settings
+from tests.fakes.telegram_api import FakeBotAPI, FakeUser
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotAPI]:
+    async with FakeBotAPI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def tg_settings(tmp_path: Path, api: FakeBotAPI) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        data_dir=tmp_path / "data",
+        telegram_bot_token=api.token,
+        telegram_base_url=api.base_url,
+        telegram_base_file_url=api.base_file_url,
+        _env_file=None,
+    )
+
+
+Starter = Callable[[], Awaitable[Callable[[], Awaitable[None]]]]
+
+
+@pytest.fixture
+async def start_bot(tg_settings: Settings) -> AsyncIterator[Starter]:
+    """Start `pte-bot run`'s polling loop in-process; returns a stopper. Call again to restart."""
+    stoppers: list[Callable[[], Awaitable[None]]] = []
+
+    async def start() -> Callable[[], Awaitable[None]]:
+        app = await create_app(tg_settings)
+        stop = asyncio.Event()
+        ready = asyncio.Event()
+        task = asyncio.create_task(run_polling(TelegramChannel(app), stop, ready))
+        await asyncio.wait(
+            [asyncio.create_task(ready.wait()), task], return_when=asyncio.FIRST_COMPLETED
+        )
+        if task.done():
+            await task  # it failed to start: show why
+        stopped = False
+
+        async def stopper() -> None:
+            nonlocal stopped
+            if stopped:
+                return
+            stopped = True
+            stop.set()
+            await task
+            await app.close()
+
+        stoppers.append(stopper)
+        return stopper
+
+    yield start
+    for stopper in stoppers:
+        await stopper()
+
+
+def rejected(api: FakeBotAPI) -> list[str]:
+    """Calls the Bot API refused. Not counted: an in-flight long poll, and "message is not
+    modified", which the channel treats as delivered (it comes from re-sending a card edit
+    after a crash, or from tapping the same button twice)."""
+    return [
+        str(c)
+        for c in api.calls
+        if c.status not in (0, 200)
+        and c.method != "getUpdates"
+        and "not modified" not in (c.description or "")
+    ]
+
+
+async def consent(user: FakeUser) -> None:
+    await user.say("/start", n=2)
+    await user.press("Acepto", n=2)
+
+
+async def test_new_user_consents_and_walks_through_the_requirements(
+    api: FakeBotAPI, start_bot: Starter
+) -> None:
+    await start_bot()
+    ana = api.user(5001, first_name="Ana")
+    greeting, notice = await ana.say("/start", n=2)
+    assert "Asistente PTE" in greeting.text
+    assert notice.button_labels == ["Acepto", "No acepto"]
+    thanks, menu = await ana.press("Acepto", n=2)
+    assert "Guardé tu aceptación" in thanks.text
+    assert "📋 Requisitos y pasos" in menu.button_labels
+    (card,) = await ana.press("📋 Requisitos y pasos")
+    assert "Paso 1 de 7" in card.text
+    (edited,) = await ana.press("Siguiente ▶")
+    assert edited.edited and edited.message_id == card.message_id
+    assert "Paso 2 de 7" in edited.text
+    assert rejected(api) == []
+    answered = api.calls_to("answerCallbackQuery")
+    assert len(answered) == 3  # every tap is answered
+
+
+async def test_command_menu_is_registered_in_spanish(api: FakeBotAPI, start_bot: Starter) -> None:
+    await start_bot()
+    commands = {c["command"]: c["description"] for c in api.commands()}
+    assert commands["requisitos"] == "Requisitos y pasos"
+    assert commands["cancelar"] == "Cancelar lo que estás haciendo"
+    assert "solicitar" not in commands  # its flow has not landed: no placeholder
+
+
+async def test_restart_mid_walkthrough_resumes_at_the_same_card(
+    api: FakeBotAPI, start_bot: Starter
+) -> None:
+    stop = await start_bot()
+    ana = api.user(5002)
+    await consent(ana)
+    await ana.press("📋 Requisitos y pasos")
+    await ana.press("Siguiente ▶")
+    await stop()
+
+    await start_bot()
+    (card,) = await ana.press("Siguiente ▶")
+    assert "Paso 3 de 7" in card.text
+    (reply, again) = await ana.say("/start", n=2)
+    assert "Hola de nuevo" in reply.text
+    assert "Paso 3 de 7" in again.text
+
+
+async def test_same_card_twice_is_not_an_error(api: FakeBotAPI, start_bot: Starter) -> None:
+    await start_bot()
+    ana = api.user(5003)
+    await consent(ana)
+    await ana.press("📋 Requisitos y pasos")
+    await ana.press("Siguiente ▶")
+    card, previous = ana.find_button("◀ Anterior")
+    await ana.tap_data(previous["callback_data"], message_id=card.message_id)
+    await ana.settle()
+    await ana.tap_data(previous["callback_data"], message_id=card.message_id)
+    await ana.settle()
+    assert rejected(api) == []
+    assert "Paso 1 de 7" in ana.last.text or "Paso 1 de 7" in ana.messages[-1].text
+
+
+async def test_replies_survive_a_failing_bot_api(api: FakeBotAPI, start_bot: Starter) -> None:
+    await start_bot()
+    ana = api.user(5004)
+    api.fail("sendMessage", times=2, status=500)
+    api.fail("sendMessage", times=1, status=429, retry_after=1)
+    greeting, notice = await ana.say("/start", n=2, timeout=20)
+    assert "Asistente PTE" in greeting.text
+    assert "¿Aceptas?" in notice.text
+
+
+async def test_sticker_and_edited_message_get_an_answer(
+    api: FakeBotAPI, start_bot: Starter
+) -> None:
+    await start_bot()
+    ana = api.user(5005)
+    await consent(ana)
+    await ana.send_sticker()
+    (reply, _menu) = await ana.expect(2)
+    assert "no puedo usar ese tipo de mensaje" in reply.text
+    await ana.edit_last("otra cosa")
+    (reply, _menu) = await ana.expect(2)
+    assert "no puedo usar ese tipo de mensaje" in reply.text
+    assert rejected(api) == []
+
+
+async def test_pte_bot_run_killed_mid_walkthrough_resumes(
+    api: FakeBotAPI, tg_settings: Settings
+) -> None:
+    """The real `pte-bot run` process, `kill -9` mid-walkthrough, restarted on the same data."""
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": api.token,
+        "TELEGRAM_BASE_URL": api.base_url,
+        "TELEGRAM_BASE_FILE_URL": api.base_file_url,
+        "PTEBOT_DATA_DIR": str(tg_settings.data_dir),
+        "PTB_TIMEDELTA": "true",
+    }
+
+    async def launch() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", env=env, stdin=asyncio.subprocess.DEVNULL
+        )
+
+    ana = api.user(5006)
+    process = await launch()
+    try:
+        await ana.say("/start", n=2, timeout=30)
+        await ana.press("Acepto", n=2)
+        await ana.press("📋 Requisitos y pasos")
+        await ana.press("Siguiente ▶")
+        process.kill()  # SIGKILL: no shutdown, no offset confirmation
+        await process.wait()
+        await ana.tap("Siguiente ▶")  # sent while the bot is down
+        process = await launch()
+        (card,) = await ana.expect(1, timeout=30)
+        assert "Paso 3 de 7" in card.text
+        await ana.settle()
+        assert sum("Paso 3 de 7" in m.text for m in ana.outputs) == 1
+        assert rejected(api) == []
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
