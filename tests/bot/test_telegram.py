@@ -103,7 +103,8 @@ async def test_new_user_consents_and_walks_through_the_requirements(
     (card,) = await ana.press("📋 Requisitos y pasos")
     assert "Paso 1 de 7" in card.text
     (edited,) = await ana.press("Siguiente ▶")
-    assert edited.edited and edited.message_id == card.message_id
+    assert edited.edited
+    assert edited.message_id == card.message_id
     assert "Paso 2 de 7" in edited.text
     assert rejected(api) == []
     answered = api.calls_to("answerCallbackQuery")
