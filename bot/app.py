@@ -7,15 +7,25 @@ Replies are delivered only from committed outbox rows (see :mod:`bot.outbox`).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from bot import files
+from bot.calendar import BusinessCalendar
+from bot.files import FileStore
+from bot.mail import EmlMailer, Mailer, SmtpMailer
+from bot.mailer import MailOutbox
 from bot.payload import encode
+from bot.services import Services, TurnServices, Who
 from bot.settings import Settings
 from bot.store import ChatRecord, OutboxRow, Store, Tx
-from bot.texts import Section, Texts
+from bot.texts import Texts
+from bot.tickets import add_file
 from conversations.catalog import all_flows
 from conversations.engine import Engine, Intents
 from conversations.events import Inbound, Outbound
@@ -35,13 +45,7 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-@dataclass
-class Services:
-    """What flows may use besides their own state (narrow, read-mostly)."""
-
-    notice_version: str
-    sections: list[Section]
-    helpdesk_email: str
+Fetch = Callable[[str], Awaitable[bytes]]
 
 
 @dataclass
@@ -51,6 +55,10 @@ class App:
     texts: Texts
     engine: Engine
     clock: Clock
+    services: Services
+    files: FileStore
+    calendar: BusinessCalendar
+    mail: MailOutbox
     staff: dict[str, frozenset[str]] = field(default_factory=dict)
 
     async def close(self) -> None:
@@ -59,8 +67,14 @@ class App:
     def is_staff(self, channel: str, chat_id: str) -> bool:
         return chat_id in self.staff.get(channel, frozenset())
 
-    async def process(self, event: Inbound) -> list[OutboxRow]:
-        """Handle one inbound event; returns the committed replies to deliver."""
+    async def process(self, event: Inbound, fetch: Fetch | None = None) -> list[OutboxRow]:
+        """Handle one inbound event; returns the committed replies to deliver.
+
+        A file is fetched, checked and stored by its hash *before* the transaction, so the
+        rows that reference it never point at nothing.
+        """
+        if event.file is not None and fetch is not None:
+            event = await self._receive_file(event, fetch)
         now = self.clock.now()
         try:
             async with self.store.transaction(now) as tx:
@@ -74,7 +88,15 @@ class App:
                 person = Person(
                     chat.person_id, chat.consent, self.is_staff(event.channel, event.chat_id)
                 )
-                reply = await self.engine.handle(state, event, person, now)
+                if event.file is not None and event.file.sha256 and event.file.kind:
+                    stored = event.file
+                    mime = stored.mime or "application/octet-stream"
+                    await add_file(
+                        tx, stored.sha256 or "", stored.size or 0, mime, stored.kind or ""
+                    )
+                who = Who(chat.person_id, chat.identity_id, event.channel, event.chat_id)
+                services = TurnServices(self, tx, who)
+                reply = await self.engine.handle(state, event, person, now, services)
                 for effect in reply.effects:
                     await self._apply(tx, chat, event, effect)
                 await tx.save_state(chat.identity_id, reply.state.to_json(), chat.version + 1)
@@ -86,6 +108,28 @@ class App:
                 if not await tx.claim_event(event.channel, event.event_id):
                     return []
                 return await self._enqueue(tx, event, 0, [Outbound("common.error")])
+
+    async def _receive_file(self, event: Inbound, fetch: Fetch) -> Inbound:
+        info = event.file
+        assert info is not None
+        if files.too_big(info.size):
+            checked = dataclasses.replace(info, refusal="file_too_big")
+        else:
+            data = await fetch(info.file_id)
+            verdict = files.inspect(data, info.name)
+            if verdict.refusal is not None:
+                checked = dataclasses.replace(info, refusal=verdict.refusal, size=len(data))
+            else:
+                stored = await asyncio.to_thread(self.files.put, data)
+                checked = dataclasses.replace(
+                    info,
+                    sha256=stored.sha256,
+                    kind=verdict.kind,
+                    mime=verdict.mime,  # what the content is, not what the sender declared
+                    pages=verdict.pages,
+                    size=stored.size,
+                )
+        return dataclasses.replace(event, file=checked)
 
     async def _enqueue(
         self, tx: Tx, event: Inbound, qid: int, messages: list[Outbound]
@@ -116,12 +160,41 @@ def build_engine(texts: Texts, services: Services) -> Engine:
     return Engine(flows, texts, engine_intents, services)
 
 
-async def create_app(settings: Settings, clock: Clock | None = None) -> App:
-    """Wire store, texts, engine; apply migrations. No channel is started here."""
+def build_mailer(settings: Settings) -> Mailer:
+    if settings.smtp_host:
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        return SmtpMailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_username,
+            password,
+            settings.smtp_starttls,
+        )
+    return EmlMailer(settings.data_dir / "outbox")
+
+
+async def create_app(
+    settings: Settings, clock: Clock | None = None, mailer: Mailer | None = None
+) -> App:
+    """Wire store, texts, engine, files, mail; apply migrations. No channel is started here."""
+    clock = clock or SystemClock()
     texts = Texts(helpdesk=settings.helpdesk_email)
-    services = Services(texts.notice_version, texts.sections, settings.helpdesk_email)
+    local_outbox = None if settings.smtp_host else str(settings.data_dir / "outbox")
+    services = Services(
+        texts.notice_version, texts.sections, settings.helpdesk_email, local_outbox
+    )
     store = await Store.open(settings.database_path)
     staff = {"telegram": frozenset(str(i) for i in settings.staff_telegram_ids)}
+    mail = MailOutbox(store, mailer or build_mailer(settings), settings.mail_from, clock)
     return App(
-        settings, store, texts, build_engine(texts, services), clock or SystemClock(), staff
+        settings=settings,
+        store=store,
+        texts=texts,
+        engine=build_engine(texts, services),
+        clock=clock,
+        services=services,
+        files=FileStore(settings.data_dir / "files"),
+        calendar=BusinessCalendar.from_data_dir(settings.data_dir),
+        mail=mail,
+        staff=staff,
     )

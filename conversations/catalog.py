@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from conversations import consent, help, privacy, requirements
+from conversations import access_request, consent, help, privacy, requirements
 from conversations.flow import Flow
 
 
 def all_flows() -> list[Flow]:
-    return [requirements.FLOW, help.FLOW, consent.FLOW, privacy.FLOW]
+    return [requirements.FLOW, access_request.FLOW, help.FLOW, consent.FLOW, privacy.FLOW]

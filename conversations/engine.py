@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
@@ -36,6 +36,9 @@ MENU_PREFIX = "f:"
 CHOICE_CANCEL_YES = "cancel_yes"
 CHOICE_CANCEL_NO = "cancel_no"
 CHOICE_MENU = "menu"
+DRAFT_CONTINUE = "draft_go:"
+DRAFT_RESTART = "draft_new:"
+DRAFT_LIFETIME = timedelta(days=30)
 
 
 @dataclass
@@ -68,10 +71,20 @@ class Engine:
         """Slash commands that work now (for the channel's command menu)."""
         return ["start", "menu", *self._by_command, "atras", "cancelar"]
 
-    async def handle(self, state: State, event: Inbound, person: Person, now: datetime) -> Reply:
+    async def handle(
+        self,
+        state: State,
+        event: Inbound,
+        person: Person,
+        now: datetime,
+        services: Any = None,
+    ) -> Reply:
         reply = Reply(state)
-        turn = _Turn(self, reply, person, now, event)
+        turn = _Turn(self, reply, person, now, event, services or self.services)
+        turn.expire_drafts()
         await turn.run()
+        if state.frame is not None:
+            state.frame.updated = now.isoformat()
         return reply
 
     # ----------------------------------------------------------- for the turn
@@ -97,9 +110,16 @@ class _Turn:
     """One event's handling; collects messages and effects into the reply."""
 
     def __init__(
-        self, engine: Engine, reply: Reply, person: Person, now: datetime, event: Inbound
+        self,
+        engine: Engine,
+        reply: Reply,
+        person: Person,
+        now: datetime,
+        event: Inbound,
+        services: Any,
     ) -> None:
         self.engine = engine
+        self.services = services
         self.reply = reply
         self.state = reply.state
         self.person = person
@@ -149,11 +169,16 @@ class _Turn:
             self.say("common.welcome_back")
             if state.frame is not None:
                 await self.ask_current()
+            elif state.drafts:
+                self.offer_draft(next(iter(state.drafts)))
             else:
                 await self.to_menu()
         elif command == "menu":
             await self.to_menu()
         elif command == "cancelar":
+            if state.frame is None and state.drafts:
+                # A kept draft is what /cancelar would discard: confirm as for an open flow.
+                state.frame = state.drafts.pop(next(iter(state.drafts)))
             if state.frame is None or state.frame.flow == CONSENT_FLOW:
                 self.say("common.nothing_to_cancel")
                 await self.to_menu()
@@ -182,7 +207,7 @@ class _Turn:
 
     # ------------------------------------------------------------ navigation
     async def to_menu(self, hint: bool = False) -> None:
-        self.state.frame = None
+        self.keep_draft()
         entries = [
             Choice(MENU_PREFIX + flow.name, flow.menu_label)
             for flow in self.engine.flows.values()
@@ -191,9 +216,47 @@ class _Turn:
         if self.person.consent is not True:
             entries.append(Choice(MENU_PREFIX + CONSENT_FLOW, "btn.read_notice"))
         key = "menu.hint" if hint else "menu.main"
+        drafts = [self.draft_info(name) for name in self.state.drafts]
+        data = {"consented": self.person.consent is True, "drafts": drafts}
+        self.put_question(Outbound(key, data, rows(*entries)))
+
+    def keep_draft(self) -> None:
+        frame = self.state.frame
+        self.state.frame = None
+        if frame is not None and self.engine.flows[frame.flow].keeps_draft:
+            self.state.drafts[frame.flow] = frame
+
+    def draft_info(self, name: str) -> dict[str, Any]:
+        frame = self.state.drafts[name]
+        flow = self.engine.flows[name]
+        k, n = flow.position(frame.step) or (0, 0)
+        return {"flow": name, "label": flow.menu_label or "", "k": k, "n": n}
+
+    def offer_draft(self, name: str) -> None:
         self.put_question(
-            Outbound(key, {"consented": self.person.consent is True}, rows(*entries))
+            Outbound(
+                "common.draft_found",
+                self.draft_info(name),
+                rows(
+                    Choice(DRAFT_CONTINUE + name, "btn.draft_continue"),
+                    Choice(DRAFT_RESTART + name, "btn.draft_restart"),
+                    per_row=2,
+                ),
+            )
         )
+
+    def expire_drafts(self) -> None:
+        limit = (self.now - DRAFT_LIFETIME).isoformat()
+        frames = [*self.state.drafts.items()]
+        if self.state.frame is not None:
+            frames.append(("", self.state.frame))
+        for name, frame in frames:
+            if frame.updated and frame.updated < limit:
+                if name:
+                    del self.state.drafts[name]
+                else:
+                    self.state.frame = None
+                self.say("common.draft_expired")
 
     def allowed(self, flow: Flow) -> bool:
         return not flow.needs_consent or self.person.consent is True
@@ -201,6 +264,10 @@ class _Turn:
     async def start(self, name: str, messages: Sequence[Outbound] = ()) -> None:
         flow = self.engine.flows[name]
         self.reply.messages.extend(messages)
+        self.keep_draft()
+        if name in self.state.drafts and self.allowed(flow):
+            self.offer_draft(name)
+            return
         if not self.allowed(flow):
             self.state.frame = None
             self.put_question(
@@ -256,7 +323,7 @@ class _Turn:
             data=frame.data if frame else {},
             person=self.person,
             now=self.now,
-            services=self.engine.services,
+            services=self.services,
             flows=self.engine.flows,
             progress=flow.position(frame.step) if flow and frame else None,
             event=self.event,
@@ -315,6 +382,15 @@ class _Turn:
 
     # --------------------------------------------------------------- answers
     async def answer_menu(self, event: Inbound) -> None:
+        if event.kind is Kind.BUTTON and event.text.startswith((DRAFT_CONTINUE, DRAFT_RESTART)):
+            prefix, _, name = event.text.partition(":")
+            draft = self.state.drafts.pop(name, None)
+            if draft is not None and prefix + ":" == DRAFT_CONTINUE:
+                self.state.frame = draft
+                await self.ask_current()
+            elif name in self.engine.flows:
+                await self.start(name)
+            return
         if event.kind is Kind.BUTTON:
             if event.text.startswith(MENU_PREFIX):
                 name = event.text[len(MENU_PREFIX) :]

@@ -31,6 +31,11 @@ class FileInfo:
     size: int | None = None
     is_photo: bool = False
     group: str | None = None  # album id (Telegram media_group_id)
+    # Filled by the application once the bytes are stored (files first, then the row):
+    sha256: str | None = None
+    kind: str | None = None  # what the content is ("pdf", "png"...), whatever its name
+    refusal: str | None = None  # why the content cannot be used (a code), if so
+    pages: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,6 +123,8 @@ class Flow:
     command: str | None = None  # slash command that starts it
     needs_consent: bool = True
     progress: bool = True  # number the steps ("Paso k de N")
+    # Leaving for the menu keeps the answers as a draft, offered again on return.
+    keeps_draft: bool = False
 
     def step(self, name: str) -> Step:
         for step in self.steps:

@@ -15,6 +15,7 @@ class Frame:
     step: str
     data: dict[str, Any] = field(default_factory=dict)
     history: list[str] = field(default_factory=list)
+    updated: str = ""  # ISO time of the last answer (drafts expire)
 
 
 @dataclass
@@ -26,6 +27,8 @@ class State:
     choices: list[list[Any]] = field(default_factory=list)
     # While "¿Seguro que quieres cancelar?" is open, the flow it would discard.
     suspended: Frame | None = None
+    # Flows left for the menu with answers kept, by flow name.
+    drafts: dict[str, Frame] = field(default_factory=dict)
 
     def to_json(self) -> str:
         # json.dumps fails loudly on anything that cannot be stored: better here than later.
@@ -43,4 +46,5 @@ class State:
             qid=raw.get("qid", 0),
             choices=raw.get("choices", []),
             suspended=suspended,
+            drafts={name: Frame(**f) for name, f in raw.get("drafts", {}).items()},
         )

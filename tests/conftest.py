@@ -8,7 +8,7 @@ import pytest
 
 from bot.app import App, create_app
 from bot.settings import Settings
-from tests.driver import Driver, FakeClock
+from tests.driver import Driver, FakeClock, MemoryMailer
 
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
@@ -27,12 +27,19 @@ AppFactory = Callable[[], Awaitable[App]]
 
 
 @pytest.fixture
-async def make_app(settings: Settings, clock: FakeClock) -> AsyncIterator[AppFactory]:
+def mailer() -> MemoryMailer:
+    return MemoryMailer()
+
+
+@pytest.fixture
+async def make_app(
+    settings: Settings, clock: FakeClock, mailer: MemoryMailer
+) -> AsyncIterator[AppFactory]:
     """Open the app on the test's SQLite file; call again to 'restart' it."""
     opened: list[App] = []
 
     async def factory() -> App:
-        app = await create_app(settings, clock)
+        app = await create_app(settings, clock, mailer)
         opened.append(app)
         return app
 

@@ -7,6 +7,8 @@ transport records what a channel would have shown, rendered from the committed o
 from __future__ import annotations
 
 import itertools
+import re
+from email.message import EmailMessage
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -52,9 +54,30 @@ class RecordingTransport:
         return str(len(self.screen.messages))
 
 
+class MemoryMailer:
+    """The mail boundary, faked: keeps what would have been sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[EmailMessage] = []
+
+    async def send(self, msg: EmailMessage) -> str:
+        self.sent.append(msg)
+        return f"mem-{len(self.sent)}"
+
+    def last_code(self) -> str:
+        for msg in reversed(self.sent):
+            body = msg.get_body()
+            assert body is not None
+            found = re.search(r"\b(\d{6})\b", body.get_content())
+            if found:
+                return found.group(1)
+        raise AssertionError("no verification code was mailed")
+
+
 class Driver:
     def __init__(self, app: App, chat_id: str = "1001", channel: str = "test") -> None:
         self.app = app
+        self.files: dict[str, bytes] = {}
         self.chat_id = chat_id
         self.channel = channel
         self.screen = Screen()
@@ -71,9 +94,13 @@ class Driver:
 
     async def _push(self, event: Inbound) -> list[Rendered]:
         before = len(self.screen.messages)
-        self.worker.submit(await self.app.process(event))
+        self.worker.submit(await self.app.process(event, self._fetch))
         await self.worker.drain()
+        await self.app.mail.send_due()
         return self.screen.messages[before:]
+
+    async def _fetch(self, file_id: str) -> bytes:
+        return self.files[file_id]
 
     def _event(self, kind: Kind, text: str = "", **extra: object) -> Inbound:
         return Inbound(
@@ -112,10 +139,22 @@ class Driver:
         return await self._push(self._event(Kind.BUTTON, data))
 
     async def upload(
-        self, file_id: str, name: str | None, mime: str | None, size: int | None
+        self,
+        content: bytes,
+        name: str | None = "resolucion.pdf",
+        mime: str | None = "application/pdf",
+        size: int | None = None,
+        photo: bool = False,
     ) -> list[Rendered]:
-        info = FileInfo(file_id=file_id, name=name, mime=mime, size=size)
+        """Send a file; ``size`` declares a size other than the content's (as a channel may)."""
+        file_id = f"file-{next(_ids)}"
+        self.files[file_id] = content
+        declared = len(content) if size is None else size
+        info = FileInfo(file_id=file_id, name=name, mime=mime, size=declared, is_photo=photo)
         return await self._push(self._event(Kind.FILE, file=info))
+
+    async def share_contact(self, phone: str) -> list[Rendered]:
+        return await self._push(self._event(Kind.CONTACT, phone=phone))
 
     async def redeliver(self, event: Inbound) -> list[Rendered]:
         return await self._push(event)

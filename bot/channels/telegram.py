@@ -18,6 +18,7 @@ from telegram import (
     BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
@@ -139,6 +140,17 @@ class TelegramTransport:
         bot = self.application.bot
         markup = _markup(rendered)
         try:
+            if rendered.document:
+                doc = rendered.document
+                content = await asyncio.to_thread(self.app.files.read, doc["sha256"])
+                sent = await bot.send_document(
+                    row.chat_id,
+                    InputFile(content, filename=doc["filename"]),
+                    caption=rendered.html,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                )
+                return str(sent.message_id)
             if rendered.edit_ref and isinstance(markup, InlineKeyboardMarkup | None):
                 try:
                     await bot.edit_message_text(
@@ -210,11 +222,13 @@ class TelegramChannel:
         await self.application.initialize()
         await self.register_commands()
         await self.worker.start()
+        self.app.mail.start()
         await self.application.start()
 
     async def stop(self) -> None:
         await self.application.stop()
         await self.worker.stop()
+        await self.app.mail.stop()
         for task in list(self._background):
             task.cancel()
         with contextlib.suppress(Exception):
@@ -238,7 +252,11 @@ class TelegramChannel:
             self._spawn(self._answer_query(update.callback_query.id))
         if event is None:
             return
-        self.worker.submit(await self.app.process(event))
+        self.worker.submit(await self.app.process(event, self._fetch))
+
+    async def _fetch(self, file_id: str) -> bytes:
+        file = await self.application.bot.get_file(file_id)
+        return bytes(await file.download_as_bytearray())
 
     async def _on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         if isinstance(update, Update):

@@ -16,7 +16,6 @@ from bot.app import App
 from bot.outbox import OutboxWorker
 from bot.payload import Button, render
 from bot.store import OutboxRow
-from bot.texts import Texts
 from conversations.events import FileInfo, Inbound, Kind
 
 CHANNEL = "terminal"
@@ -24,8 +23,9 @@ ATTACH = "/adjuntar"
 
 
 class TerminalTransport:
-    def __init__(self, texts: Texts, out: TextIO) -> None:
-        self.texts = texts
+    def __init__(self, app: App, out: TextIO) -> None:
+        self.app = app
+        self.texts = app.texts
         self.out = out
         self.buttons: list[Button] = []
 
@@ -37,7 +37,11 @@ class TerminalTransport:
             self.buttons = buttons
             lines.append("   ".join(f"[{i}] {b.label}" for i, b in enumerate(buttons, 1)))
         if rendered.document:
-            lines.append(f"📎 {rendered.document['filename']}")
+            doc = rendered.document
+            path = self.app.files.path_for(doc["sha256"])
+            lines.append(
+                self.texts.plain("terminal.document", {"name": doc["filename"], "path": str(path)})
+            )
         self.out.write("\n".join(lines) + "\n\n")
         self.out.flush()
         return None
@@ -61,7 +65,11 @@ def parse_line(line: str, chat_id: str, event_id: str, buttons: list[Button]) ->
 
 
 async def run_chat(app: App, stdin: TextIO, stdout: TextIO, chat_id: str = "local") -> None:
-    transport = TerminalTransport(app.texts, stdout)
+    transport = TerminalTransport(app, stdout)
+
+    async def fetch(path: str) -> bytes:
+        return await asyncio.to_thread(Path(path).read_bytes)
+
     worker = OutboxWorker(app.store, CHANNEL, transport, app.clock)
     await worker.start()
     await worker.drain()
@@ -82,8 +90,15 @@ async def run_chat(app: App, stdin: TextIO, stdout: TextIO, chat_id: str = "loca
             event = parse_line(line, chat_id, f"{session}-{count}", transport.buttons)
             if event is None:
                 continue
-            worker.submit(await app.process(event))
+            if event.file is not None and event.file.size is None:
+                stdout.write(
+                    app.texts.plain("terminal.no_such_file", {"path": event.file.file_id})
+                )
+                stdout.write("\n\n")
+                continue
+            worker.submit(await app.process(event, fetch))
             await worker.drain()
+            await app.mail.send_due()
     finally:
         await worker.drain()
         await worker.stop()

@@ -1,0 +1,163 @@
+"""What flows may ask of the application during one event, bound to that event's transaction.
+
+Everything a service writes (a verification code, a ticket, a mail to send) commits together
+with the conversation state and the replies, or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot import dates
+from bot.store import Tx, iso
+from bot.texts import Section
+from conversations.events import Document
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+CODE_LIFETIME = timedelta(minutes=10)
+CODE_RESEND_AFTER = timedelta(seconds=60)
+CODE_MAX_TRIES = 5
+
+
+@dataclass
+class Services:
+    """What flows may use besides their own state (narrow, read-mostly)."""
+
+    notice_version: str
+    sections: list[Section]
+    helpdesk_email: str
+    local_outbox: str | None  # where mail is written when no SMTP server is configured
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    wait_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class Submitted:
+    number: str
+    due: date
+    business_days: int
+    formato: Document
+
+
+@dataclass(frozen=True)
+class Who:
+    person_id: int
+    identity_id: int
+    channel: str
+    chat_id: str
+
+
+def _hash(salt: str, code: str) -> str:
+    return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
+
+
+class TurnServices:
+    def __init__(self, app: App, tx: Tx, who: Who) -> None:
+        self.app = app
+        self.tx = tx
+        self.who = who
+        base = app.services
+        self.notice_version = base.notice_version
+        self.sections = base.sections
+        self.helpdesk_email = base.helpdesk_email
+        self.local_outbox = base.local_outbox
+
+    def label(self, key: str) -> str:
+        """A button's text, for flows that quote a choice back (e.g. the authority)."""
+        return self.app.texts.label(key, {})
+
+    def today(self) -> date:
+        return dates.lima_date(self.tx.now)
+
+    async def entity_name(self, ruc: str) -> str | None:
+        row = await self.tx.fetchone("SELECT name FROM entities WHERE ruc = ?", (ruc,))
+        return None if row is None else str(row[0])
+
+    # ------------------------------------------------------ verification codes
+    async def send_code(self, email: str) -> CodeSent:
+        now = self.tx.now
+        last = await self.tx.fetchone(
+            "SELECT created_at FROM verification_codes WHERE person_id = ? AND email = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (self.who.person_id, email),
+        )
+        if last is not None:
+            elapsed = now - datetime.fromisoformat(last[0])
+            if elapsed < CODE_RESEND_AFTER:
+                return CodeSent(
+                    wait_seconds=int((CODE_RESEND_AFTER - elapsed).total_seconds()) + 1
+                )
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        salt = secrets.token_hex(8)
+        await self.tx.execute(
+            "INSERT INTO verification_codes (person_id, email, code_hash, salt, created_at,"
+            " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                self.who.person_id,
+                email,
+                _hash(salt, code),
+                salt,
+                iso(now),
+                iso(now + CODE_LIFETIME),
+            ),
+        )
+        texts = self.app.texts
+        await self.app.mail.enqueue(
+            self.tx,
+            kind="code",
+            to=[email],
+            cc=[],
+            subject=texts.plain("mail.code_subject", {}),
+            body=texts.plain("mail.code_body", {"code": code, "minutes": 10}),
+            attachments=[],
+        )
+        log.info("verification code issued for person %d", self.who.person_id)
+        return CodeSent()
+
+    async def check_code(self, email: str, code: str) -> tuple[str, int]:
+        """("ok" | "wrong" | "expired" | "locked", tries left)."""
+        row = await self.tx.fetchone(
+            "SELECT id, code_hash, salt, expires_at, tries, confirmed_at FROM verification_codes"
+            " WHERE person_id = ? AND email = ? ORDER BY id DESC LIMIT 1",
+            (self.who.person_id, email),
+        )
+        if row is None:
+            return "expired", 0
+        code_id, code_hash, salt, expires_at, tries, confirmed = row
+        if confirmed is not None:
+            return "ok", CODE_MAX_TRIES - tries
+        if tries >= CODE_MAX_TRIES:
+            return "locked", 0
+        if self.tx.now >= datetime.fromisoformat(expires_at):
+            return "expired", 0
+        if hmac.compare_digest(_hash(salt, code), code_hash):
+            await self.tx.execute(
+                "UPDATE verification_codes SET confirmed_at = ? WHERE id = ?",
+                (self.tx.stamp, code_id),
+            )
+            return "ok", CODE_MAX_TRIES - tries
+        await self.tx.execute(
+            "UPDATE verification_codes SET tries = tries + 1 WHERE id = ?", (code_id,)
+        )
+        left = CODE_MAX_TRIES - tries - 1
+        return ("wrong" if left else "locked"), left
+
+    # ------------------------------------------------------------- requests
+    async def submit_access_request(self, data: Mapping[str, Any]) -> Submitted:
+        from bot.tickets import open_access_request
+
+        return await open_access_request(self.app, self.tx, self.who, dict(data))

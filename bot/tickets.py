@@ -1,0 +1,167 @@
+"""Tickets: numbers per year, due dates in business days, and opening an access request.
+
+Opening a request is one transaction: the entity, the ticket, its first event, its files
+(the resolution as received and the generated Formato) and the mail to the help desk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from bot import dates
+from bot.formato import FormatoData, Person, ProfileRow, build_formato, formato_filename
+from bot.mail import Attachment
+from bot.store import Tx
+from conversations.events import Document
+from conversations.profiles import assignments
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.services import Submitted, Who
+
+TERM_DAYS = 5
+REGISTERED = "Registrado"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+REVIEW_FLAG = "dominio por revisar"
+
+
+async def next_number(tx: Tx, year: int) -> str:
+    row = await tx.fetchone(
+        "INSERT INTO ticket_counters (year, last) VALUES (?, 1)"
+        " ON CONFLICT (year) DO UPDATE SET last = last + 1 RETURNING last",
+        (year,),
+    )
+    return f"PTE-{year}-{row[0]:06d}"
+
+
+async def upsert_entity(tx: Tx, ruc: str, name: str) -> int:
+    row = await tx.fetchone(
+        "INSERT INTO entities (ruc, name, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (ruc) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at"
+        " RETURNING id",
+        (ruc, name, tx.stamp),
+    )
+    return int(row[0])
+
+
+async def add_file(tx: Tx, sha256: str, size: int, mime: str, kind: str) -> None:
+    await tx.execute(
+        "INSERT OR IGNORE INTO files (sha256, size, mime, kind, created_at) VALUES (?, ?, ?, ?, ?)",
+        (sha256, size, mime, kind, tx.stamp),
+    )
+
+
+def _person(data: dict[str, Any]) -> Person:
+    return Person(
+        nombres=data["nombres"],
+        apellidos=data["apellidos"],
+        dni=data["dni"],
+        cargo=data["cargo"],
+        email=data["email"],
+        phone=data["phone"],
+    )
+
+
+async def open_access_request(app: App, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
+    from bot.services import Submitted
+
+    today = dates.lima_date(tx.now)
+    calendar = app.calendar
+    received = calendar.reception_day(today)
+    due = calendar.add_business_days(today, TERM_DAYS)
+    number = await next_number(tx, today.year)
+    entity_id = await upsert_entity(tx, data["ruc"], data["entity_name"])
+    people = [data["resp"], *data.get("people", [])]
+    flags = [REVIEW_FLAG] if any(p.get("review") for p in people) else []
+    sections = app.services.sections
+    formato = FormatoData(
+        ticket_number=number,
+        entity_name=data["entity_name"],
+        ruc=data["ruc"],
+        responsible=_person(data["resp"]),
+        resolution_number=data["res"]["numero"],
+        resolution_date=date.fromisoformat(data["res"]["fecha"]),
+        resolution_authority=authority_text(app, data["res"]),
+        profiles=[
+            ProfileRow(section.code, section.name, _person(person))
+            for section, person in assignments(data, sections)
+            if person is not None
+        ],
+        generated_at=tx.now,
+    )
+    workbook = build_formato(formato)
+    stored = await asyncio.to_thread(app.files.put, workbook)
+    await add_file(tx, stored.sha256, stored.size, XLSX, "xlsx")
+    formato_name = formato_filename(number, data["ruc"])
+    row = await tx.fetchone(
+        "INSERT INTO tickets (number, type, state, entity_id, person_id, identity_id,"
+        " registered_at, received_on, due_on, flags, data, updated_at)"
+        " VALUES (?, 'accesos', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (
+            number,
+            REGISTERED,
+            entity_id,
+            who.person_id,
+            who.identity_id,
+            tx.stamp,
+            received.isoformat(),
+            due.isoformat(),
+            json.dumps(flags, ensure_ascii=False),
+            json.dumps(data, ensure_ascii=False),
+            tx.stamp,
+        ),
+    )
+    ticket_id = int(row[0])
+    await tx.execute(
+        "INSERT INTO ticket_events (ticket_id, at, actor, from_state, to_state)"
+        " VALUES (?, ?, 'officer', NULL, ?)",
+        (ticket_id, tx.stamp, REGISTERED),
+    )
+    pdf = data["res"]["pdf"]
+    pdf_name = f"Resolucion_{number}.pdf"
+    await tx.execute(
+        "INSERT INTO ticket_files (ticket_id, sha256, role, filename) VALUES (?, ?, ?, ?),"
+        " (?, ?, ?, ?)",
+        (ticket_id, pdf["sha256"], "resolucion", pdf_name,
+         ticket_id, stored.sha256, "formato", formato_name),
+    )  # fmt: skip
+    body = app.texts.plain(
+        "mail.request_body",
+        {
+            "number": number,
+            "entity": data["entity_name"],
+            "ruc": data["ruc"],
+            "resp": data["resp"],
+            "res": data["res"],
+            "authority": authority_text(app, data["res"]),
+            "rows": [{"section": s.name, "person": p} for s, p in assignments(data, sections)],
+            "due": due,
+            "flags": flags,
+        },
+    )
+    resolution = await asyncio.to_thread(app.files.read, pdf["sha256"])
+    await app.mail.enqueue(
+        tx,
+        kind="request",
+        to=[app.settings.helpdesk_email],
+        cc=[data["resp"]["email"]],
+        subject=app.texts.plain(
+            "mail.request_subject", {"entity": data["entity_name"], "number": number}
+        ),
+        body=body,
+        attachments=[
+            Attachment(pdf_name, resolution, "application/pdf"),
+            Attachment(formato_name, workbook, XLSX),
+        ],
+    )
+    document = Document(stored.sha256, formato_name, XLSX)
+    return Submitted(number, due, TERM_DAYS, document)
+
+
+def authority_text(app: App, res: dict[str, Any]) -> str:
+    if res.get("autoridad_texto"):
+        return str(res["autoridad_texto"])
+    return app.texts.label(f"btn.authority_{res['autoridad']}", {})

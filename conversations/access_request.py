@@ -1,0 +1,285 @@
+"""Solicitar accesos al PTE: from the RUC to a registered ticket, one question at a time.
+
+Parts: entity (RUC, name) → the responsible (names, DNI, cargo, institutional email proved
+with a code, mobile) → the resolution (number, date, authority, PDF) → the profiles (one
+person for every section, or section by section) → summary → ticket. "Corregir" on the
+summary jumps to a part and comes back to the summary when that part is done.
+
+Services used (``ctx.services``): ``entity_name(ruc)``, ``send_code(email)``,
+``check_code(email, code)``, ``submit_access_request(data)``, ``today()``,
+``local_outbox`` and ``sections``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conversations import profiles, validators
+from conversations.events import Choice, Inbound, Kind, Outbound, rows
+from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Step
+from conversations.steps import ask, field_step, get, plain, put
+
+AUTHORITIES = ("alcalde", "gobernador", "ministro", "titular", "rector", "otra")
+PART_START = {"entidad": "ruc", "responsable": "nombres", "resolucion": "res_numero"}
+PART_END = {"entidad", "celular", "res_pdf"}
+CONFIRM, CORRECT = "confirm", "correct"
+
+
+def route(ctx: Ctx, current: str) -> Outcome:
+    """Where an answered step leads: the next row, or back to the summary when correcting."""
+    if ctx.data.get("correcting") and current in PART_END:
+        return Next("resumen")
+    return Next()
+
+
+# ------------------------------------------------------------------- entity
+async def ask_entity_name(ctx: Ctx) -> list[Outbound]:
+    known = await ctx.services.entity_name(ctx.data["ruc"])
+    buttons = rows(Choice("known", "btn.use_name", {"name": known})) if known else ()
+    ctx.data["known_name"] = known
+    return [Outbound("solicitud.entidad", {"known": known}, buttons, ctx.progress)]
+
+
+async def answer_entity_name(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is Kind.BUTTON and event.text == "known" and ctx.data.get("known_name"):
+        ctx.data["entity_name"] = ctx.data["known_name"]
+        return route(ctx, "entidad")
+    if event.kind is not Kind.TEXT:
+        return Again("errors.expected_text")
+    result = validators.free_text(event.text, 3, 200)
+    if isinstance(result, validators.Invalid):
+        return Again(f"errors.{result.code}")
+    ctx.data["entity_name"] = result.value
+    return route(ctx, "entidad")
+
+
+# ----------------------------------------------------- email and its code
+async def answer_email(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is not Kind.TEXT:
+        return Again("errors.expected_text")
+    result = validators.email(event.text)
+    if isinstance(result, validators.Invalid):
+        return Again(f"errors.{result.code}")
+    resp = ctx.data.setdefault("resp", {})
+    if resp.get("email") != result.value.address or not resp.get("verified"):
+        resp.update(email=result.value.address, review=result.value.review_domain)
+        resp["verified"] = False
+        sent = await ctx.services.send_code(result.value.address)
+        if sent.wait_seconds:
+            return Next("codigo", [Outbound("errors.code_wait", {"seconds": sent.wait_seconds})])
+    return Next("codigo") if not resp.get("verified") else route(ctx, "codigo")
+
+
+async def ask_code(ctx: Ctx) -> list[Outbound]:
+    data = {"email": get(ctx, "resp", "email"), "local_outbox": ctx.services.local_outbox}
+    buttons = rows(Choice("resend", "btn.resend_code"), Choice("change", "btn.change_email"))
+    return [Outbound("solicitud.codigo", data, buttons, ctx.progress)]
+
+
+async def answer_code(ctx: Ctx, event: Inbound) -> Outcome:
+    email = get(ctx, "resp", "email")
+    if event.kind is Kind.BUTTON and event.text == "change":
+        return Next("correo")
+    if event.kind is Kind.BUTTON and event.text == "resend":
+        sent = await ctx.services.send_code(email)
+        if sent.wait_seconds:
+            return Again("errors.code_wait", {"seconds": sent.wait_seconds})
+        return Again("solicitud.code_resent", {"email": email})
+    if event.kind is not Kind.TEXT:
+        return Again("errors.expected_text")
+    typed = validators.verification_code(event.text)
+    if isinstance(typed, validators.Invalid):
+        return Again(f"errors.{typed.code}")
+    status, left = await ctx.services.check_code(email, typed.value)
+    if status != "ok":
+        return Again(f"errors.code_{status}", {"left": left})
+    ctx.data["resp"]["verified"] = True
+    return route(ctx, "codigo")
+
+
+# ----------------------------------------------------------------- mobile
+async def answer_phone(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is Kind.CONTACT and event.phone:
+        text = event.phone
+    elif event.kind is Kind.TEXT:
+        text = event.text
+    else:
+        return Again("errors.expected_phone")
+    result = validators.mobile(text)
+    if isinstance(result, validators.Invalid):
+        return Again(f"errors.{result.code}")
+    ctx.data.setdefault("resp", {})["phone"] = result.value
+    return route(ctx, "celular")
+
+
+# ------------------------------------------------------------- resolution
+def resolution_number(text: str) -> validators.Valid[str] | validators.Invalid:
+    result = validators.free_text(text, 3, 150)
+    if isinstance(result, validators.Valid) and not any(ch.isdigit() for ch in result.value):
+        return validators.Invalid("resolution_number")
+    return result
+
+
+def _authority_choices(_ctx: Ctx) -> list[Choice]:
+    return [Choice(code, f"btn.authority_{code}") for code in AUTHORITIES]
+
+
+async def answer_authority(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is Kind.BUTTON and event.text in AUTHORITIES:
+        if event.text == "otra":
+            return Next("res_autoridad_otra")
+        res = ctx.data.setdefault("res", {})
+        res["autoridad"] = event.text
+        res.pop("autoridad_texto", None)
+        return Next("res_pdf")
+    return Again("errors.use_buttons")
+
+
+def save_other_authority(ctx: Ctx, value: str) -> None:
+    ctx.data.setdefault("res", {}).update(autoridad="otra", autoridad_texto=value)
+
+
+async def ask_pdf(ctx: Ctx) -> list[Outbound]:
+    sent = get(ctx, "res", "pdf")
+    buttons = rows(Choice("keep", "btn.keep_pdf")) if sent else ()
+    return [Outbound("solicitud.res_pdf", {"sent": sent}, buttons, ctx.progress)]
+
+
+async def answer_pdf(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is Kind.BUTTON and event.text == "keep" and get(ctx, "res", "pdf"):
+        return route(ctx, "res_pdf")
+    file = event.file
+    if event.kind is not Kind.FILE or file is None:
+        return Again("errors.expected_pdf")
+    if file.is_photo:
+        return Again("errors.photo_not_pdf")
+    if file.refusal is not None:
+        return Again(f"errors.{file.refusal}")
+    if file.kind != "pdf":
+        return Again("errors.pdf_required")
+    ctx.data.setdefault("res", {})["pdf"] = {
+        "sha256": file.sha256,
+        "pages": file.pages,
+        "name": file.name,
+    }
+    return route(ctx, "res_pdf")
+
+
+# ---------------------------------------------------------------- summary
+def summary_data(ctx: Ctx) -> dict[str, Any]:
+    data = ctx.data
+    return {
+        "ruc": data["ruc"],
+        "entity": data["entity_name"],
+        "resp": data["resp"],
+        "res": data["res"],
+        "authority": data["res"].get("autoridad_texto")
+        or ctx.services.label(f"btn.authority_{data['res']['autoridad']}"),
+        "rows": profiles.summary_rows(ctx),
+    }
+
+
+async def ask_summary(ctx: Ctx) -> list[Outbound]:
+    ctx.data["correcting"] = False
+    buttons = rows(Choice(CONFIRM, "btn.confirm_send"), Choice(CORRECT, "btn.correct"))
+    return [Outbound("solicitud.resumen", summary_data(ctx), buttons, ctx.progress)]
+
+
+async def answer_summary(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is Kind.BUTTON and event.text == CORRECT:
+        return Next("corregir")
+    if event.kind is Kind.BUTTON and event.text == CONFIRM:
+        submitted = await ctx.services.submit_access_request(ctx.data)
+        registered = Outbound(
+            "solicitud.registrada",
+            {
+                "number": submitted.number,
+                "due": submitted.due,
+                "days": submitted.business_days,
+                "email": ctx.data["resp"]["email"],
+                "local_outbox": ctx.services.local_outbox,
+            },
+        )
+        formato = Outbound("solicitud.formato", {}, document=submitted.formato)
+        return Done(messages=[registered, formato])
+    return Again("errors.use_buttons")
+
+
+PARTS = ("entidad", "responsable", "resolucion", "perfiles")
+
+
+async def ask_correct(ctx: Ctx) -> list[Outbound]:
+    buttons = [Choice(part, f"btn.part_{part}") for part in PARTS]
+    buttons.append(Choice("back", "btn.back_to_summary"))
+    return [Outbound("solicitud.corregir", {}, rows(*buttons))]
+
+
+async def answer_correct(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is Kind.BUTTON and event.text == "back":
+        return Next("resumen")
+    if event.kind is Kind.BUTTON and event.text in PARTS:
+        ctx.data["correcting"] = True
+        if event.text == "perfiles":
+            return Next(profiles.START)
+        return Next(PART_START[event.text])
+    return Again("errors.use_buttons")
+
+
+FLOW = Flow(
+    name="solicitud",
+    steps=(
+        field_step("ruc", "solicitud.ruc", plain(validators.ruc), put("ruc"), route),
+        Step("entidad", ask_entity_name, answer_entity_name),
+        field_step(
+            "nombres", "solicitud.nombres", plain(validators.name), put("resp", "nombres"), route
+        ),
+        field_step(
+            "apellidos",
+            "solicitud.apellidos",
+            plain(validators.name),
+            put("resp", "apellidos"),
+            route,
+        ),
+        field_step("dni", "solicitud.dni", plain(validators.dni), put("resp", "dni"), route),
+        field_step(
+            "cargo", "solicitud.cargo", plain(validators.name), put("resp", "cargo"), route
+        ),
+        Step("correo", ask("solicitud.correo"), answer_email),
+        Step("codigo", ask_code, answer_code),
+        Step("celular", ask("solicitud.celular", request_contact=True), answer_phone),
+        field_step(
+            "res_numero",
+            "solicitud.res_numero",
+            plain(resolution_number),
+            put("res", "numero"),
+            route,
+        ),
+        field_step(
+            "res_fecha",
+            "solicitud.res_fecha",
+            lambda text, ctx: validators.past_date(text, ctx.services.today()),
+            lambda ctx, value: put("res", "fecha")(ctx, value.isoformat()),
+            route,
+        ),
+        Step(
+            "res_autoridad",
+            ask("solicitud.res_autoridad", choices=_authority_choices),
+            answer_authority,
+        ),
+        field_step(
+            "res_autoridad_otra",
+            "solicitud.res_autoridad_otra",
+            plain(validators.name),
+            save_other_authority,
+            lambda _ctx, _name: Next("res_pdf"),
+            counted=False,
+        ),
+        Step("res_pdf", ask_pdf, answer_pdf),
+        *profiles.STEPS,
+        Step("resumen", ask_summary, answer_summary),
+        Step("corregir", ask_correct, answer_correct, counted=False),
+    ),
+    menu_label="menu.solicitud",
+    command="solicitar",
+    keeps_draft=True,
+)

@@ -1,0 +1,94 @@
+"""Building blocks for question steps: a typed answer checked by a validator, buttons.
+
+``field_step`` makes the most common step: ask with a template, check the typed answer
+with a validator from :mod:`conversations.validators`, say what was wrong (the validator's
+code is the message key ``errors.<code>``) or store the value and move on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from conversations import validators
+from conversations.events import Choice, Inbound, Kind, Outbound, rows
+from conversations.flow import Again, AskFn, Ctx, Next, Outcome, Step
+
+Validate = Callable[[str, Ctx], validators.Valid[Any] | validators.Invalid]
+Save = Callable[[Ctx, Any], None]
+Route = Callable[[Ctx, str], Outcome]
+
+
+def ask(
+    key: str,
+    data: Callable[[Ctx], Mapping[str, Any]] | None = None,
+    choices: Callable[[Ctx], list[Choice]] | None = None,
+    request_contact: bool = False,
+) -> AskFn:
+    async def run(ctx: Ctx) -> list[Outbound]:
+        values = dict(data(ctx)) if data else {}
+        buttons = rows(*choices(ctx)) if choices else ()
+        return [Outbound(key, values, buttons, ctx.progress, request_contact=request_contact)]
+
+    return run
+
+
+def field_step(
+    name: str,
+    key: str,
+    validate: Validate,
+    save: Save,
+    route: Route,
+    *,
+    data: Callable[[Ctx], Mapping[str, Any]] | None = None,
+    choices: Callable[[Ctx], list[Choice]] | None = None,
+    on_choice: Callable[[Ctx, str], Outcome] | None = None,
+    counted: bool = True,
+) -> Step:
+    """A question answered by typing; buttons (if any) are handled by ``on_choice``."""
+
+    async def answer(ctx: Ctx, event: Inbound) -> Outcome:
+        if event.kind is Kind.BUTTON and on_choice is not None:
+            return on_choice(ctx, event.text)
+        if event.kind is not Kind.TEXT:
+            return Again("errors.expected_text")
+        result = validate(event.text, ctx)
+        if isinstance(result, validators.Invalid):
+            return Again(f"errors.{result.code}")
+        save(ctx, result.value)
+        return route(ctx, name)
+
+    return Step(name, ask(key, data, choices), answer, counted=counted)
+
+
+def put(*path: str) -> Save:
+    """Store a value at ``data[path[0]][path[1]]...``."""
+
+    def save(ctx: Ctx, value: Any) -> None:
+        target = ctx.data
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+
+    return save
+
+
+def get(ctx: Ctx, *path: str) -> Any:
+    target: Any = ctx.data
+    for part in path:
+        if not isinstance(target, dict) or part not in target:
+            return None
+        target = target[part]
+    return target
+
+
+def plain(validate: Callable[[str], validators.Valid[Any] | validators.Invalid]) -> Validate:
+    return lambda text, _ctx: validate(text)
+
+
+def choose(*labels: tuple[str, str]) -> Callable[[Ctx], list[Choice]]:
+    return lambda _ctx: [Choice(choice_id, label) for choice_id, label in labels]
+
+
+def go(step: str | None = None, *messages: Outbound) -> Next:
+    return Next(step=step, messages=messages)
