@@ -49,7 +49,8 @@ async def upsert_entity(tx: Tx, ruc: str, name: str) -> int:
 
 async def add_file(tx: Tx, sha256: str, size: int, mime: str, kind: str) -> None:
     await tx.execute(
-        "INSERT OR IGNORE INTO files (sha256, size, mime, kind, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO files (sha256, size, mime, kind, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
         (sha256, size, mime, kind, tx.stamp),
     )
 
