@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import itertools
 import re
-from email.message import EmailMessage
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 
 from bot.app import App
 from bot.outbox import OutboxWorker
 from bot.payload import Rendered, render
 from bot.store import OutboxRow
 from conversations.events import FileInfo, Inbound, Kind
+from conversations.text import normalize
 
 _ids = itertools.count(1)
 
@@ -124,7 +125,7 @@ class Driver:
             message = self.screen.messages[index]
             for row in message.buttons:
                 for button in row:
-                    if button.label == label or button.label.strip("▶◀ ") == label:
+                    if button.label == label or normalize(button.label) == normalize(label):
                         return button.data, str(index + 1)
         shown = (
             [b.label for b in self.screen.last.buttons for b in b] if self.screen.messages else []

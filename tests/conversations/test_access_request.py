@@ -1,0 +1,374 @@
+"""Solicitar accesos al PTE through the user driver, on a real SQLite file."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import openpyxl
+import pytest
+from pypdf import PdfWriter
+
+from tests.conftest import AppFactory
+from tests.driver import Driver, FakeClock, MemoryMailer
+
+RUC = "20131312955"
+ENTITY = "Municipalidad de Pérez <Ruiz> & Cía"
+
+
+def make_pdf(pages: int = 1, password: str | None = None) -> bytes:
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(595, 842)
+    if password:
+        writer.encrypt(password)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+PDF = make_pdf(2)
+
+
+async def count_rows(user: Driver, table: str) -> int:
+    async with user.app.store.reading() as conn:
+        rows = list(await conn.execute_fetchall(f"SELECT count(*) FROM {table}"))
+    return int(rows[0][0])
+
+
+async def to_step(user: Driver, mailer: MemoryMailer, until: str) -> None:
+    """Walk the request with valid answers up to (not including) the step named ``until``."""
+    steps = [
+        ("consent", lambda: user.send("/start")),
+        ("accept", lambda: user.click("Acepto")),
+        ("menu", lambda: user.click("Solicitar accesos al PTE")),
+        ("ruc", lambda: user.send(RUC)),
+        ("entidad", lambda: user.send(ENTITY)),
+        ("nombres", lambda: user.send("Ana María")),
+        ("apellidos", lambda: user.send("Pérez Ruiz")),
+        ("dni", lambda: user.send("45678912")),
+        ("cargo", lambda: user.send("Jefa de Tecnologías de la Información")),
+        ("correo", lambda: user.send("ana.perez@munisjl.gob.pe")),
+        ("codigo", lambda: user.send(mailer.last_code())),
+        ("celular", lambda: user.send("987 654 321")),
+        ("res_numero", lambda: user.send("Resolución de Alcaldía N.° 045-2026-MDSJL")),
+        ("res_fecha", lambda: user.send("15/10/2026")),
+        ("res_autoridad", lambda: user.click("Alcalde(sa)")),
+        ("res_pdf", lambda: user.upload(PDF)),
+        ("perfiles_modo", lambda: user.click("Yo")),
+    ]
+    for name, action in steps:
+        if name == until:
+            return
+        await action()
+    assert until == "resumen", f"unknown step {until}"
+
+
+async def test_full_request_in_18_interactions(user: Driver, mailer: MemoryMailer) -> None:
+    await to_step(user, mailer, "resumen")
+    summary = user.screen.last
+    assert "Paso 15 de 15" in summary.plain
+    assert ENTITY in summary.plain
+    assert "Pérez &lt;Ruiz&gt; &amp; Cía" in summary.html
+    assert "emitida por Alcalde(sa) (PDF de 2 página(s))" in summary.plain
+    replies = await user.click("Confirmar y enviar")  # interaction 18
+    registered, formato = replies[0], replies[1]
+    assert "Solicitud registrada: PTE-2026-000001" in registered.plain
+    # Wednesday 2 Dec 2026 (fake clock, Lima) + 5 business days, 8 and 9 Dec are holidays.
+    assert "viernes 11 de diciembre de 2026 (5 días hábiles)" in registered.plain
+    assert formato.document is not None
+    assert formato.document["filename"] == "Formato_Perfiles_PTE-2026-000001.xlsx"
+    sheet = openpyxl.load_workbook(
+        io.BytesIO(user.app.files.read(formato.document["sha256"]))
+    ).active
+    cells = [str(c) for row in sheet.iter_rows(values_only=True) for c in row if c]
+    for section in user.app.services.sections:
+        assert section.name in cells
+    assert "45678912" in cells
+    assert await count_rows(user, "tickets") == 1
+    request_mail = mailer.sent[-1]
+    assert request_mail["To"] == "mesadeayuda@gobiernodigital.gob.pe"
+    assert request_mail["Cc"] == "ana.perez@munisjl.gob.pe"
+    assert request_mail["Subject"] == f"Solicitud de accesos al PTE – {ENTITY} – PTE-2026-000001"
+    attachments = {a.get_filename(): a.get_content() for a in request_mail.iter_attachments()}
+    assert attachments["Resolucion_PTE-2026-000001.pdf"] == PDF
+    assert "Formato_Perfiles_PTE-2026-000001.xlsx" in attachments
+
+
+async def test_ticket_row_and_first_event(user: Driver, mailer: MemoryMailer) -> None:
+    await to_step(user, mailer, "resumen")
+    await user.click("Confirmar y enviar")
+    async with user.app.store.reading() as conn:
+        ticket = next(
+            iter(
+                await conn.execute_fetchall(
+                    "SELECT number, type, state, due_on, received_on, flags, data FROM tickets"
+                )
+            )
+        )
+        events = list(
+            await conn.execute_fetchall("SELECT from_state, to_state FROM ticket_events")
+        )
+        codes = list(await conn.execute_fetchall("SELECT code_hash FROM verification_codes"))
+    number, kind, state, due, received, flags, data = ticket
+    assert (number, kind, state) == ("PTE-2026-000001", "accesos", "Registrado")
+    assert (received, due) == ("2026-12-02", "2026-12-11")
+    assert json.loads(flags) == []
+    assert json.loads(data)["resp"]["verified"] is True
+    assert events == [(None, "Registrado")]
+    assert not re.fullmatch(r"\d{6}", codes[0][0])  # stored hashed
+
+
+@pytest.mark.parametrize(
+    ("step", "answer", "complaint"),
+    [
+        ("ruc", "20131312956", "dígito verificador"),
+        ("ruc", "10456789124", "no es de una entidad pública"),
+        ("ruc", "2013131", "11 dígitos"),
+        ("nombres", "x", "muy corto"),
+        ("dni", "1234567", "8 dígitos"),
+        ("correo", "ana@gmail.com", "correo personal"),
+        ("correo", "ana@", "no es válido"),
+        ("codigo", "12345", "6 dígitos"),
+        ("celular", "014567890", "teléfono fijo"),
+        ("celular", "98x", "No reconozco"),
+        ("res_numero", "Resolución de Alcaldía", "numeración"),
+        ("res_fecha", "31/02/2026", "no existe"),
+        ("res_fecha", "15/12/2026", "posterior a hoy"),
+        ("res_fecha", "ayer", "dd/mm/aaaa"),
+    ],
+)
+async def test_invalid_answer_is_refused_and_asked_again(
+    user: Driver, mailer: MemoryMailer, step: str, answer: str, complaint: str
+) -> None:
+    await to_step(user, mailer, step)
+    question = user.screen.last.plain
+    replies = await user.send(answer)
+    assert complaint in replies[0].plain
+    assert replies[-1].plain == question
+
+
+async def test_unusual_domain_is_accepted_and_flagged(user: Driver, mailer: MemoryMailer) -> None:
+    await to_step(user, mailer, "correo")
+    await user.send("ana@munisjl.com.pe")
+    await user.send(mailer.last_code())
+    for answer in ("987654321", "Resolución N.° 1-2026", "01/10/2026"):
+        await user.send(answer)
+    await user.click("Rector(a)")
+    await user.upload(PDF)
+    await user.click("Yo")
+    await user.click("Confirmar y enviar")
+    async with user.app.store.reading() as conn:
+        (flags,) = next(iter(await conn.execute_fetchall("SELECT flags FROM tickets")))
+    assert json.loads(flags) == ["dominio por revisar"]
+    assert "dominio por revisar" in mailer.sent[-1].get_body().get_content()
+
+
+async def test_wrong_code_counts_down_then_locks(user: Driver, mailer: MemoryMailer) -> None:
+    await to_step(user, mailer, "codigo")
+    good = mailer.last_code()
+    wrong = "000000" if good != "000000" else "111111"
+    for left in (4, 3, 2, 1):
+        replies = await user.send(wrong)
+        assert f"Te quedan {left} intento(s)" in replies[0].plain
+    replies = await user.send(wrong)
+    assert "Superaste los 5 intentos" in replies[0].plain
+    replies = await user.send(good)  # even the right code is refused now
+    assert "Superaste los 5 intentos" in replies[0].plain
+
+
+async def test_code_expires_after_ten_minutes(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    await to_step(user, mailer, "codigo")
+    clock.advance(minutes=11)
+    replies = await user.send(mailer.last_code())
+    assert "ya venció" in replies[0].plain
+
+
+async def test_resend_waits_sixty_seconds(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    await to_step(user, mailer, "codigo")
+    first = mailer.last_code()
+    replies = await user.click("Reenviar código")
+    assert "Espera" in replies[0].plain
+    clock.advance(seconds=61)
+    replies = await user.click("Reenviar código")
+    assert "Te envié un código nuevo" in replies[0].plain
+    assert len(mailer.sent) == 2
+    second = mailer.last_code()
+    if second != first:
+        replies = await user.send(first)
+        assert "no es correcto" in replies[0].plain
+    replies = await user.send(second)
+    assert "celular" in replies[-1].plain
+
+
+async def test_shared_contact_is_taken_as_the_mobile(user: Driver, mailer: MemoryMailer) -> None:
+    await to_step(user, mailer, "celular")
+    replies = await user.share_contact("51987654321")
+    assert "número" in replies[-1].plain.lower()
+    assert "Paso 10 de 15" in replies[-1].plain
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "photo", "size", "complaint"),
+    [
+        (b"MZ\x90\x00" + b"\x00" * 60 + b"PE\x00\x00" + b"\x00" * 200, "resolucion.pdf", False,
+         None, "No puedo recibir ese tipo de archivo"),
+        (PDF, "resolucion.pdf", False, 25 * 1024 * 1024, "más de 20 MB"),
+        (make_pdf(1, password="x"), "resolucion.pdf", False, None, "tiene contraseña"),
+        (PDF[: len(PDF) // 2], "resolucion.pdf", False, None, "dañado"),
+        (b"", "vacio.pdf", False, None, "vacío"),
+    ],
+)  # fmt: skip
+async def test_bad_resolution_file_is_refused(
+    user: Driver,
+    mailer: MemoryMailer,
+    content: bytes,
+    name: str,
+    photo: bool,
+    size: int | None,
+    complaint: str,
+) -> None:
+    await to_step(user, mailer, "res_pdf")
+    replies = await user.upload(content, name=name, size=size, photo=photo)
+    assert complaint in replies[0].plain
+    assert "resolución en PDF" in replies[-1].plain
+    assert await count_rows(user, "files") == 0
+
+
+async def test_oversize_file_is_refused_before_download(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "res_pdf")
+    user.files.clear()
+    fetched: list[str] = []
+    original = user._fetch
+
+    async def spy(file_id: str) -> bytes:
+        fetched.append(file_id)
+        return await original(file_id)
+
+    user._fetch = spy  # type: ignore[method-assign]
+    await user.upload(PDF, size=21 * 1024 * 1024)
+    assert fetched == []
+
+
+async def test_photo_of_the_resolution_gets_an_explanation(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "res_pdf")
+    replies = await user.upload(b"\xff\xd8\xff\xe0" + b"\x00" * 100, name=None, photo=True)
+    assert "necesito la resolución en PDF" in replies[0].plain
+
+
+async def test_corregir_changes_a_part_and_returns_to_the_summary(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "resumen")
+    await user.click("Corregir")
+    await user.click("Resolución")
+    await user.send("Resolución de Alcaldía N.° 046-2026-MDSJL")
+    await user.send("16/10/2026")
+    await user.click("Otra")
+    await user.send("Gerente Municipal")
+    replies = await user.click("Mantener el PDF enviado")
+    summary = replies[-1].plain
+    assert "Revisa tu solicitud" in summary
+    assert "N.° 046-2026-MDSJL, del 16/10/2026, emitida por Gerente Municipal" in summary
+
+
+async def test_profiles_by_section_with_another_person(user: Driver, mailer: MemoryMailer) -> None:
+    await to_step(user, mailer, "perfiles_modo")
+    await user.click("Definir por sección")
+    await user.click("Yo")  # Datos generales
+    await user.click("Otra persona")  # Planeamiento
+    for answer in ("Luis", "Quispe Mamani", "87654321", "Analista", "lquispe@munisjl.gob.pe"):
+        await user.send(answer)
+    replies = await user.send("912345678")
+    assert "Presupuesto" in replies[-1].plain
+    labels = [b.label for row in replies[-1].buttons for b in row]
+    assert labels == ["Yo", "Luis Quispe Mamani", "Otra persona"]
+    for _ in range(7):  # Presupuesto ... Registro de visitas
+        await user.click("Luis Quispe Mamani")
+    replies = await user.click("No aplica")  # focalizada
+    summary = replies[-1].plain
+    assert "Datos generales: tú" in summary
+    assert "Planeamiento y organización: Luis Quispe Mamani" in summary
+    assert "Información focalizada: no aplica" in summary
+
+
+async def test_double_confirmation_opens_one_ticket(user: Driver, mailer: MemoryMailer) -> None:
+    await to_step(user, mailer, "resumen")
+    confirm, _ref = user.button("✅ Confirmar y enviar")
+    await user.click_data(confirm)
+    replies = await user.click_data(confirm)
+    assert "Ese botón es de un mensaje anterior" in replies[0].plain
+    assert await count_rows(user, "tickets") == 1
+    assert sum("Solicitud de accesos" in str(m["Subject"]) for m in mailer.sent) == 1
+
+
+@pytest.mark.parametrize("stop_before", ["entidad", "codigo", "res_fecha", "res_pdf", "resumen"])
+async def test_restart_resumes_at_the_open_question(
+    make_app: AppFactory, mailer: MemoryMailer, stop_before: str
+) -> None:
+    app = await make_app()
+    user = Driver(app)
+    await user.start()
+    await to_step(user, mailer, stop_before)
+    question = user.screen.last.plain
+    await user.stop()
+    await app.close()
+
+    again = Driver(await make_app())
+    await again.start()
+    replies = await again.send("/start")
+    assert replies[-1].plain == question
+    await again.stop()
+
+
+async def test_draft_survives_the_menu_and_can_restart(user: Driver, mailer: MemoryMailer) -> None:
+    await to_step(user, mailer, "cargo")
+    menu = (await user.send("/menu"))[-1]
+    assert "Tienes una solicitud en curso (paso 6 de 15)" in menu.plain
+    offer = (await user.click("Solicitar accesos al PTE"))[-1]
+    assert "¿Quieres continuarla?" in offer.plain
+    replies = await user.click("Continuar")
+    assert "cargo" in replies[-1].plain
+    await user.send("/menu")
+    await user.click("Solicitar accesos al PTE")
+    replies = await user.click("Empezar de nuevo")
+    assert "RUC" in replies[-1].plain
+
+
+async def test_draft_expires_after_thirty_days(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    await to_step(user, mailer, "cargo")
+    clock.advance(days=31)
+    replies = await user.send("Jefa de TI")
+    assert "venció después de 30 días" in replies[0].plain
+
+
+async def test_cancel_discards_the_draft(user: Driver, mailer: MemoryMailer) -> None:
+    await to_step(user, mailer, "dni")
+    await user.send("/cancelar")
+    await user.click("Sí, cancelar")
+    replies = await user.send("/solicitar")
+    assert "RUC" in replies[-1].plain
+
+
+async def test_known_ruc_offers_the_known_name(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    await to_step(user, mailer, "resumen")
+    await user.click("Confirmar y enviar")
+    clock.advance(days=1)
+    await user.send("/solicitar")
+    replies = await user.send(RUC)
+    assert ENTITY in replies[-1].plain
+    replies = await user.click(f"Usar: {ENTITY}")
+    assert "nombres" in replies[-1].plain
