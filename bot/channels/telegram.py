@@ -22,6 +22,7 @@ from telegram import (
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
     Update,
 )
 from telegram.constants import ChatType, MessageEntityType, ParseMode
@@ -109,14 +110,12 @@ def _command(message: Message, bot_username: str | None) -> tuple[str, str] | No
     return name.lower(), text[entities[0].length :].strip()
 
 
-def _markup(rendered: Rendered) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
+def _markup(
+    rendered: Rendered, share_label: str
+) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
     if rendered.request_contact:
-        labels = [button.label for row in rendered.buttons for button in row]
         return ReplyKeyboardMarkup(
-            [
-                [KeyboardButton(labels[0], request_contact=True)],
-                *[[label] for label in labels[1:]],
-            ],
+            [[KeyboardButton(share_label, request_contact=True)]],
             resize_keyboard=True,
             one_time_keyboard=True,
         )
@@ -134,11 +133,19 @@ class TelegramTransport:
     def __init__(self, app: App, application: TelegramApp) -> None:
         self.app = app
         self.application = application
+        # Chats showing the "Compartir mi número" keyboard: the next plain message removes it.
+        self._reply_keyboard: set[str] = set()
 
     async def deliver(self, row: OutboxRow) -> str | None:
         rendered = render(self.app.texts, row.payload)
         bot = self.application.bot
-        markup = _markup(rendered)
+        markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
+        markup = _markup(rendered, self.app.texts.label("btn.share_phone", {}))
+        if rendered.request_contact:
+            self._reply_keyboard.add(row.chat_id)
+        elif markup is None and row.chat_id in self._reply_keyboard and not rendered.edit_ref:
+            markup = ReplyKeyboardRemove()
+            self._reply_keyboard.discard(row.chat_id)
         try:
             if rendered.document:
                 doc = rendered.document
