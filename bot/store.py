@@ -114,7 +114,7 @@ class Tx:
             "INSERT INTO conversations (identity_id, state, version, updated_at)"
             " VALUES (?, ?, ?, ?) ON CONFLICT (identity_id) DO UPDATE"
             " SET state = excluded.state, version = excluded.version,"
-            " updated_at = excluded.updated_at",
+            " updated_at = excluded.updated_at, reminded_at = NULL",
             (identity_id, state, version, self.stamp),
         )
 

@@ -32,6 +32,7 @@ from telegram.request import BaseRequest
 
 from bot.app import App
 from bot.errors import PermanentDelivery, TransientDelivery
+from bot.jobs import remind_drafts
 from bot.outbox import OutboxWorker
 from bot.payload import Rendered, render
 from bot.store import OutboxRow
@@ -42,6 +43,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
+JOBS_EVERY = 600.0  # seconds between runs of the scheduled jobs
 NOT_MODIFIED = "message is not modified"
 CANNOT_EDIT = ("message to edit not found", "message can't be edited")
 
@@ -230,6 +232,7 @@ class TelegramChannel:
         await self.register_commands()
         await self.worker.start()
         self.app.mail.start()
+        self._spawn(self._jobs())
         await self.application.start()
 
     async def stop(self) -> None:
@@ -268,6 +271,16 @@ class TelegramChannel:
     async def _on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         if isinstance(update, Update):
             await self.process(update)
+
+    async def _jobs(self) -> None:
+        """Reminders, every few minutes; each job is idempotent across restarts."""
+        while True:
+            try:
+                rows = await remind_drafts(self.app, self.app.clock.now())
+                self.worker.submit(row for row in rows if row.channel == CHANNEL)
+            except Exception:
+                log.exception("scheduled job failed; trying again later")
+            await asyncio.sleep(JOBS_EVERY)
 
     async def _answer_query(self, query_id: str) -> None:
         try:

@@ -372,3 +372,23 @@ async def test_known_ruc_offers_the_known_name(
     assert ENTITY in replies[-1].plain
     replies = await user.click(f"Usar: {ENTITY}")
     assert "nombres" in replies[-1].plain
+
+
+async def test_silent_draft_gets_one_reminder_before_it_expires(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    from bot.jobs import remind_drafts
+
+    await to_step(user, mailer, "cargo")
+    clock.advance(days=24)
+    assert await remind_drafts(user.app, clock.now()) == []
+    clock.advance(days=2)
+    rows = await remind_drafts(user.app, clock.now())
+    assert len(rows) == 1
+    user.worker.submit(rows)
+    await user.worker.drain()
+    assert "sigue en curso (paso 6 de 15)" in user.screen.last.plain
+    assert "en 4 día(s)" in user.screen.last.plain
+    assert await remind_drafts(user.app, clock.now()) == []  # once, also after a restart
+    replies = await user.send("Jefa de TI")  # the draft is still there
+    assert "Paso 7 de 15" in replies[-1].plain

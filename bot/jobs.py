@@ -1,0 +1,63 @@
+"""Scheduled work, idempotent across restarts: reminders that go out once.
+
+``remind_drafts`` tells an officer whose request draft has been silent for 25 days that it
+expires in 5. The reminder is an outbox row written in the same transaction that marks the
+conversation as reminded, so a restart neither loses nor repeats it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bot.payload import encode
+from bot.store import OutboxRow, iso
+from conversations.engine import DRAFT_LIFETIME
+from conversations.events import Outbound
+from conversations.state import State
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+REMIND_AFTER = timedelta(days=25)
+
+
+async def remind_drafts(app: App, now: datetime) -> list[OutboxRow]:
+    silent_since = iso(now - REMIND_AFTER)
+    still_alive = (now - DRAFT_LIFETIME).isoformat()
+    rows: list[OutboxRow] = []
+    async with app.store.transaction(now) as tx:
+        found = await tx.fetchall(
+            "SELECT c.identity_id, c.state, ci.channel, ci.external_id"
+            "  FROM conversations c JOIN chat_identities ci ON ci.id = c.identity_id"
+            " WHERE c.updated_at < ? AND c.reminded_at IS NULL"
+            "   AND (json_extract(c.state, '$.drafts') != '{}'"
+            "        OR json_extract(c.state, '$.frame.flow') IS NOT NULL)",
+            (silent_since,),
+        )
+        for identity_id, raw, channel, chat_id in found:
+            state = State.from_json(raw)
+            frames = list(state.drafts.values())
+            if state.frame is not None:
+                frames.append(state.frame)
+            drafts = [
+                f
+                for f in frames
+                if app.engine.flows[f.flow].keeps_draft and f.updated > still_alive
+            ]
+            await tx.execute(
+                "UPDATE conversations SET reminded_at = ? WHERE identity_id = ?",
+                (tx.stamp, identity_id),
+            )
+            if not drafts:
+                continue
+            frame = drafts[0]
+            k, n = app.engine.flows[frame.flow].position(frame.step) or (0, 0)
+            expires = datetime.fromisoformat(frame.updated) + DRAFT_LIFETIME
+            message = Outbound(
+                "common.draft_reminder",
+                {"k": k, "n": n, "days": max(1, (expires - now).days)},
+                bulk=True,
+            )
+            rows += await tx.enqueue(channel, chat_id, [(encode(message, 0, None), True)])
+    return rows
