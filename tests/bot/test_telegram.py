@@ -116,7 +116,8 @@ async def test_command_menu_is_registered_in_spanish(api: FakeBotAPI, start_bot:
     commands = {c["command"]: c["description"] for c in api.commands()}
     assert commands["requisitos"] == "Requisitos y pasos"
     assert commands["cancelar"] == "Cancelar lo que estás haciendo"
-    assert "solicitar" not in commands  # its flow has not landed: no placeholder
+    assert commands["solicitar"] == "Solicitar accesos al PTE"
+    assert "consulta" not in commands  # its flow has not landed: no placeholder
 
 
 async def test_restart_mid_walkthrough_resumes_at_the_same_card(
