@@ -94,7 +94,9 @@ class App:
                     await add_file(
                         tx, stored.sha256 or "", stored.size or 0, mime, stored.kind or ""
                     )
-                who = Who(chat.person_id, chat.identity_id, event.channel, event.chat_id)
+                who = Who(
+                    chat.person_id, chat.identity_id, event.channel, event.chat_id, person.is_staff
+                )
                 services = TurnServices(self, tx, who)
                 reply = await self.engine.handle(state, event, person, now, services)
                 for effect in reply.effects:

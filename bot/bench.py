@@ -65,7 +65,7 @@ from conversations import requirements
 TOKEN = "123456789:BENCH-fake-token-never-sent-anywhere"
 BOT_ID = 123456789
 FIRST_CHAT = 700_000_001
-REPLY_TIMEOUT = 60.0  # seconds an officer waits for a reply before the run is declared broken
+REPLY_TIMEOUT = 15.0  # seconds an officer waits for a reply before the run is declared broken
 SCALING_SIZES = (1_000, 10_000)
 TARGETS = {
     "updates_per_s": 1_000.0,
@@ -343,6 +343,7 @@ class Result:
     officers: int
     updates: int
     wall_s: float
+    cpu_s: float  # CPU time of the whole process (all threads) during the run
     latencies: list[float]
     replies_ok: bool
     transcript: list[tuple[str, str, tuple[str, ...]]]
@@ -352,6 +353,10 @@ class Result:
     @property
     def updates_per_s(self) -> float:
         return self.updates / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def cpu_us_per_update(self) -> float:
+        return self.cpu_s / self.updates * 1e6 if self.updates else 0.0
 
     def percentile_ms(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -375,6 +380,7 @@ async def drive(
     bot = contender.application.bot
     gc.collect()
     update_id = 0
+    cpu_started = time.process_time()
     started = time.perf_counter()
     for action in actions:
         for chat_id in range(FIRST_CHAT, FIRST_CHAT + officers):
@@ -387,6 +393,7 @@ async def drive(
     await tracker.all_replied()
     await contender.drain()
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     rss = peak_rss_mb()
     total_replies = sum(action.replies for action in actions)
     replies_ok = len(tracker.latencies) == update_id and all(
@@ -397,7 +404,16 @@ async def drive(
     await contender.stop()
     first = server.chat(FIRST_CHAT).transcript or []
     return Result(
-        contender.name, officers, update_id, wall, tracker.latencies, replies_ok, first, rss, extra
+        contender.name,
+        officers,
+        update_id,
+        wall,
+        cpu,
+        tracker.latencies,
+        replies_ok,
+        first,
+        rss,
+        extra,
     )
 
 
@@ -459,12 +475,15 @@ class Product:
             ):
                 rows = list(await conn.execute_fetchall(sql))
                 counts[name] = int(rows[0][0])
+            first = await conn.execute_fetchall(
+                "SELECT payload FROM outbox WHERE chat_id = ? ORDER BY id", (str(FIRST_CHAT),)
+            )
         durable = (
             counts["events"] == updates
             and counts["conversations"] == officers
             and counts["sent"] == counts["outbox"]
         )
-        return {"db": counts, "durable_ok": durable}
+        return {"db": counts, "durable_ok": durable, "first_payloads": [r[0] for r in first]}
 
     async def stop(self) -> None:
         assert self.channel is not None
@@ -477,27 +496,43 @@ CONSENT, MENU, CARD, READY = 0, 1, 10, 20  # CARD + i: showing card i
 
 
 class PeerTexts:
-    """The product's strings, rendered per message from the same templates (same work)."""
+    """What the peers say: the product's own messages, rendered per message (same work).
 
-    def __init__(self, texts: Texts) -> None:
+    The template data and button layout of each message are taken from the outbox rows the
+    product committed for the first officer, so the peers follow the templates and the menu
+    as they are today; the rendering (Jinja, "Paso k de N", labels) is redone per message,
+    as the product's outbox worker does. The transcripts are compared after the run.
+    """
+
+    def __init__(self, texts: Texts, payloads: Sequence[str]) -> None:
         self.texts = texts
-        self.notice_data = {"version": texts.notice_version}
-        self.card_data = {"sections": [section.name for section in texts.sections]}
+        self.messages: dict[str, dict[str, Any]] = {}
+        for payload in payloads:
+            body = json.loads(payload)
+            self.messages.setdefault(body["key"], body)
 
-    def render(self, key: str, data: dict[str, Any], step: str | None = None) -> str:
-        text = self.texts.render(key, data)
-        progress = requirements.FLOW.position(step) if step else None
+    def has(self, key: str) -> bool:
+        return key in self.messages
+
+    def render(self, key: str) -> str:
+        body = self.messages[key]
+        text = self.texts.render(key, body["data"])
+        progress = body.get("progress")
         if progress:
             paso = self.texts.render("common.paso", {"k": progress[0], "n": progress[1]})
             text = paso + "\n" + text
         return text
 
-    def keyboard(self, *rows: Sequence[tuple[str, str]]) -> InlineKeyboardMarkup:
+    def keyboard(self, key: str) -> InlineKeyboardMarkup | None:
+        rows = self.messages[key].get("choices")
+        if not rows:
+            return None
+        # Callback data: the choice id alone (the product prefixes its question counter).
         return InlineKeyboardMarkup(
             [
                 [
-                    InlineKeyboardButton(self.texts.label(key, {}), callback_data=data)
-                    for key, data in row
+                    InlineKeyboardButton(self.texts.label(label, data), callback_data=choice)
+                    for choice, label, data in row
                 ]
                 for row in rows
             ]
@@ -509,62 +544,43 @@ Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, int
 
 def conversation(peer: PeerTexts, *, persistent: bool) -> ConversationHandler[Any]:
     """The same conversation as a stock ``ConversationHandler``."""
-    cards = requirements.CARDS
+    cards = [f"requisitos.{name}" for name in requirements.CARDS]
+
+    async def send(chat: int, context: ContextTypes.DEFAULT_TYPE, key: str) -> None:
+        await context.bot.send_message(
+            chat, peer.render(key), parse_mode=ParseMode.HTML, reply_markup=peer.keyboard(key)
+        )
+
+    def chat_of(update: Update) -> int:
+        assert update.effective_chat is not None
+        return update.effective_chat.id
 
     async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-        assert update.effective_chat is not None
-        chat = update.effective_chat.id
-        await context.bot.send_message(
-            chat, peer.render("consent.welcome", {}), parse_mode=ParseMode.HTML
-        )
-        await context.bot.send_message(
-            chat,
-            peer.render("consent.notice", peer.notice_data),
-            parse_mode=ParseMode.HTML,
-            reply_markup=peer.keyboard((("btn.accept", "accept"), ("btn.decline", "decline"))),
-        )
+        chat = chat_of(update)
+        if peer.has("consent.welcome"):
+            await send(chat, context, "consent.welcome")
+        await send(chat, context, "consent.notice")
         return CONSENT
-
-    async def show_menu(chat: int, context: ContextTypes.DEFAULT_TYPE) -> int:
-        await context.bot.send_message(
-            chat,
-            peer.render("menu.main", {"consented": True}),
-            parse_mode=ParseMode.HTML,
-            reply_markup=peer.keyboard(
-                (("menu.requisitos", "f:requisitos"),), (("menu.ayuda", "f:ayuda"),)
-            ),
-        )
-        return MENU
 
     async def consent(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         query = update.callback_query
         assert query is not None
-        assert update.effective_chat is not None
         await query.answer()
         accepted = query.data == "accept"
-        await context.bot.send_message(
-            update.effective_chat.id,
-            peer.render("consent.accepted" if accepted else "consent.declined", {}),
-            parse_mode=ParseMode.HTML,
+        await send(
+            chat_of(update), context, "consent.accepted" if accepted else "consent.declined"
         )
-        return await show_menu(update.effective_chat.id, context)
+        await send(chat_of(update), context, "menu.main")
+        return MENU
 
     async def menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         query = update.callback_query
         assert query is not None
-        assert update.effective_chat is not None
         await query.answer()
-        if query.data == "f:ayuda":
-            await context.bot.send_message(
-                update.effective_chat.id, peer.render("ayuda.main", {}), parse_mode=ParseMode.HTML
-            )
-            return await show_menu(update.effective_chat.id, context)
-        await context.bot.send_message(
-            update.effective_chat.id,
-            peer.render(f"requisitos.{cards[0]}", peer.card_data, cards[0]),
-            parse_mode=ParseMode.HTML,
-            reply_markup=peer.keyboard((("btn.next", "next"),), (("btn.menu", "menu"),)),
-        )
+        if query.data != "f:requisitos":
+            await send(chat_of(update), context, "menu.main")
+            return MENU
+        await send(chat_of(update), context, cards[0])
         return CARD
 
     def card(index: int) -> Callback:
@@ -572,49 +588,29 @@ def conversation(peer: PeerTexts, *, persistent: bool) -> ConversationHandler[An
             query = update.callback_query
             assert query is not None
             assert query.message is not None
-            assert update.effective_chat is not None
             await query.answer()
             if query.data == "menu":
-                return await show_menu(update.effective_chat.id, context)
+                await send(chat_of(update), context, "menu.main")
+                return MENU
             target = index + 1 if query.data == "next" else max(0, index - 1)
-            if target == len(cards):
-                text = peer.render("requisitos.ready", {}, "lista")
-                markup = peer.keyboard(
-                    (("btn.start_request", "ready"),),
-                    (("btn.not_yet", "not_yet"),),
-                    (("btn.previous", "prev"),),
-                )
-                state = READY
-            else:
-                name = cards[target]
-                text = peer.render(f"requisitos.{name}", peer.card_data, name)
-                nav = [("btn.next", "next")]
-                if target:
-                    nav.insert(0, ("btn.previous", "prev"))
-                markup = peer.keyboard(nav, (("btn.menu", "menu"),))
-                state = CARD + target
+            key = cards[target] if target < len(cards) else "requisitos.ready"
             await context.bot.edit_message_text(
-                text,
-                chat_id=update.effective_chat.id,
+                peer.render(key),
+                chat_id=chat_of(update),
                 message_id=query.message.message_id,
                 parse_mode=ParseMode.HTML,
-                reply_markup=markup,
+                reply_markup=peer.keyboard(key),
             )
-            return state
+            return CARD + target if target < len(cards) else READY
 
         return answer
 
     async def ready(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         query = update.callback_query
         assert query is not None
-        assert update.effective_chat is not None
         await query.answer()
-        await context.bot.send_message(
-            update.effective_chat.id,
-            peer.render("requisitos.not_yet", {}),
-            parse_mode=ParseMode.HTML,
-        )
-        return await show_menu(update.effective_chat.id, context)
+        await send(chat_of(update), context, "menu.main")
+        return MENU
 
     states: dict[object, list[Any]] = {
         CONSENT: [CallbackQueryHandler(consent, pattern="^(accept|decline)$")],
@@ -641,7 +637,7 @@ def conversation(peer: PeerTexts, *, persistent: bool) -> ConversationHandler[An
 class Peer:
     """A stock PTB bot: in memory, or with ``PicklePersistence`` flushed per update."""
 
-    def __init__(self, texts: Texts, server: FakeTelegram, pickle_file: Path | None) -> None:
+    def __init__(self, peer: PeerTexts, server: FakeTelegram, pickle_file: Path | None) -> None:
         self.name = "pickle" if pickle_file else "ceiling"
         builder: Any = (
             Application.builder()
@@ -660,9 +656,7 @@ class Peer:
             )
             builder = builder.persistence(persistence)
         self.application: TelegramApp = builder.build()
-        self.application.add_handler(
-            conversation(PeerTexts(texts), persistent=pickle_file is not None)
-        )
+        self.application.add_handler(conversation(peer, persistent=pickle_file is not None))
         self.flush = pickle_file is not None
 
     async def start(self) -> None:
@@ -689,10 +683,14 @@ async def run_product(settings: Settings, texts: Texts, officers: int) -> Result
         return await drive(Product(settings, server, Path(tmp)), server, officers, script(texts))
 
 
-async def run_peer(texts: Texts, officers: int, *, pickle: bool) -> Result:
+async def run_peer(
+    texts: Texts, payloads: Sequence[str], officers: int, *, pickle: bool
+) -> Result:
+    """A PTB peer; ``payloads``: the product's outbox rows for its first officer."""
     server = FakeTelegram(transcripts=[FIRST_CHAT])
     with tempfile.TemporaryDirectory(prefix="pte-bench-") as tmp:
-        peer = Peer(texts, server, Path(tmp) / "bench.pickle" if pickle else None)
+        pickle_file = Path(tmp) / "bench.pickle" if pickle else None
+        peer = Peer(PeerTexts(texts, payloads), server, pickle_file)
         result = await drive(peer, server, officers, script(texts))
         if pickle:
             result.extra["pickle_bytes"] = (Path(tmp) / "bench.pickle").stat().st_size
@@ -705,6 +703,7 @@ def machine() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
     }
 
 
@@ -716,6 +715,7 @@ def _line(result: Result, label: str) -> str:
     return (
         f"{label:<9} {result.updates_per_s:8.0f} updates/s  wall {result.wall_s:6.2f} s  "
         f"p50 {result.percentile_ms(0.50):6.2f} ms  p99 {result.percentile_ms(0.99):7.2f} ms  "
+        f"cpu {result.cpu_us_per_update:5.0f} us/update  "
         f"replies {'ok' if result.replies_ok else 'MISSING'}"
     )
 
@@ -731,12 +731,13 @@ async def compare(settings: Settings, officers: int, *, pickle: bool) -> dict[st
     print(_line(product, "product") + f"  peak RSS {product.peak_rss_mb:.0f} MB")
     print(f"          (SQLite committed per update; db {product.extra.get('db')})")
     gc.collect()
-    ceiling = await run_peer(texts, officers, pickle=False)
+    payloads = product.extra["first_payloads"]
+    ceiling = await run_peer(texts, payloads, officers, pickle=False)
     print(_line(ceiling, "ceiling") + "  (PTB ConversationHandler, in memory)")
     peer: Result | None = None
     if pickle:
         gc.collect()
-        peer = await run_peer(texts, officers, pickle=True)
+        peer = await run_peer(texts, payloads, officers, pickle=True)
         print(
             _line(peer, "pickle")
             + f"  (PicklePersistence flushed per update, {peer.extra['pickle_bytes']} bytes)"
@@ -753,19 +754,24 @@ async def compare(settings: Settings, officers: int, *, pickle: bool) -> dict[st
         "p50_ms": round(product.percentile_ms(0.50), 3),
         "p99_ms": round(product.percentile_ms(0.99), 3),
         "max_ms": round(product.percentile_ms(1.0), 3),
+        "cpu_us_per_update": round(product.cpu_us_per_update, 1),
         "peak_rss_mb": round(product.peak_rss_mb, 1),
         "replies_ok": product.replies_ok,
         "durable_ok": product.extra.get("durable_ok"),
         "ceiling_updates_per_s": round(ceiling.updates_per_s, 1),
         "ceiling_p50_ms": round(ceiling.percentile_ms(0.50), 3),
         "ceiling_p99_ms": round(ceiling.percentile_ms(0.99), 3),
+        "ceiling_cpu_us_per_update": round(ceiling.cpu_us_per_update, 1),
         "ceiling_replies_ok": ceiling.replies_ok,
         "pickle_updates_per_s": round(peer.updates_per_s, 1) if peer else None,
         "pickle_p50_ms": round(peer.percentile_ms(0.50), 3) if peer else None,
         "pickle_p99_ms": round(peer.percentile_ms(0.99), 3) if peer else None,
+        "pickle_cpu_us_per_update": round(peer.cpu_us_per_update, 1) if peer else None,
         "pickle_replies_ok": peer.replies_ok if peer else None,
         "ratio_vs_ceiling": _ratio(product.updates_per_s, ceiling.updates_per_s),
         "ratio_vs_pickle": _ratio(product.updates_per_s, peer.updates_per_s if peer else None),
+        # The same ratio from CPU time: steadier when other processes share the machine.
+        "cpu_ratio_vs_ceiling": _ratio(ceiling.cpu_us_per_update, product.cpu_us_per_update),
         "transcripts_match": same,
     }
     result["targets_met"] = {
@@ -800,6 +806,7 @@ async def scaling(settings: Settings, sizes: Sequence[int] = SCALING_SIZES) -> d
                 "updates_per_s": round(product.updates_per_s, 1),
                 "p50_ms": round(product.percentile_ms(0.50), 3),
                 "p99_ms": round(product.percentile_ms(0.99), 3),
+                "cpu_us_per_update": round(product.cpu_us_per_update, 1),
                 "peak_rss_mb": round(product.peak_rss_mb, 1),
                 "replies_ok": product.replies_ok,
                 "durable_ok": product.extra.get("durable_ok"),

@@ -59,6 +59,7 @@ class Who:
     identity_id: int
     channel: str
     chat_id: str
+    is_staff: bool = False
 
 
 def _hash(salt: str, code: str) -> str:
@@ -155,6 +156,55 @@ class TurnServices:
         )
         left = CODE_MAX_TRIES - tries - 1
         return ("wrong" if left else "locked"), left
+
+    # --------------------------------------------------------------- status
+    async def my_tickets(self, limit: int = 10) -> list[dict[str, str]]:
+        found = await self.tx.fetchall(
+            "SELECT number, type, state FROM tickets WHERE person_id = ? ORDER BY id DESC LIMIT ?",
+            (self.who.person_id, limit),
+        )
+        return [{"number": n, "type": t, "state": s} for n, t, s in found]
+
+    async def ticket_detail(self, number: str) -> dict[str, Any] | None:
+        """The ticket for its owner or staff; None for anyone else, as for no such ticket."""
+        row = await self.tx.fetchone(
+            "SELECT t.id, t.number, t.type, t.state, t.person_id, t.registered_at, t.due_on,"
+            " t.paused_days_left, e.name, e.ruc FROM tickets t"
+            " LEFT JOIN entities e ON e.id = t.entity_id WHERE t.number = ?",
+            (number,),
+        )
+        if row is None or (row[4] != self.who.person_id and not self.who.is_staff):
+            return None
+        ticket_id, number, kind, state, _owner, registered, due_on, paused, entity, ruc = row
+        events = await self.tx.fetchall(
+            "SELECT at, actor, from_state, to_state, message FROM ticket_events"
+            " WHERE ticket_id = ? ORDER BY id",
+            (ticket_id,),
+        )
+        (attachments,) = await self.tx.fetchone(
+            "SELECT count(*) FROM ticket_files WHERE ticket_id = ? AND role != 'formato'",
+            (ticket_id,),
+        )
+        due = date.fromisoformat(due_on)
+        today = self.today()
+        left = self.app.calendar.business_days_between(today, due)
+        staff_messages = [e for e in events if e[1].startswith("staff") and e[4]]
+        return {
+            "number": number,
+            "type": kind,
+            "state": state,
+            "entity": entity,
+            "ruc": ruc,
+            "registered_at": registered,
+            "due": due_on,
+            "days_left": left,
+            "overdue": due < today,
+            "paused_days_left": paused,
+            "open": state not in ("Atendido", "Cerrado", "Anulado"),
+            "attachments": attachments,
+            "last_message": staff_messages[-1][4] if staff_messages else None,
+            "history": [{"at": e[0], "state": e[3], "message": e[4]} for e in events],
+        }
 
     # ------------------------------------------------------------- requests
     async def submit_access_request(self, data: Mapping[str, Any]) -> Submitted:

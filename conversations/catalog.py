@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from conversations import access_request, consent, help, privacy, requirements
+from conversations import access_request, consent, help, privacy, requirements, status
 from conversations.flow import Flow
 
 
 def all_flows() -> list[Flow]:
-    return [requirements.FLOW, access_request.FLOW, help.FLOW, consent.FLOW, privacy.FLOW]
+    return [
+        requirements.FLOW,
+        access_request.FLOW,
+        status.FLOW,
+        help.FLOW,
+        consent.FLOW,
+        privacy.FLOW,
+    ]

@@ -29,9 +29,11 @@ from conversations.flow import (
     Start,
 )
 from conversations.state import Frame, State
+from conversations.status import find_number
 from conversations.text import IntentMatcher, normalize
 
 CONSENT_FLOW = "consent"
+STATUS_FLOW = "estado"
 MENU_PREFIX = "f:"
 CHOICE_CANCEL_YES = "cancel_yes"
 CHOICE_CANCEL_NO = "cancel_no"
@@ -143,6 +145,13 @@ class _Turn:
         if command is not None:
             await self.run_command(command)
             return
+        if event.kind is Kind.TEXT and self.person.consent is True:
+            number = find_number(event.text)
+            if number is not None and STATUS_FLOW in self.engine.flows:
+                self.keep_draft()
+                state.frame = Frame(STATUS_FLOW, "detalle", {"number": number}, ["lista"])
+                await self.ask_current()
+                return
         if event.kind is Kind.BUTTON:
             choice_id = self.open_choice(event.text)
             if choice_id is None:
