@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -32,7 +32,15 @@ class State:
 
     def to_json(self) -> str:
         # json.dumps fails loudly on anything that cannot be stored: better here than later.
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        # Built by hand: dataclasses.asdict deep-copies every answer and costs ~0.3 ms a turn.
+        body = {
+            "frame": _frame(self.frame),
+            "qid": self.qid,
+            "choices": self.choices,
+            "suspended": _frame(self.suspended),
+            "drafts": {name: _frame(frame) for name, frame in self.drafts.items()},
+        }
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | None) -> State:
@@ -48,3 +56,15 @@ class State:
             suspended=suspended,
             drafts={name: Frame(**f) for name, f in raw.get("drafts", {}).items()},
         )
+
+
+def _frame(frame: Frame | None) -> dict[str, Any] | None:
+    if frame is None:
+        return None
+    return {
+        "flow": frame.flow,
+        "step": frame.step,
+        "data": frame.data,
+        "history": frame.history,
+        "updated": frame.updated,
+    }
