@@ -61,3 +61,27 @@ async def remind_drafts(app: App, now: datetime) -> list[OutboxRow]:
             )
             rows += await tx.enqueue(channel, chat_id, [(encode(message, 0, None), True)])
     return rows
+
+
+ORPHAN_GRACE = timedelta(days=1)
+
+
+async def purge_orphan_files(app: App, now: datetime) -> int:
+    """Delete stored files that no ticket and no conversation refers to any more.
+
+    A file is stored before the step that receives it decides (files first, then the row);
+    one the step refused (a photo where a PDF was needed), or a draft's PDF after the draft
+    was cancelled or expired, is personal data kept for nothing. A day of grace covers
+    files whose conversation has not moved yet.
+    """
+    async with app.store.transaction(now) as tx:
+        found = await tx.fetchall(
+            "SELECT f.sha256 FROM files f WHERE f.created_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM ticket_files t WHERE t.sha256 = f.sha256)"
+            " AND NOT EXISTS (SELECT 1 FROM conversations c WHERE instr(c.state, f.sha256) > 0)",
+            (iso(now - ORPHAN_GRACE),),
+        )
+        for (sha256,) in found:
+            await tx.execute("DELETE FROM files WHERE sha256 = ?", (sha256,))
+            app.files.path_for(sha256).unlink(missing_ok=True)
+    return len(found)

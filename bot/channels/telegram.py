@@ -32,7 +32,7 @@ from telegram.request import BaseRequest
 
 from bot.app import App
 from bot.errors import PermanentDelivery, TransientDelivery
-from bot.jobs import remind_drafts
+from bot.jobs import purge_orphan_files, remind_drafts
 from bot.outbox import OutboxWorker
 from bot.payload import Rendered, render
 from bot.store import OutboxRow
@@ -276,8 +276,10 @@ class TelegramChannel:
         """Reminders, every few minutes; each job is idempotent across restarts."""
         while True:
             try:
-                rows = await remind_drafts(self.app, self.app.clock.now())
+                now = self.app.clock.now()
+                rows = await remind_drafts(self.app, now)
                 self.worker.submit(row for row in rows if row.channel == CHANNEL)
+                await purge_orphan_files(self.app, now)
             except Exception:
                 log.exception("scheduled job failed; trying again later")
             await asyncio.sleep(JOBS_EVERY)

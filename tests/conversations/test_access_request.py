@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
+import zlib
 
 import openpyxl
 import pytest
@@ -29,6 +31,21 @@ def make_pdf(pages: int = 1, password: str | None = None) -> bytes:
 
 
 PDF = make_pdf(2)
+
+
+def tiny_png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x00\x00")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", pixels)
+        + chunk(b"IEND", b"")
+    )
 
 
 async def count_rows(user: Driver, table: str) -> int:
@@ -392,3 +409,24 @@ async def test_silent_draft_gets_one_reminder_before_it_expires(
     assert await remind_drafts(user.app, clock.now()) == []  # once, also after a restart
     replies = await user.send("Jefa de TI")  # the draft is still there
     assert "Paso 7 de 15" in replies[-1].plain
+
+
+async def test_refused_and_abandoned_files_are_purged(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    from bot.jobs import purge_orphan_files
+
+    png = tiny_png()
+    await to_step(user, mailer, "res_pdf")
+    await user.upload(png, name=None, mime="image/png", photo=True)  # refused by the step
+    await user.upload(PDF)  # kept: the draft refers to it
+    assert await count_rows(user, "files") == 2
+    assert await purge_orphan_files(user.app, clock.now()) == 0  # within the day of grace
+    clock.advance(days=2)
+    assert await purge_orphan_files(user.app, clock.now()) == 1
+    assert await count_rows(user, "files") == 1
+    await user.send("/cancelar")
+    await user.click("Sí, cancelar")
+    assert await purge_orphan_files(user.app, clock.now()) == 1
+    assert await count_rows(user, "files") == 0
+    assert not any(p.is_file() for p in (user.app.settings.data_dir / "files").rglob("*"))
