@@ -37,6 +37,8 @@ def encode(message: Outbound, qid: int, edit_ref: str | None) -> str:
         body["document"] = {"sha256": doc.sha256, "filename": doc.filename, "mime": doc.mime}
     if message.request_contact:
         body["request_contact"] = True
+    if message.remove_keyboard:
+        body["remove_keyboard"] = True
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_default)
 
 
@@ -53,6 +55,7 @@ class Rendered:
     edit_ref: str | None
     document: dict[str, str] | None
     request_contact: bool
+    remove_keyboard: bool = False
 
     @property
     def plain(self) -> str:
@@ -80,4 +83,5 @@ def render(texts: Texts, payload: str) -> Rendered:
         body.get("edit_ref"),
         body.get("document"),
         body.get("request_contact", False),
+        body.get("remove_keyboard", False),
     )

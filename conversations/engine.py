@@ -9,6 +9,8 @@ Global commands work in every flow: ``menu``, ``atras``, ``cancelar`` (asks firs
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -87,6 +89,7 @@ class Engine:
         await turn.run()
         if state.frame is not None:
             state.frame.updated = now.isoformat()
+        _track_contact_keyboard(state, reply.messages)
         return reply
 
     # ----------------------------------------------------------- for the turn
@@ -463,6 +466,21 @@ class _Turn:
             await self.start(outcome.flow, outcome.messages)
         elif isinstance(outcome, Back):
             await self.go_back(edit=True)
+
+
+def _track_contact_keyboard(state: State, messages: list[Outbound]) -> None:
+    """The keyboard a contact question shows stays until a message takes it away: the first
+    plain message after it does (kept in the state, so a restart does not forget it)."""
+    if any(m.request_contact for m in messages):
+        state.contact_keyboard = True
+        return
+    if not state.contact_keyboard:
+        return
+    for index, message in enumerate(messages):
+        if not message.choices and not message.edit and not message.document:
+            messages[index] = dataclasses.replace(message, remove_keyboard=True)
+            state.contact_keyboard = False
+            return
 
 
 def _choice_part(data: str) -> str:

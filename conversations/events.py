@@ -82,6 +82,8 @@ class Outbound:
     edit: bool = False
     document: Document | None = None
     request_contact: bool = False
+    # Take away the "share my number" keyboard a previous question showed.
+    remove_keyboard: bool = False
     # Bulk messages (reminders, digests) yield to interactive replies.
     bulk: bool = False
 

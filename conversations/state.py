@@ -29,6 +29,8 @@ class State:
     suspended: Frame | None = None
     # Flows left for the menu with answers kept, by flow name.
     drafts: dict[str, Frame] = field(default_factory=dict)
+    # A question showed the channel's "share my number" keyboard, still on screen.
+    contact_keyboard: bool = False
 
     def to_json(self) -> str:
         # json.dumps fails loudly on anything that cannot be stored: better here than later.
@@ -39,6 +41,7 @@ class State:
             "choices": self.choices,
             "suspended": _frame(self.suspended),
             "drafts": {name: _frame(frame) for name, frame in self.drafts.items()},
+            "contact_keyboard": self.contact_keyboard,
         }
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
@@ -55,6 +58,7 @@ class State:
             choices=raw.get("choices", []),
             suspended=suspended,
             drafts={name: Frame(**f) for name, f in raw.get("drafts", {}).items()},
+            contact_keyboard=raw.get("contact_keyboard", False),
         )
 
 

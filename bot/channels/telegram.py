@@ -135,19 +135,14 @@ class TelegramTransport:
     def __init__(self, app: App, application: TelegramApp) -> None:
         self.app = app
         self.application = application
-        # Chats showing the "Compartir mi número" keyboard: the next plain message removes it.
-        self._reply_keyboard: set[str] = set()
 
     async def deliver(self, row: OutboxRow) -> str | None:
         rendered = render(self.app.texts, row.payload)
         bot = self.application.bot
         markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
         markup = _markup(rendered, self.app.texts.label("btn.share_phone", {}))
-        if rendered.request_contact:
-            self._reply_keyboard.add(row.chat_id)
-        elif markup is None and row.chat_id in self._reply_keyboard and not rendered.edit_ref:
+        if rendered.remove_keyboard and markup is None:
             markup = ReplyKeyboardRemove()
-            self._reply_keyboard.discard(row.chat_id)
         try:
             if rendered.document:
                 doc = rendered.document

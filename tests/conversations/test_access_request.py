@@ -430,3 +430,24 @@ async def test_refused_and_abandoned_files_are_purged(
     assert await purge_orphan_files(user.app, clock.now()) == 1
     assert await count_rows(user, "files") == 0
     assert not any(p.is_file() for p in (user.app.settings.data_dir / "files").rglob("*"))
+
+
+async def test_share_number_keyboard_is_removed_after_a_restart(
+    make_app: AppFactory, mailer: MemoryMailer
+) -> None:
+    app = await make_app()
+    user = Driver(app)
+    await user.start()
+    await to_step(user, mailer, "celular")
+    assert user.screen.last.request_contact
+    await user.stop()
+    await app.close()
+
+    again = Driver(await make_app())
+    await again.start()
+    replies = await again.send("987654321")
+    assert replies[-1].remove_keyboard
+    assert "Paso 10 de 15" in replies[-1].plain
+    replies = await again.send("Resolución N.° 1-2026")
+    assert not replies[-1].remove_keyboard
+    await again.stop()
