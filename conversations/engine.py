@@ -10,7 +10,6 @@ Global commands work in every flow: ``menu``, ``atras``, ``cancelar`` (asks firs
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
