@@ -75,7 +75,11 @@ def to_event(update: Update, bot_username: str | None = None) -> Inbound | None:
             return Inbound(kind=Kind.COMMAND, text=name, args=args, **base)
         return Inbound(kind=Kind.TEXT, text=message.text, **base)
     if message.contact is not None:
-        return Inbound(kind=Kind.CONTACT, phone=message.contact.phone_number, **base)
+        # Only the officer's own card proves their number; someone else's gets the question again.
+        sender = update.effective_user.id if update.effective_user else None
+        own = message.contact.user_id is not None and message.contact.user_id == sender
+        phone = message.contact.phone_number if own else None
+        return Inbound(kind=Kind.CONTACT, phone=phone, **base)
     if message.document is not None:
         doc = message.document
         info = FileInfo(
