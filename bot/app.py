@@ -78,12 +78,15 @@ class App:
         now = self.clock.now()
         try:
             async with self.store.transaction(now) as tx:
-                if not await tx.claim_event(event.channel, event.event_id):
+                chat = await tx.claim_and_load(
+                    event.channel,
+                    event.event_id,
+                    event.chat_id,
+                    self.engine.services.notice_version,
+                )
+                if chat is None:
                     log.info("update %s:%s seen before; ignored", event.channel, event.event_id)
                     return []
-                chat = await tx.load_chat(
-                    event.channel, event.chat_id, self.engine.services.notice_version
-                )
                 state = State.from_json(chat.state)
                 person = Person(
                     chat.person_id, chat.consent, self.is_staff(event.channel, event.chat_id)
@@ -101,8 +104,17 @@ class App:
                 reply = await self.engine.handle(state, event, person, now, services)
                 for effect in reply.effects:
                     await self._apply(tx, chat, event, effect)
-                await tx.save_state(chat.identity_id, reply.state.to_json(), chat.version + 1)
-                return await self._enqueue(tx, event, reply.state.qid, reply.messages)
+                payloads = [
+                    (encode(m, reply.state.qid, event.message_ref), m.bulk) for m in reply.messages
+                ]
+                return await tx.save_and_enqueue(
+                    chat.identity_id,
+                    reply.state.to_json(),
+                    chat.version + 1,
+                    event.channel,
+                    event.chat_id,
+                    payloads,
+                )
         except Exception:
             # The user's progress stays as it was; they get an apology and can try again.
             log.exception("failed to handle %s update %s", event.channel, event.event_id)
