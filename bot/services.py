@@ -50,7 +50,7 @@ class Submitted:
     number: str
     due: date
     business_days: int
-    formato: Document
+    formato: Document | None
 
 
 @dataclass(frozen=True)
@@ -207,6 +207,20 @@ class TurnServices:
         }
 
     # ------------------------------------------------------------- requests
+    async def my_entity(self) -> dict[str, str] | None:
+        """The entity of the officer's latest ticket, to offer it again."""
+        row = await self.tx.fetchone(
+            "SELECT e.ruc, e.name FROM tickets t JOIN entities e ON e.id = t.entity_id"
+            " WHERE t.person_id = ? ORDER BY t.id DESC LIMIT 1",
+            (self.who.person_id,),
+        )
+        return None if row is None else {"ruc": row[0], "name": row[1]}
+
+    async def submit_consultation(self, data: Mapping[str, Any]) -> Submitted:
+        from bot.tickets import open_consultation
+
+        return await open_consultation(self.app, self.tx, self.who, dict(data))
+
     async def submit_access_request(self, data: Mapping[str, Any]) -> Submitted:
         from bot.tickets import open_access_request
 

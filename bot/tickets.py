@@ -66,15 +66,46 @@ def _person(data: dict[str, Any]) -> Person:
     )
 
 
+async def create_ticket(
+    app: App, tx: Tx, who: Who, kind: str, data: dict[str, Any]
+) -> tuple[str, int, date]:
+    """A new ticket in state Registrado, with its first event: (number, id, due date)."""
+    today = dates.lima_date(tx.now)
+    received = app.calendar.reception_day(today)
+    due = app.calendar.add_business_days(today, TERM_DAYS)
+    number = await next_number(tx, today.year)
+    entity_id = await upsert_entity(tx, data["ruc"], data["entity_name"])
+    row = await tx.fetchone(
+        "INSERT INTO tickets (number, type, state, entity_id, person_id, identity_id,"
+        " registered_at, received_on, due_on, data, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (
+            number,
+            kind,
+            REGISTERED,
+            entity_id,
+            who.person_id,
+            who.identity_id,
+            tx.stamp,
+            received.isoformat(),
+            due.isoformat(),
+            json.dumps(data, ensure_ascii=False),
+            tx.stamp,
+        ),
+    )
+    ticket_id = int(row[0])
+    await tx.execute(
+        "INSERT INTO ticket_events (ticket_id, at, actor, from_state, to_state)"
+        " VALUES (?, ?, 'officer', NULL, ?)",
+        (ticket_id, tx.stamp, REGISTERED),
+    )
+    return number, ticket_id, due
+
+
 async def open_access_request(app: App, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
     from bot.services import Submitted
 
-    today = dates.lima_date(tx.now)
-    calendar = app.calendar
-    received = calendar.reception_day(today)
-    due = calendar.add_business_days(today, TERM_DAYS)
-    number = await next_number(tx, today.year)
-    entity_id = await upsert_entity(tx, data["ruc"], data["entity_name"])
+    number, ticket_id, due = await create_ticket(app, tx, who, "accesos", data)
     people = [data["resp"], *data.get("people", [])]
     flags = [REVIEW_FLAG] if any(p.get("review") for p in people) else []
     sections = app.services.sections
@@ -97,30 +128,10 @@ async def open_access_request(app: App, tx: Tx, who: Who, data: dict[str, Any]) 
     stored = await asyncio.to_thread(app.files.put, workbook)
     await add_file(tx, stored.sha256, stored.size, XLSX, "xlsx")
     formato_name = formato_filename(number, data["ruc"])
-    row = await tx.fetchone(
-        "INSERT INTO tickets (number, type, state, entity_id, person_id, identity_id,"
-        " registered_at, received_on, due_on, flags, data, updated_at)"
-        " VALUES (?, 'accesos', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (
-            number,
-            REGISTERED,
-            entity_id,
-            who.person_id,
-            who.identity_id,
-            tx.stamp,
-            received.isoformat(),
-            due.isoformat(),
-            json.dumps(flags, ensure_ascii=False),
-            json.dumps(data, ensure_ascii=False),
-            tx.stamp,
-        ),
-    )
-    ticket_id = int(row[0])
-    await tx.execute(
-        "INSERT INTO ticket_events (ticket_id, at, actor, from_state, to_state)"
-        " VALUES (?, ?, 'officer', NULL, ?)",
-        (ticket_id, tx.stamp, REGISTERED),
-    )
+    if flags:
+        await tx.execute(
+            "UPDATE tickets SET flags = ? WHERE id = ?", (json.dumps(flags), ticket_id)
+        )
     pdf = data["res"]["pdf"]
     pdf_name = f"Resolucion_{number}.pdf"
     await tx.execute(
@@ -166,3 +177,53 @@ def authority_text(app: App, res: dict[str, Any]) -> str:
     if res.get("autoridad_texto"):
         return str(res["autoridad_texto"])
     return app.texts.label(f"btn.authority_{res['autoridad']}", {})
+
+
+async def open_consultation(app: App, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
+    from bot.services import Submitted
+
+    number, ticket_id, due = await create_ticket(app, tx, who, "consulta", data)
+    attachments = []
+    for index, file in enumerate(data.get("files", []), start=1):
+        name = f"Adjunto_{index:02d}_{number}.{EXTENSIONS.get(file['kind'], 'bin')}"
+        await tx.execute(
+            "INSERT OR IGNORE INTO ticket_files (ticket_id, sha256, role, filename)"
+            " VALUES (?, ?, 'adjunto', ?)",
+            (ticket_id, file["sha256"], name),
+        )
+        content = await asyncio.to_thread(app.files.read, file["sha256"])
+        attachments.append(Attachment(name, content, MIMES.get(file["kind"], "application/pdf")))
+    body = app.texts.plain(
+        "mail.consulta_body",
+        {
+            "number": number,
+            "entity": data["entity_name"],
+            "ruc": data["ruc"],
+            "section": data["section_name"],
+            "description": data["description"],
+            "count": len(attachments),
+            "due": due,
+        },
+    )
+    await app.mail.enqueue(
+        tx,
+        kind="consulta",
+        to=[app.settings.helpdesk_email],
+        cc=[],
+        subject=app.texts.plain(
+            "mail.consulta_subject", {"entity": data["entity_name"], "number": number}
+        ),
+        body=body,
+        attachments=attachments,
+    )
+    return Submitted(number, due, TERM_DAYS, None)
+
+
+EXTENSIONS = {"pdf": "pdf", "png": "png", "jpeg": "jpg", "docx": "docx", "xlsx": "xlsx"}
+MIMES = {
+    "pdf": "application/pdf",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "xlsx": XLSX,
+}

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from conversations import access_request, consent, help, privacy, requirements, status
+from conversations import (
+    access_request,
+    consent,
+    consultation,
+    help,
+    privacy,
+    requirements,
+    status,
+)
 from conversations.flow import Flow
 
 
@@ -10,6 +18,7 @@ def all_flows() -> list[Flow]:
     return [
         requirements.FLOW,
         access_request.FLOW,
+        consultation.FLOW,
         status.FLOW,
         help.FLOW,
         consent.FLOW,

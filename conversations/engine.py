@@ -28,6 +28,7 @@ from conversations.flow import (
     Outcome,
     Person,
     Start,
+    Stay,
 )
 from conversations.state import Frame, State
 from conversations.status import find_number
@@ -465,6 +466,13 @@ class _Turn:
             await self.start(outcome.flow, outcome.messages)
         elif isinstance(outcome, Back):
             await self.go_back(edit=True)
+        elif isinstance(outcome, Stay):
+            messages = list(outcome.messages)
+            if messages and messages[-1].choices:
+                self.reply.messages.extend(messages[:-1])
+                self.put_question(messages[-1])
+            else:
+                self.reply.messages.extend(messages)
 
 
 def _track_contact_keyboard(state: State, messages: list[Outbound]) -> None:

@@ -11,6 +11,7 @@ Outcomes::
     Done(messages)      the flow ends; the main menu follows unless ``menu=False``
     Start(flow)         hand over to another flow
     Back()              return to the previous step
+    Stay(messages)      remain on this step without asking again
 
 A step without ``answer`` only informs: once asked, the flow ends and the menu follows.
 """
@@ -70,7 +71,16 @@ class Back:
     effects: Sequence[Effect] = ()
 
 
-Outcome = Next | Again | Done | Start | Back
+@dataclass(frozen=True)
+class Stay:
+    """Remain on this step without asking again (e.g. the 2nd file of an album): the
+    messages, if any, are sent and the last one's buttons become the open choices."""
+
+    messages: Sequence[Outbound] = ()
+    effects: Sequence[Effect] = ()
+
+
+Outcome = Next | Again | Done | Start | Back | Stay
 
 
 class Labels(Protocol):

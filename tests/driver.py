@@ -154,6 +154,12 @@ class Driver:
         info = FileInfo(file_id=file_id, name=name, mime=mime, size=declared, is_photo=photo)
         return await self._push(self._event(Kind.FILE, file=info))
 
+    async def upload_in_album(self, content: bytes, group: str) -> list[Rendered]:
+        file_id = f"file-{next(_ids)}"
+        self.files[file_id] = content
+        info = FileInfo(file_id=file_id, name=None, mime=None, size=len(content), group=group)
+        return await self._push(self._event(Kind.FILE, file=info))
+
     async def share_contact(self, phone: str) -> list[Rendered]:
         return await self._push(self._event(Kind.CONTACT, phone=phone))
 

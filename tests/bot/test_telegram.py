@@ -117,7 +117,7 @@ async def test_command_menu_is_registered_in_spanish(api: FakeBotAPI, start_bot:
     assert commands["requisitos"] == "Requisitos y pasos"
     assert commands["cancelar"] == "Cancelar lo que estás haciendo"
     assert commands["solicitar"] == "Solicitar accesos al PTE"
-    assert "consulta" not in commands  # its flow has not landed: no placeholder
+    assert "perfiles" not in commands  # its flow has not landed: no placeholder
 
 
 async def test_restart_mid_walkthrough_resumes_at_the_same_card(

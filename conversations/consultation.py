@@ -1,0 +1,194 @@
+"""Hacer una consulta: a support question with screenshots or documents, ending in a ticket.
+
+Entity (remembered from the officer's tickets, RUC otherwise) → affected section (the PTE
+sections, "Acceso o contraseña", "Otro") → a description of at least a sentence →
+attachments (optional, up to 10; an album counts once in the replies) → summary → ticket.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conversations import validators
+from conversations.events import Choice, Inbound, Kind, Outbound, rows
+from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Stay, Step
+from conversations.steps import ask
+
+MAX_FILES = 10
+ATTACHMENT_KINDS = ("pdf", "png", "jpeg", "docx", "xlsx")
+EXTRA_SECTIONS = (("acceso", "btn.topic_access"), ("otro", "btn.topic_other"))
+LISTO, CONFIRM, CORRECT = "done", "confirm", "correct"
+
+
+# ----------------------------------------------------------------- entity
+async def ask_entity(ctx: Ctx) -> list[Outbound]:
+    known = await ctx.services.my_entity()
+    ctx.data["known"] = known
+    buttons = rows(Choice("same", "btn.entity_same", {"name": known["name"]})) if known else ()
+    return [Outbound("consulta.entidad", {"usual": known}, buttons, ctx.progress)]
+
+
+async def answer_entity(ctx: Ctx, event: Inbound) -> Outcome:
+    known = ctx.data.get("known")
+    if event.kind is Kind.BUTTON and event.text == "same" and known:
+        ctx.data.update(ruc=known["ruc"], entity_name=known["name"])
+        return Next("seccion")
+    if event.kind is not Kind.TEXT:
+        return Again("errors.expected_text")
+    result = validators.ruc(event.text)
+    if isinstance(result, validators.Invalid):
+        return Again(f"errors.{result.code}")
+    ctx.data["ruc"] = result.value
+    name = await ctx.services.entity_name(result.value)
+    if name:
+        ctx.data["entity_name"] = name
+        return Next("seccion")
+    return Next("entidad_nombre")
+
+
+async def answer_entity_name(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is not Kind.TEXT:
+        return Again("errors.expected_text")
+    result = validators.free_text(event.text, 3, 200)
+    if isinstance(result, validators.Invalid):
+        return Again(f"errors.{result.code}")
+    ctx.data["entity_name"] = result.value
+    return Next("seccion")
+
+
+# ---------------------------------------------------------------- section
+def _topics(ctx: Ctx) -> list[Choice]:
+    choices = [Choice(s.code, "btn.section", {"name": s.name}) for s in ctx.services.sections]
+    return choices + [Choice(code, label) for code, label in EXTRA_SECTIONS]
+
+
+async def answer_section(ctx: Ctx, event: Inbound) -> Outcome:
+    codes = {s.code: s.name for s in ctx.services.sections}
+    if event.kind is Kind.BUTTON and event.text in codes:
+        ctx.data.update(section=event.text, section_name=codes[event.text])
+    elif event.kind is Kind.BUTTON and event.text in dict(EXTRA_SECTIONS):
+        label = ctx.services.label(dict(EXTRA_SECTIONS)[event.text])
+        ctx.data.update(section=event.text, section_name=label)
+    else:
+        return Again("errors.use_buttons")
+    return Next("resumen") if ctx.data.get("correcting") else Next("descripcion")
+
+
+# ------------------------------------------------------------ description
+async def answer_description(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is not Kind.TEXT:
+        return Again("errors.expected_text")
+    result = validators.free_text(event.text, 15, 3000, multiline=True)
+    if isinstance(result, validators.Invalid):
+        return Again(f"errors.{result.code}")
+    if len(result.value.split()) < 4:
+        return Again("errors.description_short")
+    ctx.data["description"] = result.value
+    return Next("resumen") if ctx.data.get("correcting") else Next("adjuntos")
+
+
+# ------------------------------------------------------------ attachments
+def _files(ctx: Ctx) -> list[dict[str, Any]]:
+    files: list[dict[str, Any]] = ctx.data.setdefault("files", [])
+    return files
+
+
+async def ask_attachments(ctx: Ctx) -> list[Outbound]:
+    data = {"count": len(_files(ctx)), "max": MAX_FILES}
+    return [Outbound("consulta.adjuntos", data, rows(Choice(LISTO, "btn.done")), ctx.progress)]
+
+
+def _received(ctx: Ctx) -> Outbound:
+    data = {"count": len(_files(ctx)), "max": MAX_FILES}
+    return Outbound("consulta.recibido", data, rows(Choice(LISTO, "btn.done")))
+
+
+async def answer_attachments(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is Kind.BUTTON and event.text == LISTO:
+        return Next("resumen")
+    file = event.file
+    if event.kind is not Kind.FILE or file is None:
+        return Again("errors.expected_attachment")
+    files = _files(ctx)
+    if file.refusal is not None:
+        return Stay([Outbound(f"errors.attachment_{file.refusal}", {"name": file.name})])
+    if file.kind not in ATTACHMENT_KINDS:
+        return Stay([Outbound("errors.attachment_type", {"name": file.name})])
+    if any(f["sha256"] == file.sha256 for f in files):
+        return Stay([Outbound("consulta.duplicate", {"name": file.name})])
+    if len(files) >= MAX_FILES:
+        return Stay([Outbound("errors.too_many_files", {"max": MAX_FILES})])
+    files.append({"sha256": file.sha256, "kind": file.kind, "name": file.name, "size": file.size})
+    groups: list[str] = ctx.data.setdefault("groups", [])
+    if file.group is not None:
+        if file.group in groups:
+            return Stay()  # the album's first file already answered
+        groups.append(file.group)
+        return Stay([Outbound("consulta.album", {}, rows(Choice(LISTO, "btn.done")))])
+    return Stay([_received(ctx)])
+
+
+# ---------------------------------------------------------------- summary
+async def ask_summary(ctx: Ctx) -> list[Outbound]:
+    ctx.data["correcting"] = False
+    data = {
+        "entity": ctx.data["entity_name"],
+        "ruc": ctx.data["ruc"],
+        "section": ctx.data["section_name"],
+        "description": ctx.data["description"],
+        "files": _files(ctx),
+    }
+    buttons = rows(Choice(CONFIRM, "btn.confirm_send"), Choice(CORRECT, "btn.correct"))
+    return [Outbound("consulta.resumen", data, buttons, ctx.progress)]
+
+
+async def answer_summary(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is Kind.BUTTON and event.text == CORRECT:
+        return Next("corregir")
+    if event.kind is Kind.BUTTON and event.text == CONFIRM:
+        submitted = await ctx.services.submit_consultation(ctx.data)
+        data = {
+            "number": submitted.number,
+            "due": submitted.due,
+            "days": submitted.business_days,
+            "count": len(_files(ctx)),
+        }
+        return Done(messages=[Outbound("consulta.registrada", data)])
+    return Again("errors.use_buttons")
+
+
+PARTS = {"seccion": "btn.part_seccion", "descripcion": "btn.part_descripcion"}
+
+
+async def ask_correct(ctx: Ctx) -> list[Outbound]:
+    buttons = [Choice(step, label) for step, label in PARTS.items()]
+    buttons += [Choice("adjuntos", "btn.part_adjuntos"), Choice("back", "btn.back_to_summary")]
+    return [Outbound("solicitud.corregir", {}, rows(*buttons))]
+
+
+async def answer_correct(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is Kind.BUTTON and event.text == "back":
+        return Next("resumen")
+    if event.kind is Kind.BUTTON and event.text == "adjuntos":
+        return Next("adjuntos")
+    if event.kind is Kind.BUTTON and event.text in PARTS:
+        ctx.data["correcting"] = True
+        return Next(event.text)
+    return Again("errors.use_buttons")
+
+
+FLOW = Flow(
+    name="consulta",
+    steps=(
+        Step("entidad", ask_entity, answer_entity),
+        Step("entidad_nombre", ask("consulta.entidad_nombre"), answer_entity_name, counted=False),
+        Step("seccion", ask("consulta.seccion", choices=_topics), answer_section),
+        Step("descripcion", ask("consulta.descripcion"), answer_description),
+        Step("adjuntos", ask_attachments, answer_attachments),
+        Step("resumen", ask_summary, answer_summary),
+        Step("corregir", ask_correct, answer_correct, counted=False),
+    ),
+    menu_label="menu.consulta",
+    command="consulta",
+    keeps_draft=True,
+)

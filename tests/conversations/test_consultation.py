@@ -1,0 +1,114 @@
+"""Hacer una consulta: screenshots and documents, albums, limits, ticket."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from tests.conversations.test_access_request import PDF, count_rows, make_pdf, tiny_png, to_step
+from tests.driver import Driver, MemoryMailer
+
+DESCRIPTION = "No puedo publicar el presupuesto: el portal muestra un error 500 al guardar."
+
+
+def docx() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr(
+            "[Content_Types].xml",
+            '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+            'content-types"><Override PartName="/word/document.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>',
+        )
+        z.writestr("word/document.xml", "<w:document/>")
+    return out.getvalue()
+
+
+async def to_attachments(user: Driver) -> None:
+    await user.send("/start")
+    await user.click("Acepto")
+    await user.click("Hacer una consulta")
+    await user.send("20131312955")
+    await user.send("Municipalidad de Prueba")
+    await user.click("Presupuesto")
+    await user.send(DESCRIPTION)
+
+
+async def test_consulta_with_two_screenshots_and_a_pdf(user: Driver, mailer: MemoryMailer) -> None:
+    await to_attachments(user)
+    assert "Paso 4 de 5" in user.screen.last.plain
+    first = await user.upload(tiny_png(), name=None, mime="image/png", photo=True)
+    assert "Recibido (1 de 10)" in first[-1].plain
+    second_png = tiny_png()[:-12] + tiny_png()[-12:]  # same bytes: counted once
+    dup = await user.upload(second_png, name=None, mime="image/png", photo=True)
+    assert "ya lo tengo" in dup[-1].plain
+    await user.upload(make_pdf(3), name="captura2.pdf")
+    await user.upload(PDF, name="informe.pdf")
+    summary = (await user.click("Listo"))[-1].plain
+    assert "Adjuntos: 3" in summary
+    assert DESCRIPTION in summary
+    replies = await user.click("Confirmar y enviar")
+    assert "Consulta registrada: PTE-2026-000001" in replies[0].plain
+    assert await count_rows(user, "ticket_files") == 3
+    mail = mailer.sent[-1]
+    assert mail["Subject"] == "Consulta PTE – Municipalidad de Prueba – PTE-2026-000001"
+    assert len(list(mail.iter_attachments())) == 3
+    detail = (await user.send("PTE-2026-000001"))[-1].plain
+    assert "Consulta" in detail
+    assert "Adjuntos: 3" in detail
+
+
+async def test_album_gets_one_confirmation(user: Driver) -> None:
+    await to_attachments(user)
+    replies = []
+    for i in range(3):
+        content = make_pdf(i + 1)
+        info_replies = await user.upload_in_album(content, group="album-1")
+        replies.extend(info_replies)
+    assert len(replies) == 1
+    assert "Recibiendo tus archivos" in replies[0].plain
+    summary = (await user.click("Listo"))[-1].plain
+    assert "Adjuntos: 3" in summary
+
+
+async def test_eleventh_file_is_refused(user: Driver) -> None:
+    await to_attachments(user)
+    for i in range(10):
+        await user.upload(make_pdf(i + 1))
+    replies = await user.upload(make_pdf(11))
+    assert "Ya tienes 10 archivos" in replies[-1].plain
+    summary = (await user.click("Listo"))[-1].plain
+    assert "Adjuntos: 10" in summary
+
+
+async def test_oversize_and_executable_are_refused(user: Driver) -> None:
+    await to_attachments(user)
+    replies = await user.upload(PDF, size=30 * 1024 * 1024)
+    assert "más de 20 MB" in replies[-1].plain
+    exe = b"MZ\x90\x00" + b"\x00" * 60 + b"PE\x00\x00" + b"\x00" * 200
+    replies = await user.upload(exe, name="captura.png", mime="image/png")
+    assert "No puedo recibir ese tipo de archivo" in replies[-1].plain
+    replies = await user.upload(docx(), name="informe.docx", mime="application/msword")
+    assert "Recibido (1 de 10)" in replies[-1].plain
+
+
+async def test_short_description_is_refused(user: Driver) -> None:
+    await user.send("/start")
+    await user.click("Acepto")
+    await user.send("/consulta")
+    await user.send("20131312955")
+    await user.send("Municipalidad de Prueba")
+    await user.click("Otro")
+    replies = await user.send("no funciona nada")
+    assert "Cuéntame un poco más" in replies[0].plain
+
+
+async def test_entity_is_remembered_from_earlier_tickets(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "resumen")
+    await user.click("Confirmar y enviar")
+    replies = await user.click("Hacer una consulta")
+    assert "¿Tu consulta es sobre Municipalidad de Pérez <Ruiz> & Cía?" in replies[-1].plain
+    replies = await user.click("Municipalidad de Pérez <Ruiz> & Cía")
+    assert "¿Qué sección del portal está afectada?" in replies[-1].plain
