@@ -25,11 +25,11 @@ from bot.services import Services, TurnServices, Who
 from bot.settings import Settings
 from bot.store import ChatRecord, OutboxRow, Store, Tx
 from bot.texts import Texts
-from bot.tickets import add_file
+from bot.tickets import add_file, forget_person
 from conversations.catalog import all_flows
 from conversations.engine import Engine, Intents
 from conversations.events import Inbound, Outbound
-from conversations.flow import Effect, Person, RecordConsent
+from conversations.flow import Effect, ForgetMe, Person, RecordConsent
 from conversations.state import State
 from conversations.text import IntentMatcher, normalize
 
@@ -104,6 +104,8 @@ class App:
                 reply = await self.engine.handle(state, event, person, now, services)
                 for effect in reply.effects:
                     await self._apply(tx, chat, event, effect)
+                if any(isinstance(effect, ForgetMe) for effect in reply.effects):
+                    reply.state = State()  # nothing of the old conversation is kept
                 payloads = [
                     (encode(m, reply.state.qid, event.message_ref), m.bulk) for m in reply.messages
                 ]
@@ -156,6 +158,8 @@ class App:
             await tx.record_consent(
                 chat.person_id, effect.notice_version, effect.accepted, event.channel
             )
+        elif isinstance(effect, ForgetMe):
+            await forget_person(tx, chat.person_id, chat.identity_id)
         else:  # pragma: no cover - a flow asked for something no service executes
             raise TypeError(f"no service executes {type(effect).__name__}")
 

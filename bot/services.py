@@ -216,6 +216,33 @@ class TurnServices:
         )
         return None if row is None else {"ruc": row[0], "name": row[1]}
 
+    async def my_data(self) -> dict[str, Any]:
+        """Everything stored about the person, as shown by /mis_datos."""
+        person = self.who.person_id
+        consents = await self.tx.fetchall(
+            "SELECT notice_version, accepted, at FROM consents WHERE person_id = ? ORDER BY id",
+            (person,),
+        )
+        emails = await self.tx.fetchall(
+            "SELECT DISTINCT email FROM verification_codes"
+            " WHERE person_id = ? AND confirmed_at IS NOT NULL",
+            (person,),
+        )
+        tickets = await self.tx.fetchall(
+            "SELECT number, type, state FROM tickets WHERE person_id = ? ORDER BY id",
+            (person,),
+        )
+        state = await self.tx.fetchone(
+            "SELECT state FROM conversations WHERE identity_id = ?", (self.who.identity_id,)
+        )
+        return {
+            "channel": self.who.channel,
+            "consents": [{"version": v, "accepted": bool(a), "at": at} for v, a, at in consents],
+            "emails": [e for (e,) in emails],
+            "tickets": [{"number": n, "type": t, "state": s} for n, t, s in tickets],
+            "has_draft": bool(state and ('"drafts":{"' in state[0] or '"frame":{' in state[0])),
+        }
+
     async def submit_consultation(self, data: Mapping[str, Any]) -> Submitted:
         from bot.tickets import open_consultation
 

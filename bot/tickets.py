@@ -227,3 +227,17 @@ MIMES = {
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "xlsx": XLSX,
 }
+
+
+async def forget_person(tx: Tx, person_id: int, identity_id: int) -> None:
+    """Ley 29733 cancellation: consent, codes, drafts and identity go; tickets stay.
+
+    The chat identity keeps its row (tickets refer to it) under an anonymous id, so the
+    same chat writing again is a new person who is asked for consent again.
+    """
+    await tx.execute("DELETE FROM consents WHERE person_id = ?", (person_id,))
+    await tx.execute("DELETE FROM verification_codes WHERE person_id = ?", (person_id,))
+    await tx.execute(
+        "UPDATE chat_identities SET external_id = 'borrado:' || id WHERE id = ?", (identity_id,)
+    )
+    await tx.execute("UPDATE people SET deleted_at = ? WHERE id = ?", (tx.stamp, person_id))

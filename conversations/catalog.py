@@ -7,6 +7,7 @@ from conversations import (
     consent,
     consultation,
     help,
+    my_data,
     privacy,
     requirements,
     status,
@@ -23,4 +24,6 @@ def all_flows() -> list[Flow]:
         help.FLOW,
         consent.FLOW,
         privacy.FLOW,
+        my_data.FLOW,
+        my_data.ERASE_FLOW,
     ]

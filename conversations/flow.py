@@ -37,6 +37,11 @@ class RecordConsent(Effect):
 
 
 @dataclass(frozen=True)
+class ForgetMe(Effect):
+    """Erase what is stored about the person (tickets stay, as administrative records)."""
+
+
+@dataclass(frozen=True)
 class Next:
     step: str | None = None
     messages: Sequence[Outbound] = ()
