@@ -58,6 +58,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.app import create_app
 from bot.channels.telegram import TelegramApp, TelegramChannel
+from bot.errors import PteBotError
 from bot.settings import Settings
 from bot.texts import Texts
 from conversations import requirements
@@ -76,7 +77,7 @@ TARGETS = {
 }
 
 
-class BenchError(RuntimeError):
+class BenchError(PteBotError):
     """The run is broken (a reply never came): no figure would mean anything."""
 
 
@@ -377,31 +378,33 @@ async def drive(
 ) -> Result:
     tracker = Tracker(server)
     await contender.start()
-    bot = contender.application.bot
-    gc.collect()
-    update_id = 0
-    cpu_started = time.process_time()
-    started = time.perf_counter()
-    for action in actions:
-        for chat_id in range(FIRST_CHAT, FIRST_CHAT + officers):
-            await tracker.ready(chat_id)
-            update_id += 1
-            data = update_json(update_id, chat_id, action, server)
-            t0 = time.perf_counter()
-            tracker.expect(chat_id, server.chat(chat_id).delivered + action.replies, t0)
-            await contender.feed(Update.de_json(data, bot))
-    await tracker.all_replied()
-    await contender.drain()
-    wall = time.perf_counter() - started
-    cpu = time.process_time() - cpu_started
-    rss = peak_rss_mb()
-    total_replies = sum(action.replies for action in actions)
-    replies_ok = len(tracker.latencies) == update_id and all(
-        server.chat(chat_id).delivered == total_replies
-        for chat_id in range(FIRST_CHAT, FIRST_CHAT + officers)
-    )
-    extra = await contender_checks(contender, officers, update_id)
-    await contender.stop()
+    try:
+        bot = contender.application.bot
+        gc.collect()
+        update_id = 0
+        cpu_started = time.process_time()
+        started = time.perf_counter()
+        for action in actions:
+            for chat_id in range(FIRST_CHAT, FIRST_CHAT + officers):
+                await tracker.ready(chat_id)
+                update_id += 1
+                data = update_json(update_id, chat_id, action, server)
+                t0 = time.perf_counter()
+                tracker.expect(chat_id, server.chat(chat_id).delivered + action.replies, t0)
+                await contender.feed(Update.de_json(data, bot))
+        await tracker.all_replied()
+        await contender.drain()
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        rss = peak_rss_mb()
+        total_replies = sum(action.replies for action in actions)
+        replies_ok = len(tracker.latencies) == update_id and all(
+            server.chat(chat_id).delivered == total_replies
+            for chat_id in range(FIRST_CHAT, FIRST_CHAT + officers)
+        )
+        extra = await contender_checks(contender, officers, update_id)
+    finally:
+        await contender.stop()  # also after a failure: no thread left behind
     first = server.chat(FIRST_CHAT).transcript or []
     return Result(
         contender.name,

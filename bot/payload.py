@@ -25,6 +25,8 @@ def _default(value: object) -> str:
 
 
 def encode(message: Outbound, qid: int, edit_ref: str | None) -> str:
+    if message.delete_user_message:
+        return json.dumps({"delete_ref": edit_ref})
     body: dict[str, Any] = {"key": message.key, "data": message.data, "qid": qid}
     if message.choices:
         body["choices"] = [[[c.id, c.label, c.data] for c in row] for row in message.choices]
@@ -56,6 +58,7 @@ class Rendered:
     document: dict[str, str] | None
     request_contact: bool
     remove_keyboard: bool = False
+    delete_ref: str | None = None  # delete this message of the user's; nothing to show
 
     @property
     def plain(self) -> str:
@@ -64,6 +67,8 @@ class Rendered:
 
 def render(texts: Texts, payload: str) -> Rendered:
     body = json.loads(payload)
+    if "delete_ref" in body:
+        return Rendered("", [], None, None, False, delete_ref=body["delete_ref"])
     text = texts.render(body["key"], body["data"])
     progress = body.get("progress")
     if progress:

@@ -30,6 +30,7 @@ from conversations.flow import (
     Start,
     Stay,
 )
+from conversations.password_guard import looks_like_credentials
 from conversations.state import Frame, State
 from conversations.status import find_number
 from conversations.text import IntentMatcher, normalize
@@ -137,6 +138,13 @@ class _Turn:
     # ------------------------------------------------------------------ entry
     async def run(self) -> None:
         event, state = self.event, self.state
+        if event.kind is Kind.TEXT and looks_like_credentials(event.text):
+            # Nothing of it is kept: the message is deleted where the channel allows, the
+            # state does not change, and the open question is asked again.
+            self.reply.messages.append(Outbound("", delete_user_message=True))
+            self.say("common.password_warning")
+            await self.ask_again()
+            return
         command = self.engine.command_of(event)
         in_consent = state.frame is not None and state.frame.flow == CONSENT_FLOW
         if self.person.consent is None and not in_consent and command != "privacidad":

@@ -49,7 +49,8 @@ class Inbound:
     args: str = ""
     file: FileInfo | None = None
     phone: str | None = None
-    # The channel's id of the message a button was on (for editing it in place).
+    # The channel's id of the message a button was on (for editing it in place), or of the
+    # user's own message (for deleting it).
     message_ref: str | None = None
     user_name: str = ""
 
@@ -84,6 +85,8 @@ class Outbound:
     request_contact: bool = False
     # Take away the "share my number" keyboard a previous question showed.
     remove_keyboard: bool = False
+    # Not a message: delete the user's message this event came from (a pasted password).
+    delete_user_message: bool = False
     # Bulk messages (reminders, digests) yield to interactive replies.
     bulk: bool = False
 

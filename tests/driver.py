@@ -6,6 +6,7 @@ transport records what a channel would have shown, rendered from the committed o
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class Screen:
     """What the user has seen: every delivered message, in order."""
 
     messages: list[Rendered] = field(default_factory=list)
+    deleted: list[str | None] = field(default_factory=list)  # user messages taken back
 
     @property
     def last(self) -> Rendered:
@@ -51,6 +53,9 @@ class RecordingTransport:
 
     async def deliver(self, row: OutboxRow) -> str | None:
         rendered = render(self.app.texts, row.payload)
+        if rendered.delete_ref is not None:
+            self.screen.deleted.append(rendered.delete_ref)
+            return None
         self.screen.messages.append(rendered)
         return str(len(self.screen.messages))
 
@@ -117,7 +122,8 @@ class Driver:
         if text.startswith("/"):
             name, _, args = text[1:].partition(" ")
             return await self._push(self._event(Kind.COMMAND, name.lower(), args=args))
-        return await self._push(self._event(Kind.TEXT, text))
+        event = self._event(Kind.TEXT, text)
+        return await self._push(dataclasses.replace(event, message_ref=f"u-{event.event_id}"))
 
     def button(self, label: str) -> tuple[str, str | None]:
         """The callback data of the newest visible button with this label."""

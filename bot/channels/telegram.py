@@ -73,7 +73,9 @@ def to_event(update: Update, bot_username: str | None = None) -> Inbound | None:
         if command is not None:
             name, args = command
             return Inbound(kind=Kind.COMMAND, text=name, args=args, **base)
-        return Inbound(kind=Kind.TEXT, text=message.text, **base)
+        return Inbound(
+            kind=Kind.TEXT, text=message.text, message_ref=str(message.message_id), **base
+        )
     if message.contact is not None:
         # Only the officer's own card proves their number; someone else's gets the question again.
         sender = update.effective_user.id if update.effective_user else None
@@ -143,6 +145,14 @@ class TelegramTransport:
     async def deliver(self, row: OutboxRow) -> str | None:
         rendered = render(self.app.texts, row.payload)
         bot = self.application.bot
+        if rendered.delete_ref is not None:
+            try:
+                await bot.delete_message(row.chat_id, int(rendered.delete_ref))
+            except BadRequest as error:  # already gone, or too old to delete: nothing to do
+                log.info("user message not deleted: %s", error)
+            except TelegramError as error:
+                raise TransientDelivery(str(error)) from error
+            return None
         markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
         markup = _markup(rendered, self.app.texts.label("btn.share_phone", {}))
         if rendered.remove_keyboard and markup is None:

@@ -31,6 +31,8 @@ class TerminalTransport:
 
     async def deliver(self, row: OutboxRow) -> str | None:
         rendered = render(self.texts, row.payload)
+        if rendered.delete_ref is not None:
+            return None  # a terminal cannot take back what was typed
         lines = [rendered.plain]
         buttons = [button for line in rendered.buttons for button in line]
         if buttons:
