@@ -216,3 +216,19 @@ async def test_pte_bot_run_killed_mid_walkthrough_resumes(
         if process.returncode is None:
             process.terminate()
             await process.wait()
+
+
+async def test_pasted_password_is_deleted_from_the_chat(
+    api: FakeBotAPI, start_bot: Starter
+) -> None:
+    await start_bot()
+    ana = api.user(5007)
+    await consent(ana)
+    await ana.send("usuario: jperez clave: Abc123$")
+    warning, _menu = await ana.expect(2)
+    assert "Borré tu mensaje" in warning.text
+    await ana.settle()
+    deleted = api.calls_to("deleteMessage")
+    assert len(deleted) == 1
+    assert deleted[0].ok
+    assert rejected(api) == []
