@@ -174,7 +174,11 @@ def build_engine(texts: Texts, services: Services) -> Engine:
         if command in available
         for word in typed
     }
-    engine_intents = Intents(words, IntentMatcher(texts.flow_phrases))
+    phrases = dict(texts.flow_phrases)
+    for key, entry in texts.faq.items():
+        phrases["faq:" + key] = entry["frases"]
+    targets = {key: entry.get("flujo", "") for key, entry in texts.faq.items()}
+    engine_intents = Intents(words, IntentMatcher(phrases), targets)
     return Engine(flows, texts, engine_intents, services)
 
 

@@ -129,6 +129,11 @@ class Texts:
         return {k: list(v) for k, v in self.data["palabras"]["flujos"].items()}
 
     @property
+    def faq(self) -> dict[str, dict[str, Any]]:
+        """Common questions: phrases that ask them and, optionally, the flow that helps."""
+        return dict(self.data.get("faq", {}))
+
+    @property
     def command_descriptions(self) -> dict[str, str]:
         return dict(self.data["comandos"])
 

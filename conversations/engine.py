@@ -37,6 +37,7 @@ from conversations.text import IntentMatcher, normalize
 
 CONSENT_FLOW = "consent"
 STATUS_FLOW = "estado"
+FAQ = "faq:"
 MENU_PREFIX = "f:"
 CHOICE_CANCEL_YES = "cancel_yes"
 CHOICE_CANCEL_NO = "cancel_no"
@@ -58,7 +59,9 @@ class Intents:
     """Typed words for global commands and phrases that mean a flow (from the locale)."""
 
     commands: Mapping[str, str]  # normalized word -> command name
-    flows: IntentMatcher
+    flows: IntentMatcher  # intents are flow names, or "faq:<key>" for a common question
+    # every common question's key -> the flow its answer offers ("" for none)
+    faq_targets: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class Engine:
@@ -107,6 +110,10 @@ class Engine:
     def label_matches(self, choice: list[Any], text: str) -> bool:
         wanted = normalize(text)
         return bool(wanted) and normalize(self._labels.label(choice[1], choice[2])) == wanted
+
+    @property
+    def faq_targets(self) -> Mapping[str, str]:
+        return self._intents.faq_targets
 
     def intent(self, text: str, allowed: Iterable[str]) -> str | None:
         return self._intents.flows.match(text, allowed)
@@ -420,14 +427,27 @@ class _Turn:
             await self.to_menu()
             return
         if event.kind is Kind.TEXT:
-            names = [flow.name for flow in self.engine.flows.values()]
+            names = [*self.engine.flows, *(FAQ + key for key in self.engine.faq_targets)]
             intent = self.engine.intent(event.text, names)
+            if intent is not None and intent.startswith(FAQ):
+                self.answer_faq(intent[len(FAQ) :])
+                return
             if intent is not None:
                 await self.start(intent)
                 return
         if event.kind is Kind.UNSUPPORTED or event.kind is Kind.FILE:
             self.say("common.unsupported_here")
         await self.to_menu(hint=event.kind is Kind.TEXT)
+
+    def answer_faq(self, key: str) -> None:
+        """A common question answered from the locale, with a button to act on it."""
+        target = self.engine.faq_targets.get(key)
+        buttons = []
+        if target and target in self.engine.flows and self.allowed(self.engine.flows[target]):
+            label = self.engine.flows[target].menu_label or "btn.menu"
+            buttons.append(Choice(MENU_PREFIX + target, label))
+        buttons.append(Choice(CHOICE_MENU, "btn.menu"))
+        self.put_question(Outbound(f"faq.{key}", {}, rows(*buttons)))
 
     async def answer_step(self, event: Inbound) -> None:
         frame = self.state.frame

@@ -30,4 +30,6 @@ async def test_forgotten_password_is_a_consulta_not_a_secret(user: Driver) -> No
     await user.click("Acepto")
     replies = await user.send("olvidé mi contraseña, ¿cómo la recupero?")
     assert user.screen.deleted == []
+    assert "sección «Acceso o contraseña»" in replies[-1].plain
+    replies = await user.click("Hacer una consulta")
     assert "¿Sobre qué entidad es tu consulta?" in replies[-1].plain
