@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 from collections.abc import Mapping
@@ -242,6 +243,39 @@ class TurnServices:
             "tickets": [{"number": n, "type": t, "state": s} for n, t, s in tickets],
             "has_draft": bool(state and ('"drafts":{"' in state[0] or '"frame":{' in state[0])),
         }
+
+    async def managed_entities(self) -> list[dict[str, str]]:
+        """Entities whose access request, made by this person with a confirmed institutional
+        email, was attended: the ones whose profiles they may change."""
+        found = await self.tx.fetchall(
+            "SELECT t.number, t.data, e.ruc, e.name FROM tickets t"
+            " JOIN entities e ON e.id = t.entity_id"
+            " WHERE t.person_id = ? AND t.type = 'accesos' AND t.state IN ('Atendido', 'Cerrado')"
+            " ORDER BY t.id DESC",
+            (self.who.person_id,),
+        )
+        confirmed = {
+            email
+            for (email,) in await self.tx.fetchall(
+                "SELECT email FROM verification_codes"
+                " WHERE person_id = ? AND confirmed_at IS NOT NULL",
+                (self.who.person_id,),
+            )
+        }
+        entities: dict[str, dict[str, str]] = {}
+        for number, raw, ruc, name in found:
+            email = json.loads(raw).get("resp", {}).get("email")
+            if email in confirmed and ruc not in entities:
+                entities[ruc] = {"ruc": ruc, "name": name, "ticket": number}
+        return list(entities.values())
+
+    async def submit_profile_update(self, data: Mapping[str, Any]) -> Submitted:
+        from bot.tickets import open_profile_update
+
+        allowed = {e["ruc"]: e["ticket"] for e in await self.managed_entities()}
+        if allowed.get(data["ruc"]) != data["base"]:  # checked again on the server
+            raise PermissionError("not the verified responsible of this entity")
+        return await open_profile_update(self.app, self.tx, self.who, dict(data))
 
     async def submit_consultation(self, data: Mapping[str, Any]) -> Submitted:
         from bot.tickets import open_consultation

@@ -241,3 +241,73 @@ async def forget_person(tx: Tx, person_id: int, identity_id: int) -> None:
         "UPDATE chat_identities SET external_id = 'borrado:' || id WHERE id = ?", (identity_id,)
     )
     await tx.execute("UPDATE people SET deleted_at = ? WHERE id = ?", (tx.stamp, person_id))
+
+
+async def open_profile_update(app: App, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
+    """A ticket of type perfiles with the Formato as it will be after the change."""
+    from bot.services import Submitted
+
+    row = await tx.fetchone("SELECT data FROM tickets WHERE number = ?", (data["base"],))
+    base = json.loads(row[0])
+    number, ticket_id, due = await create_ticket(app, tx, who, "perfiles", data)
+    sections = app.services.sections
+    chosen = set(data["sections"])
+    new_person = _person(data["person"]) if data.get("person") else None
+    profiles: list[ProfileRow] = []
+    for section, person in assignments(base, sections):
+        current = _person(person) if person is not None else None
+        if section.code in chosen and data["action"] == "reemplazar":
+            current = new_person
+        if section.code in chosen and data["action"] == "baja":
+            current = None
+        if current is not None:
+            profiles.append(ProfileRow(section.code, section.name, current))
+        if section.code in chosen and data["action"] == "agregar" and new_person is not None:
+            profiles.append(ProfileRow(section.code, section.name, new_person))
+    res = base["res"]
+    formato = FormatoData(
+        ticket_number=number,
+        entity_name=data["entity_name"],
+        ruc=data["ruc"],
+        responsible=_person(base["resp"]),
+        resolution_number=res["numero"],
+        resolution_date=date.fromisoformat(res["fecha"]),
+        resolution_authority=authority_text(app, res),
+        profiles=profiles,
+        generated_at=tx.now,
+    )
+    workbook = build_formato(formato)
+    stored = await asyncio.to_thread(app.files.put, workbook)
+    await add_file(tx, stored.sha256, stored.size, XLSX, "xlsx")
+    name = formato_filename(number, data["ruc"])
+    await tx.execute(
+        "INSERT INTO ticket_files (ticket_id, sha256, role, filename) VALUES (?, ?, 'formato', ?)",
+        (ticket_id, stored.sha256, name),
+    )
+    names = {s.code: s.name for s in sections}
+    await app.mail.enqueue(
+        tx,
+        kind="perfiles",
+        to=[app.settings.helpdesk_email],
+        cc=[base["resp"]["email"]],
+        subject=app.texts.plain(
+            "mail.perfiles_subject", {"entity": data["entity_name"], "number": number}
+        ),
+        body=app.texts.plain(
+            "mail.perfiles_body",
+            {
+                "number": number,
+                "base": data["base"],
+                "entity": data["entity_name"],
+                "ruc": data["ruc"],
+                "resp": base["resp"],
+                "sections": [names[c] for c in data["sections"]],
+                "action": data["action"],
+                "person": data.get("person"),
+                "reason": data["reason"],
+                "due": due,
+            },
+        ),
+        attachments=[Attachment(name, workbook, XLSX)],
+    )
+    return Submitted(number, due, TERM_DAYS, Document(stored.sha256, name, XLSX))

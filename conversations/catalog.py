@@ -9,6 +9,7 @@ from conversations import (
     help,
     my_data,
     privacy,
+    profile_update,
     requirements,
     status,
 )
@@ -19,6 +20,7 @@ def all_flows() -> list[Flow]:
     return [
         requirements.FLOW,
         access_request.FLOW,
+        profile_update.FLOW,
         consultation.FLOW,
         status.FLOW,
         help.FLOW,

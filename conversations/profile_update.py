@@ -1,0 +1,158 @@
+"""Actualizar perfiles: change who is in charge of PTE sections, for an entity whose access
+request was attended, asked only by its verified responsible (email code confirmed).
+
+Entity → section(s) (toggle, then Continuar) → reemplazar / agregar / dar de baja →
+the person's data (same checks as the request; not for dar de baja) → motivo → summary →
+ticket with the updated Formato, mailed to the help desk.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conversations import validators
+from conversations.events import Choice, Inbound, Kind, Outbound, rows
+from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Step
+from conversations.steps import ask, field_step, plain, put
+
+ACTIONS = ("reemplazar", "agregar", "baja")
+CONTINUE, CONFIRM, CORRECT = "continue", "confirm", "correct"
+
+
+async def ask_entity(ctx: Ctx) -> list[Outbound]:
+    entities = await ctx.services.managed_entities()
+    ctx.data["entities"] = entities
+    if not entities:
+        buttons = rows(
+            Choice("f:solicitud", "menu.solicitud"),
+            Choice("f:consulta", "menu.consulta"),
+            Choice("menu", "btn.menu"),
+        )
+        return [Outbound("perfiles_upd.not_allowed", {}, buttons)]
+    buttons = rows(*[Choice(e["ruc"], "btn.entity_same", {"name": e["name"]}) for e in entities])
+    return [Outbound("perfiles_upd.entidad", {}, buttons, ctx.progress)]
+
+
+async def answer_entity(ctx: Ctx, event: Inbound) -> Outcome:
+    chosen = [e for e in ctx.data.get("entities", []) if e["ruc"] == event.text]
+    if event.kind is not Kind.BUTTON or not chosen:
+        return Again("errors.use_buttons")
+    entity = chosen[0]
+    ctx.data.update(ruc=entity["ruc"], entity_name=entity["name"], base=entity["ticket"])
+    ctx.data["sections"] = []
+    return Next()
+
+
+async def ask_sections(ctx: Ctx) -> list[Outbound]:
+    chosen = set(ctx.data.get("sections", []))
+    buttons = [
+        Choice(s.code, "btn.toggle", {"name": s.name, "on": s.code in chosen})
+        for s in ctx.services.sections
+    ]
+    if chosen:
+        buttons.append(Choice(CONTINUE, "btn.continue"))
+    return [
+        Outbound("perfiles_upd.secciones", {"count": len(chosen)}, rows(*buttons), ctx.progress)
+    ]
+
+
+async def answer_sections(ctx: Ctx, event: Inbound) -> Outcome:
+    codes = [s.code for s in ctx.services.sections]
+    chosen: list[str] = ctx.data.setdefault("sections", [])
+    if event.kind is Kind.BUTTON and event.text == CONTINUE and chosen:
+        return Next()
+    if event.kind is Kind.BUTTON and event.text in codes:
+        if event.text in chosen:
+            chosen.remove(event.text)
+        else:
+            chosen.append(event.text)
+        chosen.sort(key=codes.index)
+        return Next("secciones")
+    return Again("errors.use_buttons")
+
+
+async def answer_action(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is not Kind.BUTTON or event.text not in ACTIONS:
+        return Again("errors.use_buttons")
+    ctx.data["action"] = event.text
+    if event.text == "baja":
+        ctx.data.pop("person", None)
+        return Next("motivo")
+    ctx.data["person"] = {}
+    return Next("nombres")
+
+
+def _save_email(ctx: Ctx, value: validators.EmailCheck) -> None:
+    ctx.data["person"].update(email=value.address, review=value.review_domain)
+
+
+def _next(_ctx: Ctx, _name: str) -> Outcome:
+    return Next()
+
+
+def _person_step(name: str, validate: Any, field: str) -> Step:
+    return field_step(
+        name, f"perfiles.{name}", plain(validate), put("person", field), _next, counted=False
+    )
+
+
+async def ask_summary(ctx: Ctx) -> list[Outbound]:
+    names = {s.code: s.name for s in ctx.services.sections}
+    data = {
+        "entity": ctx.data["entity_name"],
+        "ruc": ctx.data["ruc"],
+        "sections": [names[c] for c in ctx.data["sections"]],
+        "action": ctx.data["action"],
+        "person": ctx.data.get("person"),
+        "reason": ctx.data["reason"],
+    }
+    buttons = rows(Choice(CONFIRM, "btn.confirm_send"), Choice(CORRECT, "btn.start_over"))
+    return [Outbound("perfiles_upd.resumen", data, buttons, ctx.progress)]
+
+
+async def answer_summary(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is Kind.BUTTON and event.text == CORRECT:
+        ctx.data["sections"] = []
+        return Next("secciones")
+    if event.kind is Kind.BUTTON and event.text == CONFIRM:
+        submitted = await ctx.services.submit_profile_update(ctx.data)
+        data = {"number": submitted.number, "due": submitted.due, "days": submitted.business_days}
+        formato = Outbound("solicitud.formato", {}, document=submitted.formato)
+        return Done(messages=[Outbound("perfiles_upd.registrada", data), formato])
+    return Again("errors.use_buttons")
+
+
+FLOW = Flow(
+    name="perfiles",
+    steps=(
+        Step("entidad", ask_entity, answer_entity),
+        Step("secciones", ask_sections, answer_sections, edits=True),
+        Step(
+            "accion",
+            ask(
+                "perfiles_upd.accion",
+                choices=lambda _ctx: [Choice(a, f"btn.action_{a}") for a in ACTIONS],
+            ),
+            answer_action,
+        ),
+        _person_step("nombres", validators.name, "nombres"),
+        _person_step("apellidos", validators.name, "apellidos"),
+        _person_step("dni", validators.dni, "dni"),
+        _person_step("cargo", validators.name, "cargo"),
+        field_step(
+            "correo", "perfiles.correo", plain(validators.email), _save_email, _next, counted=False
+        ),
+        _person_step("celular", validators.mobile, "phone"),
+        field_step(
+            "motivo",
+            "perfiles_upd.motivo",
+            lambda text, _ctx: validators.free_text(text, 10, 1000, multiline=True),
+            put("reason"),
+            _next,
+        ),
+        Step("resumen", ask_summary, answer_summary),
+    ),
+    menu_label="menu.perfiles",
+    command="perfiles",
+    keeps_draft=True,
+)
