@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
 from collections.abc import Iterable
@@ -67,7 +68,11 @@ class OutboxWorker:
         pending = await self.store.pending_outbox(self.channel)
         if pending:
             log.info("resuming %d undelivered messages", len(pending))
-        self.submit(pending)
+        current, superseded = _latest_edits(pending)
+        # An older edit of a card that a later row edits again must not be replayed: it
+        # would show the officer a card they already moved past.
+        await self.store.mark_sent(((row.id, None) for row in superseded), self.clock.now())
+        self.submit(current)
 
     def submit(self, rows: Iterable[OutboxRow]) -> None:
         for row in rows:
@@ -154,3 +159,17 @@ class OutboxWorker:
 
 class _Sleep(Protocol):
     async def __call__(self, delay: float, /) -> None: ...
+
+
+def _latest_edits(rows: list[OutboxRow]) -> tuple[list[OutboxRow], list[OutboxRow]]:
+    """Split pending rows into those to deliver and edits superseded by a later edit."""
+    last_edit: dict[tuple[str, str], int] = {}
+    refs: dict[int, tuple[str, str]] = {}
+    for row in rows:
+        ref = json.loads(row.payload).get("edit_ref")
+        if ref is not None:
+            refs[row.id] = (row.chat_id, ref)
+            last_edit[(row.chat_id, ref)] = row.id
+    keep = [r for r in rows if r.id not in refs or last_edit[refs[r.id]] == r.id]
+    dropped = [r for r in rows if r.id in refs and last_edit[refs[r.id]] != r.id]
+    return keep, dropped

@@ -300,11 +300,18 @@ class Store:
         batch = [(iso(now), ref, row_id) for row_id, ref in done]
         if not batch:
             return
-        async with self._lock:
-            await self.conn.executemany(
+
+        def work(db: sqlite3.Connection) -> None:
+            # One transaction for the batch: in autocommit mode each row would commit alone.
+            db.execute("BEGIN")
+            db.executemany(
                 "UPDATE outbox SET state = 'sent', sent_at = ?, external_ref = ? WHERE id = ?",
                 batch,
             )
+            db.execute("COMMIT")
+
+        async with self._lock:
+            await self.conn._execute(work, self.conn._conn)  # type: ignore[no-untyped-call]
 
     async def mark_attempt(
         self, row_id: int, error: str, *, failed: bool, next_attempt: datetime | None
