@@ -1,0 +1,68 @@
+"""``pte-bot bench`` on a handful of officers: it runs end to end and reports. Not timed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from bot import bench
+from bot.settings import Settings
+from bot.texts import Texts
+
+KEYS = {
+    "updates",
+    "updates_per_s",
+    "p50_ms",
+    "p99_ms",
+    "peak_rss_mb",
+    "ceiling_updates_per_s",
+    "pickle_updates_per_s",
+    "ratio_vs_ceiling",
+    "ratio_vs_pickle",
+    "officers",
+    "machine",
+}
+
+
+def test_bench_reports_every_officer_served(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench.json"
+    args = argparse.Namespace(officers=5, out=str(out), skip_pickle=False, scaling=False)
+
+    assert bench.main(settings, args) == 0
+
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert set(result) >= KEYS
+    assert result["officers"] == 5
+    assert result["updates"] == 5 * len(bench.script(Texts()))
+    assert result["replies_ok"] is True  # every officer got every reply, in our bot
+    assert result["ceiling_replies_ok"] is True
+    assert result["pickle_replies_ok"] is True
+    assert result["durable_ok"] is True  # every update, state and reply committed
+    assert result["transcripts_match"] is True  # the peers said exactly what we said
+    assert {"platform", "cpu_count", "python"} <= set(result["machine"])
+    assert json.loads(out.read_text(encoding="utf-8")) == result
+    assert not settings.data_dir.exists()  # a temporary database, never the user's
+
+
+async def test_scaling_mode_reports_a_ratio(settings: Settings) -> None:
+    result = await bench.scaling(settings, sizes=(2, 4))
+
+    assert [run["officers"] for run in result["runs"]] == [2, 4]
+    assert all(run["replies_ok"] and run["durable_ok"] for run in result["runs"])
+    assert result["throughput_ratio"] > 0
+
+
+def test_fake_bot_api_refuses_to_edit_an_unknown_message() -> None:
+    server = bench.FakeTelegram()
+    code, body = server.call("editMessageText", {"chat_id": "1", "message_id": "9", "text": "x"})
+    assert code == 400
+    assert "not found" in body["description"]
+    code, body = server.call("sendMessage", {"chat_id": "1", "text": "hola"})
+    assert code == 200
+    assert body["result"]["message_id"] == 1
