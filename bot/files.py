@@ -477,17 +477,7 @@ class FileStore:
         except FileNotFoundError:
             pass
         self._make_dirs(path.parent)
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
+        write_atomically(path, data)
         return StoredFile(sha256, len(data), path)
 
     def _make_dirs(self, directory: Path) -> None:
@@ -503,6 +493,22 @@ class FileStore:
             except FileExistsError:  # another thread made it first
                 continue
             _fsync_dir(new_dir.parent)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """The file appears complete or not at all: temporary name in the same folder, fsync,
+    rename, fsync the folder."""
+    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import secrets
 import ssl
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +27,8 @@ from pathlib import Path
 from typing import Final, Protocol
 
 import aiosmtplib
+
+from bot.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -211,22 +211,7 @@ class EmlMailer:
         self.outbox_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = self.outbox_dir / f"{stamp}-{secrets.token_hex(4)}.eml"
-        data = msg.as_bytes(policy=policy.SMTP)
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=self.outbox_dir)
-        try:
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.outbox_dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(path, msg.as_bytes(policy=policy.SMTP))
         return str(path)
 
 
