@@ -250,7 +250,9 @@ class _Turn:
     def keep_draft(self) -> None:
         frame = self.state.frame
         self.state.frame = None
-        if frame is not None and self.engine.flows[frame.flow].keeps_draft:
+        # A draft needs an answer: a flow left at its first question (or refused there,
+        # like Actualizar perfiles for someone not allowed) leaves nothing to continue.
+        if frame is not None and frame.history and self.engine.flows[frame.flow].keeps_draft:
             self.state.drafts[frame.flow] = frame
 
     def draft_info(self, name: str) -> dict[str, Any]:
