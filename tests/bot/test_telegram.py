@@ -6,25 +6,17 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from bot.app import create_app
-from bot.channels.telegram import TelegramChannel, run_polling
 from bot.settings import Settings
+from tests.bot.conftest import Starter
 from tests.fakes.telegram_api import FakeBotAPI, FakeUser
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def tg_settings(tmp_path: Path, api: FakeBotAPI) -> Settings:
+def settings(tmp_path: Path, api: FakeBotAPI) -> Settings:
     return Settings(  # type: ignore[call-arg]
         data_dir=tmp_path / "data",
         telegram_bot_token=api.token,
@@ -32,43 +24,6 @@ def tg_settings(tmp_path: Path, api: FakeBotAPI) -> Settings:
         telegram_base_file_url=api.base_file_url,
         _env_file=None,
     )
-
-
-Starter = Callable[[], Awaitable[Callable[[], Awaitable[None]]]]
-
-
-@pytest.fixture
-async def start_bot(tg_settings: Settings) -> AsyncIterator[Starter]:
-    """Start `pte-bot run`'s polling loop in-process; returns a stopper. Call again to restart."""
-    stoppers: list[Callable[[], Awaitable[None]]] = []
-
-    async def start() -> Callable[[], Awaitable[None]]:
-        app = await create_app(tg_settings)
-        stop = asyncio.Event()
-        ready = asyncio.Event()
-        task = asyncio.create_task(run_polling(TelegramChannel(app), stop, ready))
-        await asyncio.wait(
-            [asyncio.create_task(ready.wait()), task], return_when=asyncio.FIRST_COMPLETED
-        )
-        if task.done():
-            await task  # it failed to start: show why
-        stopped = False
-
-        async def stopper() -> None:
-            nonlocal stopped
-            if stopped:
-                return
-            stopped = True
-            stop.set()
-            await task
-            await app.close()
-
-        stoppers.append(stopper)
-        return stopper
-
-    yield start
-    for stopper in stoppers:
-        await stopper()
 
 
 def rejected(api: FakeBotAPI) -> list[str]:
@@ -180,7 +135,7 @@ async def test_sticker_and_edited_message_get_an_answer(
 
 
 async def test_pte_bot_run_killed_mid_walkthrough_resumes(
-    api: FakeBotAPI, tg_settings: Settings
+    api: FakeBotAPI, settings: Settings
 ) -> None:
     """The real `pte-bot run` process, `kill -9` mid-walkthrough, restarted on the same data."""
     env = {
@@ -188,7 +143,7 @@ async def test_pte_bot_run_killed_mid_walkthrough_resumes(
         "TELEGRAM_BOT_TOKEN": api.token,
         "TELEGRAM_BASE_URL": api.base_url,
         "TELEGRAM_BASE_FILE_URL": api.base_file_url,
-        "PTEBOT_DATA_DIR": str(tg_settings.data_dir),
+        "PTEBOT_DATA_DIR": str(settings.data_dir),
         "PTB_TIMEDELTA": "true",
     }
 

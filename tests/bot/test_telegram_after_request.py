@@ -34,9 +34,8 @@ from tests.bot.test_telegram_request import (
 from tests.fakes.telegram_api import BotMessage, FakeBotAPI, FakeUser
 
 # The request suite's fixtures; `settings` below replaces theirs (it adds a staff member).
-api = request_suite.api
+# `api` and `start_bot` come from tests/bot/conftest.py.
 smtp = request_suite.smtp
-start_bot = request_suite.start_bot
 officer = request_suite.officer
 
 STAFF_ID = 7900

@@ -13,7 +13,7 @@ import sqlite3
 import struct
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from email import message_from_bytes, policy
@@ -26,12 +26,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from pypdf import PdfWriter
 
-from bot.app import create_app
 from bot.calendar import BusinessCalendar
-from bot.channels.telegram import TelegramChannel, run_polling
 from bot.dates import lima_date, long_date
 from bot.settings import Settings
 from bot.texts import Texts
+from tests.bot.conftest import Starter
 from tests.fakes.telegram_api import BotMessage, FakeBotAPI, FakeUser
 
 HOST = "127.0.0.1"
@@ -169,12 +168,6 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI() as fake:
-        yield fake
-
-
-@pytest.fixture
 def settings(tmp_path: Path, api: FakeBotAPI, smtp: SmtpServer) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
@@ -188,44 +181,6 @@ def settings(tmp_path: Path, api: FakeBotAPI, smtp: SmtpServer) -> Settings:
         mail_from=MAIL_FROM,
         _env_file=None,
     )
-
-
-Stopper = Callable[[], Awaitable[None]]
-Starter = Callable[[], Awaitable[Stopper]]
-
-
-@pytest.fixture
-async def start_bot(settings: Settings) -> AsyncIterator[Starter]:
-    """`pte-bot run`'s polling loop in-process; returns a stopper. Call again to restart."""
-    stoppers: list[Stopper] = []
-
-    async def start() -> Stopper:
-        app = await create_app(settings)
-        stop = asyncio.Event()
-        ready = asyncio.Event()
-        task = asyncio.create_task(run_polling(TelegramChannel(app), stop, ready))
-        await asyncio.wait(
-            [asyncio.create_task(ready.wait()), task], return_when=asyncio.FIRST_COMPLETED
-        )
-        if task.done():
-            await task  # it failed to start: show why
-        stopped = False
-
-        async def stopper() -> None:
-            nonlocal stopped
-            if stopped:
-                return
-            stopped = True
-            stop.set()
-            await task
-            await app.close()
-
-        stoppers.append(stopper)
-        return stopper
-
-    yield start
-    for stopper in stoppers:
-        await stopper()
 
 
 def rejected(api: FakeBotAPI) -> list[str]:
