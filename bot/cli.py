@@ -22,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="the assistant in this terminal (no token)")
     chat.add_argument("--user", default="local", help="who you are in the local database")
     commands.add_parser("run", help="Telegram long polling")
+    from bot.staff_cli import add_parser as add_staff_parser
+
+    add_staff_parser(commands)
     bench = commands.add_parser("bench", help="throughput benchmark (see README)")
     bench.add_argument("--officers", type=int, default=2000)
     bench.add_argument("--out", default=None, help="also write the JSON result here")
@@ -46,6 +49,16 @@ async def _chat(settings: Settings, user: str) -> None:
     app = await create_app(settings)
     try:
         await run_chat(app, sys.stdin, sys.stdout, chat_id=user)
+    finally:
+        await app.close()
+
+
+async def _staff(settings: Settings, args: argparse.Namespace) -> None:
+    from bot.staff_cli import run
+
+    app = await create_app(settings)
+    try:
+        await run(app, args, sys.stdout)
     finally:
         await app.close()
 
@@ -75,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_chat(settings, args.user))
         elif args.command == "run":
             asyncio.run(_run(settings))
+        elif args.command == "staff":
+            asyncio.run(_staff(settings, args))
         elif args.command == "bench":
             from bot.bench import main as bench_main
 

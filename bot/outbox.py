@@ -60,6 +60,7 @@ class OutboxWorker:
         self._flusher: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._known: set[int] = set()  # ids submitted and not yet delivered
         self.sent = 0
 
     async def start(self) -> None:
@@ -74,8 +75,17 @@ class OutboxWorker:
         await self.store.mark_sent(((row.id, None) for row in superseded), self.clock.now())
         self.submit(current)
 
+    async def pick_up(self) -> None:
+        """Take rows another process committed (e.g. `pte-bot staff set-state`)."""
+        marking = {row_id for row_id, _ref in self._done}
+        pending = await self.store.pending_outbox(self.channel)
+        self.submit(row for row in pending if row.id not in marking)
+
     def submit(self, rows: Iterable[OutboxRow]) -> None:
         for row in rows:
+            if row.id in self._known:
+                continue
+            self._known.add(row.id)
             queue = self._queues.setdefault(row.chat_id, deque())
             queue.append(row)
             if row.chat_id not in self._tasks:
@@ -109,6 +119,7 @@ class OutboxWorker:
                 row = queue[0]
                 await self._deliver(row)
                 queue.popleft()
+                self._known.discard(row.id)
         finally:
             del self._tasks[chat_id]
             if not queue:

@@ -44,6 +44,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 JOBS_EVERY = 600.0  # seconds between runs of the scheduled jobs
+PICK_UP_EVERY = 2.0  # seconds between looks for rows other processes committed
 NOT_MODIFIED = "message is not modified"
 CANNOT_EDIT = ("message to edit not found", "message can't be edited")
 
@@ -242,6 +243,7 @@ class TelegramChannel:
         await self.worker.start()
         self.app.mail.start()
         self._spawn(self._jobs())
+        self._spawn(self._pick_up())
         await self.application.start()
 
     async def stop(self) -> None:
@@ -292,6 +294,15 @@ class TelegramChannel:
             except Exception:
                 log.exception("scheduled job failed; trying again later")
             await asyncio.sleep(JOBS_EVERY)
+
+    async def _pick_up(self) -> None:
+        """Deliver what other processes (the staff shell) committed for this channel."""
+        while True:
+            await asyncio.sleep(PICK_UP_EVERY)
+            try:
+                await self.worker.pick_up()
+            except Exception:
+                log.exception("outbox pick-up failed; trying again later")
 
     async def _answer_query(self, query_id: str) -> None:
         try:
