@@ -50,6 +50,10 @@ SAMPLES: dict[str, Any] = {
     "tickets": [{"number": "PTE-2026-000001", "type": "accesos", "state": "Registrado"}],
     "has_draft": True,
     "channel": "telegram",
+    "items": [
+        {"number": "PTE-2026-000001", "type": "accesos", "state": "Registrado",
+         "due": "2026-12-11", "left": -2, "entity": NASTY},
+    ],  # fmt: skip
     "action": "reemplazar",
     "person": PERSON,
     "reason": NASTY,
