@@ -51,9 +51,15 @@ SAMPLES: dict[str, Any] = {
     "has_draft": True,
     "channel": "telegram",
     "items": [
-        {"number": "PTE-2026-000001", "type": "accesos", "state": "Registrado",
-         "due": "2026-12-11", "left": -2, "entity": NASTY},
-    ],  # fmt: skip
+        {
+            "number": "PTE-2026-000001",
+            "type": "accesos",
+            "state": "Registrado",
+            "due": "2026-12-11",
+            "left": -2,
+            "entity": NASTY,
+        },
+    ],
     "action": "reemplazar",
     "person": PERSON,
     "reason": NASTY,
