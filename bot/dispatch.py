@@ -1,0 +1,84 @@
+"""Run work for different chats at the same time and for the same chat one at a time.
+
+Every channel feeds inbound updates through a :class:`ChatDispatcher`: an update waits only
+for earlier updates of its own chat, never for other chats. A global limit bounds how many
+run at once. The store's transaction lock still serialises the short database part; what
+runs concurrently is everything around it (downloading a file, checking a PDF, delivery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+Work = Callable[[], Awaitable[None]]
+
+
+class ChatDispatcher:
+    def __init__(self, concurrency: int = 64) -> None:
+        self._slots = asyncio.Semaphore(concurrency)
+        self._queues: dict[str, deque[Work]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def submit(self, chat: str, work: Work) -> None:
+        """Queue ``work`` behind what ``chat`` already has queued; return at once."""
+        self._queues.setdefault(chat, deque()).append(work)
+        if chat not in self._tasks:
+            self._idle.clear()
+            self._tasks[chat] = asyncio.create_task(self._drain(chat), name=f"chat-{chat}")
+
+    async def run(self, chat: str, work: Work) -> None:
+        """Like :meth:`submit`, and wait until this work has run."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def wrapped() -> None:
+            try:
+                await work()
+            except BaseException as error:
+                if not done.done():
+                    done.set_exception(error)
+                raise
+            else:
+                done.set_result(None)
+
+        self.submit(chat, wrapped)
+        await done
+
+    @property
+    def busy_chats(self) -> int:
+        return len(self._tasks)
+
+    async def join(self) -> None:
+        """Wait until every queued piece of work has run."""
+        await self._idle.wait()
+
+    async def stop(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def _drain(self, chat: str) -> None:
+        queue = self._queues[chat]
+        try:
+            while queue:
+                work = queue[0]
+                try:
+                    async with self._slots:
+                        await work()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("work for a chat failed; its next messages go on")
+                queue.popleft()
+        finally:
+            del self._tasks[chat]
+            if not queue:
+                del self._queues[chat]
+            if not self._tasks:
+                self._idle.set()
