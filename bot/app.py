@@ -109,7 +109,7 @@ class App:
                 payloads = [
                     (encode(m, reply.state.qid, event.message_ref), m.bulk) for m in reply.messages
                 ]
-                return await tx.save_and_enqueue(
+                replies = await tx.save_and_enqueue(
                     chat.identity_id,
                     reply.state.to_json(),
                     chat.version + 1,
@@ -117,6 +117,8 @@ class App:
                     event.chat_id,
                     payloads,
                 )
+                # Notifications this turn wrote for other chats (staff ↔ officer) go too.
+                return [*tx.enqueued, *replies]
         except Exception:
             # The user's progress stays as it was; they get an apology and can try again.
             log.exception("failed to handle %s update %s", event.channel, event.event_id)

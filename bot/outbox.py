@@ -83,8 +83,8 @@ class OutboxWorker:
 
     def submit(self, rows: Iterable[OutboxRow]) -> None:
         for row in rows:
-            if row.id in self._known:
-                continue
+            if row.id in self._known or row.channel != self.channel:
+                continue  # already queued, or another channel's worker delivers it
             self._known.add(row.id)
             queue = self._queues.setdefault(row.chat_id, deque())
             queue.append(row)

@@ -41,6 +41,8 @@ def encode(message: Outbound, qid: int, edit_ref: str | None) -> str:
         body["request_contact"] = True
     if message.remove_keyboard:
         body["remove_keyboard"] = True
+    if message.link:
+        body["link"] = list(message.link)
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_default)
 
 
@@ -59,6 +61,7 @@ class Rendered:
     request_contact: bool
     remove_keyboard: bool = False
     delete_ref: str | None = None  # delete this message of the user's; nothing to show
+    link: tuple[str, str] | None = None  # (label, start parameter) of a deep-link button
 
     @property
     def plain(self) -> str:
@@ -82,6 +85,7 @@ def render(texts: Texts, payload: str) -> Rendered:
         for button in row:
             if len(button.data.encode()) > CALLBACK_DATA_LIMIT:
                 raise ValueError(f"callback data over {CALLBACK_DATA_LIMIT} bytes: {button.data}")
+    link = body.get("link")
     return Rendered(
         text,
         buttons,
@@ -89,4 +93,5 @@ def render(texts: Texts, payload: str) -> Rendered:
         body.get("document"),
         body.get("request_contact", False),
         body.get("remove_keyboard", False),
+        link=(texts.label(link[0], {}), link[1]) if link else None,
     )

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot import dates
+from bot.desk_services import DeskServices
 from bot.store import Tx, iso
 from bot.texts import Section
 from conversations.events import Document
@@ -67,7 +68,7 @@ def _hash(salt: str, code: str) -> str:
     return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
 
 
-class TurnServices:
+class TurnServices(DeskServices):
     def __init__(self, app: App, tx: Tx, who: Who) -> None:
         self.app = app
         self.tx = tx

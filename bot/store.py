@@ -72,6 +72,8 @@ class Tx:
         self.stamp = iso(now)
         self.begun = False
         self.committed = False
+        # Rows added with enqueue (notifications to other chats): delivered with the turn's.
+        self.enqueued: list[OutboxRow] = []
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the connection's thread, beginning the transaction if needed."""
@@ -178,16 +180,17 @@ class Tx:
         channel: str,
         chat_id: str,
         payloads: Sequence[tuple[str, bool]],
+        ticket_id: int | None = None,
     ) -> list[OutboxRow]:
         if not payloads:
             return []
-        values = ", ".join("(?, ?, ?, ?, ?)" for _ in payloads)
+        values = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in payloads)
         params: list[Any] = []
         for payload, bulk in payloads:
-            params += [channel, chat_id, payload, int(bulk), self.stamp]
+            params += [channel, chat_id, payload, int(bulk), self.stamp, ticket_id]
         ids = db.execute(
-            f"INSERT INTO outbox (channel, chat_id, payload, bulk, created_at) VALUES {values}"
-            " RETURNING id",
+            "INSERT INTO outbox (channel, chat_id, payload, bulk, created_at, ticket_id)"
+            f" VALUES {values} RETURNING id",
             params,
         ).fetchall()
         return [
@@ -196,10 +199,18 @@ class Tx:
         ]
 
     async def enqueue(
-        self, channel: str, chat_id: str, payloads: Sequence[tuple[str, bool]]
+        self,
+        channel: str,
+        chat_id: str,
+        payloads: Sequence[tuple[str, bool]],
+        ticket_id: int | None = None,
     ) -> list[OutboxRow]:
-        """Add messages for a chat; returns them with their ids, in order."""
-        return await self.run(lambda db: self._enqueue(db, channel, chat_id, payloads))
+        """Add messages for a chat (about a ticket, if given); returns them, in order."""
+        added = await self.run(
+            lambda db: self._enqueue(db, channel, chat_id, payloads, ticket_id)
+        )
+        self.enqueued += added
+        return added
 
     async def save_and_enqueue(
         self,

@@ -11,11 +11,12 @@ import json
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from bot import dates
+from bot import dates, workflow
+from bot.desk import post_new_ticket, tell_staff
 from bot.formato import FormatoData, Person, ProfileRow, build_formato, formato_filename
 from bot.mail import Attachment
 from bot.store import Tx
-from conversations.events import Document
+from conversations.events import Document, Outbound, rows
 from conversations.profiles import assignments
 
 if TYPE_CHECKING:
@@ -106,6 +107,49 @@ async def open_access_request(app: App, tx: Tx, who: Who, data: dict[str, Any]) 
     from bot.services import Submitted
 
     number, ticket_id, due = await create_ticket(app, tx, who, "accesos", data)
+    document = await _request_files(app, tx, number, ticket_id, data, due, correction=False)
+    await post_new_ticket(app, tx, number)
+    return Submitted(number, due, TERM_DAYS, document)
+
+
+async def resubmit_access_request(
+    app: App, tx: Tx, who: Who, ticket: workflow.Ticket, data: dict[str, Any]
+) -> Submitted:
+    """An observed request corrected by its officer: the same ticket with the new data, a
+    new Formato, the files and mail again, and the ticket back to "En atención"."""
+    from bot.services import Submitted
+
+    clean = {k: v for k, v in data.items() if k not in ("ticket", "correcting", "known_name")}
+    entity_id = await upsert_entity(tx, clean["ruc"], clean["entity_name"])
+    await tx.execute(
+        "UPDATE tickets SET data = ?, entity_id = ?, updated_at = ? WHERE id = ?",
+        (json.dumps(clean, ensure_ascii=False), entity_id, tx.stamp, ticket.id),
+    )
+    changed = await workflow.change_state(
+        app, tx, ticket.number, workflow.IN_PROGRESS, "officer", notify=False
+    )
+    document = await _request_files(
+        app, tx, ticket.number, ticket.id, clean, changed.due, correction=True
+    )
+    await tell_staff(
+        app, tx, ticket, Outbound("mesa.subsanado", {"number": ticket.number}, rows(
+            workflow.notice_choice("card", ticket.number, "btn.notice_card")))
+    )  # fmt: skip
+    return Submitted(ticket.number, changed.due, TERM_DAYS, document)
+
+
+async def _request_files(
+    app: App,
+    tx: Tx,
+    number: str,
+    ticket_id: int,
+    data: dict[str, Any],
+    due: date,
+    *,
+    correction: bool,
+) -> Document:
+    """The Formato built from the request, the resolution and the Formato attached to the
+    ticket and mailed to the help desk (officer in CC); returns the Formato to send back."""
     people = [data["resp"], *data.get("people", [])]
     flags = [REVIEW_FLAG] if any(p.get("review") for p in people) else []
     sections = app.services.sections
@@ -128,15 +172,20 @@ async def open_access_request(app: App, tx: Tx, who: Who, data: dict[str, Any]) 
     stored = await asyncio.to_thread(app.files.put, workbook)
     await add_file(tx, stored.sha256, stored.size, XLSX, "xlsx")
     formato_name = formato_filename(number, data["ruc"])
-    if flags:
-        await tx.execute(
-            "UPDATE tickets SET flags = ? WHERE id = ?", (json.dumps(flags), ticket_id)
-        )
+    await tx.execute("UPDATE tickets SET flags = ? WHERE id = ?", (json.dumps(flags), ticket_id))
     pdf = data["res"]["pdf"]
-    pdf_name = f"Resolucion_{number}.pdf"
+    version = ""
+    if correction:
+        (count,) = await tx.fetchone(
+            "SELECT count(*) FROM ticket_files WHERE ticket_id = ? AND role = 'formato'",
+            (ticket_id,),
+        )
+        version = f"_v{count + 1}"
+        formato_name = formato_name.replace(".xlsx", f"{version}.xlsx")
+    pdf_name = f"Resolucion_{number}{version}.pdf"
     await tx.execute(
-        "INSERT INTO ticket_files (ticket_id, sha256, role, filename) VALUES (?, ?, ?, ?),"
-        " (?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO ticket_files (ticket_id, sha256, role, filename)"
+        " VALUES (?, ?, ?, ?), (?, ?, ?, ?)",
         (ticket_id, pdf["sha256"], "resolucion", pdf_name,
          ticket_id, stored.sha256, "formato", formato_name),
     )  # fmt: skip
@@ -152,25 +201,24 @@ async def open_access_request(app: App, tx: Tx, who: Who, data: dict[str, Any]) 
             "rows": [{"section": s.name, "person": p} for s, p in assignments(data, sections)],
             "due": due,
             "flags": flags,
+            "correction": correction,
         },
     )
     resolution = await asyncio.to_thread(app.files.read, pdf["sha256"])
+    subject = "mail.correction_subject" if correction else "mail.request_subject"
     await app.mail.enqueue(
         tx,
         kind="request",
         to=[app.settings.helpdesk_email],
         cc=[data["resp"]["email"]],
-        subject=app.texts.plain(
-            "mail.request_subject", {"entity": data["entity_name"], "number": number}
-        ),
+        subject=app.texts.plain(subject, {"entity": data["entity_name"], "number": number}),
         body=body,
         attachments=[
             Attachment(pdf_name, resolution, "application/pdf"),
             Attachment(formato_name, workbook, XLSX),
         ],
     )
-    document = Document(stored.sha256, formato_name, XLSX)
-    return Submitted(number, due, TERM_DAYS, document)
+    return Document(stored.sha256, formato_name, XLSX)
 
 
 def authority_text(app: App, res: dict[str, Any]) -> str:
@@ -216,6 +264,7 @@ async def open_consultation(app: App, tx: Tx, who: Who, data: dict[str, Any]) ->
         body=body,
         attachments=attachments,
     )
+    await post_new_ticket(app, tx, number)
     return Submitted(number, due, TERM_DAYS, None)
 
 
@@ -310,4 +359,5 @@ async def open_profile_update(app: App, tx: Tx, who: Who, data: dict[str, Any]) 
         ),
         attachments=[Attachment(name, workbook, XLSX)],
     )
+    await post_new_ticket(app, tx, number)
     return Submitted(number, due, TERM_DAYS, Document(stored.sha256, name, XLSX))

@@ -18,7 +18,7 @@ from bot import dates
 from bot.errors import PteBotError
 from bot.payload import encode
 from bot.store import OutboxRow, Tx
-from conversations.events import Outbound
+from conversations.events import Choice, Outbound, rows
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -40,6 +40,10 @@ class TransitionError(PteBotError):
     """A state change the workflow does not allow, or a ticket that does not exist."""
 
 
+PARTS = ("resolucion", "responsable", "perfiles", "otro")  # what an observation names
+NOTICE = "n:"  # choice ids of buttons on notifications: "n:<action>:<ticket number>"
+
+
 @dataclass(frozen=True)
 class Changed:
     number: str
@@ -49,40 +53,128 @@ class Changed:
     notifications: list[OutboxRow]
 
 
-async def change_state(
-    app: App, tx: Tx, number: str, to_state: str, actor: str, message: str | None = None
-) -> Changed:
+@dataclass(frozen=True)
+class Ticket:
+    """What a change needs to know of a ticket."""
+
+    id: int
+    number: str
+    type: str
+    state: str
+    person_id: int
+    channel: str
+    chat_id: str
+    assignee: tuple[str, str] | None  # (channel, chat id) of the staff member who took it
+
+    @property
+    def reachable(self) -> bool:
+        """The officer's chat still exists (not erased with /borrar_mis_datos)."""
+        return not self.chat_id.startswith("borrado:")
+
+
+async def load(tx: Tx, number: str) -> Ticket | None:
     row = await tx.fetchone(
-        "SELECT t.id, t.state, t.due_on, t.paused_days_left, ci.channel, ci.external_id"
+        "SELECT t.id, t.number, t.type, t.state, t.person_id, ci.channel, ci.external_id,"
+        " t.assignee_channel, t.assignee_chat"
         " FROM tickets t JOIN chat_identities ci ON ci.id = t.identity_id WHERE t.number = ?",
         (number,),
     )
     if row is None:
+        return None
+    assignee = (row[7], row[8]) if row[7] else None
+    return Ticket(row[0], row[1], row[2], row[3], row[4], row[5], row[6], assignee)
+
+
+def notice_choice(action: str, number: str, label: str) -> Choice:
+    return Choice(f"{NOTICE}{action}:{number}", label)
+
+
+async def tell_officer(
+    tx: Tx, ticket: Ticket, message: Outbound, bulk: bool = False
+) -> list[OutboxRow]:
+    """A message to the ticket's officer, linked to the ticket (staff see if it failed)."""
+    if not ticket.reachable:
+        return []
+    payload = encode(message, 0, None)
+    return await tx.enqueue(ticket.channel, ticket.chat_id, [(payload, bulk)], ticket.id)
+
+
+async def change_state(
+    app: App,
+    tx: Tx,
+    number: str,
+    to_state: str,
+    actor: str,
+    message: str | None = None,
+    *,
+    part: str | None = None,
+    assignee: tuple[str, str] | None = None,
+    notify: bool = True,
+) -> Changed:
+    """Move a ticket to ``to_state`` if the workflow allows it; record and notify in ``tx``."""
+    ticket = await load(tx, number)
+    if ticket is None:
         raise TransitionError(f"no ticket {number}")
-    ticket_id, state, due_on, paused, channel, chat_id = row
+    row = await tx.fetchone(
+        "SELECT due_on, paused_days_left FROM tickets WHERE id = ?", (ticket.id,)
+    )
+    due_on, paused = row
+    state = ticket.state
     if to_state not in ALLOWED.get(state, frozenset()):
         raise TransitionError(f"{number}: {state} cannot become {to_state}")
     today = dates.lima_date(tx.now)
     due = date.fromisoformat(due_on)
     if to_state == OBSERVED:  # the clock stops with what was left
         paused = max(0, app.calendar.business_days_between(today, due))
+        part = part if part in PARTS else "otro"
     elif state == OBSERVED:  # and resumes with it
         due = app.calendar.due_after_resume(today, paused or 0)
         paused = None
     await tx.execute(
-        "UPDATE tickets SET state = ?, due_on = ?, paused_days_left = ?, updated_at = ?"
+        "UPDATE tickets SET state = ?, due_on = ?, paused_days_left = ?, updated_at = ?,"
+        " observed_part = CASE WHEN ? THEN ? ELSE observed_part END,"
+        " observed_at = CASE WHEN ? THEN ? ELSE observed_at END,"
+        " observed_reminded_at = CASE WHEN ? THEN NULL ELSE observed_reminded_at END,"
+        " attended_at = CASE WHEN ? THEN ? ELSE attended_at END,"
+        " assignee_channel = coalesce(?, assignee_channel),"
+        " assignee_chat = coalesce(?, assignee_chat)"
         " WHERE id = ?",
-        (to_state, due.isoformat(), paused, tx.stamp, ticket_id),
-    )
-    await tx.execute(
-        "INSERT INTO ticket_events (ticket_id, at, actor, from_state, to_state, message)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (ticket_id, tx.stamp, actor, state, to_state, message),
-    )
+        (
+            to_state, due.isoformat(), paused, tx.stamp,
+            to_state == OBSERVED, part,
+            to_state == OBSERVED, tx.stamp,
+            to_state == OBSERVED,
+            to_state == ATTENDED, tx.stamp,
+            assignee[0] if assignee else None, assignee[1] if assignee else None,
+            ticket.id,
+        ),
+    )  # fmt: skip
+    await record(tx, ticket.id, actor, state, to_state, message)
     notifications: list[OutboxRow] = []
-    if not chat_id.startswith("borrado:"):  # the officer erased their data: no chat to tell
+    if notify:
+        choices: tuple[tuple[Choice, ...], ...] = ()
+        if to_state == OBSERVED:
+            choices = rows(notice_choice("fix", number, "btn.notice_fix"))
         notice = Outbound(
-            "aviso.estado", {"number": number, "state": to_state, "message": message}
+            "aviso.estado",
+            {"number": number, "state": to_state, "message": message, "part": part},
+            choices,
         )
-        notifications = await tx.enqueue(channel, chat_id, [(encode(notice, 0, None), False)])
+        notifications = await tell_officer(tx, ticket, notice)
     return Changed(number, state, to_state, due, notifications)
+
+
+async def record(
+    tx: Tx,
+    ticket_id: int,
+    actor: str,
+    from_state: str | None,
+    to_state: str,
+    message: str | None,
+    kind: str = "estado",
+) -> None:
+    await tx.execute(
+        "INSERT INTO ticket_events (ticket_id, at, actor, from_state, to_state, message, kind)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (ticket_id, tx.stamp, actor, from_state, to_state, message, kind),
+    )

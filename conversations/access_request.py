@@ -12,6 +12,7 @@ Services used (``ctx.services``): ``entity_name(ruc)``, ``send_code(email)``,
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from conversations import profiles, validators
@@ -182,12 +183,23 @@ def summary_data(ctx: Ctx) -> dict[str, Any]:
 async def ask_summary(ctx: Ctx) -> list[Outbound]:
     ctx.data["correcting"] = False
     buttons = rows(Choice(CONFIRM, "btn.confirm_send"), Choice(CORRECT, "btn.correct"))
-    return [Outbound("solicitud.resumen", summary_data(ctx), buttons, ctx.progress)]
+    data = {**summary_data(ctx), "ticket": ctx.data.get("ticket")}
+    return [Outbound("solicitud.resumen", data, buttons, ctx.progress)]
 
 
 async def answer_summary(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is Kind.BUTTON and event.text == CORRECT:
         return Next("corregir")
+    if event.kind is Kind.BUTTON and event.text == CONFIRM and ctx.data.get("ticket"):
+        # A correction of an observed request: the same ticket, back to "En atención".
+        fixed = await ctx.services.resubmit_access_request(ctx.data)
+        if fixed is None:
+            return Done(
+                [Outbound("solicitud.subsanacion_cerrada", {"number": ctx.data["ticket"]})]
+            )
+        done = Outbound("solicitud.subsanada", {"number": fixed.number, "due": fixed.due})
+        formato = Outbound("solicitud.formato", {}, document=fixed.formato)
+        return Done(messages=[done, formato])
     if event.kind is Kind.BUTTON and event.text == CONFIRM:
         submitted = await ctx.services.submit_access_request(ctx.data)
         registered = Outbound(
@@ -283,3 +295,8 @@ FLOW = Flow(
     command="solicitar",
     keeps_draft=True,
 )
+
+# "Corregir" on an observation opens the same form at the observed part, with the request
+# as it was sent; the summary then resubmits the same ticket. A separate flow, so that a
+# new request's draft and a correction never overwrite each other.
+CORRECTION_FLOW = dataclasses.replace(FLOW, name="subsanar", menu_label=None, command=None)

@@ -6,10 +6,12 @@ from conversations import (
     access_request,
     consent,
     consultation,
+    desk,
     help,
     my_data,
     privacy,
     profile_update,
+    reply,
     requirements,
     status,
 )
@@ -28,4 +30,7 @@ def all_flows() -> list[Flow]:
         privacy.FLOW,
         my_data.FLOW,
         my_data.ERASE_FLOW,
+        access_request.CORRECTION_FLOW,
+        reply.FLOW,
+        desk.FLOW,
     ]

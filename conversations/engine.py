@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from conversations import notices
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import (
     Again,
@@ -23,6 +24,7 @@ from conversations.flow import (
     Done,
     Effect,
     Flow,
+    Jump,
     Labels,
     Next,
     Outcome,
@@ -37,6 +39,7 @@ from conversations.text import IntentMatcher, normalize
 
 CONSENT_FLOW = "consent"
 STATUS_FLOW = "estado"
+DESK_FLOW = "mesa"
 FAQ = "faq:"
 MENU_PREFIX = "f:"
 CHOICE_CANCEL_YES = "cancel_yes"
@@ -69,15 +72,29 @@ class Engine:
         self, flows: Sequence[Flow], labels: Labels, intents: Intents, services: Any = None
     ) -> None:
         self.flows: dict[str, Flow] = {flow.name: flow for flow in flows}
-        self._by_command = {flow.command: flow.name for flow in flows if flow.command}
+        # command -> (flow, step to open; "" for the first)
+        self._by_command: dict[str, tuple[str, str]] = {}
+        for flow in flows:
+            if flow.command:
+                self._by_command[flow.command] = (flow.name, "")
+            for command, step in flow.commands.items():
+                self._by_command[command] = (flow.name, step)
         self._labels = labels
         self._intents = intents
         self.services = services
 
     # ------------------------------------------------------------------ public
     def commands(self) -> list[str]:
-        """Slash commands that work now (for the channel's command menu)."""
-        return ["start", "menu", *self._by_command, "atras", "cancelar"]
+        """Slash commands that work now for everyone (for the channel's command menu)."""
+        public = [c for c, (flow, _) in self._by_command.items() if not self._staff_only(flow)]
+        return ["start", "menu", *public, "atras", "cancelar"]
+
+    def staff_commands(self) -> list[str]:
+        """Commands only help-desk staff have (shown in their command menu only)."""
+        return [c for c, (flow, _) in self._by_command.items() if self._staff_only(flow)]
+
+    def _staff_only(self, flow: str) -> bool:
+        return self.flows[flow].staff_only
 
     async def handle(
         self,
@@ -104,7 +121,7 @@ class Engine:
             return self._intents.commands.get(normalize(event.text))
         return None
 
-    def flow_for_command(self, command: str) -> str | None:
+    def flow_for_command(self, command: str) -> tuple[str, str] | None:
         return self._by_command.get(command)
 
     def label_matches(self, choice: list[Any], text: str) -> bool:
@@ -157,6 +174,8 @@ class _Turn:
         if self.person.consent is None and not in_consent and command != "privacidad":
             await self.start(CONSENT_FLOW)
             return
+        if state.frame is not None and not self.allowed(self.engine.flows[state.frame.flow]):
+            state.frame = None  # no longer staff: the desk closes
         if state.suspended is not None:
             await self.answer_cancel(command)
             return
@@ -164,12 +183,15 @@ class _Turn:
             await self.run_command(command)
             return
         if event.kind is Kind.TEXT and self.person.consent is True:
+            if event.reply_to and await self.answer_reply_to(event.reply_to):
+                return
             number = find_number(event.text)
             if number is not None and STATUS_FLOW in self.engine.flows:
-                self.keep_draft()
-                state.frame = Frame(STATUS_FLOW, "detalle", {"number": number}, ["lista"])
-                await self.ask_current()
+                await self.open_ticket(number)
                 return
+        if event.kind is Kind.BUTTON and _choice_part(event.text).startswith(notices.PREFIX):
+            await self.answer_notice(_choice_part(event.text))
+            return
         if event.kind is Kind.BUTTON:
             choice_id = self.open_choice(event.text)
             if choice_id is None:
@@ -189,8 +211,50 @@ class _Turn:
         else:
             await self.answer_step(event)
 
+    async def open_ticket(self, number: str) -> None:
+        """A ticket number typed (or a deep link): the card for staff, the detail for its
+        officer; anyone else gets the same answer as for a number that does not exist."""
+        self.keep_draft()
+        if self.person.is_staff and DESK_FLOW in self.engine.flows:
+            self.state.frame = Frame(DESK_FLOW, "ficha", {"number": number}, ["cola"])
+        else:
+            self.state.frame = Frame(STATUS_FLOW, "detalle", {"number": number}, ["lista"])
+        await self.ask_current()
+
+    async def answer_notice(self, choice: str) -> None:
+        """A button on a notification ("Corregir", "Responder", "Ver ficha"): checked on the
+        server against who taps it, whatever question is open."""
+        outcome = await notices.resolve(self.services, self.person, choice)
+        if outcome is None:
+            self.say("common.stale_button")
+            await self.ask_again()
+            return
+        await self.jump(outcome)
+
+    async def answer_reply_to(self, ref: str) -> bool:
+        """A swipe reply to a ticket's notification goes onto that ticket."""
+        outcome = await notices.reply_to(self.services, self.person, ref, self.event.text)
+        if outcome is None:
+            return False
+        self.reply.messages.extend(outcome)
+        await self.ask_again()
+        return True
+
+    async def jump(self, outcome: Jump) -> None:
+        self.reply.messages.extend(outcome.messages)
+        self.reply.effects.extend(outcome.effects)
+        self.keep_draft()
+        self.state.drafts.pop(outcome.flow, None)
+        self.state.frame = Frame(outcome.flow, outcome.step, dict(outcome.data))
+        await self.ask_current()
+
     async def run_command(self, command: str) -> None:
         state = self.state
+        if command == "start" and self.person.consent is True:
+            number = find_number(self.event.args)  # a deep link to a ticket's card
+            if number is not None and self.person.is_staff:
+                await self.open_ticket(number)
+                return
         if command == "start":
             # A greeting mid-flow resumes it: the open question is asked again.
             self.say("common.welcome_back")
@@ -225,12 +289,23 @@ class _Turn:
         elif command == "atras":
             await self.go_back()
         else:
-            flow = self.engine.flow_for_command(command)
-            if flow is None:
+            target = self.engine.flow_for_command(command)
+            if target is None or (
+                self.engine.flows[target[0]].staff_only and not self.person.is_staff
+            ):
+                # A staff command from anyone else is as unknown as a typo.
                 self.say("common.unknown_command", command=command)
                 await self.to_menu()
+            elif target[1]:
+                flow = self.engine.flows[target[0]]
+                if not self.allowed(flow):
+                    await self.start(flow.name)
+                    return
+                self.keep_draft()
+                state.frame = Frame(flow.name, target[1], {"args": self.event.args})
+                await self.ask_current()
             else:
-                await self.start(flow)
+                await self.start(target[0])
 
     # ------------------------------------------------------------ navigation
     async def to_menu(self, hint: bool = False) -> None:
@@ -288,11 +363,16 @@ class _Turn:
                 self.say("common.draft_expired")
 
     def allowed(self, flow: Flow) -> bool:
+        if flow.staff_only and not self.person.is_staff:
+            return False
         return not flow.needs_consent or self.person.consent is True
 
     async def start(self, name: str, messages: Sequence[Outbound] = ()) -> None:
         flow = self.engine.flows[name]
         self.reply.messages.extend(messages)
+        if flow.staff_only and not self.person.is_staff:
+            await self.to_menu()  # a forged menu button: as if nothing was asked
+            return
         self.keep_draft()
         if name in self.state.drafts and self.allowed(flow):
             self.offer_draft(name)
@@ -496,6 +576,8 @@ class _Turn:
             await self.start(outcome.flow, outcome.messages)
         elif isinstance(outcome, Back):
             await self.go_back(edit=True)
+        elif isinstance(outcome, Jump):
+            await self.jump(outcome)
         elif isinstance(outcome, Stay):
             messages = list(outcome.messages)
             if messages and messages[-1].choices:

@@ -53,6 +53,8 @@ class Inbound:
     # user's own message (for deleting it).
     message_ref: str | None = None
     user_name: str = ""
+    # The channel's id of one of the bot's messages this one answers (a swipe reply).
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,9 @@ class Outbound:
     delete_user_message: bool = False
     # Bulk messages (reminders, digests) yield to interactive replies.
     bulk: bool = False
+    # A button that opens a private chat with the bot at a start parameter (Telegram deep
+    # link), for posts in a group: (label key, start parameter).
+    link: tuple[str, str] | None = None
 
     def all_choices(self) -> list[Choice]:
         return [choice for row in self.choices for choice in row]

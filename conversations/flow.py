@@ -12,6 +12,7 @@ Outcomes::
     Start(flow)         hand over to another flow
     Back()              return to the previous step
     Stay(messages)      remain on this step without asking again
+    Jump(flow, step)    open another flow at a given step with answers already there
 
 A step without ``answer`` only informs: once asked, the flow ends and the menu follows.
 """
@@ -85,7 +86,19 @@ class Stay:
     effects: Sequence[Effect] = ()
 
 
-Outcome = Next | Again | Done | Start | Back | Stay
+@dataclass(frozen=True)
+class Jump:
+    """Open ``flow`` at ``step`` with ``data`` already answered (a notification's button
+    that leads straight into a part of a form)."""
+
+    flow: str
+    step: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    messages: Sequence[Outbound] = ()
+    effects: Sequence[Effect] = ()
+
+
+Outcome = Next | Again | Done | Start | Back | Stay | Jump
 
 
 class Labels(Protocol):
@@ -140,6 +153,11 @@ class Flow:
     progress: bool = True  # number the steps ("Paso k de N")
     # Leaving for the menu keeps the answers as a draft, offered again on return.
     keeps_draft: bool = False
+    # Only help-desk staff may open it; for anyone else its commands do not exist.
+    staff_only: bool = False
+    # More commands that open the flow at a given step: {"ticket": "ficha"}. The text after
+    # the command is in the step's data as "args".
+    commands: Mapping[str, str] = field(default_factory=dict)
 
     def step(self, name: str) -> Step:
         for step in self.steps:

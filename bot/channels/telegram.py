@@ -16,6 +16,7 @@ from typing import Any
 
 from telegram import (
     BotCommand,
+    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
@@ -74,8 +75,13 @@ def to_event(update: Update, bot_username: str | None = None) -> Inbound | None:
         if command is not None:
             name, args = command
             return Inbound(kind=Kind.COMMAND, text=name, args=args, **base)
+        replied = message.reply_to_message
         return Inbound(
-            kind=Kind.TEXT, text=message.text, message_ref=str(message.message_id), **base
+            kind=Kind.TEXT,
+            text=message.text,
+            message_ref=str(message.message_id),
+            reply_to=str(replied.message_id) if replied is not None else None,
+            **base,
         )
     if message.contact is not None:
         # Only the officer's own card proves their number; someone else's gets the question again.
@@ -120,8 +126,12 @@ def _command(message: Message, bot_username: str | None) -> tuple[str, str] | No
 
 
 def _markup(
-    rendered: Rendered, share_label: str
+    rendered: Rendered, share_label: str, bot_username: str | None = None
 ) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
+    if rendered.link is not None and bot_username:
+        label, start = rendered.link  # a deep link into a private chat with the bot
+        url = f"https://t.me/{bot_username}?start={start}"
+        return InlineKeyboardMarkup([[InlineKeyboardButton(label, url=url)]])
     if rendered.request_contact:
         return ReplyKeyboardMarkup(
             [[KeyboardButton(share_label, request_contact=True)]],
@@ -155,7 +165,8 @@ class TelegramTransport:
                 raise TransientDelivery(str(error)) from error
             return None
         markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
-        markup = _markup(rendered, self.app.texts.label("btn.share_phone", {}))
+        username = bot.username if bot._bot_user is not None else None
+        markup = _markup(rendered, self.app.texts.label("btn.share_phone", {}), username)
         if rendered.remove_keyboard and markup is None:
             markup = ReplyKeyboardRemove()
         try:
@@ -264,6 +275,20 @@ class TelegramChannel:
             if name in descriptions
         ]
         await self.application.bot.set_my_commands(commands)
+        staff = [
+            BotCommand(name, descriptions[name])
+            for name in self.app.engine.staff_commands()
+            if name in descriptions
+        ]
+        for chat_id in sorted(self.app.staff.get(CHANNEL, frozenset())):
+            # Staff see their commands too; a staff member who never wrote to the bot has
+            # no chat yet, and gets them the first time the bot starts after they do.
+            try:
+                await self.application.bot.set_my_commands(
+                    [*commands, *staff], scope=BotCommandScopeChat(int(chat_id))
+                )
+            except TelegramError as error:
+                log.info("staff commands not set for one staff chat: %s", error)
 
     async def process(self, update: Update) -> None:
         """Handle one update (used by polling and by the webhook server alike)."""

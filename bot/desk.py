@@ -1,0 +1,330 @@
+"""The help desk's work on tickets, from the chat or the shell: queue, card, actions.
+
+Every action re-reads the ticket inside the caller's transaction and goes through
+:mod:`bot.workflow`, so a stale card (a colleague moved the ticket meanwhile) cannot make
+an invalid change. Callers check that the actor is staff; these functions trust them.
+Messages to the officer and to staff are outbox rows written in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from bot import dates, workflow
+from bot.payload import encode
+from bot.store import OutboxRow, Tx
+from bot.workflow import (
+    ATTENDED,
+    CLOSED,
+    IN_PROGRESS,
+    OBSERVED,
+    REGISTERED,
+    Ticket,
+    TransitionError,
+    notice_choice,
+)
+from conversations.events import Document, Outbound, rows
+from conversations.profiles import assignments
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+OPEN_STATES = (REGISTERED, IN_PROGRESS, OBSERVED)
+QUEUE_LIMIT = 20
+HISTORY_SHOWN = 8
+# Which parts an observation can name, by ticket type (consultas and profile updates are
+# answered in words: "otro").
+PARTS_BY_TYPE = {
+    "accesos": ("resolucion", "responsable", "perfiles", "otro"),
+    "perfiles": ("otro",),
+    "consulta": ("otro",),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts on a ticket: a staff member's chat, or the officer."""
+
+    channel: str
+    chat_id: str
+
+    @property
+    def tag(self) -> str:
+        return f"staff:{self.channel}:{self.chat_id}"
+
+
+# ------------------------------------------------------------------ reading
+async def queue(app: App, tx: Tx, limit: int = QUEUE_LIMIT) -> list[dict[str, Any]]:
+    """Open tickets, overdue first then by due date; Observado ones wait on the officer."""
+    found = await tx.fetchall(
+        "SELECT t.number, t.type, t.state, t.due_on, t.paused_days_left, e.name,"
+        " t.assignee_chat FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id"
+        " WHERE t.state IN (?, ?, ?) ORDER BY t.state = ?, t.due_on, t.id LIMIT ?",
+        (*OPEN_STATES, OBSERVED, limit),
+    )
+    return [_item(app, tx, row) for row in found]
+
+
+async def count_open(tx: Tx) -> int:
+    (count,) = await tx.fetchone(
+        "SELECT count(*) FROM tickets WHERE state IN (?, ?, ?)", OPEN_STATES
+    )
+    return int(count)
+
+
+async def search(app: App, tx: Tx, text: str, limit: int = QUEUE_LIMIT) -> list[dict[str, Any]]:
+    """Tickets of an entity by RUC (exact) or by a part of its name, newest first."""
+    wanted = text.strip()
+    if wanted.isdigit():
+        where, param = "e.ruc = ?", wanted
+    else:
+        escaped = wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where, param = "e.name LIKE ? ESCAPE '\\'", f"%{escaped}%"
+    found = await tx.fetchall(
+        "SELECT t.number, t.type, t.state, t.due_on, t.paused_days_left, e.name,"
+        " t.assignee_chat FROM tickets t JOIN entities e ON e.id = t.entity_id"
+        f" WHERE {where} ORDER BY t.id DESC LIMIT ?",
+        (param, limit),
+    )
+    return [_item(app, tx, row) for row in found]
+
+
+def _item(app: App, tx: Tx, row: Any) -> dict[str, Any]:
+    number, kind, state, due_on, paused, entity, assignee = row
+    today = dates.lima_date(tx.now)
+    due = date.fromisoformat(due_on)
+    return {
+        "number": number,
+        "type": kind,
+        "state": state,
+        "due": due_on,
+        "left": app.calendar.business_days_between(today, due),
+        "overdue": due < today and state != OBSERVED,
+        "paused": paused,
+        "entity": entity or "",
+        "taken": assignee is not None,
+    }
+
+
+async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str, Any] | None:
+    """Everything a specialist needs to work the ticket, and the actions that apply now."""
+    row = await tx.fetchone(
+        "SELECT t.id, t.type, t.state, t.registered_at, t.due_on, t.paused_days_left, t.flags,"
+        " t.data, t.observed_part, t.assignee_channel, t.assignee_chat, e.name, e.ruc"
+        " FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id WHERE t.number = ?",
+        (number,),
+    )
+    if row is None:
+        return None
+    (ticket_id, kind, state, registered, due_on, paused, flags, raw, part,
+     a_channel, a_chat, entity, ruc) = row  # fmt: skip
+    data = json.loads(raw)
+    events = await tx.fetchall(
+        "SELECT at, actor, from_state, to_state, message, kind FROM ticket_events"
+        " WHERE ticket_id = ? ORDER BY id DESC LIMIT ?",
+        (ticket_id, HISTORY_SHOWN),
+    )
+    files = await tx.fetchall(
+        "SELECT filename FROM ticket_files WHERE ticket_id = ? ORDER BY role, filename",
+        (ticket_id,),
+    )
+    failed = await tx.fetchall(
+        "SELECT o.last_error FROM outbox o JOIN tickets t ON t.id = o.ticket_id"
+        " JOIN chat_identities ci ON ci.id = t.identity_id"
+        " WHERE o.ticket_id = ? AND o.state = 'failed' AND o.channel = ci.channel"
+        " AND o.chat_id = ci.external_id ORDER BY o.id",
+        (ticket_id,),
+    )
+    today = dates.lima_date(tx.now)
+    due = date.fromisoformat(due_on)
+    mine = viewer is not None and (a_channel, a_chat) == (viewer.channel, viewer.chat_id)
+    sections = app.services.sections
+    return {
+        "number": number,
+        "type": kind,
+        "state": state,
+        "entity": entity,
+        "ruc": ruc,
+        "registered_at": registered,
+        "due": due_on,
+        "left": app.calendar.business_days_between(today, due),
+        "overdue": due < today and state in (REGISTERED, IN_PROGRESS),
+        "paused": paused,
+        "flags": json.loads(flags),
+        "part": part,
+        "taken": a_chat is not None,
+        "mine": mine,
+        "resp": data.get("resp"),
+        "res": data.get("res"),
+        "profiles": [
+            {"section": s.name, "person": p}
+            for s, p in assignments(data, sections)
+            if kind == "accesos"
+        ],
+        "consulta": data if kind == "consulta" else None,
+        "update": data if kind == "perfiles" else None,
+        "update_sections": [s.name for s in sections if s.code in data.get("sections", [])],
+        "files": [name for (name,) in files],
+        "undelivered": len(failed),
+        "undelivered_reason": failed[-1][0] if failed else None,
+        "history": [_event(e) for e in reversed(events)],
+        "actions": actions(state, mine),
+    }
+
+
+def _event(row: Any) -> dict[str, Any]:
+    at, actor, _from_state, to_state, message, kind = row
+    # The actor kind only: officer | staff | system.
+    return {"at": at, "actor": actor.split(":", 1)[0], "state": to_state, "message": message,
+            "kind": kind}  # fmt: skip
+
+
+def actions(state: str, mine: bool) -> list[str]:
+    """The card's buttons for a ticket in ``state`` (taken by the viewer or not)."""
+    found: list[str] = []
+    if state == REGISTERED or (state in (IN_PROGRESS, OBSERVED) and not mine):
+        found.append("take")
+    if state in (IN_PROGRESS, OBSERVED, ATTENDED):
+        found.append("reply")
+    if state == IN_PROGRESS:
+        found += ["observe", "attend"]
+    if state == ATTENDED:
+        found.append("close")
+    found.append("files")
+    return found
+
+
+async def files_of(tx: Tx, number: str) -> list[Document]:
+    found = await tx.fetchall(
+        "SELECT tf.sha256, tf.filename, f.mime FROM ticket_files tf"
+        " JOIN tickets t ON t.id = tf.ticket_id JOIN files f ON f.sha256 = tf.sha256"
+        " WHERE t.number = ? ORDER BY tf.role, tf.filename",
+        (number,),
+    )
+    return [Document(sha, name, mime) for sha, name, mime in found]
+
+
+# ------------------------------------------------------------------ actions
+async def take(app: App, tx: Tx, number: str, actor: Actor) -> str:
+    """Registrado → En atención with the actor as assignee; a later Tomar reassigns."""
+    ticket = await _open(tx, number)
+    if ticket.state == REGISTERED:
+        await workflow.change_state(
+            app, tx, number, IN_PROGRESS, actor.tag, assignee=(actor.channel, actor.chat_id)
+        )
+        return "taken"
+    await tx.execute(
+        "UPDATE tickets SET assignee_channel = ?, assignee_chat = ?, updated_at = ? WHERE id = ?",
+        (actor.channel, actor.chat_id, tx.stamp, ticket.id),
+    )
+    await workflow.record(tx, ticket.id, actor.tag, ticket.state, ticket.state, None, "asignacion")
+    return "reassigned"
+
+
+async def observe(app: App, tx: Tx, number: str, part: str, message: str, actor: Actor) -> int:
+    """En atención → Observado naming the part; returns the business days left (paused)."""
+    ticket = await _open(tx, number)
+    if part not in PARTS_BY_TYPE.get(ticket.type, ("otro",)):
+        raise TransitionError(f"{number}: {part} cannot be observed on a {ticket.type}")
+    await workflow.change_state(app, tx, number, OBSERVED, actor.tag, message, part=part)
+    (paused,) = await tx.fetchone(
+        "SELECT paused_days_left FROM tickets WHERE id = ?", (ticket.id,)
+    )
+    return int(paused or 0)
+
+
+async def attend(app: App, tx: Tx, number: str, actor: Actor) -> None:
+    await workflow.change_state(app, tx, number, ATTENDED, actor.tag)
+
+
+async def close(app: App, tx: Tx, number: str, actor: str) -> None:
+    await workflow.change_state(app, tx, number, CLOSED, actor)
+
+
+async def staff_message(app: App, tx: Tx, number: str, text: str, actor: Actor) -> None:
+    """Relay a specialist's words to the officer, tagged with the ticket."""
+    ticket = await _open(tx, number, also=(ATTENDED,))
+    await workflow.record(tx, ticket.id, actor.tag, ticket.state, ticket.state, text, "staff")
+    notice = Outbound(
+        "aviso.mensaje",
+        {"number": number, "message": text},
+        rows(notice_choice("reply", number, "btn.notice_reply")),
+    )
+    await workflow.tell_officer(tx, ticket, notice)
+
+
+async def officer_message(app: App, tx: Tx, ticket: Ticket, text: str) -> bool:
+    """The officer's answer: on the ticket, to the specialist who took it; an answer to an
+    observation of kind "otro" is the correction itself (back to En atención)."""
+    await workflow.record(tx, ticket.id, "officer", ticket.state, ticket.state, text, "oficial")
+    resumed = False
+    if ticket.state == OBSERVED:
+        (part,) = await tx.fetchone("SELECT observed_part FROM tickets WHERE id = ?", (ticket.id,))
+        if part == "otro":
+            await workflow.change_state(
+                app, tx, ticket.number, IN_PROGRESS, "officer", notify=False
+            )
+            resumed = True
+    await tell_staff(
+        app,
+        tx,
+        ticket,
+        Outbound(
+            "mesa.respuesta_oficial",
+            {"number": ticket.number, "text": text, "resumed": resumed},
+            rows(
+                notice_choice("card", ticket.number, "btn.notice_card"),
+                notice_choice("sreply", ticket.number, "btn.notice_reply"),
+            ),
+        ),
+    )
+    return resumed
+
+
+async def tell_staff(app: App, tx: Tx, ticket: Ticket, message: Outbound) -> list[OutboxRow]:
+    """To the specialist who took the ticket; if nobody did, to the staff group, or else to
+    every staff member."""
+    if ticket.assignee is not None:
+        targets = [ticket.assignee]
+    elif app.settings.staff_chat_id is not None:
+        targets = [("telegram", str(app.settings.staff_chat_id))]
+    else:
+        targets = [(ch, chat) for ch, chats in app.staff.items() for chat in sorted(chats)]
+    payload = encode(message, 0, None)
+    sent: list[OutboxRow] = []
+    for channel, chat in targets:
+        sent += await tx.enqueue(channel, chat, [(payload, False)], ticket.id)
+    return sent
+
+
+async def post_new_ticket(app: App, tx: Tx, number: str) -> list[OutboxRow]:
+    """A new ticket in the staff group (when one is configured), with a link to its card."""
+    if app.settings.staff_chat_id is None:
+        return []
+    row = await tx.fetchone(
+        "SELECT t.type, t.due_on, t.flags, e.name, e.ruc FROM tickets t"
+        " LEFT JOIN entities e ON e.id = t.entity_id WHERE t.number = ?",
+        (number,),
+    )
+    kind, due_on, flags, entity, ruc = row
+    post = Outbound(
+        "mesa.nuevo",
+        {"number": number, "type": kind, "due": due_on, "flags": json.loads(flags),
+         "entity": entity, "ruc": ruc},
+        link=("btn.notice_card", number),
+        bulk=True,
+    )  # fmt: skip
+    chat = str(app.settings.staff_chat_id)
+    return await tx.enqueue("telegram", chat, [(encode(post, 0, None), True)])
+
+
+async def _open(tx: Tx, number: str, also: tuple[str, ...] = ()) -> Ticket:
+    ticket = await workflow.load(tx, number)
+    if ticket is None:
+        raise TransitionError(f"no ticket {number}")
+    if ticket.state not in (*OPEN_STATES, *also):
+        raise TransitionError(f"{number} is {ticket.state}")
+    return ticket
