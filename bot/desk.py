@@ -65,7 +65,7 @@ async def queue(app: App, tx: Tx, limit: int = QUEUE_LIMIT) -> list[dict[str, An
         " WHERE t.state IN (?, ?, ?) ORDER BY t.state = ?, t.due_on, t.id LIMIT ?",
         (*OPEN_STATES, OBSERVED, limit),
     )
-    return [_item(app, tx, row) for row in found]
+    return [item(app, tx, row) for row in found]
 
 
 async def count_open(tx: Tx) -> int:
@@ -89,10 +89,10 @@ async def search(app: App, tx: Tx, text: str, limit: int = QUEUE_LIMIT) -> list[
         f" WHERE {where} ORDER BY t.id DESC LIMIT ?",
         (param, limit),
     )
-    return [_item(app, tx, row) for row in found]
+    return [item(app, tx, row) for row in found]
 
 
-def _item(app: App, tx: Tx, row: Any) -> dict[str, Any]:
+def item(app: App, tx: Tx, row: Any) -> dict[str, Any]:
     number, kind, state, due_on, paused, entity, assignee = row
     today = dates.lima_date(tx.now)
     due = date.fromisoformat(due_on)

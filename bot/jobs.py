@@ -85,3 +85,13 @@ async def purge_orphan_files(app: App, now: datetime) -> int:
             await tx.execute("DELETE FROM files WHERE sha256 = ?", (sha256,))
             app.files.path_for(sha256).unlink(missing_ok=True)
     return len(found)
+
+
+async def run_all(app: App, now: datetime) -> list[OutboxRow]:
+    """Every scheduled job, each in its own transaction; the rows they queued."""
+    from bot.desk_jobs import run_desk_jobs
+
+    queued = await remind_drafts(app, now)
+    queued += await run_desk_jobs(app, now)
+    await purge_orphan_files(app, now)
+    return queued

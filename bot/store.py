@@ -206,9 +206,7 @@ class Tx:
         ticket_id: int | None = None,
     ) -> list[OutboxRow]:
         """Add messages for a chat (about a ticket, if given); returns them, in order."""
-        added = await self.run(
-            lambda db: self._enqueue(db, channel, chat_id, payloads, ticket_id)
-        )
+        added = await self.run(lambda db: self._enqueue(db, channel, chat_id, payloads, ticket_id))
         self.enqueued += added
         return added
 

@@ -68,7 +68,8 @@ async def answer_email(ctx: Ctx, event: Inbound) -> Outcome:
         sent = await ctx.services.send_code(result.value.address)
         if sent.wait_seconds:
             return Next("codigo", [Outbound("errors.code_wait", {"seconds": sent.wait_seconds})])
-    return Next("codigo") if not resp.get("verified") else route(ctx, "codigo")
+    # An address already proved needs no new code: straight on to the mobile.
+    return Next("codigo") if not resp.get("verified") else Next("celular")
 
 
 async def ask_code(ctx: Ctx) -> list[Outbound]:

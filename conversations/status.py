@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 
+from conversations import notices
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
-from conversations.flow import Again, Ctx, Flow, Next, Outcome, Step
+from conversations.flow import Again, Ctx, Flow, Jump, Next, Outcome, Step
 
 TICKET = re.compile(r"\bPTE\s*-?\s*(\d{4})\s*-?\s*(\d{1,6})\b", re.IGNORECASE)
 PREFIX = "t:"
@@ -52,10 +53,30 @@ async def answer_list(ctx: Ctx, event: Inbound) -> Outcome:
 async def ask_detail(ctx: Ctx) -> list[Outbound]:
     number = ctx.data.get("number", "")
     detail = await ctx.services.ticket_detail(number)
-    buttons = rows(Choice(BACK, "btn.my_tickets"), Choice("menu", "btn.menu"), per_row=2)
+    nav = (Choice(BACK, "btn.my_tickets"), Choice("menu", "btn.menu"))
     if detail is None:
-        return [Outbound("estado.not_found", {"number": number}, buttons)]
-    return [Outbound("estado.detail", detail, buttons)]
+        return [Outbound("estado.not_found", {"number": number}, rows(*nav, per_row=2))]
+    actions = [Choice(a, ACTION_LABELS[a]) for a in _actions(detail["state"])]
+    return [Outbound("estado.detail", detail, (*rows(*actions), *rows(*nav, per_row=2)))]
+
+
+ACTION_LABELS = {
+    "fix": "btn.notice_fix",
+    "reply": "btn.notice_reply",
+    "cancel": "btn.cancel_ticket",
+}
+
+
+def _actions(state: str) -> list[str]:
+    """What the officer can do on their ticket: correct an observation, write to the help
+    desk, or withdraw a request nobody has started on."""
+    if state == "Observado":
+        return ["fix", "reply"]
+    if state == "Registrado":
+        return ["reply", "cancel"]
+    if state in ("En atención", "Atendido"):
+        return ["reply"]
+    return []
 
 
 async def answer_detail(ctx: Ctx, event: Inbound) -> Outcome:
@@ -64,6 +85,34 @@ async def answer_detail(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is Kind.TEXT and (number := find_number(event.text)):
         ctx.data["number"] = number
         return Next("detalle")
+    number = ctx.data.get("number", "")
+    if event.kind is Kind.BUTTON and event.text == "fix":
+        jump = await notices.fix(ctx.services, number)
+        return jump or Next("detalle", [Outbound("estado.no_action", {"number": number})])
+    if event.kind is Kind.BUTTON and event.text == "reply":
+        if await ctx.services.can_reply(number):
+            return Jump(notices.REPLY_FLOW, "texto", {"number": number})
+        return Next("detalle", [Outbound("estado.no_action", {"number": number})])
+    if event.kind is Kind.BUTTON and event.text == "cancel":
+        return Next("anular")
+    return Again("errors.use_buttons")
+
+
+async def ask_cancel(ctx: Ctx) -> list[Outbound]:
+    buttons = rows(
+        Choice("yes", "btn.cancel_ticket_yes"), Choice("no", "btn.cancel_ticket_no"), per_row=2
+    )
+    return [Outbound("estado.anular", {"number": ctx.data.get("number", "")}, buttons)]
+
+
+async def answer_cancel(ctx: Ctx, event: Inbound) -> Outcome:
+    number = ctx.data.get("number", "")
+    if event.kind is Kind.BUTTON and event.text == "no":
+        return Next("detalle")
+    if event.kind is Kind.BUTTON and event.text == "yes":
+        if await ctx.services.cancel_ticket(number):
+            return Next("detalle", [Outbound("estado.anulado", {"number": number})])
+        return Next("detalle", [Outbound("estado.no_action", {"number": number})])
     return Again("errors.use_buttons")
 
 
@@ -72,6 +121,7 @@ FLOW = Flow(
     steps=(
         Step("lista", ask_list, answer_list, counted=False),
         Step("detalle", ask_detail, answer_detail, counted=False),
+        Step("anular", ask_cancel, answer_cancel, counted=False),
     ),
     menu_label="menu.estado",
     command="estado",

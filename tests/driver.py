@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 from bot.app import App
+from bot.errors import PermanentDelivery
 from bot.outbox import OutboxWorker
 from bot.payload import Rendered, render
 from bot.store import OutboxRow
@@ -50,8 +51,11 @@ class RecordingTransport:
     def __init__(self, app: App, screen: Screen) -> None:
         self.app = app
         self.screen = screen
+        self.blocked = False  # the user blocked the bot: every delivery is refused
 
     async def deliver(self, row: OutboxRow) -> str | None:
+        if self.blocked:
+            raise PermanentDelivery("blocked: Forbidden: bot was blocked by the user")
         rendered = render(self.app.texts, row.payload)
         if rendered.delete_ref is not None:
             self.screen.deleted.append(rendered.delete_ref)
@@ -87,21 +91,42 @@ class Driver:
         self.chat_id = chat_id
         self.channel = channel
         self.screen = Screen()
-        self.worker = OutboxWorker(
-            app.store, channel, RecordingTransport(app, self.screen), app.clock
-        )
+        self.transport = RecordingTransport(app, self.screen)
+        self.worker = OutboxWorker(app.store, channel, self.transport, app.clock)
+        # Everyone chatting with this app: rows for another chat reach that chat's screen.
+        self.peers: dict[str, Driver] = {chat_id: self}
+
+    async def peer(self, chat_id: str, *, staff: bool = False) -> Driver:
+        """Another person on the same app (a help-desk specialist with ``staff``)."""
+        other = Driver(self.app, chat_id, self.channel)
+        other.peers = self.peers
+        self.peers[chat_id] = other
+        if staff:
+            known = self.app.staff.get(self.channel, frozenset())
+            self.app.staff[self.channel] = known | {chat_id}
+        await other.start()
+        return other
+
+    async def deliver(self, rows: list[OutboxRow]) -> None:
+        """Hand committed rows to the screens of the chats they are for."""
+        for row in rows:
+            peer = self.peers.get(row.chat_id)
+            if peer is not None:
+                peer.worker.submit([row])
+        for peer in list(self.peers.values()):
+            await peer.worker.drain()
 
     async def start(self) -> None:
         await self.worker.start()
         await self.worker.drain()
 
     async def stop(self) -> None:
-        await self.worker.stop()
+        for peer in list(self.peers.values()):
+            await peer.worker.stop()
 
     async def _push(self, event: Inbound) -> list[Rendered]:
         before = len(self.screen.messages)
-        self.worker.submit(await self.app.process(event, self._fetch))
-        await self.worker.drain()
+        await self.deliver(await self.app.process(event, self._fetch))
         await self.app.mail.send_due()
         return self.screen.messages[before:]
 
@@ -123,6 +148,12 @@ class Driver:
             name, _, args = text[1:].partition(" ")
             return await self._push(self._event(Kind.COMMAND, name.lower(), args=args))
         event = self._event(Kind.TEXT, text)
+        return await self._push(dataclasses.replace(event, message_ref=f"u-{event.event_id}"))
+
+    async def reply(self, message: Rendered, text: str) -> list[Rendered]:
+        """Answer one of the bot's messages with a swipe reply (Telegram's reply_to)."""
+        ref = str(self.screen.messages.index(message) + 1)  # as RecordingTransport numbers
+        event = self._event(Kind.TEXT, text, reply_to=ref)
         return await self._push(dataclasses.replace(event, message_ref=f"u-{event.event_id}"))
 
     def button(self, label: str) -> tuple[str, str | None]:

@@ -33,7 +33,7 @@ from telegram.request import BaseRequest
 
 from bot.app import App
 from bot.errors import PermanentDelivery, TransientDelivery
-from bot.jobs import purge_orphan_files, remind_drafts
+from bot.jobs import run_all
 from bot.outbox import OutboxWorker
 from bot.payload import Rendered, render
 from bot.store import OutboxRow
@@ -309,13 +309,11 @@ class TelegramChannel:
             await self.process(update)
 
     async def _jobs(self) -> None:
-        """Reminders, every few minutes; each job is idempotent across restarts."""
+        """Reminders, digest, auto-close, purge, every few minutes; each job is idempotent
+        across restarts (see :mod:`bot.jobs` and :mod:`bot.desk_jobs`)."""
         while True:
             try:
-                now = self.app.clock.now()
-                rows = await remind_drafts(self.app, now)
-                self.worker.submit(row for row in rows if row.channel == CHANNEL)
-                await purge_orphan_files(self.app, now)
+                self.worker.submit(await run_all(self.app, self.app.clock.now()))
             except Exception:
                 log.exception("scheduled job failed; trying again later")
             await asyncio.sleep(JOBS_EVERY)

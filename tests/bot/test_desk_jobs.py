@@ -1,0 +1,113 @@
+"""Reminders, the staff digest and auto-close, with a fake clock; each runs once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.jobs import run_all
+from tests.conftest import AppFactory
+from tests.conversations.test_desk import NUMBER, registered, staff_member, taken, ticket_row
+from tests.driver import Driver, FakeClock, MemoryMailer
+
+
+async def jobs(user: Driver) -> None:
+    """What the bot's scheduler does every few minutes."""
+    await user.deliver(await run_all(user.app, user.app.clock.now()))
+
+
+async def test_observed_ticket_gets_one_reminder_after_two_business_days(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    staff = await taken(user, mailer)  # Wed 2 Dec
+    await staff.click("Observar")
+    await staff.click("Resolución")
+    await staff.send("Falta la firma.")
+    seen = len(user.screen.messages)
+    clock.advance(days=1)  # Thu 3 Dec: 1 business day
+    await jobs(user)
+    assert len(user.screen.messages) == seen
+    clock.advance(days=1)  # Fri 4 Dec: 2 business days
+    await jobs(user)
+    reminder = user.screen.messages[seen:]
+    assert len(reminder) == 1
+    assert f"{NUMBER} sigue Observado desde el miércoles 2 de diciembre" in reminder[0].plain
+    assert "Lo que pidió: Falta la firma." in reminder[0].plain
+    clock.advance(days=3)
+    await jobs(user)  # once only
+    assert len(user.screen.messages) == seen + 1
+    await user.click("Corregir")
+    assert "Paso 10 de 15" in user.screen.last.plain
+
+
+async def test_no_reminder_when_the_officer_already_answered(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    staff = await taken(user, mailer)
+    await staff.click("Observar")
+    await staff.click("Perfiles")
+    await staff.send("¿Quién verá la sección de contrataciones?")
+    await user.reply(user.screen.last, "La verá Luis; lo agrego hoy.")
+    seen = len(user.screen.messages)
+    clock.advance(days=6)
+    await jobs(user)
+    assert len(user.screen.messages) == seen
+
+
+async def test_staff_digest_once_a_business_day(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock, make_app: AppFactory
+) -> None:
+    await registered(user, mailer)  # due Fri 11 Dec
+    staff = await staff_member(user)
+    clock.moment = datetime(2026, 12, 10, 12, 0, tzinfo=UTC)  # Thu 10 Dec, 07:00 in Lima
+    seen = len(staff.screen.messages)
+    await jobs(user)
+    assert len(staff.screen.messages) == seen  # before 08:00
+    clock.advance(hours=2)  # 09:00 in Lima
+    await jobs(user)
+    digest = staff.screen.messages[seen:]
+    assert len(digest) == 1
+    assert "Resumen del jueves 10 de diciembre de 2026" in digest[0].plain
+    assert "Vencen el próximo día hábil (1)" in digest[0].plain
+    assert NUMBER in digest[0].plain
+    clock.advance(hours=3)
+    await jobs(user)
+    assert len(staff.screen.messages) == seen + 1  # once a day...
+    restarted = await make_app()
+    restarted.staff = user.app.staff
+    assert await run_all(restarted, clock.now()) == []  # ...even across a restart
+    await staff.click("Bandeja")
+    assert "1 trámite(s) abierto(s)" in staff.screen.last.plain
+    clock.moment = datetime(2026, 12, 14, 14, 0, tzinfo=UTC)  # Mon 14 Dec, 09:00 Lima
+    await jobs(user)
+    assert "Vencidos (1)" in staff.screen.last.plain
+
+
+async def test_attended_ticket_closes_itself_after_five_business_days(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    staff = await taken(user, mailer)  # Wed 2 Dec
+    await staff.click("Atender")
+    await staff.click("Sí, atender")
+    clock.moment = datetime(2026, 12, 10, 15, 0, tzinfo=UTC)  # Thu 10 Dec: 4 business days
+    await jobs(user)
+    assert (await ticket_row(user))["state"] == "Atendido"
+    clock.moment = datetime(2026, 12, 11, 15, 0, tzinfo=UTC)  # Fri 11 Dec: 5
+    await jobs(user)
+    assert (await ticket_row(user))["state"] == "Cerrado"
+    assert "pasó a Cerrado" in user.screen.last.plain
+    card = (await staff.send(f"/ticket {NUMBER}"))[-1]
+    assert "Cerrado (automático)" in card.plain
+
+
+async def test_an_answer_after_attention_keeps_the_ticket_open(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    staff = await taken(user, mailer)
+    await staff.click("Atender")
+    await staff.click("Sí, atender")
+    await user.send(NUMBER)
+    await user.click("Responder")
+    await user.send("No me llegó el correo con los accesos.")
+    clock.advance(days=14)
+    await jobs(user)
+    assert (await ticket_row(user))["state"] == "Atendido"

@@ -1,0 +1,322 @@
+"""The help desk in the chat: queue, card, actions, and what the officer hears of each."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import AppFactory
+from tests.conversations.test_access_request import ENTITY, RUC, count_rows, make_pdf, to_step
+from tests.driver import Driver, FakeClock, MemoryMailer
+
+NUMBER = "PTE-2026-000001"
+STAFF = "9001"
+
+
+async def registered(user: Driver, mailer: MemoryMailer) -> None:
+    await to_step(user, mailer, "resumen")
+    await user.click("Confirmar y enviar")
+
+
+async def ticket_row(user: Driver) -> dict[str, object]:
+    async with user.app.store.reading() as conn:
+        conn_rows = list(
+            await conn.execute_fetchall(
+                "SELECT state, due_on, paused_days_left, observed_part, assignee_chat, data"
+                " FROM tickets WHERE number = ?",
+                (NUMBER,),
+            )
+        )
+    state, due, paused, part, assignee, data = conn_rows[0]
+    return {"state": state, "due": due, "paused": paused, "part": part,
+            "assignee": assignee, "data": json.loads(data)}  # fmt: skip
+
+
+async def staff_member(user: Driver) -> Driver:
+    staff = await user.peer(STAFF, staff=True)
+    await staff.send("/start")
+    await staff.click("Acepto")
+    return staff
+
+
+async def taken(user: Driver, mailer: MemoryMailer) -> Driver:
+    await registered(user, mailer)
+    staff = await staff_member(user)
+    await staff.send(f"/ticket {NUMBER}")
+    await staff.click("Tomar")
+    return staff
+
+
+async def test_queue_shows_the_ticket_and_tomar_tells_the_officer(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await registered(user, mailer)
+    staff = await staff_member(user)
+    menu = staff.screen.last
+    assert "🗂 Bandeja de la mesa" in [b.label for row in menu.buttons for b in row]
+    queue = (await staff.send("/pendientes"))[-1]
+    assert "1 trámite(s) abierto(s)" in queue.plain
+    assert f"🆕 {NUMBER} · Accesos · Registrado · quedan 5 d.h. · {ENTITY}" in queue.plain
+    card = (await staff.click(f"🆕 {NUMBER} · 5 d"))[-1]
+    assert "Responsable: Ana María Pérez Ruiz · DNI 45678912" in card.plain
+    assert "Resolución: Resolución de Alcaldía N.° 045-2026-MDSJL del 15/10/2026" in card.plain
+    assert "Pérez &lt;Ruiz&gt; &amp; Cía" in card.html  # the entity name, escaped
+    labels = [b.label for row in card.buttons for b in row]
+    assert labels[:2] == ["🙋 Tomar", "📎 Ver adjuntos"]
+    seen = len(user.screen.messages)
+    replies = await staff.click("Tomar")
+    assert "queda a tu cargo" in replies[0].plain
+    assert "Estado: En atención · a tu cargo" in replies[-1].plain
+    notice = user.screen.messages[seen:]
+    assert len(notice) == 1
+    assert f"{NUMBER}: tu trámite pasó a En atención" in notice[0].plain
+    assert (await ticket_row(user))["assignee"] == STAFF
+
+
+async def test_an_officer_has_no_staff_commands_and_learns_nothing(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await registered(user, mailer)
+    for command in ("/pendientes", f"/ticket {NUMBER}", f"/buscar {RUC}"):
+        replies = await user.send(command)
+        assert f"No conozco el comando {command.split()[0]}" in replies[0].plain
+        assert ENTITY not in " ".join(r.plain for r in replies)
+    assert "Bandeja" not in " ".join(b.label for row in user.screen.last.buttons for b in row)
+
+
+async def test_an_officer_replaying_staff_buttons_changes_nothing(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await registered(user, mailer)
+    staff = await staff_member(user)
+    await staff.send(f"/ticket {NUMBER}")
+    take, _ref = staff.button("Tomar")
+    before = await ticket_row(user)
+    forged = [take, "0:n:card:" + NUMBER, "0:n:sreply:" + NUMBER, "0:n:queue:", "1:f:mesa",
+              "0:n:fix:" + NUMBER, "0:n:reply:PTE-2026-000999", "9:observe"]  # fmt: skip
+    for data in forged:
+        replies = await user.click_data(data)
+        shown = " ".join(r.plain for r in replies)
+        assert "Estado:" not in shown, data
+        assert "Bandeja" not in shown, data
+    assert await ticket_row(user) == before
+    async with user.app.store.reading() as conn:
+        events = list(await conn.execute_fetchall("SELECT count(*) FROM ticket_events"))
+    assert events[0][0] == 1  # only "Registrado"
+
+
+async def test_observe_the_resolution_then_the_officer_corrects_it(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    staff = await taken(user, mailer)  # Wed 2 Dec, due Fri 11 Dec
+    clock.advance(days=1)  # Thu 3 Dec: 4 business days left (4, 7, 10, 11)
+    await staff.click("Observar")
+    await staff.click("Resolución")
+    seen = len(user.screen.messages)
+    done = await staff.send("Falta la firma del alcalde en la resolución.")
+    assert "quedó Observado" in done[0].plain
+    assert "4 día(s) hábil(es)" in done[0].plain
+    notice = user.screen.messages[seen]
+    assert "pasó a Observado" in notice.plain
+    assert "Qué corregir: la resolución de designación" in notice.plain
+    assert "Falta la firma del alcalde" in notice.plain
+    assert (await ticket_row(user))["paused"] == 4
+    clock.advance(days=11)  # Mon 14 Dec: the clock was stopped meanwhile
+    question = (await user.click("Corregir"))[-1]
+    assert "Paso 10 de 15" in question.plain  # straight to the resolution's number
+    await user.send("Resolución de Alcaldía N.° 046-2026-MDSJL")
+    await user.send("16/10/2026")
+    await user.click("Alcalde(sa)")
+    signed = make_pdf(pages=3)
+    summary = (await user.upload(signed, name="firmada.pdf"))[-1]
+    assert f"Revisa tu corrección de {NUMBER}" in summary.plain
+    assert "046-2026" in summary.plain
+    assert "Ana María" in summary.plain
+    seen_staff = len(staff.screen.messages)
+    replies = await user.click("Confirmar y enviar")
+    assert f"Corrección enviada: {NUMBER}" in replies[0].plain
+    assert "viernes 18 de diciembre de 2026" in replies[0].plain  # 4 days after Mon 14
+    assert replies[1].document is not None
+    assert replies[1].document["filename"].endswith("_v2.xlsx")
+    row = await ticket_row(user)
+    assert row["state"] == "En atención"
+    assert row["due"] == "2026-12-18"
+    assert row["data"]["res"]["numero"] == "Resolución de Alcaldía N.° 046-2026-MDSJL"  # type: ignore[index]
+    assert await count_rows(user, "tickets") == 1
+    assert "envió su corrección" in staff.screen.messages[seen_staff].plain
+    mail = mailer.sent[-1]
+    assert mail["Subject"].startswith("Subsanación de solicitud de accesos al PTE")
+    attachments = {a.get_filename(): a.get_content() for a in mail.iter_attachments()}
+    assert attachments[f"Resolucion_{NUMBER}_v2.pdf"] == signed
+    card = (await staff.send(f"/ticket {NUMBER}"))[-1]
+    assert "Estado: En atención · a tu cargo" in card.plain
+    assert "PDF de 3 pág." in card.plain
+
+
+async def test_correcting_again_is_refused_once_the_ticket_moved_on(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    staff = await taken(user, mailer)
+    await staff.click("Observar")
+    await staff.click("Datos del responsable")
+    await staff.send("El cargo no coincide con la resolución.")
+    fix, _ref = user.button("Corregir")
+    await user.click("Corregir")
+    assert "Paso 3 de 15" in user.screen.last.plain  # the responsible's names
+    for answer in ("Ana María", "Pérez Ruiz", "45678912", "Gerente Municipal"):
+        await user.send(answer)
+    await user.send("ana.perez@munisjl.gob.pe")  # the same, proved: no new code
+    await user.send("987 654 321")
+    assert "Revisa tu corrección" in user.screen.last.plain
+    await user.click("Confirmar y enviar")
+    replies = await user.click_data(fix)  # the old notification's button, again
+    assert "Ese botón es de un mensaje anterior" in replies[0].plain
+    assert (await ticket_row(user))["state"] == "En atención"
+
+
+async def test_observation_of_kind_otro_is_answered_in_words(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    staff = await taken(user, mailer)
+    await staff.click("Observar")
+    await staff.click("Otro")
+    await staff.send("¿La resolución ya fue publicada en el diario oficial?")
+    question = (await user.click("Corregir"))[-1]
+    assert "Al enviarla, el trámite vuelve a «En atención»" in question.plain
+    refused = await user.send("x")
+    assert "corto" in refused[0].plain.lower()
+    seen = len(staff.screen.messages)
+    done = await user.send("Sí, se publicó el 20 de octubre.")
+    assert "volvió a «En atención»" in done[0].plain
+    relayed = staff.screen.messages[seen]
+    assert "el responsable respondió" in relayed.plain
+    assert "Sí, se publicó el 20 de octubre." in relayed.plain
+    assert (await ticket_row(user))["state"] == "En atención"
+
+
+async def test_responder_relays_both_ways(user: Driver, mailer: MemoryMailer) -> None:
+    staff = await taken(user, mailer)
+    await staff.click("Responder")
+    seen = len(user.screen.messages)
+    await staff.send("Hola Ana: ¿el alcalde firmó digitalmente?\nGracias.")
+    message = user.screen.messages[seen]
+    assert f"{NUMBER} — mensaje de la mesa de ayuda" in message.plain
+    assert "firmó digitalmente?\nGracias." in message.plain
+    await user.click("Responder")
+    seen_staff = len(staff.screen.messages)
+    await user.send("Sí, con firma digital.")
+    relayed = staff.screen.messages[seen_staff]
+    assert "Sí, con firma digital." in relayed.plain
+    # A swipe reply to the help desk's message goes onto the ticket too.
+    await user.reply(message, "Y adjunté la constancia por correo.")
+    assert "Y adjunté la constancia" in staff.screen.last.plain
+    # ...and the specialist can answer the relayed message the same way.
+    await staff.reply(staff.screen.last, "Recibido, gracias.")
+    assert "Recibido, gracias." in user.screen.last.plain
+    card = (await staff.send(f"/ticket {NUMBER}"))[-1]
+    assert "responsable: «Sí, con firma digital.»" in card.plain
+    assert "mesa: «Recibido, gracias.»" in card.plain
+
+
+async def test_attend_then_close(user: Driver, mailer: MemoryMailer) -> None:
+    staff = await taken(user, mailer)
+    await staff.click("Atender")
+    assert "correo institucional" in staff.screen.last.plain
+    seen = len(user.screen.messages)
+    await staff.click("Sí, atender")
+    notice = user.screen.messages[seen]
+    assert "pasó a Atendido" in notice.plain
+    assert "Los accesos se enviaron a tu correo institucional" in notice.plain
+    labels = [b.label for row in staff.screen.last.buttons for b in row]
+    assert "🔒 Cerrar" in labels
+    assert "⚠️ Observar" not in labels
+    await staff.click("Cerrar")
+    assert "pasó a Cerrado" in user.screen.last.plain
+    assert (await ticket_row(user))["state"] == "Cerrado"
+
+
+async def test_a_stale_card_cannot_make_an_invalid_change(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    staff = await taken(user, mailer)
+    colleague = await user.peer("9002", staff=True)
+    await colleague.send("/start")
+    await colleague.click("Acepto")
+    await colleague.send(f"/ticket {NUMBER}")
+    await staff.click("Atender")
+    await staff.click("Sí, atender")
+    replies = await colleague.click("Observar")  # the colleague's card is older
+    await colleague.click("Otro")
+    replies = await colleague.send("Falta algo")
+    assert "está Atendido: esa acción ya no corresponde" in replies[0].plain
+    assert (await ticket_row(user))["state"] == "Atendido"
+
+
+async def test_search_by_ruc_and_by_name_and_files(user: Driver, mailer: MemoryMailer) -> None:
+    await registered(user, mailer)
+    staff = await staff_member(user)
+    found = (await staff.send(f"/buscar {RUC}"))[-1]
+    assert NUMBER in found.plain
+    found = (await staff.send("/buscar ruiz> & c"))[-1]
+    assert NUMBER in found.plain
+    none = (await staff.send("/buscar Municipalidad de Nadie"))[-1]
+    assert "No encontré trámites" in none.plain
+    missing = (await staff.send("/ticket PTE-2026-000999"))[-1]
+    assert "No existe el trámite PTE-2026-000999" in missing.plain
+    await staff.send(NUMBER)  # a number typed: the card
+    files = await staff.click("Ver adjuntos")
+    names = [f.document["filename"] for f in files if f.document]
+    assert names == ["Formato_Perfiles_PTE-2026-000001.xlsx", "Resolucion_PTE-2026-000001.pdf"]
+
+
+async def test_undeliverable_notice_shows_on_the_card(user: Driver, mailer: MemoryMailer) -> None:
+    await registered(user, mailer)
+    staff = await staff_member(user)
+    user.transport.blocked = True  # the officer blocked the bot
+    await staff.send(f"/ticket {NUMBER}")
+    await staff.click("Tomar")  # "En atención" cannot reach the officer
+    card = (await staff.send(f"/ticket {NUMBER}"))[-1]
+    assert "1 aviso(s) no llegaron al responsable (bloqueó el bot)" in card.plain
+
+
+async def test_officer_withdraws_a_request_nobody_started(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await registered(user, mailer)
+    await user.send(NUMBER)
+    await user.click("Anular trámite")
+    replies = await user.click("Sí, anular")
+    assert f"Anulé el trámite {NUMBER}" in replies[0].plain
+    assert "Estado: Anulado" in replies[-1].plain
+    assert (await ticket_row(user))["state"] == "Anulado"
+    staff = await staff_member(user)
+    assert "La bandeja está vacía" in (await staff.send("/pendientes"))[-1].plain
+
+
+async def test_restart_in_the_middle_of_an_observation(
+    user: Driver, mailer: MemoryMailer, make_app: AppFactory
+) -> None:
+    staff = await taken(user, mailer)
+    await staff.click("Observar")
+    await staff.click("Perfiles")
+    await user.stop()
+    app = await make_app()  # restart
+    app.staff["test"] = frozenset({STAFF})
+    officer = Driver(app, user.chat_id)
+    await officer.start()
+    again = await officer.peer(STAFF)
+    replies = await again.send("Falta el perfil de Información focalizada.")
+    assert "quedó Observado" in replies[0].plain
+    assert "pasó a Observado" in officer.screen.last.plain
+    question = (await officer.click("Corregir"))[-1]
+    assert "perfiles" in question.plain.lower()
+    await officer.stop()
+
+
+async def test_staff_removed_from_the_list_loses_the_desk(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    staff = await taken(user, mailer)
+    user.app.staff["test"] = frozenset()
+    replies = await staff.click("Atender")
+    assert "Estado:" not in " ".join(r.plain for r in replies)
+    assert (await ticket_row(user))["state"] == "En atención"
