@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     chat = commands.add_parser("chat", help="the assistant in this terminal (no token)")
     chat.add_argument("--user", default="local", help="who you are in the local database")
+    chat.add_argument(
+        "--staff", action="store_true", help="chat as a help-desk specialist (/pendientes)"
+    )
     commands.add_parser("run", help="Telegram long polling")
     from bot.staff_cli import add_parser as add_staff_parser
 
@@ -43,10 +46,12 @@ def configure_logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-async def _chat(settings: Settings, user: str) -> None:
-    from bot.channels.terminal import run_chat
+async def _chat(settings: Settings, user: str, staff: bool = False) -> None:
+    from bot.channels.terminal import CHANNEL, run_chat
 
     app = await create_app(settings)
+    if staff:  # the local operator works the help desk's queue
+        app.staff[CHANNEL] = frozenset({user})
     try:
         await run_chat(app, sys.stdin, sys.stdout, chat_id=user)
     finally:
@@ -85,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         configure_logging("WARNING" if args.command == "chat" else settings.log_level)
         if args.command == "chat":
-            asyncio.run(_chat(settings, args.user))
+            asyncio.run(_chat(settings, args.user, args.staff))
         elif args.command == "run":
             asyncio.run(_run(settings))
         elif args.command == "staff":

@@ -45,9 +45,12 @@ class OutboxWorker:
         concurrency: int = 16,
         max_backoff: float = 300.0,
         sleep: _Sleep | None = None,
+        only_chat: str | None = None,
     ) -> None:
         self.store = store
         self.channel = channel
+        # A terminal delivers its own user's messages only; other chats' rows wait for theirs.
+        self.only_chat = only_chat
         self.transport = transport
         self.clock = clock
         self.max_backoff = max_backoff
@@ -85,6 +88,8 @@ class OutboxWorker:
         for row in rows:
             if row.id in self._known or row.channel != self.channel:
                 continue  # already queued, or another channel's worker delivers it
+            if self.only_chat is not None and row.chat_id != self.only_chat:
+                continue
             self._known.add(row.id)
             queue = self._queues.setdefault(row.chat_id, deque())
             queue.append(row)

@@ -72,7 +72,7 @@ async def run_chat(app: App, stdin: TextIO, stdout: TextIO, chat_id: str = "loca
     async def fetch(path: str) -> bytes:
         return await asyncio.to_thread(Path(path).read_bytes)
 
-    worker = OutboxWorker(app.store, CHANNEL, transport, app.clock)
+    worker = OutboxWorker(app.store, CHANNEL, transport, app.clock, only_chat=chat_id)
     await worker.start()
     await worker.drain()
     interactive = stdin.isatty()
@@ -89,6 +89,9 @@ async def run_chat(app: App, stdin: TextIO, stdout: TextIO, chat_id: str = "loca
             if not interactive and line.strip():
                 stdout.write(f"» {line.strip()}\n")
             count += 1
+            # What another process wrote for this user meanwhile (the help desk, in another
+            # terminal or the shell) is shown before the answer to this line.
+            await worker.pick_up()
             event = parse_line(line, chat_id, f"{session}-{count}", transport.buttons)
             if event is None:
                 continue

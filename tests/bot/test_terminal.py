@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bot.settings import Settings
+from tests.conftest import AppFactory
+from tests.conversations.test_desk import registered
+from tests.driver import Driver, MemoryMailer
+
 
 def chat(data_dir: Path, script: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PTEBOT_DATA_DIR": str(data_dir)}
@@ -41,3 +46,30 @@ def test_numbers_choose_and_a_second_run_resumes(tmp_path: Path) -> None:
 def test_html_in_user_text_is_shown_literally(tmp_path: Path) -> None:
     done = chat(tmp_path, "/start\nAcepto\n/<b>x</b>\n")
     assert "No conozco el comando /<b>x</b>." in done.stdout
+
+
+async def test_staff_work_the_queue_from_another_terminal(
+    make_app: AppFactory, mailer: MemoryMailer, settings: Settings
+) -> None:
+    officer = Driver(await make_app(), chat_id="ana", channel="terminal")
+    await officer.start()
+    await registered(officer, mailer)
+    await officer.stop()
+
+    def terminal(user: str, script: str, *flags: str) -> str:
+        env = {**os.environ, "PTEBOT_DATA_DIR": str(settings.data_dir)}
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "chat", "--user", user, *flags],
+            input=script, capture_output=True, text=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    refused = terminal("luis", "/start\nAcepto\n/pendientes\n")
+    assert "No conozco el comando /pendientes" in refused
+    desk = terminal("rosa", "/start\nAcepto\n/pendientes\n1\nTomar\n", "--staff")
+    assert "PTE-2026-000001 · Accesos · Registrado" in desk
+    assert "Estado: En atención · a tu cargo" in desk
+    assert "pasó a En atención" not in desk  # the officer's notice is not shown to staff
+    later = terminal("ana", "hola\n")
+    assert "PTE-2026-000001: tu trámite pasó a En atención" in later
