@@ -19,7 +19,8 @@ from typing import Any, TextIO
 
 from bot import dates
 from bot.app import App
-from bot.workflow import STATES, change_state
+from bot.desk import card
+from bot.workflow import PARTS, STATES, change_state
 
 OPEN = ("Registrado", "En atención", "Observado")
 
@@ -34,6 +35,9 @@ def add_parser(commands: Any) -> None:
     change.add_argument("number")
     change.add_argument("state", choices=STATES)
     change.add_argument("--message", default=None, help="message for the officer")
+    change.add_argument(
+        "--part", choices=PARTS, default="otro", help="what to correct (with Observado)"
+    )
     change.add_argument("--by", default="shell", help="who makes the change")
     export = actions.add_parser("export-csv", help="every ticket as CSV")
     export.add_argument("file", type=Path)
@@ -65,19 +69,17 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
         out.write(texts.plain("staff.queue", {"items": items}) + "\n")
     elif args.action == "show":
         async with app.store.transaction(app.clock.now()) as tx:
-            from bot.services import TurnServices, Who
-
-            who = Who(0, 0, "shell", "shell", is_staff=True)
-            detail = await TurnServices(app, tx, who).ticket_detail(args.number)
-        if detail is None:
+            found = await card(app, tx, args.number, None)
+        if found is None:
             out.write(texts.plain("staff.not_found", {"number": args.number}) + "\n")
             return
-        out.write(texts.plain("estado.detail", detail) + "\n")
+        out.write(texts.plain("mesa.ficha", found) + "\n")
     elif args.action == "set-state":
         async with app.store.transaction(app.clock.now()) as tx:
             changed = await change_state(
-                app, tx, args.number, args.state, f"staff:{args.by}", args.message
-            )
+                app, tx, args.number, args.state, f"staff:shell:{args.by}", args.message,
+                part=getattr(args, "part", None),
+            )  # fmt: skip
         out.write(texts.plain("staff.changed", vars(changed)) + "\n")
     elif args.action == "export-csv":
         headers = texts.data["staff_csv"]
