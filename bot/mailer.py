@@ -72,8 +72,9 @@ class MailOutbox:
 
     async def _run(self) -> None:
         while True:
-            delay = await self.send_due()
+            # Cleared before looking, not after: a mail enqueued while we send is not missed.
             self._wake.clear()
+            delay = await self.send_due()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 

@@ -122,7 +122,7 @@ SAMPLES: dict[str, Any] = {
             "kind": "estado",
             "actor": "system",
         },
-    ],  # fmt: skip
+    ],
     "drafts": [{"k": 7, "n": 15, "flow": "solicitud", "label": "menu.solicitud"}],
     "sections": ["Datos generales", NASTY],
     "flows": ["requisitos", "ayuda"],

@@ -1541,6 +1541,9 @@ class FakeBotAPI:
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         self._callback_queries: dict[str, _CallbackQuery] = {}
         self._faults: list[_Fault] = []
+        self._holds: dict[int, asyncio.Event] = {}
+        self._dropped_holds: dict[int, bool] = {}
+        self.held_calls = 0
         self._flood_per_second: float | None = None
         self._flood_window: deque[float] = deque()
         self._file_counter = itertools.count(1)
@@ -1764,6 +1767,55 @@ class FakeBotAPI:
         self._bump()
         return full
 
+    def redeliver(self, update: JSONDict) -> None:
+        """Deliver an update again with its own ``update_id``, as Telegram does when the bot
+        did not confirm it (a crash before the next getUpdates)."""
+        update_id = int(update["update_id"])
+        self._confirmed_below = min(self._confirmed_below, update_id)
+        self._dropped.discard(update_id)
+        chat_id = self._update_chat_id(update)
+        self._updates.insert(0, _Update(update_id, dict(update), chat_id))
+        self._updates.sort(key=lambda u: u.update_id)
+        if chat_id is not None and chat_id in self._chats:
+            self._chats[chat_id]._mark_action(update_id)
+        self._bump()
+
+    @staticmethod
+    def _update_chat_id(update: JSONDict) -> int | None:
+        for key, value in update.items():
+            if key == "update_id" or not isinstance(value, dict):
+                continue
+            message = value.get("message", value)
+            chat = message.get("chat") if isinstance(message, dict) else None
+            if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+                return int(chat["id"])
+        return None
+
+    def hold(self, chat_id: int) -> None:
+        """Keep every send*/edit* call for ``chat_id`` waiting (in flight, before any side
+        effect) until :meth:`release`; ``held_calls`` counts the calls that started waiting."""
+        self._holds[chat_id] = asyncio.Event()
+        self._dropped_holds.pop(chat_id, None)
+
+    def release(self, chat_id: int, deliver: bool = True) -> None:
+        """Let held calls go on; with ``deliver=False`` they fail with 502 and do nothing (the
+        caller was killed: nobody would read the answer)."""
+        event = self._holds.pop(chat_id, None)
+        if event is not None:
+            self._dropped_holds[chat_id] = not deliver
+            event.set()
+
+    async def _wait_if_held(self, call: Call, chat: FakeChat | None) -> None:
+        if chat is None or chat.id not in self._holds:
+            return
+        if not call.method.startswith(("send", "edit")):
+            return
+        self.held_calls += 1
+        self._bump()
+        await self._holds[chat.id].wait()
+        if self._dropped_holds.get(chat.id):
+            raise ApiError(502, "Bad Gateway")
+
     def _is_confirmed(self, update_id: int) -> bool:
         return update_id < self._confirmed_below or update_id in self._dropped
 
@@ -1833,6 +1885,7 @@ class FakeBotAPI:
                 chat._touch()
             self._check_faults(call.method)
             self._check_flood(call.method)
+            await self._wait_if_held(call, chat)
             result = await known[1](_Request(call, files))
         except ApiError as error:
             response = self._respond(call, error.body(), error.status)
