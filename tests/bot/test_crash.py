@@ -211,3 +211,28 @@ async def test_kill_nine_at_eight_steps_loses_and_duplicates_nothing(
         assert resolution == request_suite.RESOLUTION
     mails = await smtp.inbox.wait_for("Solicitud de accesos al PTE", count=8)
     assert len(mails) == 8  # one request mail per ticket
+
+
+async def test_redelivered_updates_and_double_taps_have_one_effect(
+    api: FakeBotAPI, smtp: SmtpServer, settings: Settings, bot: Bot
+) -> None:
+    officer = CrashOfficer(api.user(8201), smtp)
+    for name in NAMES[: NAMES.index("dni")]:
+        await answer(officer, name, first=name == "start")
+    dni = await officer.user.send("45678912")
+    await officer.user.expect(1, timeout=30)
+    api.redeliver(dni)  # Telegram sends the same update_id again
+    assert not await officer.user.settle()  # ...and nothing happens
+    assert "Paso 6 de 15" in officer.user.last.text
+    for name in NAMES[NAMES.index("dni") + 1 :]:
+        await answer(officer, name)
+    # A double tap: two callback queries for the same button, then a redelivery of the first.
+    first = await officer.user.tap("✅ Confirmar y enviar")
+    await officer.user.tap("✅ Confirmar y enviar")
+    replies = await officer.user.settle()
+    api.redeliver(first)
+    replies += await officer.user.settle()
+    assert sum("Solicitud registrada" in m.text for m in replies) == 1
+    assert ticket_count(settings, 8201) == 1
+    await smtp.inbox.wait_for("Solicitud de accesos al PTE")
+    assert len(smtp.inbox.matching("Solicitud de accesos al PTE")) == 1
