@@ -723,6 +723,16 @@ class _Update:
         return next(k for k in self.payload if k != "update_id")
 
 
+RESET = 0  # fail(status=RESET): the connection is dropped before any answer
+HANG = -1  # fail(status=HANG, retry_after=seconds): no answer for that long (a time-out)
+
+
+class _Broken(Exception):
+    def __init__(self, hang: float = 0.0) -> None:
+        super().__init__("broken connection")
+        self.hang = hang
+
+
 @dataclass
 class _Fault:
     method: str | None
@@ -1883,7 +1893,10 @@ class FakeBotAPI:
                 call.chat_id = chat.id
                 chat._inflight += 1
                 chat._touch()
-            self._check_faults(call.method)
+            try:
+                self._check_faults(call.method)
+            except _Broken as broken:  # the connection, not the API, fails
+                return await self._break(request, call, broken)
             self._check_flood(call.method)
             await self._wait_if_held(call, chat)
             result = await known[1](_Request(call, files))
@@ -1928,6 +1941,16 @@ class FakeBotAPI:
             return self._chats.get(self._callback_queries[query_id].chat_id)
         return None
 
+    async def _break(self, request: web.Request, call: Call, broken: _Broken) -> web.Response:
+        if broken.hang:
+            call.status = HANG
+            await asyncio.sleep(broken.hang)  # longer than the client waits: it times out
+        else:
+            call.status = RESET
+            if request.transport is not None:
+                request.transport.abort()  # the TCP connection drops mid-request
+        return web.Response(status=504)
+
     def _check_faults(self, method: str) -> None:
         for fault in self._faults:
             if fault.remaining <= 0:
@@ -1939,6 +1962,10 @@ class FakeBotAPI:
             if matches:
                 fault.remaining -= 1
                 self._faults = [f for f in self._faults if f.remaining > 0]
+                if fault.status == RESET:
+                    raise _Broken()
+                if fault.status == HANG:
+                    raise _Broken(hang=float(fault.retry_after or 5))
                 raise ApiError(fault.status, fault.description, fault.retry_after)
 
     def _check_flood(self, method: str) -> None:
