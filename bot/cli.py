@@ -33,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default=None, help="also write the JSON result here")
     bench.add_argument("--skip-pickle", action="store_true", help="no Pickle peer")
     bench.add_argument("--scaling", action="store_true", help="1,000 vs 10,000 officers")
+    bench.add_argument(
+        "--soak", action="store_true", help="officers with faults and kill -9, then invariants"
+    )
+    bench.add_argument("--seconds", type=float, default=60.0, help="soak: how long")
+    bench.add_argument("--kill-every", type=float, default=5.0, help="soak: seconds per life")
+    bench.add_argument("--seed", type=int, default=1, help="soak: random seed")
+    bench.add_argument("--data", default=None, help="soak: data dir (default: a new temp dir)")
     return parser
 
 
@@ -96,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "staff":
             asyncio.run(_staff(settings, args))
         elif args.command == "bench":
+            if args.soak:
+                from bot.soak import run_soak
+
+                return run_soak(args)
             from bot.bench import main as bench_main
 
             return bench_main(settings, args)

@@ -7,7 +7,10 @@ conversation as reminded, so a restart neither loses nor repeats it.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.payload import encode
@@ -84,7 +87,27 @@ async def purge_orphan_files(app: App, now: datetime) -> int:
         for (sha256,) in found:
             await tx.execute("DELETE FROM files WHERE sha256 = ?", (sha256,))
             app.files.path_for(sha256).unlink(missing_ok=True)
-    return len(found)
+        recorded = {sha for (sha,) in await tx.fetchall("SELECT sha256 FROM files")}
+    # A file written just before a crash, whose row never committed, has no row at all.
+    # File times are the file system's, so this one compares with the wall clock.
+    cutoff = time.time() - ORPHAN_GRACE.total_seconds()
+    strays = await asyncio.to_thread(unrecorded_files, app.files.root, recorded, cutoff)
+    for path in strays:
+        path.unlink(missing_ok=True)
+    return len(found) + len(strays)
+
+
+def unrecorded_files(root: Path, recorded: set[str], older_than: float) -> list[Path]:
+    if not root.exists():
+        return []
+    return [
+        path
+        for path in root.glob("??/??/*")
+        if len(path.name) == 64
+        and path.name not in recorded
+        and path.is_file()
+        and path.stat().st_mtime < older_than
+    ]
 
 
 async def run_all(app: App, now: datetime) -> list[OutboxRow]:
