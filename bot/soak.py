@@ -104,6 +104,7 @@ class SoakMailer:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.codes: dict[str, str] = {}
+        self._read = 0  # bytes of the log already read
 
     async def send(self, msg: EmailMessage) -> str:
         body = msg.get_body(("plain",))
@@ -115,11 +116,16 @@ class SoakMailer:
 
     def code_for(self, address: str) -> str | None:
         if address not in self.codes and self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
+            with self.path.open("rb") as handle:  # only what was appended since last time
+                handle.seek(self._read)
+                chunk = handle.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            self._read += len(complete)
+            for line in complete.decode("utf-8").splitlines():
                 record = json.loads(line)
                 found = re.search(r"\b(\d{6})\b", record["body"])
-                if found and record["to"] == address:
-                    self.codes[address] = found.group(1)  # the newest wins
+                if found:
+                    self.codes[record["to"]] = found.group(1)  # the newest wins
         return self.codes.get(address)
 
 
@@ -146,28 +152,20 @@ class Counters:
     done: set[int] = field(default_factory=set)
 
 
-async def newest_question(app: App, chat: str) -> dict[str, Any] | None:
+async def where_am_i(app: App, chat: str) -> tuple[bool, dict[str, Any] | None]:
+    """(has a ticket, the newest message the officer was sent), in one read."""
     async with app.store.reading() as conn:
         rows = list(
             await conn.execute_fetchall(
-                "SELECT payload FROM outbox WHERE channel = ? AND chat_id = ?"
-                " AND payload NOT LIKE '{\"delete_ref\"%' ORDER BY id DESC LIMIT 1",
+                "SELECT (SELECT count(*) FROM tickets t JOIN chat_identities ci"
+                "  ON ci.id = t.identity_id WHERE ci.channel = ?1 AND ci.external_id = ?2),"
+                " (SELECT payload FROM outbox WHERE channel = ?1 AND chat_id = ?2"
+                "  AND payload NOT LIKE '{\"delete_ref\"%' ORDER BY id DESC LIMIT 1)",
                 (CHANNEL, chat),
             )
         )
-    return json.loads(rows[0][0]) if rows else None
-
-
-async def has_ticket(app: App, chat: str) -> bool:
-    async with app.store.reading() as conn:
-        rows = list(
-            await conn.execute_fetchall(
-                "SELECT 1 FROM tickets t JOIN chat_identities ci ON ci.id = t.identity_id"
-                " WHERE ci.channel = ? AND ci.external_id = ?",
-                (CHANNEL, chat),
-            )
-        )
-    return bool(rows)
+    tickets, payload = rows[0]
+    return bool(tickets), json.loads(payload) if payload else None
 
 
 async def officer(
@@ -192,11 +190,11 @@ async def officer(
         serial += 1
         return Inbound(CHANNEL, chat, f"{os.getpid()}-{n}-{serial}", kind, text, **extra)
 
-    for _turn in range(80):
-        if await has_ticket(app, chat):
+    while True:  # until this officer has a ticket, or the process is killed
+        done, asked = await where_am_i(app, chat)
+        if done:
             c.done.add(n)
             return
-        asked = await newest_question(app, chat)
         key = asked["key"] if asked else ""
         if faults and asked and rng.random() < 0.08:
             c.garbage += 1
