@@ -420,10 +420,17 @@ def run_soak(args: argparse.Namespace) -> int:
             kills += 1
     lives += 1
     final = _spawn([*command, str(args.seed + lives), "calm"])
-    final.communicate(timeout=max(600, args.seconds * 5))
+    stuck = False
+    try:
+        final.communicate(timeout=max(600, args.seconds * 5))
+    except subprocess.TimeoutExpired:
+        final.kill()
+        final.wait()
+        stuck = True
     elapsed = time.monotonic() - started
-    final.wait()
     result = check_invariants(data_dir, args.officers)
+    if stuck:
+        result["problems"].append("the last run, without faults, did not finish")
     summary = {
         "officers": args.officers,
         "seconds": round(elapsed, 1),
