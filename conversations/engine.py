@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from conversations import notices
@@ -36,18 +36,24 @@ from conversations.password_guard import looks_like_credentials
 from conversations.state import Frame, State
 from conversations.status import find_number
 from conversations.text import IntentMatcher, normalize
+from conversations.turn_parts import (
+    DESK_FLOW,
+    DRAFT_CONTINUE,
+    DRAFT_LIFETIME,
+    DRAFT_RESTART,
+    STATUS_FLOW,
+    DraftsMixin,
+    TicketsMixin,
+)
+
+__all__ = ["DESK_FLOW", "DRAFT_LIFETIME", "STATUS_FLOW", "Engine", "Intents", "Reply"]
 
 CONSENT_FLOW = "consent"
-STATUS_FLOW = "estado"
-DESK_FLOW = "mesa"
 FAQ = "faq:"
 MENU_PREFIX = "f:"
 CHOICE_CANCEL_YES = "cancel_yes"
 CHOICE_CANCEL_NO = "cancel_no"
 CHOICE_MENU = "menu"
-DRAFT_CONTINUE = "draft_go:"
-DRAFT_RESTART = "draft_new:"
-DRAFT_LIFETIME = timedelta(days=30)
 
 
 @dataclass
@@ -136,7 +142,7 @@ class Engine:
         return self._intents.flows.match(text, allowed)
 
 
-class _Turn:
+class _Turn(DraftsMixin, TicketsMixin):
     """One event's handling; collects messages and effects into the reply."""
 
     def __init__(
@@ -211,43 +217,6 @@ class _Turn:
         else:
             await self.answer_step(event)
 
-    async def open_ticket(self, number: str) -> None:
-        """A ticket number typed (or a deep link): the card for staff, the detail for its
-        officer; anyone else gets the same answer as for a number that does not exist."""
-        self.keep_draft()
-        if self.person.is_staff and DESK_FLOW in self.engine.flows:
-            self.state.frame = Frame(DESK_FLOW, "ficha", {"number": number}, ["cola"])
-        else:
-            self.state.frame = Frame(STATUS_FLOW, "detalle", {"number": number}, ["lista"])
-        await self.ask_current()
-
-    async def answer_notice(self, choice: str) -> None:
-        """A button on a notification ("Corregir", "Responder", "Ver ficha"): checked on the
-        server against who taps it, whatever question is open."""
-        outcome = await notices.resolve(self.services, self.person, choice)
-        if outcome is None:
-            self.say("common.stale_button")
-            await self.ask_again()
-            return
-        await self.jump(outcome)
-
-    async def answer_reply_to(self, ref: str) -> bool:
-        """A swipe reply to a ticket's notification goes onto that ticket."""
-        outcome = await notices.reply_to(self.services, self.person, ref, self.event.text)
-        if outcome is None:
-            return False
-        self.reply.messages.extend(outcome)
-        await self.ask_again()
-        return True
-
-    async def jump(self, outcome: Jump) -> None:
-        self.reply.messages.extend(outcome.messages)
-        self.reply.effects.extend(outcome.effects)
-        self.keep_draft()
-        self.state.drafts.pop(outcome.flow, None)
-        self.state.frame = Frame(outcome.flow, outcome.step, dict(outcome.data))
-        await self.ask_current()
-
     async def run_command(self, command: str) -> None:
         state = self.state
         if command == "start" and self.person.consent is True:
@@ -321,46 +290,6 @@ class _Turn:
         drafts = [self.draft_info(name) for name in self.state.drafts]
         data = {"consented": self.person.consent is True, "drafts": drafts}
         self.put_question(Outbound(key, data, rows(*entries)))
-
-    def keep_draft(self) -> None:
-        frame = self.state.frame
-        self.state.frame = None
-        # A draft needs an answer: a flow left at its first question (or refused there,
-        # like Actualizar perfiles for someone not allowed) leaves nothing to continue.
-        if frame is not None and frame.history and self.engine.flows[frame.flow].keeps_draft:
-            self.state.drafts[frame.flow] = frame
-
-    def draft_info(self, name: str) -> dict[str, Any]:
-        frame = self.state.drafts[name]
-        flow = self.engine.flows[name]
-        k, n = flow.position(frame.step) or (0, 0)
-        return {"flow": name, "label": flow.menu_label or "", "k": k, "n": n}
-
-    def offer_draft(self, name: str) -> None:
-        self.put_question(
-            Outbound(
-                "common.draft_found",
-                self.draft_info(name),
-                rows(
-                    Choice(DRAFT_CONTINUE + name, "btn.draft_continue"),
-                    Choice(DRAFT_RESTART + name, "btn.draft_restart"),
-                    per_row=2,
-                ),
-            )
-        )
-
-    def expire_drafts(self) -> None:
-        limit = (self.now - DRAFT_LIFETIME).isoformat()
-        frames = [*self.state.drafts.items()]
-        if self.state.frame is not None:
-            frames.append(("", self.state.frame))
-        for name, frame in frames:
-            if frame.updated and frame.updated < limit:
-                if name:
-                    del self.state.drafts[name]
-                else:
-                    self.state.frame = None
-                self.say("common.draft_expired")
 
     def allowed(self, flow: Flow) -> bool:
         if flow.staff_only and not self.person.is_staff:
@@ -492,13 +421,7 @@ class _Turn:
     # --------------------------------------------------------------- answers
     async def answer_menu(self, event: Inbound) -> None:
         if event.kind is Kind.BUTTON and event.text.startswith((DRAFT_CONTINUE, DRAFT_RESTART)):
-            prefix, _, name = event.text.partition(":")
-            draft = self.state.drafts.pop(name, None)
-            if draft is not None and prefix + ":" == DRAFT_CONTINUE:
-                self.state.frame = draft
-                await self.ask_current()
-            elif name in self.engine.flows:
-                await self.start(name)
+            await self.answer_draft(event.text)
             return
         if event.kind is Kind.BUTTON:
             if event.text.startswith(MENU_PREFIX):
