@@ -208,7 +208,10 @@ async def create_app(
         texts.notice_version, texts.sections, settings.helpdesk_email, local_outbox
     )
     store = await Store.open(settings.database_path)
-    staff = {"telegram": frozenset(str(i) for i in settings.staff_telegram_ids)}
+    staff = {
+        "telegram": frozenset(str(i) for i in settings.staff_telegram_ids),
+        "whatsapp": frozenset(settings.staff_whatsapp_ids),
+    }
     mail = MailOutbox(store, mailer or build_mailer(settings), settings.mail_from, clock)
     return App(
         settings=settings,

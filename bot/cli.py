@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
         "--staff", action="store_true", help="chat as a help-desk specialist (/pendientes)"
     )
     commands.add_parser("run", help="Telegram long polling")
+    commands.add_parser(
+        "serve", help="webhook server: Telegram and WhatsApp webhooks, /healthz (see README)"
+    )
     from bot.staff_cli import add_parser as add_staff_parser
 
     add_staff_parser(commands)
@@ -91,6 +94,16 @@ async def _run(settings: Settings) -> None:
         await app.close()
 
 
+async def _serve(settings: Settings) -> None:
+    from bot.server import serve
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(settings, stop)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -100,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_chat(settings, args.user, args.staff))
         elif args.command == "run":
             asyncio.run(_run(settings))
+        elif args.command == "serve":
+            asyncio.run(_serve(settings))
         elif args.command == "staff":
             asyncio.run(_staff(settings, args))
         elif args.command == "bench":

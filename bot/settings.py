@@ -65,6 +65,17 @@ class Settings(BaseSettings):
     whatsapp_graph_url: str = Field(
         "https://graph.facebook.com/v21.0", validation_alias=_env("WHATSAPP_GRAPH_URL")
     )
+    # An approved template sent when a notice finds the 24-hour window closed ("" = none:
+    # the notice just waits until the officer writes again).
+    whatsapp_template_name: str = Field(
+        "aviso_tramite", validation_alias=_env("WHATSAPP_TEMPLATE_NAME")
+    )
+    whatsapp_template_language: str = Field(
+        "es", validation_alias=_env("WHATSAPP_TEMPLATE_LANGUAGE")
+    )
+    staff_whatsapp_ids: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), validation_alias=_env("PTEBOT_STAFF_WHATSAPP_IDS")
+    )
     log_level: str = Field("INFO", validation_alias=_env("PTEBOT_LOG_LEVEL"))
 
     @field_validator("staff_telegram_ids", mode="before")
@@ -73,6 +84,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return frozenset(
                 int(part) for part in value.replace(";", ",").split(",") if part.strip()
+            )
+        return value
+
+    @field_validator("staff_whatsapp_ids", mode="before")
+    @classmethod
+    def _split_numbers(cls, value: object) -> object:
+        # WhatsApp ids are the number's digits: "+51 987 654 321" is "51987654321".
+        if isinstance(value, str):
+            parts = value.replace(";", ",").split(",")
+            return frozenset(
+                "".join(ch for ch in part if ch.isdigit()) for part in parts if part.strip()
             )
         return value
 

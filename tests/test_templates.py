@@ -157,6 +157,8 @@ SAMPLES: dict[str, Any] = {
         "taken": True,
     },
 }
+SAMPLES["page"] = 2  # whatsapp.more_body: a page of a long list
+SAMPLES["pages"] = 3
 SAMPLES["tomorrow"] = SAMPLES["items"]
 SAMPLES["late"] = SAMPLES["items"]
 

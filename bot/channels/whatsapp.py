@@ -1,0 +1,411 @@
+"""WhatsApp Cloud API: webhook deliveries in, Graph API messages out, our engine between.
+
+A delivery (already checked against ``X-Hub-Signature-256`` by :mod:`bot.server`) carries
+messages and status callbacks. Each message becomes a neutral :class:`Inbound` whose event
+id is its wamid, so a redelivered message is recognised by the same durable table as a
+Telegram update. Work is queued per officer (:class:`~bot.dispatch.ChatDispatcher`): the
+webhook is answered at once and each officer's messages run in order.
+
+Outbound rows are rendered by :mod:`bot.channels.whatsapp_render` and sent with
+:class:`~bot.channels.whatsapp_graph.GraphClient`; outside the 24-hour window they are held
+(:mod:`bot.channels.whatsapp_window`). Interactive replies carry our callback data
+(``"<question id>:<choice id>"``) as their id; two ids are the channel's own: the next page
+of a long list, and "Compartir mi número", which becomes a contact event with the sender's
+number (WhatsApp already tells us who writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from bot import files
+from bot.app import App
+from bot.channels.whatsapp_graph import GraphClient, GraphError, MediaTooBig
+from bot.channels.whatsapp_render import (
+    MORE_PREFIX,
+    SHARE_PHONE,
+    Message,
+    plan,
+    template_message,
+)
+from bot.channels.whatsapp_window import CHANNEL, REENGAGEMENT, Window
+from bot.dispatch import ChatDispatcher
+from bot.errors import PermanentDelivery, TransientDelivery
+from bot.jobs import run_all
+from bot.outbox import OutboxWorker
+from bot.payload import render
+from bot.store import OutboxRow
+from conversations.events import FileInfo, Inbound, Kind
+from conversations.text import normalize
+
+log = logging.getLogger(__name__)
+JOBS_EVERY = 600.0
+PICK_UP_EVERY = 2.0
+FILE_TRIES = 3
+STATUS_TRIES, STATUS_WAIT = 10, 0.3  # a failure reported before its send was recorded
+# Graph error codes that mean "slow down": seconds to wait before trying again.
+THROTTLED = {4: 60.0, 80007: 60.0, 130429: 10.0, 131048: 60.0, 131056: 6.0}
+IGNORED = {"reaction", "system", "ephemeral"}  # not something an officer asks
+
+
+def to_event(message: dict[str, Any], name: str, share_label: str) -> Inbound | None:
+    """The neutral event for one webhook message (None for what the assistant ignores)."""
+    kind = str(message.get("type", ""))
+    if kind in IGNORED:
+        return None
+    wa_id = str(message["from"])
+    context = message.get("context") or {}
+    base: dict[str, Any] = {
+        "channel": CHANNEL,
+        "chat_id": wa_id,
+        "event_id": str(message["id"]),
+        "user_name": name,
+    }
+    if kind == "text":
+        text = str((message.get("text") or {}).get("body", ""))
+        if normalize(text) == normalize(share_label):
+            return Inbound(kind=Kind.CONTACT, phone="+" + wa_id, **base)
+        word, _, args = text.strip().partition(" ")
+        if word.startswith("/") and word[1:].replace("_", "").isalnum():
+            return Inbound(kind=Kind.COMMAND, text=word[1:].lower(), args=args.strip(), **base)
+        return Inbound(
+            kind=Kind.TEXT,
+            text=text,
+            message_ref=base["event_id"],
+            reply_to=context.get("id"),
+            **base,
+        )
+    if kind == "interactive":
+        reply = message.get("interactive") or {}
+        chosen = reply.get("button_reply") or reply.get("list_reply") or {}
+        data = str(chosen.get("id", ""))
+        if data == SHARE_PHONE:
+            return Inbound(kind=Kind.CONTACT, phone="+" + wa_id, **base)
+        return Inbound(kind=Kind.BUTTON, text=data, message_ref=context.get("id"), **base)
+    if kind == "button":  # a quick-reply button of a template: its text, as typed
+        text = str((message.get("button") or {}).get("text", ""))
+        return Inbound(kind=Kind.TEXT, text=text, **base)
+    if kind == "contacts":
+        # Only the officer's own card proves their number, as on Telegram.
+        phones = [p for c in message.get("contacts") or [] for p in c.get("phones") or []]
+        own = any(p.get("wa_id") == wa_id for p in phones)
+        return Inbound(kind=Kind.CONTACT, phone="+" + wa_id if own else None, **base)
+    if kind in ("image", "document"):
+        media = message.get(kind) or {}
+        info = FileInfo(
+            file_id=str(media.get("id", "")),
+            name=media.get("filename"),
+            mime=media.get("mime_type"),
+            is_photo=kind == "image",
+        )
+        return Inbound(kind=Kind.FILE, file=info, text=str(media.get("caption", "")), **base)
+    return Inbound(kind=Kind.UNSUPPORTED, **base)
+
+
+def sent_at(message: dict[str, Any], now: datetime) -> datetime:
+    """When the officer wrote (Meta's timestamp), never later than now."""
+    try:
+        moment = datetime.fromtimestamp(int(message.get("timestamp", "")), UTC)
+    except (TypeError, ValueError, OverflowError):
+        return now
+    return min(moment, now)
+
+
+class WhatsAppTransport:
+    """Delivers one outbox row as one or more WhatsApp messages (see the render module)."""
+
+    def __init__(self, app: App, graph: GraphClient, window: Window) -> None:
+        self.app = app
+        self.graph = graph
+        self.window = window
+        self._progress: dict[int, int] = {}  # row id -> messages of it already sent
+        self._media: dict[str, str] = {}  # sha256 -> uploaded media id
+
+    async def deliver(self, row: OutboxRow) -> str | None:
+        rendered = render(self.app.texts, row.payload)
+        if rendered.delete_ref is not None:
+            return None  # WhatsApp cannot delete the officer's message; the warning still goes
+        now = self.app.clock.now()
+        held, template = await self.window.hold_if_closed(row, now)
+        if held:
+            log.info("outbox row %d held until the 24-hour window reopens", row.id)
+            if template:
+                await self.send_template(row.chat_id, retry=True)
+            return None
+        page = int(json.loads(row.payload).get("wa_page", 0))
+        messages = plan(self.app.texts, rendered, row.id, page)
+        ref: str | None = None
+        for index in range(self._progress.get(row.id, 0), len(messages)):
+            try:
+                ref = await self._send(row.chat_id, messages[index])
+            except GraphError as error:
+                if error.code == REENGAGEMENT:
+                    log.info("outbox row %d: window closed (131047); held", row.id)
+                    if await self.window.closed_by_meta(row.id, row.chat_id, now):
+                        await self.send_template(row.chat_id, retry=True)
+                    return None
+                raise _delivery_error(error) from error
+            except (aiohttp.ClientError, TimeoutError) as error:
+                raise TransientDelivery(f"network: {type(error).__name__}") from error
+            self._progress[row.id] = index + 1  # a retry does not repeat what went out
+        self._progress.pop(row.id, None)
+        return ref
+
+    async def send_template(self, wa_id: str, *, retry: bool) -> None:
+        """The re-engagement template. ``retry``: a transient failure is the row's to retry."""
+        settings = self.app.settings
+        message = template_message(
+            settings.whatsapp_template_name, settings.whatsapp_template_language
+        )
+        try:
+            await self.graph.send(wa_id, message)
+        except (GraphError, aiohttp.ClientError, TimeoutError) as error:
+            permanent = isinstance(error, GraphError) and isinstance(
+                _delivery_error(error), PermanentDelivery
+            )
+            if permanent:  # not approved, wrong name...: the notice still waits for the officer
+                log.warning("re-engagement template refused: %s", error)
+                return
+            await self.window.template_failed(wa_id, self.app.clock.now())
+            if retry:
+                raise TransientDelivery(f"template: {error}") from error
+            log.warning("re-engagement template not sent: %s", error)
+
+    async def _send(self, wa_id: str, message: Message) -> str:
+        if message["type"] == "document":
+            doc = dict(message["document"])
+            sha256, mime = doc.pop("sha256"), doc.pop("mime")
+            media = self._media.get(sha256)
+            if media is None:
+                content = await asyncio.to_thread(self.app.files.read, sha256)
+                media = await self.graph.upload(content, doc["filename"], mime)
+                self._media[sha256] = media
+            message = {"type": "document", "document": {"id": media, **doc}}
+        return await self.graph.send(wa_id, message)
+
+
+def _delivery_error(error: GraphError) -> TransientDelivery | PermanentDelivery:
+    if error.code in THROTTLED or error.status == 429:
+        return TransientDelivery(str(error), retry_after=THROTTLED.get(error.code or 0, 30.0))
+    if error.status >= 500 or error.status == 0:
+        return TransientDelivery(str(error))
+    if error.status == 401 or error.code == 190:  # token expired: wait for the operator
+        return TransientDelivery("access token rejected", retry_after=300.0)
+    return PermanentDelivery(f"refused: {error}")
+
+
+class WhatsAppChannel:
+    """Graph client, outbox worker and per-officer queue; fed by the webhook server."""
+
+    def __init__(self, app: App, *, run_jobs: bool = False) -> None:
+        settings = app.settings
+        assert settings.whatsapp_token is not None
+        assert settings.whatsapp_phone_number_id is not None
+        self.app = app
+        self.graph = GraphClient(
+            settings.whatsapp_graph_url,
+            settings.whatsapp_token.get_secret_value(),
+            settings.whatsapp_phone_number_id,
+        )
+        self.window = Window(app.store, bool(settings.whatsapp_template_name))
+        self.transport = WhatsAppTransport(app, self.graph, self.window)
+        self.worker = OutboxWorker(app.store, CHANNEL, self.transport, app.clock)
+        self.peers: list[OutboxWorker] = []  # other channels' workers (staff on Telegram)
+        self.dispatcher = ChatDispatcher()
+        self.run_jobs = run_jobs
+        self._share_label = app.texts.label("whatsapp.share_phone", {})
+        self._urls: dict[str, str] = {}  # media id -> its download URL, from the metadata
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await self.worker.start()
+        self._spawn(self._pick_up())
+        if self.run_jobs:  # when Telegram is off, its jobs and mail loop run here
+            self.app.mail.start()
+            self._spawn(self._jobs())
+
+    async def stop(self) -> None:
+        await self.dispatcher.join()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.worker.stop()
+        if self.run_jobs:
+            await self.app.mail.stop()
+        await self.graph.close()
+
+    def accept(self, delivery: dict[str, Any]) -> int:
+        """Queue a verified webhook delivery's messages and statuses; returns how many."""
+        queued = 0
+        ours = self.app.settings.whatsapp_phone_number_id
+        for entry in delivery.get("entry") or []:
+            for change in entry.get("changes") or []:
+                value = change.get("value") or {}
+                if (value.get("metadata") or {}).get("phone_number_id") != ours:
+                    continue  # another number of the same app
+                names = {
+                    str(c.get("wa_id")): str((c.get("profile") or {}).get("name", ""))
+                    for c in value.get("contacts") or []
+                }
+                for message in value.get("messages") or []:
+                    wa_id = str(message.get("from", ""))
+                    self.dispatcher.submit(wa_id, self._work(message, names.get(wa_id, "")))
+                    queued += 1
+                for status in value.get("statuses") or []:
+                    wa_id = str(status.get("recipient_id", ""))
+                    self.dispatcher.submit(wa_id, self._status_work(status))
+                    queued += 1
+        return queued
+
+    def submit(self, rows: list[OutboxRow]) -> None:
+        self.worker.submit(rows)
+        for peer in self.peers:
+            peer.submit(rows)
+
+    async def handle_message(self, message: dict[str, Any], name: str) -> None:
+        event = to_event(message, name, self._share_label)
+        if event is None:
+            return
+        now = self.app.clock.now()
+        self.submit(await self.window.touch(event.chat_id, sent_at(message, now), now))
+        if event.kind is Kind.BUTTON and event.text.startswith(MORE_PREFIX):
+            await self._next_page(event)
+            return
+        if event.file is not None:
+            await self._process_file(event)
+            return
+        self.submit(await self.app.process(event))
+
+    async def handle_status(self, status: dict[str, Any]) -> None:
+        errors = status.get("errors") or []
+        error = None
+        if errors:
+            code = errors[0].get("code")
+            error = (code if isinstance(code, int) else None, str(errors[0].get("title", "")))
+        wa_id, wamid = str(status.get("recipient_id", "")), str(status.get("id", ""))
+        state = str(status.get("status", ""))
+        if not await self.window.record_status(wamid, state, error, self.app.clock.now()):
+            return  # reported before
+        if state != "failed" or error is None:
+            return
+        log.warning("WhatsApp reported a message failed: %s", error)
+        for _ in range(STATUS_TRIES):
+            template = await self.window.apply_failure(wamid, wa_id, error, self.app.clock.now())
+            if template is not None:
+                break
+            await asyncio.sleep(STATUS_WAIT)  # the row's wamid is written just after the send
+        if template:
+            await self.transport.send_template(wa_id, retry=False)
+
+    # -------------------------------------------------------------- internals
+    def _work(self, message: dict[str, Any], name: str) -> Any:
+        return lambda: self.handle_message(message, name)
+
+    def _status_work(self, status: dict[str, Any]) -> Any:
+        return lambda: self.handle_status(status)
+
+    async def _process_file(self, event: Inbound) -> None:
+        assert event.file is not None
+        media_id = event.file.file_id
+        if await self._seen(event):
+            return  # a redelivered file: not downloaded again
+        for attempt in range(1, FILE_TRIES + 1):
+            try:
+                info = await self.graph.media_info(media_id)
+                self._urls[media_id] = str(info["url"])
+                size = info.get("file_size")
+                file = FileInfo(
+                    file_id=media_id,
+                    name=event.file.name,
+                    mime=event.file.mime or info.get("mime_type"),
+                    size=int(size) if size is not None else None,  # refused before download
+                    is_photo=event.file.is_photo,
+                )
+                try:
+                    rows = await self.app.process(_with_file(event, file), self._fetch)
+                except MediaTooBig:  # the metadata understated it: refuse it like a big one
+                    big = _with_file(event, _sized(file, files.MAX_DOWNLOAD_BYTES + 1))
+                    rows = await self.app.process(big, self._fetch)
+            except (GraphError, aiohttp.ClientError, TimeoutError, KeyError) as error:
+                if attempt == FILE_TRIES:
+                    log.error("a received file could not be fetched: %s", error)
+                    return
+                await asyncio.sleep(attempt)
+            else:
+                self.submit(rows)
+                return
+            finally:
+                self._urls.pop(media_id, None)
+
+    async def _seen(self, event: Inbound) -> bool:
+        async with self.app.store.reading() as conn:
+            found = await conn.execute_fetchall(
+                "SELECT 1 FROM processed_events WHERE channel = ? AND event_id = ?",
+                (CHANNEL, event.event_id),
+            )
+        return bool(list(found))
+
+    async def _fetch(self, media_id: str) -> bytes:
+        url = self._urls.get(media_id) or str((await self.graph.media_info(media_id))["url"])
+        return await self.graph.download(url, files.MAX_DOWNLOAD_BYTES)
+
+    async def _next_page(self, event: Inbound) -> None:
+        """ "Más opciones": the next page of a list, as a new outbox row (ordered, durable)."""
+        row_id, _, page = event.text[len(MORE_PREFIX) :].partition(":")
+        async with self.app.store.transaction(self.app.clock.now()) as tx:
+            if not await tx.claim_event(CHANNEL, event.event_id):
+                return
+            found = await tx.fetchone(
+                "SELECT payload FROM outbox WHERE id = ? AND channel = ? AND chat_id = ?",
+                (int(row_id) if row_id.isdigit() else 0, CHANNEL, event.chat_id),
+            )
+            if found is None or not page.isdigit():
+                return
+            payload = {**json.loads(found[0]), "wa_page": int(page)}
+            payload.pop("edit_ref", None)
+            rows = await tx.enqueue(CHANNEL, event.chat_id, [(json.dumps(payload), False)])
+        self.submit(rows)
+
+    async def _pick_up(self) -> None:
+        """Rows other channels' turns, jobs or the staff shell committed for WhatsApp."""
+        while True:
+            await asyncio.sleep(PICK_UP_EVERY)
+            try:
+                await self.worker.pick_up()
+            except Exception:
+                log.exception("outbox pick-up failed; trying again later")
+
+    async def _jobs(self) -> None:
+        while True:
+            try:
+                self.submit(await run_all(self.app, self.app.clock.now()))
+            except Exception:
+                log.exception("scheduled job failed; trying again later")
+            await asyncio.sleep(JOBS_EVERY)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _sized(file: FileInfo, size: int) -> FileInfo:
+    return FileInfo(file.file_id, file.name, file.mime, size, file.is_photo)
+
+
+def _with_file(event: Inbound, file: FileInfo) -> Inbound:
+    return Inbound(
+        channel=event.channel,
+        chat_id=event.chat_id,
+        event_id=event.event_id,
+        kind=event.kind,
+        text=event.text,
+        file=file,
+        user_name=event.user_name,
+    )
