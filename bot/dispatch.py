@@ -26,12 +26,29 @@ class ChatDispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def submit(self, chat: str, work: Work) -> None:
-        """Queue ``work`` behind what ``chat`` already has queued; return at once."""
-        self._queues.setdefault(chat, deque()).append(work)
+    def submit(self, chat: str, work: Work) -> asyncio.Future[None]:
+        """Queue ``work`` behind what ``chat`` already has queued; return at once.
+
+        The returned future is done once the work has run (whether it succeeded or not: a
+        failure is logged here), e.g. to forget a durably received webhook delivery; it is
+        cancelled if the dispatcher stops first."""
+        ran: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def tracked() -> None:
+            try:
+                await work()
+            except asyncio.CancelledError:
+                ran.cancel()  # stopped before it ran to the end: not done
+                raise
+            finally:
+                if not ran.done():
+                    ran.set_result(None)
+
+        self._queues.setdefault(chat, deque()).append(tracked)
         if chat not in self._tasks:
             self._idle.clear()
             self._tasks[chat] = asyncio.create_task(self._drain(chat), name=f"chat-{chat}")
+        return ran
 
     async def run(self, chat: str, work: Work) -> None:
         """Like :meth:`submit`, and wait until this work has run."""

@@ -8,10 +8,12 @@
   of the raw body with ``WHATSAPP_APP_SECRET``): none is 401, a wrong one 403, with no body.
 * ``GET /healthz``: 200 while the SQLite store answers, 503 otherwise.
 
-Webhooks are answered as soon as the delivery is checked and queued; the work runs after,
-in order per chat (:class:`~bot.dispatch.ChatDispatcher`), different chats concurrently.
-Durability starts at the transaction of :meth:`bot.app.App.process` (a delivery queued
-when the process dies is lost; Telegram and Meta do not redeliver what was answered 200).
+Webhooks are answered as soon as the delivery is checked and written to the store's
+``webhook_inbox`` (one small insert); the work runs after, in order per chat
+(:class:`~bot.dispatch.ChatDispatcher`), different chats concurrently, and the inbox row is
+deleted once it ran. A process that dies with deliveries queued processes them at the next
+start (Telegram and Meta do not redeliver what was answered 200); one that dies after
+processing but before the delete processes it again, and the update id makes that a no-op.
 """
 
 from __future__ import annotations
@@ -105,12 +107,53 @@ class Server:
         addresses = [f"http://{host}:{port}" for host, port, *_ in self._runner.addresses]
         if self.telegram is not None and settings.public_url:
             await self.register_telegram_webhook(settings.public_url)
+        await self.replay_inbox()
         return addresses
+
+    async def replay_inbox(self) -> None:
+        """Process what a previous run acknowledged but did not get to."""
+        pending = await self.app.store.inbox_pending()
+        if pending:
+            log.info("processing %d webhook deliveries left by the last run", len(pending))
+        for inbox_id, channel, body in pending:
+            if channel == "telegram" and self.telegram is not None:
+                self._telegram(inbox_id, json.loads(body))
+            elif channel == "whatsapp" and self.whatsapp is not None:
+                self._whatsapp(inbox_id, json.loads(body))
+
+    def _forget_when_done(self, inbox_id: int, ran: list[asyncio.Future[None]]) -> None:
+        async def forget() -> None:
+            results = await asyncio.gather(*ran, return_exceptions=True)
+            if not any(isinstance(r, asyncio.CancelledError) for r in results):
+                await self.app.store.inbox_done(inbox_id)
+
+        task = asyncio.create_task(forget())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _telegram(self, inbox_id: int, body: Any) -> None:
+        from telegram import Update
+
+        assert self.telegram is not None
+        update = Update.de_json(body, self.telegram.application.bot)
+        chat = update.effective_chat
+        key = f"tg:{chat.id}" if chat is not None else f"tg-update:{update.update_id}"
+        channel = self.telegram
+        ran = self.dispatcher.submit(key, lambda: channel.process(update))
+        self._forget_when_done(inbox_id, [ran])
+
+    def _whatsapp(self, inbox_id: int, delivery: Any) -> None:
+        assert self.whatsapp is not None
+        ran: list[asyncio.Future[None]] = []
+        if isinstance(delivery, dict):
+            self.whatsapp.accept(delivery, ran)
+        self._forget_when_done(inbox_id, ran)
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()  # no new deliveries
         await self.dispatcher.join()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.whatsapp is not None:
             await self.whatsapp.stop()
         if self.telegram is not None:
@@ -157,15 +200,14 @@ class Server:
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
         if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
             return web.Response(status=401)
+        raw = await request.read()
         try:
-            body = json.loads(await request.read())
-            update = Update.de_json(body, self.telegram.application.bot)
+            body = json.loads(raw)
+            Update.de_json(body, self.telegram.application.bot)
         except (ValueError, TypeError, KeyError):
             return web.Response(status=400)
-        chat = update.effective_chat
-        key = f"tg:{chat.id}" if chat is not None else f"tg-update:{update.update_id}"
-        channel = self.telegram
-        self.dispatcher.submit(key, lambda: channel.process(update))
+        inbox_id = await self.app.store.inbox_add("telegram", raw, self.app.clock.now())
+        self._telegram(inbox_id, body)
         return web.Response()
 
     async def whatsapp_handshake(self, request: web.Request) -> web.Response:
@@ -194,8 +236,8 @@ class Server:
             delivery: Any = json.loads(body)
         except ValueError:
             return web.Response(status=400)
-        if isinstance(delivery, dict):
-            self.whatsapp.accept(delivery)
+        inbox_id = await self.app.store.inbox_add("whatsapp", body, self.app.clock.now())
+        self._whatsapp(inbox_id, delivery)
         return web.Response()
 
 

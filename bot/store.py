@@ -336,3 +336,25 @@ class Store:
                     row_id,
                 ),
             )
+
+    # ------------------------------------------------------------ webhook inbox
+    async def inbox_add(self, channel: str, body: bytes, now: datetime) -> int:
+        """Keep a webhook delivery before acknowledging it; returns its id."""
+        async with self._lock:
+            cursor = await self.conn.execute(
+                "INSERT INTO webhook_inbox (channel, body, received_at) VALUES (?, ?, ?)",
+                (channel, body, iso(now)),
+            )
+            return int(cursor.lastrowid or 0)
+
+    async def inbox_done(self, inbox_id: int) -> None:
+        async with self._lock:
+            await self.conn.execute("DELETE FROM webhook_inbox WHERE id = ?", (inbox_id,))
+
+    async def inbox_pending(self) -> list[tuple[int, str, bytes]]:
+        """Deliveries acknowledged but not processed when the last run stopped, in order."""
+        async with self._lock:
+            found = await self.conn.execute_fetchall(
+                "SELECT id, channel, body FROM webhook_inbox ORDER BY id"
+            )
+        return [(int(i), str(c), bytes(b)) for i, c, b in found]

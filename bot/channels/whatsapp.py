@@ -240,9 +240,13 @@ class WhatsAppChannel:
             await self.app.mail.stop()
         await self.graph.close()
 
-    def accept(self, delivery: dict[str, Any]) -> int:
-        """Queue a verified webhook delivery's messages and statuses; returns how many."""
+    def accept(
+        self, delivery: dict[str, Any], ran: list[asyncio.Future[None]] | None = None
+    ) -> int:
+        """Queue a verified webhook delivery's messages and statuses; returns how many.
+        ``ran`` collects a future per piece of work, done once it has run."""
         queued = 0
+        ran = [] if ran is None else ran
         ours = self.app.settings.whatsapp_phone_number_id
         for entry in delivery.get("entry") or []:
             for change in entry.get("changes") or []:
@@ -255,11 +259,13 @@ class WhatsAppChannel:
                 }
                 for message in value.get("messages") or []:
                     wa_id = str(message.get("from", ""))
-                    self.dispatcher.submit(wa_id, self._work(message, names.get(wa_id, "")))
+                    ran.append(
+                        self.dispatcher.submit(wa_id, self._work(message, names.get(wa_id, "")))
+                    )
                     queued += 1
                 for status in value.get("statuses") or []:
                     wa_id = str(status.get("recipient_id", ""))
-                    self.dispatcher.submit(wa_id, self._status_work(status))
+                    ran.append(self.dispatcher.submit(wa_id, self._status_work(status)))
                     queued += 1
         return queued
 

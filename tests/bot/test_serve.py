@@ -3,6 +3,7 @@ webhook registration; a missing setting stops it with one line."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -144,3 +145,24 @@ def test_serve_without_a_channel_stops_with_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "pte-bot: missing setting WHATSAPP_PHONE_NUMBER_ID (see README, Configure)"
     ]
+
+
+async def test_acknowledged_deliveries_left_by_a_dead_process_are_processed_at_start(
+    api: FakeBotAPI, make_app: AppFactory, clock: FakeClock
+) -> None:
+    import json
+
+    app = await make_app()
+    ana = api.user(7002, "Ana")
+    update = await ana.send("/start")  # answered 200, then the process died
+    await app.store.inbox_add("telegram", json.dumps(update).encode(), clock.now())
+    server = await build_server(app)
+    await server.start()
+    try:
+        greeting, _notice = await ana.expect(2)
+        assert "Asistente PTE" in greeting.text
+        await server.dispatcher.join()
+        await asyncio.gather(*server._tasks)
+        assert await app.store.inbox_pending() == []
+    finally:
+        await server.stop()
