@@ -127,6 +127,13 @@ class App:
                     return []
                 return await self._enqueue(tx, event, 0, [Outbound("common.error")])
 
+    async def slow_down(self, channel: str, chat_id: str) -> list[OutboxRow]:
+        """Tell a chat that sends faster than anyone types that the rest was not read."""
+        log.info("%s chat flooding: later messages dropped until it drains", channel)
+        async with self.store.transaction(self.clock.now()) as tx:
+            notice = encode(Outbound("common.slow_down"), 0, None)
+            return await tx.enqueue(channel, chat_id, [(notice, False)])
+
     async def _receive_file(self, event: Inbound, fetch: Fetch) -> Inbound:
         info = event.file
         assert info is not None

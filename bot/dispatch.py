@@ -18,21 +18,50 @@ log = logging.getLogger(__name__)
 Work = Callable[[], Awaitable[None]]
 
 
+MAX_QUEUED = 20  # per chat: more than a person types, as many as two albums of photos
+
+
 class ChatDispatcher:
-    def __init__(self, concurrency: int = 64) -> None:
+    """Per-chat queues; a chat with ``max_queued`` updates waiting is flooding: what it sends
+    next is dropped (it costs nothing and delays no one) and ``on_flood(chat)`` is called
+    once, until its queue has drained (e.g. to tell the person to slow down)."""
+
+    def __init__(
+        self,
+        concurrency: int = 64,
+        *,
+        max_queued: int | None = MAX_QUEUED,
+        on_flood: Callable[[str], None] | None = None,
+    ) -> None:
         self._slots = asyncio.Semaphore(concurrency)
         self._queues: dict[str, deque[Work]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        self.max_queued = max_queued
+        self.on_flood = on_flood
+        self._flooding: set[str] = set()
+        self.dropped = 0
 
-    def submit(self, chat: str, work: Work) -> asyncio.Future[None]:
+    def submit(self, chat: str, work: Work, *, droppable: bool = True) -> asyncio.Future[None]:
         """Queue ``work`` behind what ``chat`` already has queued; return at once.
 
         The returned future is done once the work has run (whether it succeeded or not: a
         failure is logged here), e.g. to forget a durably received webhook delivery; it is
-        cancelled if the dispatcher stops first."""
+        cancelled if the dispatcher stops first. Work that is not ``droppable`` (what the
+        platform says about our own messages) is queued even for a flooding chat."""
         ran: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._queues.get(chat)
+        limit = self.max_queued
+        flooded = limit is not None and queue is not None and len(queue) >= limit
+        if droppable and flooded:
+            self.dropped += 1
+            if chat not in self._flooding:
+                self._flooding.add(chat)
+                if self.on_flood is not None:
+                    self.on_flood(chat)
+            ran.set_result(None)  # nothing to do later: it was dropped
+            return ran
 
         async def tracked() -> None:
             try:
@@ -95,6 +124,7 @@ class ChatDispatcher:
                 queue.popleft()
         finally:
             del self._tasks[chat]
+            self._flooding.discard(chat)
             if not queue:
                 del self._queues[chat]
             if not self._tasks:

@@ -84,11 +84,13 @@ class Server:
     whatsapp: WhatsAppChannel | None = None
     _runner: web.AppRunner | None = field(default=None, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _tasks_flood: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         from bot.dispatch import ChatDispatcher
 
-        self.dispatcher = ChatDispatcher()  # Telegram's updates, per chat
+        # Telegram's updates, per chat; a flooding chat is told once to slow down.
+        self.dispatcher = ChatDispatcher(on_flood=self._telegram_flood)
 
     # ---------------------------------------------------------------- life
     async def start(self) -> list[str]:
@@ -130,6 +132,19 @@ class Server:
         task = asyncio.create_task(forget())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _telegram_flood(self, key: str) -> None:
+        chat_id = key.removeprefix("tg:")
+        telegram = self.telegram
+        if telegram is None or chat_id == key:
+            return
+
+        async def warn() -> None:
+            telegram.worker.submit(await self.app.slow_down("telegram", chat_id))
+
+        task = asyncio.create_task(warn())
+        self._tasks_flood.add(task)
+        task.add_done_callback(self._tasks_flood.discard)
 
     def _telegram(self, inbox_id: int, body: Any) -> None:
         from telegram import Update

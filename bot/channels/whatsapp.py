@@ -217,11 +217,18 @@ class WhatsAppChannel:
         self.transport = WhatsAppTransport(app, self.graph, self.window)
         self.worker = OutboxWorker(app.store, CHANNEL, self.transport, app.clock)
         self.peers: list[OutboxWorker] = []  # other channels' workers (staff on Telegram)
-        self.dispatcher = ChatDispatcher()
+        # Per officer; one who floods is told once to slow down (see ChatDispatcher).
+        self.dispatcher = ChatDispatcher(on_flood=self._flood)
         self.run_jobs = run_jobs
         self._share_label = app.texts.label("whatsapp.share_phone", {})
         self._urls: dict[str, str] = {}  # media id -> its download URL, from the metadata
         self._background: set[asyncio.Task[None]] = set()
+
+    def _flood(self, wa_id: str) -> None:
+        async def warn() -> None:
+            self.submit(await self.app.slow_down(CHANNEL, wa_id))
+
+        self._spawn(warn())
 
     async def start(self) -> None:
         await self.worker.start()
@@ -265,7 +272,8 @@ class WhatsAppChannel:
                     queued += 1
                 for status in value.get("statuses") or []:
                     wa_id = str(status.get("recipient_id", ""))
-                    ran.append(self.dispatcher.submit(wa_id, self._status_work(status)))
+                    work = self._status_work(status)
+                    ran.append(self.dispatcher.submit(wa_id, work, droppable=False))
                     queued += 1
         return queued
 

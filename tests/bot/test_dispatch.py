@@ -66,3 +66,34 @@ async def test_concurrency_is_bounded() -> None:
         dispatcher.submit(str(chat), work)
     await dispatcher.join()
     assert peak == 2
+
+
+async def test_a_flooding_chat_is_cut_and_told_once_others_go_on() -> None:
+    told: list[str] = []
+    dispatcher = ChatDispatcher(max_queued=5, on_flood=told.append)
+    gate = asyncio.Event()
+    ran: list[str] = []
+
+    def work(chat: str, n: int):  # type: ignore[no-untyped-def]
+        async def run() -> None:
+            await gate.wait()
+            ran.append(f"{chat}{n}")
+
+        return run
+
+    futures = [dispatcher.submit("flood", work("flood", n)) for n in range(100)]
+    other = dispatcher.submit("ana", work("ana", 0))
+    status = dispatcher.submit("flood", work("status", 0), droppable=False)
+    assert told == ["flood"]  # once, not 95 times
+    assert dispatcher.dropped == 95
+    assert all(f.done() for f in futures[5:])  # dropped at once: nothing waits on them
+    gate.set()
+    await other
+    await status
+    await dispatcher.join()
+    assert ran.count("ana0") == 1
+    assert [r for r in ran if r.startswith("flood")] == [f"flood{n}" for n in range(5)]
+    assert "status0" in ran
+    # Once its queue drained, the chat is heard again (and warned again if it floods again).
+    await dispatcher.run("flood", work("flood", 100))
+    assert ran[-1] == "flood100"
