@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--kill-every", type=float, default=5.0, help="soak: seconds per life")
     bench.add_argument("--seed", type=int, default=1, help="soak: random seed")
     bench.add_argument("--data", default=None, help="soak: data dir (default: a new temp dir)")
+    bench.add_argument(
+        "--burst", type=int, default=None, metavar="N", help="N officers at once under a limit"
+    )
+    bench.add_argument("--flood-limit", type=float, default=30.0, help="burst: messages/s")
+    bench.add_argument("--skip-peer", action="store_true", help="burst: no PTB peer")
     return parser
 
 
@@ -54,6 +59,9 @@ def configure_logging(level: str) -> None:
     )
     # httpx logs every request URL at INFO, and the URL contains the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # At DEBUG these log whole updates and requests (DNIs, codes): never below INFO.
+    for noisy in ("telegram", "httpcore", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger().level))
 
 
 async def _chat(settings: Settings, user: str, staff: bool = False) -> None:
@@ -122,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from bot.soak import run_soak
 
                 return run_soak(args)
+            if args.burst is not None:
+                from bot.burst import main as burst_main
+
+                return burst_main(settings, args)
             from bot.bench import main as bench_main
 
             return bench_main(settings, args)

@@ -6,12 +6,20 @@ others and a chat's messages never overtake each other. A transient failure (429
 blocked the bot) marks the row failed, visible to staff. Rows marked sent are written in
 batches; a crash before the mark means the message goes out again after restart
 (at-least-once delivery).
+
+With a :class:`~bot.pacer.Pacer` (Telegram), every send waits for its turn there: the pacer
+keeps the bot under the platform's flood limits and puts replies before bulk notices. A 429
+then holds the chat in the pacer (which pauses the whole bot when the bot, not one chat, is
+over the limit) instead of sleeping here; 429s never count as failures. Other transient
+failures back off here, and after ``max_attempts`` of them the row is marked failed: it
+stays in the outbox, visible to staff on the ticket, and the chat's later messages go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 from collections import deque
@@ -24,8 +32,10 @@ from bot.store import OutboxRow, Store
 
 if TYPE_CHECKING:
     from bot.app import Clock
+    from bot.pacer import Pacer
 
 log = logging.getLogger(__name__)
+MAX_RUN = 5  # messages of one reply a chat may send back to back before others' turn
 
 
 class Transport(Protocol):
@@ -46,6 +56,8 @@ class OutboxWorker:
         max_backoff: float = 300.0,
         sleep: _Sleep | None = None,
         only_chat: str | None = None,
+        pacer: Pacer | None = None,
+        max_attempts: int | None = None,
     ) -> None:
         self.store = store
         self.channel = channel
@@ -54,11 +66,19 @@ class OutboxWorker:
         self.transport = transport
         self.clock = clock
         self.max_backoff = max_backoff
+        self.pacer = pacer
+        self.max_attempts = max_attempts  # transient failures (not 429s) before giving up
         self._sleep = sleep or asyncio.sleep
         self._queues: dict[str, deque[OutboxRow]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(concurrency)
         self._done: list[tuple[int, str | None]] = []
+        self._marking: set[int] = set()  # delivered, being marked sent right now
+        self._watchers: list[set[int]] = []  # pick-ups in progress: rows finished meanwhile
+        # Rows submitted together are one reply: with a pacer they go out back to back, so
+        # an officer waits one round of the other chats for a reply, not one per message.
+        self._batch_of: dict[int, int] = {}
+        self._batches = itertools.count()
         self._flush_wanted = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -79,18 +99,29 @@ class OutboxWorker:
         self.submit(current)
 
     async def pick_up(self) -> None:
-        """Take rows another process committed (e.g. `pte-bot staff set-state`)."""
-        marking = {row_id for row_id, _ref in self._done}
-        pending = await self.store.pending_outbox(self.channel)
-        self.submit(row for row in pending if row.id not in marking)
+        """Take rows another process committed (e.g. `pte-bot staff set-state`).
+
+        A row this worker finishes while the read runs may still read as pending: it is
+        skipped, as are rows whose mark as sent has not committed (else: a duplicate)."""
+        skip = {row_id for row_id, _ref in self._done} | self._marking
+        finished: set[int] = set()
+        self._watchers.append(finished)
+        try:
+            pending = await self.store.pending_outbox(self.channel)
+        finally:
+            self._watchers.remove(finished)
+        skip |= finished | self._marking | {row_id for row_id, _ref in self._done}
+        self.submit(row for row in pending if row.id not in skip)
 
     def submit(self, rows: Iterable[OutboxRow]) -> None:
+        batch = next(self._batches)
         for row in rows:
             if row.id in self._known or row.channel != self.channel:
                 continue  # already queued, or another channel's worker delivers it
             if self.only_chat is not None and row.chat_id != self.only_chat:
                 continue
             self._known.add(row.id)
+            self._batch_of[row.id] = batch
             queue = self._queues.setdefault(row.chat_id, deque())
             queue.append(row)
             if row.chat_id not in self._tasks:
@@ -119,12 +150,19 @@ class OutboxWorker:
     # -------------------------------------------------------------- internals
     async def _drain_chat(self, chat_id: str) -> None:
         queue = self._queues[chat_id]
+        previous, run = -1, 0
         try:
             while queue:
                 row = queue[0]
-                await self._deliver(row)
+                batch = self._batch_of.get(row.id, -2)
+                run = run + 1 if batch == previous else 0
+                await self._deliver(row, continues=0 < run < MAX_RUN)
                 queue.popleft()
+                for finished in self._watchers:
+                    finished.add(row.id)
                 self._known.discard(row.id)
+                self._batch_of.pop(row.id, None)
+                previous = batch
         finally:
             del self._tasks[chat_id]
             if not queue:
@@ -132,14 +170,30 @@ class OutboxWorker:
             if not self._tasks:
                 self._idle.set()
 
-    async def _deliver(self, row: OutboxRow) -> None:
+    async def _send(self, row: OutboxRow, continues: bool) -> str | None:
+        if self.pacer is None:
+            async with self._slots:
+                return await self.transport.deliver(row)
+        turn = self.pacer.slot(row.chat_id, bulk=row.bulk, continues=continues)
+        async with turn, self._slots:
+            return await self.transport.deliver(row)
+
+    async def _deliver(self, row: OutboxRow, continues: bool = False) -> None:
         attempt = row.attempts
+        failures = 0
         while True:
             try:
-                async with self._slots:
-                    ref = await self.transport.deliver(row)
+                ref = await self._send(row, continues)
             except TransientDelivery as error:
                 attempt += 1
+                flood = error.retry_after is not None
+                failures += 0 if flood else 1
+                if self.max_attempts is not None and failures >= self.max_attempts:
+                    log.warning("outbox row %d failed %d times; left for staff", row.id, failures)
+                    await self.store.mark_attempt(
+                        row.id, str(error), failed=True, next_attempt=None
+                    )
+                    return
                 delay = error.retry_after or min(self.max_backoff, 0.5 * 2 ** min(attempt, 12))
                 log.warning(
                     "delivery of outbox row %d failed (%s); retry %d in %.1fs",
@@ -151,7 +205,10 @@ class OutboxWorker:
                     failed=False,
                     next_attempt=self.clock.now() + timedelta(seconds=delay),
                 )
-                await self._sleep(delay)
+                if flood and self.pacer is not None:
+                    self.pacer.flooded(row.chat_id, delay)  # the next turn waits for it
+                else:
+                    await self._sleep(delay)
             except PermanentDelivery as error:
                 log.warning("outbox row %d undeliverable: %s", row.id, error)
                 await self.store.mark_attempt(row.id, str(error), failed=True, next_attempt=None)
@@ -170,7 +227,13 @@ class OutboxWorker:
 
     async def _flush(self) -> None:
         done, self._done = self._done, []
-        await self.store.mark_sent(done, self.clock.now())
+        ids = {row_id for row_id, _ref in done}
+        # Until the mark commits the rows still read as pending: pick_up must not resend them.
+        self._marking |= ids
+        try:
+            await self.store.mark_sent(done, self.clock.now())
+        finally:
+            self._marking -= ids
 
 
 class _Sleep(Protocol):

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         frozenset(), validation_alias=_env("PTEBOT_STAFF_WHATSAPP_IDS")
     )
     log_level: str = Field("INFO", validation_alias=_env("PTEBOT_LOG_LEVEL"))
+    # Telegram's flood limits: messages per second for the whole bot, per minute per group.
+    telegram_flood_limit: float = Field(
+        30.0, gt=0, validation_alias=_env("PTEBOT_TELEGRAM_FLOOD_LIMIT")
+    )
+    telegram_group_limit: int = Field(
+        20, ge=1, validation_alias=_env("PTEBOT_TELEGRAM_GROUP_LIMIT")
+    )
 
     @field_validator("staff_telegram_ids", mode="before")
     @classmethod

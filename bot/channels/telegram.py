@@ -3,6 +3,14 @@
 Every update goes through one handler that turns it into a neutral event, runs
 ``App.process`` (state committed before any reply) and hands the committed replies to the
 outbox worker, which renders and sends them. Callback queries are answered at once.
+
+Polled updates of different chats run concurrently, each chat's in order
+(:mod:`bot.channels.telegram_updates`). Every message goes out through one
+:class:`~bot.pacer.Pacer` (``PTEBOT_TELEGRAM_FLOOD_LIMIT`` per second for the bot, one per
+second per chat for notices, 20 a minute per group; replies before bulk notices). Callback
+answers do
+not: they are not messages, Telegram's message limits do not count them, and an answer
+queued behind a burst would leave the officer's button spinning until the query expires.
 """
 
 from __future__ import annotations
@@ -28,13 +36,15 @@ from telegram import (
 )
 from telegram.constants import ChatType, MessageEntityType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
+from telegram.ext import Application, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
 
 from bot.app import App
+from bot.channels.telegram_updates import ChatUpdateProcessor
 from bot.errors import PermanentDelivery, TransientDelivery
 from bot.jobs import run_all
 from bot.outbox import OutboxWorker
+from bot.pacer import Pacer
 from bot.payload import Rendered, render
 from bot.store import OutboxRow
 from conversations.events import FileInfo, Inbound, Kind
@@ -46,6 +56,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 JOBS_EVERY = 600.0  # seconds between runs of the scheduled jobs
 PICK_UP_EVERY = 2.0  # seconds between looks for rows other processes committed
+MAX_ATTEMPTS = 10  # 5xx/time-outs in a row (~14 min of backoff) before a row is left to staff
 NOT_MODIFIED = "message is not modified"
 CANNOT_EDIT = ("message to edit not found", "message can't be edited")
 
@@ -214,7 +225,9 @@ class TelegramTransport:
 
 
 class TelegramChannel:
-    """PTB ``Application`` wired to the app; start/stop around long polling or webhooks."""
+    """PTB ``Application`` wired to the app; start/stop around long polling or webhooks.
+
+    ``rate_limiter=False`` sends unpaced (a benchmark's in-process fake has no limits)."""
 
     def __init__(
         self,
@@ -234,8 +247,13 @@ class TelegramChannel:
             .base_url(settings.telegram_base_url)
             .base_file_url(settings.telegram_base_file_url)
         )
+        self.updates = ChatUpdateProcessor(on_flood=self._flooding)
+        builder = builder.concurrent_updates(self.updates)
+        self.pacer: Pacer | None = None
         if rate_limiter:
-            builder = builder.rate_limiter(AIORateLimiter(max_retries=0))
+            self.pacer = Pacer(
+                settings.telegram_flood_limit, group_per_minute=settings.telegram_group_limit
+            )
         if request is not None:
             builder = builder.request(request)
         if get_updates_request is not None:
@@ -244,7 +262,12 @@ class TelegramChannel:
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
         self.worker = OutboxWorker(
-            app.store, CHANNEL, TelegramTransport(app, self.application), app.clock
+            app.store,
+            CHANNEL,
+            TelegramTransport(app, self.application),
+            app.clock,
+            pacer=self.pacer,
+            max_attempts=MAX_ATTEMPTS,
         )
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -260,6 +283,8 @@ class TelegramChannel:
     async def stop(self) -> None:
         await self.application.stop()
         await self.worker.stop()
+        if self.pacer is not None:
+            await self.pacer.close()
         await self.app.mail.stop()
         for task in list(self._background):
             task.cancel()
@@ -326,6 +351,17 @@ class TelegramChannel:
                 await self.worker.pick_up()
             except Exception:
                 log.exception("outbox pick-up failed; trying again later")
+
+    def _flooding(self, key: str) -> None:
+        """A chat with a full queue of polled updates: tell it once to slow down."""
+        chat_id = key.removeprefix("tg:")
+        if chat_id == key:
+            return
+
+        async def warn() -> None:
+            self.worker.submit(await self.app.slow_down(CHANNEL, chat_id))
+
+        self._spawn(warn())
 
     async def _answer_query(self, query_id: str) -> None:
         try:
