@@ -148,6 +148,7 @@ class App:
                 stored = await asyncio.to_thread(self.files.put, data)
                 checked = dataclasses.replace(
                     info,
+                    name=verdict.display_name,  # never the sender's raw name
                     sha256=stored.sha256,
                     kind=verdict.kind,
                     mime=verdict.mime,  # what the content is, not what the sender declared
