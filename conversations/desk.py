@@ -19,7 +19,7 @@ from typing import Any
 from conversations import validators
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Flow, Next, Outcome, Stay, Step
-from conversations.notices import message
+from conversations.notices import typed_message
 from conversations.status import find_number
 
 TICKET = "t:"
@@ -137,13 +137,11 @@ async def ask_reply(ctx: Ctx) -> list[Outbound]:
 async def answer_reply(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is Kind.BUTTON and event.text == BACK:
         return Next("ficha")
-    if event.kind is not Kind.TEXT:
-        return Again("errors.expected_text")
-    checked = message(event.text)
-    if isinstance(checked, validators.Invalid):
-        return Again(f"errors.{checked.code}")
+    text = typed_message(event)
+    if isinstance(text, Again):
+        return text
     number = ctx.data["number"]
-    refused = await ctx.services.desk_reply(number, checked.value)
+    refused = await ctx.services.desk_reply(number, text)
     return _done(number, refused, "mesa.respuesta_enviada")
 
 
@@ -176,13 +174,11 @@ async def ask_observation(ctx: Ctx) -> list[Outbound]:
 async def answer_observation(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is Kind.BUTTON and event.text == BACK:
         return Next("ficha")
-    if event.kind is not Kind.TEXT:
-        return Again("errors.expected_text")
-    checked = message(event.text)
-    if isinstance(checked, validators.Invalid):
-        return Again(f"errors.{checked.code}")
+    text = typed_message(event)
+    if isinstance(text, Again):
+        return text
     number = ctx.data["number"]
-    result = await ctx.services.desk_observe(number, ctx.data.get("part", "otro"), checked.value)
+    result = await ctx.services.desk_observe(number, ctx.data.get("part", "otro"), text)
     if isinstance(result, str):
         return _done(number, result, "")
     return _done(number, None, "mesa.hecho_observe", paused=result)

@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from conversations import validators
-from conversations.events import Outbound
-from conversations.flow import Jump, Person
+from conversations.events import Inbound, Kind, Outbound
+from conversations.flow import Again, Jump, Person
 
 PREFIX = "n:"
 MESSAGE_MAX = 3000  # characters of a message relayed between officer and help desk
@@ -81,6 +81,16 @@ async def reply_to(services: Any, person: Person, ref: str, text: str) -> list[O
     if resumed is None:
         return None
     return [Outbound("respuesta.enviada", {"number": number, "resumed": resumed})]
+
+
+def typed_message(event: Inbound) -> str | Again:
+    """The message a step asks for, checked; or the Again that says what was wrong."""
+    if event.kind is not Kind.TEXT:
+        return Again("errors.expected_text")
+    checked = message(event.text)
+    if isinstance(checked, validators.Invalid):
+        return Again(f"errors.{checked.code}")
+    return checked.value
 
 
 def message(text: str) -> validators.Valid[str] | validators.Invalid:

@@ -7,10 +7,9 @@ the answer is the correction and the ticket returns to "En atención".
 
 from __future__ import annotations
 
-from conversations import validators
-from conversations.events import Choice, Inbound, Kind, Outbound, rows
+from conversations.events import Choice, Inbound, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Outcome, Step
-from conversations.notices import message
+from conversations.notices import typed_message
 
 
 async def ask_text(ctx: Ctx) -> list[Outbound]:
@@ -19,13 +18,11 @@ async def ask_text(ctx: Ctx) -> list[Outbound]:
 
 
 async def answer_text(ctx: Ctx, event: Inbound) -> Outcome:
-    if event.kind is not Kind.TEXT:
-        return Again("errors.expected_text")
-    checked = message(event.text)
-    if isinstance(checked, validators.Invalid):
-        return Again(f"errors.{checked.code}")
+    text = typed_message(event)
+    if isinstance(text, Again):
+        return text
     number = ctx.data["number"]
-    resumed = await ctx.services.officer_reply(number, checked.value)
+    resumed = await ctx.services.officer_reply(number, text)
     if resumed is None:  # the ticket closed meanwhile
         return Done([Outbound("respuesta.no_disponible", {"number": number})])
     return Done([Outbound("respuesta.enviada", {"number": number, "resumed": resumed})])
