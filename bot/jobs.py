@@ -55,11 +55,12 @@ async def remind_drafts(app: App, now: datetime) -> list[OutboxRow]:
             if not drafts:
                 continue
             frame = drafts[0]
-            k, n = app.engine.flows[frame.flow].position(frame.step) or (0, 0)
+            flow = app.engine.flows[frame.flow]
+            k, n = flow.position_near(frame.step, frame.history) or (1, len(flow.steps))
             expires = datetime.fromisoformat(frame.updated) + DRAFT_LIFETIME
             message = Outbound(
                 "common.draft_reminder",
-                {"k": k, "n": n, "days": max(1, (expires - now).days)},
+                {"flow": frame.flow, "k": k, "n": n, "days": max(1, (expires - now).days)},
                 bulk=True,
             )
             rows += await tx.enqueue(channel, chat_id, [(encode(message, 0, None), True)])

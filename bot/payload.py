@@ -43,6 +43,8 @@ def encode(message: Outbound, qid: int, edit_ref: str | None) -> str:
         body["remove_keyboard"] = True
     if message.link:
         body["link"] = list(message.link)
+    if message.current:
+        body["current"] = message.current
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_default)
 
 
@@ -76,6 +78,9 @@ def render(texts: Texts, payload: str) -> Rendered:
     progress = body.get("progress")
     if progress:
         text = texts.render("common.paso", {"k": progress[0], "n": progress[1]}) + "\n" + text
+    current = body.get("current")
+    if current:
+        text += "\n" + texts.render("common.current", {"value": current})
     qid = body["qid"]
     buttons = [
         [Button(texts.label(label, data), f"{qid}:{choice_id}") for choice_id, label, data in row]

@@ -107,6 +107,7 @@ class Texts:
             helpdesk=helpdesk,
             responsable=notice["responsable"],
             conservacion=notice["conservacion"],
+            borradores=self.data["borradores"],
         )
         self._compiled: dict[str, jinja2.Template] = {}
         self._labels: dict[tuple[str, str], str] = {}

@@ -18,7 +18,7 @@ from typing import Any
 from conversations import profiles, validators
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Step
-from conversations.steps import ask, field_step, get, plain, put
+from conversations.steps import KEEP, ask, field_step, get, kept, plain, put
 
 AUTHORITIES = ("alcalde", "gobernador", "ministro", "titular", "rector", "otra")
 PART_START = {"entidad": "ruc", "responsable": "nombres", "resolucion": "res_numero"}
@@ -34,14 +34,24 @@ def route(ctx: Ctx, current: str) -> Outcome:
 
 
 # ------------------------------------------------------------------- entity
+def _entity_name(ctx: Ctx) -> str | None:
+    return get(ctx, "entity_name")
+
+
 async def ask_entity_name(ctx: Ctx) -> list[Outbound]:
     known = await ctx.services.entity_name(ctx.data["ruc"])
-    buttons = rows(Choice("known", "btn.use_name", {"name": known})) if known else ()
+    current = _entity_name(ctx)
+    buttons = [Choice(KEEP, "btn.keep")] if current else []
+    if known and known != current:
+        buttons.append(Choice("known", "btn.use_name", {"name": known}))
     ctx.data["known_name"] = known
-    return [Outbound("solicitud.entidad", {"known": known}, buttons, ctx.progress)]
+    data = {"known": known}
+    return [Outbound("solicitud.entidad", data, rows(*buttons), ctx.progress, current=current)]
 
 
 async def answer_entity_name(ctx: Ctx, event: Inbound) -> Outcome:
+    if kept(ctx, event, _entity_name):
+        return route(ctx, "entidad")
     if event.kind is Kind.BUTTON and event.text == "known" and ctx.data.get("known_name"):
         ctx.data["entity_name"] = ctx.data["known_name"]
         return route(ctx, "entidad")
@@ -55,7 +65,22 @@ async def answer_entity_name(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 # ----------------------------------------------------- email and its code
+def _proved_email(ctx: Ctx) -> str | None:
+    return get(ctx, "resp", "email") if get(ctx, "resp", "verified") else None
+
+
+def _phone(ctx: Ctx) -> str | None:
+    return get(ctx, "resp", "phone")
+
+
+def _resolution_date(ctx: Ctx) -> str | None:
+    value = get(ctx, "res", "fecha")
+    return validators.display_date(value) if value else None
+
+
 async def answer_email(ctx: Ctx, event: Inbound) -> Outcome:
+    if kept(ctx, event, _proved_email):
+        return route(ctx, "celular") if ctx.data.get("correcting") else Next("celular")
     if event.kind is not Kind.TEXT:
         return Again("errors.expected_text")
     result = validators.email(event.text)
@@ -101,6 +126,8 @@ async def answer_code(ctx: Ctx, event: Inbound) -> Outcome:
 
 # ----------------------------------------------------------------- mobile
 async def answer_phone(ctx: Ctx, event: Inbound) -> Outcome:
+    if kept(ctx, event, _phone):
+        return route(ctx, "celular")
     if event.kind is Kind.CONTACT and event.phone:
         text = event.phone
     elif event.kind is Kind.TEXT:
@@ -257,9 +284,13 @@ FLOW = Flow(
         field_step(
             "cargo", "solicitud.cargo", plain(validators.name), put("resp", "cargo"), route
         ),
-        Step("correo", ask("solicitud.correo"), answer_email),
+        Step("correo", ask("solicitud.correo", current=_proved_email), answer_email),
         Step("codigo", ask_code, answer_code),
-        Step("celular", ask("solicitud.celular", request_contact=True), answer_phone),
+        Step(
+            "celular",
+            ask("solicitud.celular", request_contact=True, current=_phone),
+            answer_phone,
+        ),
         field_step(
             "res_numero",
             "solicitud.res_numero",
@@ -273,6 +304,7 @@ FLOW = Flow(
             lambda text, ctx: validators.past_date(text, ctx.services.today()),
             lambda ctx, value: put("res", "fecha")(ctx, value.isoformat()),
             route,
+            current=_resolution_date,
         ),
         Step(
             "res_autoridad",
@@ -295,6 +327,7 @@ FLOW = Flow(
     menu_label="menu.solicitud",
     command="solicitar",
     keeps_draft=True,
+    undo_keys=profiles.UNDO_KEYS | {"correcting"},
 )
 
 # "Corregir" on an observation opens the same form at the observed part, with the request

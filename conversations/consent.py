@@ -7,7 +7,7 @@ data are refused by the engine until they accept.
 from __future__ import annotations
 
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
-from conversations.flow import Again, Ctx, Done, Flow, Outcome, RecordConsent, Step
+from conversations.flow import Again, Ctx, Done, Flow, Outcome, RecordConsent, Start, Step
 
 ACCEPT = "accept"
 DECLINE = "decline"
@@ -33,10 +33,12 @@ async def answer_notice(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is Kind.BUTTON and event.text in (ACCEPT, DECLINE):
         accepted = event.text == ACCEPT
         ctx.person.consent = accepted
-        return Done(
-            messages=[Outbound("consent.accepted" if accepted else "consent.declined")],
-            effects=[RecordConsent(ctx.services.notice_version, accepted)],
-        )
+        messages = [Outbound("consent.accepted" if accepted else "consent.declined")]
+        effects = [RecordConsent(ctx.services.notice_version, accepted)]
+        then = ctx.data.get("then")
+        if accepted and then:  # what the person asked for before the notice
+            return Start(then, messages, effects)
+        return Done(messages=messages, effects=effects)
     return Again("consent.choose")
 
 

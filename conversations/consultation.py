@@ -191,4 +191,5 @@ FLOW = Flow(
     menu_label="menu.consulta",
     command="consulta",
     keeps_draft=True,
+    undo_keys=frozenset({"correcting"}),
 )

@@ -10,6 +10,7 @@ Global commands work in every flow: ``menu``, ``atras``, ``cancelar`` (asks firs
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +52,7 @@ __all__ = ["DESK_FLOW", "DRAFT_LIFETIME", "STATUS_FLOW", "Engine", "Intents", "R
 CONSENT_FLOW = "consent"
 FAQ = "faq:"
 MENU_PREFIX = "f:"
+THEN = ">"  # "f:consent>consulta": the notice, then the flow asked for
 CHOICE_CANCEL_YES = "cancel_yes"
 CHOICE_CANCEL_NO = "cancel_no"
 CHOICE_MENU = "menu"
@@ -178,7 +180,7 @@ class _Turn(DraftsMixin, TicketsMixin):
         command = self.engine.command_of(event)
         in_consent = state.frame is not None and state.frame.flow == CONSENT_FLOW
         if self.person.consent is None and not in_consent and command != "privacidad":
-            await self.start(CONSENT_FLOW)
+            await self.start_consent(self.wanted_flow(command))
             return
         if state.frame is not None and not self.allowed(self.engine.flows[state.frame.flow]):
             state.frame = None  # no longer staff: the desk closes
@@ -313,7 +315,8 @@ class _Turn(DraftsMixin, TicketsMixin):
                     "consent.required",
                     {},
                     rows(
-                        Choice(MENU_PREFIX + CONSENT_FLOW, "btn.read_notice"),
+                        # Accepting opens what was asked for.
+                        Choice(MENU_PREFIX + CONSENT_FLOW + THEN + name, "btn.read_notice"),
                         Choice(CHOICE_MENU, "btn.menu"),
                     ),
                 )
@@ -321,6 +324,41 @@ class _Turn(DraftsMixin, TicketsMixin):
             return
         self.state.frame = Frame(flow=name, step=flow.steps[0].name)
         await self.ask_current()
+
+    async def start_consent(self, then: str = "") -> None:
+        """The privacy notice; once accepted, ``then`` (the flow the person asked for)."""
+        self.keep_draft()
+        wanted = self.engine.flows.get(then)
+        keep = wanted is not None and wanted.needs_consent and not wanted.staff_only
+        data = {"then": then} if keep else {}
+        self.state.frame = Frame(CONSENT_FLOW, self.engine.flows[CONSENT_FLOW].steps[0].name, data)
+        await self.ask_current()
+
+    def wanted_flow(self, command: str | None) -> str:
+        """The flow an event asks for (a command, a menu entry tapped or typed), if any."""
+        if command is not None:
+            found = self.engine.flow_for_command(command)
+            return found[0] if found else ""
+        choice = None
+        if self.event.kind is Kind.BUTTON:
+            choice = self.open_choice(self.event.text)
+        elif self.event.kind is Kind.TEXT:
+            choice = self.typed_choice(self.event.text)
+        if choice is None or not choice.startswith(MENU_PREFIX):
+            return ""
+        target, _, then = choice[len(MENU_PREFIX) :].partition(THEN)
+        return then if target == CONSENT_FLOW else target
+
+    async def open_entry(self, name: str) -> bool:
+        """A main-menu entry tapped or typed from any question ("f:<flow>")."""
+        target, _, then = name.partition(THEN)
+        if target == CONSENT_FLOW:
+            await self.start_consent(then)
+            return True
+        if target in self.engine.flows:
+            await self.start(target)
+            return True
+        return False
 
     async def go_back(self, edit: bool = False) -> None:
         frame = self.state.frame
@@ -331,7 +369,8 @@ class _Turn(DraftsMixin, TicketsMixin):
             self.say("common.at_first_step")
             await self.ask_current()
             return
-        frame.step = frame.history.pop()
+        frame.step, snapshot = frame.pop()
+        restore(frame.data, snapshot, self.engine.flows[frame.flow].undo_keys)
         await self.ask_current(edit=edit)
 
     async def answer_cancel(self, command: str | None) -> None:
@@ -424,11 +463,10 @@ class _Turn(DraftsMixin, TicketsMixin):
             await self.answer_draft(event.text)
             return
         if event.kind is Kind.BUTTON:
-            if event.text.startswith(MENU_PREFIX):
-                name = event.text[len(MENU_PREFIX) :]
-                if name in self.engine.flows:
-                    await self.start(name)
-                    return
+            if event.text.startswith(MENU_PREFIX) and await self.open_entry(
+                event.text[len(MENU_PREFIX) :]
+            ):
+                return
             await self.to_menu()
             return
         if event.kind is Kind.TEXT:
@@ -460,21 +498,50 @@ class _Turn(DraftsMixin, TicketsMixin):
         if event.kind is Kind.BUTTON and event.text == CHOICE_MENU:
             await self.to_menu()
             return
-        if event.kind is Kind.BUTTON and event.text.startswith(MENU_PREFIX):
-            target = event.text[len(MENU_PREFIX) :]
-            if target in self.engine.flows:
-                await self.start(target)
-                return
+        if (
+            event.kind is Kind.BUTTON
+            and event.text.startswith(MENU_PREFIX)
+            and await self.open_entry(event.text[len(MENU_PREFIX) :])
+        ):
+            return
         flow = self.engine.flows[frame.flow]
         step = flow.step(frame.step)
         if step.answer is None:  # an informative step left open by a restart mid-turn
             await self.to_menu()
             return
+        before = snapshot(frame.data, flow.undo_keys)
         outcome: Outcome = await step.answer(self.ctx(frame), event)
+        if isinstance(outcome, Again) and event.kind is Kind.TEXT:
+            # Not an answer to this question: a common question or an entry typed here
+            # means what it means everywhere.
+            if await self.answer_aside(event.text, flow):
+                return
         self.reply.effects.extend(outcome.effects)
-        await self.follow(flow, frame, outcome)
+        await self.follow(flow, frame, outcome, before)
 
-    async def follow(self, flow: Flow, frame: Frame, outcome: Outcome) -> None:
+    async def answer_aside(self, text: str, current: Flow) -> bool:
+        """Text a question refused that names a common question (answered, then the
+        question again) or another entry (opened; a flow with answers stays a draft)."""
+        names = [
+            *(name for name in self.engine.flows if name != current.name),
+            *(FAQ + key for key in self.engine.faq_targets),
+        ]
+        intent = self.engine.intent(text, names)
+        if intent is None:
+            return False
+        if intent.startswith(FAQ):
+            self.say(intent.replace(FAQ, "faq.", 1))
+            await self.ask_current()
+            return True
+        flow = self.engine.flows[intent]
+        if flow.staff_only and not self.person.is_staff:
+            return False
+        await self.start(intent)
+        return True
+
+    async def follow(
+        self, flow: Flow, frame: Frame, outcome: Outcome, before: dict[str, Any] | None = None
+    ) -> None:
         if isinstance(outcome, Again):
             self.say(outcome.key, **outcome.data)
             await self.ask_current()
@@ -484,8 +551,9 @@ class _Turn(DraftsMixin, TicketsMixin):
             if target is None:
                 await self.to_menu()
                 return
-            if target != frame.step:
-                frame.history.append(frame.step)
+            # A step that repeats (a section after another) is a step to go back to too.
+            if target != frame.step or flow.step(frame.step).repeats:
+                frame.push(frame.step, before)
             frame.step = target
             await self.ask_current(edit=True)
         elif isinstance(outcome, Done):
@@ -508,6 +576,25 @@ class _Turn(DraftsMixin, TicketsMixin):
                 self.put_question(messages[-1])
             else:
                 self.reply.messages.extend(messages)
+
+
+def snapshot(data: dict[str, Any], keys: frozenset[str] | None) -> dict[str, Any]:
+    """A deep copy of the answers going back would restore (JSON in, JSON out: cheap)."""
+    if keys is not None:
+        data = {key: data[key] for key in keys if key in data}
+    copied: dict[str, Any] = json.loads(json.dumps(data))
+    return copied
+
+
+def restore(
+    data: dict[str, Any], saved: dict[str, Any] | None, keys: frozenset[str] | None
+) -> None:
+    if saved is None:
+        return
+    for key in list(data) if keys is None else keys:
+        if key not in saved:
+            data.pop(key, None)
+    data.update(saved)
 
 
 def _track_contact_keyboard(state: State, messages: list[Outbound]) -> None:

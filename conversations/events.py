@@ -94,6 +94,8 @@ class Outbound:
     # A button that opens a private chat with the bot at a start parameter (Telegram deep
     # link), for posts in a group: (label key, start parameter).
     link: tuple[str, str] | None = None
+    # The answer already given to this question (shown under it, kept with "Mantener").
+    current: str | None = None
 
     def all_choices(self) -> list[Choice]:
         return [choice for row in self.choices for choice in row]

@@ -141,6 +141,9 @@ class Step:
     counted: bool = True  # shows "Paso k de N"
     # Buttons on a card are answered by editing the card in place.
     edits: bool = False
+    # Asked again for another item (section after section): each time is a step of its own
+    # for going back.
+    repeats: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,10 @@ class Flow:
     # More commands that open the flow at a given step: {"ticket": "ficha"}. The text after
     # the command is in the step's data as "args".
     commands: Mapping[str, str] = field(default_factory=dict)
+    # What going back restores, as it was when the step was asked again: these keys of the
+    # answers (the flow's own bookkeeping: which section, whose data is being typed...), or
+    # every key when None. Plain answers outside them stay, shown with "Mantener".
+    undo_keys: frozenset[str] | None = None
 
     def step(self, name: str) -> Step:
         for step in self.steps:
@@ -177,6 +184,15 @@ class Flow:
         if name not in counted:
             return None
         return counted.index(name) + 1, len(counted)
+
+    def position_near(self, name: str, history: Sequence[str]) -> tuple[int, int] | None:
+        """Where a frame stands for a person: its step's number, or for a step that is not
+        numbered (a colleague's data, Corregir) the last numbered step it came through."""
+        for candidate in (name, *reversed(history)):
+            found = self.position(candidate)
+            if found is not None:
+                return found
+        return None
 
 
 def question(

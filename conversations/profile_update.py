@@ -83,7 +83,7 @@ async def answer_action(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 def _save_email(ctx: Ctx, value: validators.EmailCheck) -> None:
-    ctx.data["person"].update(email=value.address, review=value.review_domain)
+    ctx.data.setdefault("person", {}).update(email=value.address, review=value.review_domain)
 
 
 def _next(_ctx: Ctx, _name: str) -> Outcome:
@@ -155,4 +155,5 @@ FLOW = Flow(
     menu_label="menu.perfiles",
     command="perfiles",
     keeps_draft=True,
+    undo_keys=frozenset({"action", "person", "sections"}),
 )

@@ -17,6 +17,8 @@ from conversations.flow import Again, Ctx, Next, Outcome, Step
 from conversations.steps import ask, field_step, plain, put
 
 START = "perfiles_modo"
+# What the profiles part keeps for itself; going back restores it as it was (see Flow).
+UNDO_KEYS = frozenset({"mode", "people", "profiles", "section_index", "pending"})
 ME, OTHER, BY_SECTION, NONE = "me", "other", "sections", "none"
 
 
@@ -111,11 +113,30 @@ def _next(_ctx: Ctx, _name: str) -> Outcome:
     return Next()
 
 
+PERSON_FIELDS = (
+    ("nombres", "p_nombres"),
+    ("apellidos", "p_apellidos"),
+    ("dni", "p_dni"),
+    ("cargo", "p_cargo"),
+    ("email", "p_correo"),
+    ("phone", "p_celular"),
+)
+
+
 def _save_email(ctx: Ctx, value: validators.EmailCheck) -> None:
-    ctx.data["pending"].update(email=value.address, review=value.review_domain)
+    ctx.data.setdefault("pending", {}).update(email=value.address, review=value.review_domain)
+
+
+def _pending_email(ctx: Ctx) -> str | None:
+    value = ctx.data.get("pending", {}).get("email")
+    return value if isinstance(value, str) else None
 
 
 def _finish_person(ctx: Ctx, _name: str) -> Outcome:
+    pending = ctx.data.get("pending", {})
+    for field, step in PERSON_FIELDS:
+        if not pending.get(field):  # never named half a person: ask what is missing
+            return Next(step)
     people = ctx.data.setdefault("people", [])
     people.append(ctx.data.pop("pending"))
     return _assign(ctx, f"p{len(people) - 1}")
@@ -146,13 +167,19 @@ STEPS: tuple[Step, ...] = (
         answer_mode,
     ),
     # Not numbered: it repeats per section, and is skipped when one person holds them all.
-    Step("perfil_seccion", ask_section, answer_section, counted=False),
+    Step("perfil_seccion", ask_section, answer_section, counted=False, repeats=True),
     _person_step("nombres", validators.name, "nombres"),
     _person_step("apellidos", validators.name, "apellidos"),
     _person_step("dni", validators.dni, "dni"),
     _person_step("cargo", validators.name, "cargo"),
     field_step(
-        "p_correo", "perfiles.correo", plain(validators.email), _save_email, _next, counted=False
+        "p_correo",
+        "perfiles.correo",
+        plain(validators.email),
+        _save_email,
+        _next,
+        counted=False,
+        current=_pending_email,
     ),
     _person_step("celular", validators.mobile, "phone", _finish_person),
 )

@@ -16,6 +16,27 @@ class Frame:
     data: dict[str, Any] = field(default_factory=dict)
     history: list[str] = field(default_factory=list)
     updated: str = ""  # ISO time of the last answer (drafts expire)
+    # Beside each step in ``history``: the answers as they were when that step was asked
+    # (only the flow's ``undo_keys``; None: nothing to restore). Going back puts them back,
+    # so a step is always asked again from a state it was once asked from.
+    undo: list[dict[str, Any] | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        missing = len(self.history) - len(self.undo)
+        if missing > 0:  # frames opened at a step with a history, and older stored states
+            self.undo[:0] = [None] * missing
+
+    def push(self, step: str, snapshot: dict[str, Any] | None) -> None:
+        self.history.append(step)
+        self.undo.append(snapshot)
+        if len(self.history) > HISTORY_LIMIT:
+            del self.history[0], self.undo[0]
+
+    def pop(self) -> tuple[str, dict[str, Any] | None]:
+        return self.history.pop(), self.undo.pop()
+
+
+HISTORY_LIMIT = 60  # steps a frame remembers for going back (a desk session loops)
 
 
 @dataclass
@@ -71,4 +92,5 @@ def _frame(frame: Frame | None) -> dict[str, Any] | None:
         "data": frame.data,
         "history": frame.history,
         "updated": frame.updated,
+        "undo": frame.undo,
     }

@@ -19,18 +19,47 @@ Save = Callable[[Ctx, Any], None]
 Route = Callable[[Ctx, str], Outcome]
 
 
+KEEP = "keep"
+Current = Callable[[Ctx], str | None]
+
+
 def ask(
     key: str,
     data: Callable[[Ctx], Mapping[str, Any]] | None = None,
     choices: Callable[[Ctx], list[Choice]] | None = None,
     request_contact: bool = False,
+    current: Current | None = None,
 ) -> AskFn:
+    """A question; with ``current``, the answer already given is shown with "Mantener"."""
+
     async def run(ctx: Ctx) -> list[Outbound]:
         values = dict(data(ctx)) if data else {}
-        buttons = rows(*choices(ctx)) if choices else ()
-        return [Outbound(key, values, buttons, ctx.progress, request_contact=request_contact)]
+        buttons = list(choices(ctx)) if choices else []
+        shown = current(ctx) if current else None
+        if shown:
+            buttons.insert(0, Choice(KEEP, "btn.keep"))
+        return [
+            Outbound(
+                key,
+                values,
+                rows(*buttons),
+                ctx.progress,
+                request_contact=request_contact,
+                current=shown,
+            )
+        ]
 
     return run
+
+
+def kept(ctx: Ctx, event: Inbound, current: Current | None) -> bool:
+    """ "Mantener" tapped (or typed) while an answer is there to keep."""
+    return (
+        current is not None
+        and event.kind is Kind.BUTTON
+        and event.text == KEEP
+        and bool(current(ctx))
+    )
 
 
 def field_step(
@@ -44,10 +73,17 @@ def field_step(
     choices: Callable[[Ctx], list[Choice]] | None = None,
     on_choice: Callable[[Ctx, str], Outcome] | None = None,
     counted: bool = True,
+    current: Current | None = None,
 ) -> Step:
-    """A question answered by typing; buttons (if any) are handled by ``on_choice``."""
+    """A question answered by typing; buttons (if any) are handled by ``on_choice``. The
+    answer already stored (``current``, by default what ``save`` wrote when it is a
+    :class:`put`) is shown with "Mantener", which keeps it and moves on."""
+    if current is None and isinstance(save, put):
+        current = save.current
 
     async def answer(ctx: Ctx, event: Inbound) -> Outcome:
+        if kept(ctx, event, current):
+            return route(ctx, name)
         if event.kind is Kind.BUTTON and on_choice is not None:
             return on_choice(ctx, event.text)
         if event.kind is not Kind.TEXT:
@@ -58,19 +94,24 @@ def field_step(
         save(ctx, result.value)
         return route(ctx, name)
 
-    return Step(name, ask(key, data, choices), answer, counted=counted)
+    return Step(name, ask(key, data, choices, current=current), answer, counted=counted)
 
 
-def put(*path: str) -> Save:
+class put:
     """Store a value at ``data[path[0]][path[1]]...``."""
 
-    def save(ctx: Ctx, value: Any) -> None:
-        target = ctx.data
-        for part in path[:-1]:
-            target = target.setdefault(part, {})
-        target[path[-1]] = value
+    def __init__(self, *path: str) -> None:
+        self.path = path
 
-    return save
+    def __call__(self, ctx: Ctx, value: Any) -> None:
+        target = ctx.data
+        for part in self.path[:-1]:
+            target = target.setdefault(part, {})
+        target[self.path[-1]] = value
+
+    def current(self, ctx: Ctx) -> str | None:
+        value = get(ctx, *self.path)
+        return value if isinstance(value, str) and value else None
 
 
 def get(ctx: Ctx, *path: str) -> Any:

@@ -70,7 +70,7 @@ class DraftsMixin(_TurnParts):
     def draft_info(self, name: str) -> dict[str, Any]:
         frame = self.state.drafts[name]
         flow = self.engine.flows[name]
-        k, n = flow.position(frame.step) or (0, 0)
+        k, n = flow.position_near(frame.step, frame.history) or (1, len(flow.steps))
         return {"flow": name, "label": flow.menu_label or "", "k": k, "n": n}
 
     def offer_draft(self, name: str) -> None:

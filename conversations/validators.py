@@ -226,6 +226,11 @@ def past_date(text: str, today: date) -> Result[date]:
     return Valid(value)
 
 
+def display_date(iso: str) -> str:
+    """A stored date (ISO) as a person typed it: dd/mm/aaaa."""
+    return date.fromisoformat(iso).strftime("%d/%m/%Y")
+
+
 # --- Free text ------------------------------------------------------------------------------
 
 _SPACES: Final = re.compile(r"\s+")

@@ -123,7 +123,11 @@ SAMPLES: dict[str, Any] = {
             "actor": "system",
         },
     ],
-    "drafts": [{"k": 7, "n": 15, "flow": "solicitud", "label": "menu.solicitud"}],
+    "drafts": [
+        {"k": 7, "n": 15, "flow": "solicitud", "label": "menu.solicitud"},
+        {"k": 2, "n": 5, "flow": "consulta", "label": "menu.consulta"},
+    ],
+    "flow": "perfiles",
     "sections": ["Datos generales", NASTY],
     "flows": ["requisitos", "ayuda"],
     "consented": True,

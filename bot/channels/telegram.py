@@ -144,8 +144,10 @@ def _markup(
         url = f"https://t.me/{bot_username}?start={start}"
         return InlineKeyboardMarkup([[InlineKeyboardButton(label, url=url)]])
     if rendered.request_contact:
+        # A keyboard can't be both: other choices ("Mantener") become typed-label keys.
+        keys = [[KeyboardButton(b.label)] for row in rendered.buttons for b in row]
         return ReplyKeyboardMarkup(
-            [[KeyboardButton(share_label, request_contact=True)]],
+            [[KeyboardButton(share_label, request_contact=True)], *keys],
             resize_keyboard=True,
             one_time_keyboard=True,
         )

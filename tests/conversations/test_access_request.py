@@ -350,7 +350,7 @@ async def test_restart_resumes_at_the_open_question(
 async def test_draft_survives_the_menu_and_can_restart(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "cargo")
     menu = (await user.send("/menu"))[-1]
-    assert "Tienes una solicitud en curso (paso 6 de 15)" in menu.plain
+    assert "Tienes una solicitud de accesos al PTE en curso (paso 6 de 15)" in menu.plain
     offer = (await user.click("Solicitar accesos al PTE"))[-1]
     assert "¿Quieres continuarla?" in offer.plain
     replies = await user.click("Continuar")

@@ -1,0 +1,162 @@
+"""Sequences just beside the happy paths (issue 12): go back, leave, resume, correct, answer.
+
+Each test is a walk that once broke, kept as a plain regression test. The model-based tests in
+``test_model.py`` look for more of them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.conversations.test_access_request import to_step
+from tests.driver import Driver, MemoryMailer
+
+COLLEAGUE = ("Carlos", "Quispe Mamani", "41234567", "Especialista", "carlos@munisjl.gob.pe")
+
+
+async def stored_frame(user: Driver) -> dict[str, Any]:
+    async with user.app.store.reading() as conn:
+        rows = list(
+            await conn.execute_fetchall(
+                "SELECT c.state FROM conversations c"
+                " JOIN chat_identities i ON i.id = c.identity_id WHERE i.external_id = ?",
+                (user.chat_id,),
+            )
+        )
+    return dict(json.loads(rows[0][0]))
+
+
+async def add_colleague(user: Driver, phone: str = "912345678") -> None:
+    await user.click("Otra persona")
+    for answer in COLLEAGUE:
+        await user.send(answer)
+    await user.send(phone)
+
+
+def texts(messages: list[Any]) -> str:
+    return "\n".join(m.plain for m in messages)
+
+
+async def test_back_twice_from_a_section_then_menu_and_continue_never_breaks(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    """Reproduction 1: /atras twice at sección 3 after naming a colleague, /menu, Continuar,
+    the colleague's email: once "algo falló" forever."""
+    await to_step(user, mailer, "perfiles_modo")
+    await user.click("Definir por sección")
+    await user.click("Yo")
+    await add_colleague(user)
+    assert "sección 3 de" in user.screen.last.plain
+    await user.send("/atras")
+    await user.send("/atras")
+    menu = texts(await user.send("/menu"))
+    assert "paso 0 de 0" not in menu
+    await user.click("Solicitar accesos al PTE")
+    await user.click("Continuar")
+    replies = texts(await user.send("carlos.q@munisjl.gob.pe"))
+    assert "algo falló" not in replies
+    # The colleague's mobile again, then every section to the end.
+    replies = texts(await user.send("912345678"))
+    assert "algo falló" not in replies
+    assert "sección 3 de" in user.screen.last.plain
+    for _ in range(30):
+        if "Confirmar y enviar" in [b.label for row in user.screen.last.buttons for b in row]:
+            break
+        await user.click("Yo")
+    summary = user.screen.last.plain
+    assert "Carlos Quispe Mamani" in summary
+    frame = (await stored_frame(user))["frame"]
+    people = frame["data"]["people"]
+    assert len(people) == 1
+    assert people[0]["email"] == "carlos.q@munisjl.gob.pe"
+    assert all(people[0].get(k) for k in ("nombres", "apellidos", "dni", "cargo", "phone"))
+    await user.click("Confirmar y enviar")
+    assert "Solicitud registrada" in texts(user.screen.messages[-3:])
+
+
+async def test_back_at_a_section_returns_to_the_previous_section(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    """Reproduction 3: /atras at sección 3 went back to "Paso 14" and lost secciones 1-2."""
+    await to_step(user, mailer, "perfiles_modo")
+    await user.click("Definir por sección")
+    await user.click("Yo")
+    await user.click("Yo")
+    assert "sección 3 de" in user.screen.last.plain
+    back = (await user.send("/atras"))[-1].plain
+    assert "sección 2 de" in back
+    back = (await user.send("/atras"))[-1].plain
+    assert "sección 1 de" in back
+    await user.click("Yo")
+    await user.click("Yo")
+    assert "sección 3 de" in user.screen.last.plain
+
+
+async def test_the_menu_names_the_flow_a_draft_belongs_to(user: Driver) -> None:
+    """Reproduction 2: a consulta's draft was announced as "una solicitud (paso 0 de 0)"."""
+    await user.send("/start")
+    await user.click("Acepto")
+    await user.send("/consulta")
+    await user.send("20131312955")
+    menu = texts(await user.send("/menu"))
+    assert "paso 0 de 0" not in menu
+    assert "Solicitar accesos" not in menu.split("\n")[0]
+    assert "consulta en curso" in menu
+    assert "paso 1 de 5" in menu  # the RUC given, its name asked: still step 1
+
+
+async def test_accepting_from_a_refused_command_opens_what_was_asked(user: Driver) -> None:
+    """Reproduction 4: notice seen, /consulta, "Aviso de privacidad", "Acepto": the notice came
+    again and nothing was stored; accepting then led to the menu, not to the consulta."""
+    await user.send("hola")
+    await user.send("/consulta")
+    await user.click("Aviso de privacidad")
+    replies = await user.click("Acepto")
+    assert user.app.store is not None
+    async with user.app.store.reading() as conn:
+        consents = list(await conn.execute_fetchall("SELECT accepted FROM consents"))
+    assert consents and consents[-1][0] == 1
+    assert "RUC" in replies[-1].plain  # the consulta's first question
+    assert "Paso 1 de 5" in replies[-1].plain
+
+
+async def test_common_questions_mean_the_same_on_list_screens(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    """Reproduction 5: after a number that does not exist, typed questions got "Elige una de
+    las opciones con los botones"; a menu label typed at the RUC got "El RUC solo tiene
+    números"."""
+    await user.send("/start")
+    await user.click("Acepto")
+    await user.send("PTE-2026-000077")
+    for typed in ("cuánto demora", "gracias"):
+        answer = texts(await user.send(typed))
+        assert "Elige una de las opciones" not in answer, typed
+    await user.send("/consulta")
+    answer = texts(await user.send("Solicitar accesos al PTE"))
+    assert "solo tiene números" not in answer
+    assert "¿Quieres dejar" in answer or "RUC" in answer
+
+
+async def test_correcting_one_field_shows_the_others_and_keeps_them(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    """Reproduction 6: fixing the cargo took 8 interactions with every field typed again."""
+    await to_step(user, mailer, "resumen")
+    await user.click("Corregir")
+    start = len(user.screen.messages)
+    await user.click("Tus datos")
+    question = user.screen.last
+    assert "Ana María" in question.plain
+    assert any("Mantener" in b.label for row in question.buttons for b in row)
+    await user.click("Mantener")
+    await user.click("Mantener")
+    await user.click("Mantener")
+    await user.send("Subgerenta de Tecnologías de la Información")
+    await user.click("Mantener")  # the proved email: no new code
+    await user.click("Mantener")  # mobile
+    summary = user.screen.last.plain
+    assert "Subgerenta de Tecnologías" in summary
+    assert "Ana María" in summary
+    assert len(user.screen.messages) - start <= 8
