@@ -34,8 +34,13 @@ def route(ctx: Ctx, current: str) -> Outcome:
 
 
 # ------------------------------------------------------------------- entity
+def _text_at(ctx: Ctx, *path: str) -> str | None:
+    value = get(ctx, *path)
+    return value if isinstance(value, str) and value else None
+
+
 def _entity_name(ctx: Ctx) -> str | None:
-    return get(ctx, "entity_name")
+    return _text_at(ctx, "entity_name")
 
 
 async def ask_entity_name(ctx: Ctx) -> list[Outbound]:
@@ -66,11 +71,11 @@ async def answer_entity_name(ctx: Ctx, event: Inbound) -> Outcome:
 
 # ----------------------------------------------------- email and its code
 def _proved_email(ctx: Ctx) -> str | None:
-    return get(ctx, "resp", "email") if get(ctx, "resp", "verified") else None
+    return _text_at(ctx, "resp", "email") if get(ctx, "resp", "verified") else None
 
 
 def _phone(ctx: Ctx) -> str | None:
-    return get(ctx, "resp", "phone")
+    return _text_at(ctx, "resp", "phone")
 
 
 def _resolution_date(ctx: Ctx) -> str | None:
@@ -195,6 +200,15 @@ async def answer_pdf(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 # ---------------------------------------------------------------- summary
+# What a request is, as the summary shows it and the ticket stores it: nothing of the
+# screens that collected it (which question was being corrected, suggestions shown...).
+REQUEST_KEYS = ("ruc", "entity_name", "resp", "res", "profiles", "people")
+
+
+def request(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: data[key] for key in REQUEST_KEYS if key in data}
+
+
 def summary_data(ctx: Ctx) -> dict[str, Any]:
     data = ctx.data
     return {
@@ -220,7 +234,9 @@ async def answer_summary(ctx: Ctx, event: Inbound) -> Outcome:
         return Next("corregir")
     if event.kind is Kind.BUTTON and event.text == CONFIRM and ctx.data.get("ticket"):
         # A correction of an observed request: the same ticket, back to "En atención".
-        fixed = await ctx.services.resubmit_access_request(ctx.data)
+        fixed = await ctx.services.resubmit_access_request(
+            {**request(ctx.data), "ticket": ctx.data["ticket"]}
+        )
         if fixed is None:
             return Done(
                 [Outbound("solicitud.subsanacion_cerrada", {"number": ctx.data["ticket"]})]
@@ -229,7 +245,7 @@ async def answer_summary(ctx: Ctx, event: Inbound) -> Outcome:
         formato = Outbound("solicitud.formato", {}, document=fixed.formato)
         return Done(messages=[done, formato])
     if event.kind is Kind.BUTTON and event.text == CONFIRM:
-        submitted = await ctx.services.submit_access_request(ctx.data)
+        submitted = await ctx.services.submit_access_request(request(ctx.data))
         registered = Outbound(
             "solicitud.registrada",
             {

@@ -18,6 +18,8 @@ MAX_FILES = 10
 ATTACHMENT_KINDS = ("pdf", "png", "jpeg", "docx", "xlsx")
 EXTRA_SECTIONS = (("acceso", "btn.topic_access"), ("otro", "btn.topic_other"))
 LISTO, CONFIRM, CORRECT = "done", "confirm", "correct"
+# What the ticket stores: the answers, nothing of the screens that collected them.
+CONSULTATION_KEYS = ("ruc", "entity_name", "section", "section_name", "description", "files")
 
 
 # ----------------------------------------------------------------- entity
@@ -146,7 +148,9 @@ async def answer_summary(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is Kind.BUTTON and event.text == CORRECT:
         return Next("corregir")
     if event.kind is Kind.BUTTON and event.text == CONFIRM:
-        submitted = await ctx.services.submit_consultation(ctx.data)
+        submitted = await ctx.services.submit_consultation(
+            {key: ctx.data[key] for key in CONSULTATION_KEYS if key in ctx.data}
+        )
         data = {
             "number": submitted.number,
             "due": submitted.due,

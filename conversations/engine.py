@@ -511,11 +511,14 @@ class _Turn(DraftsMixin, TicketsMixin):
             return
         before = snapshot(frame.data, flow.undo_keys)
         outcome: Outcome = await step.answer(self.ctx(frame), event)
-        if isinstance(outcome, Again) and event.kind is Kind.TEXT:
-            # Not an answer to this question: a common question or an entry typed here
-            # means what it means everywhere.
-            if await self.answer_aside(event.text, flow):
-                return
+        # Not an answer to this question: a common question or an entry typed here
+        # means what it means everywhere.
+        if (
+            isinstance(outcome, Again)
+            and event.kind is Kind.TEXT
+            and await self.answer_aside(event.text, flow)
+        ):
+            return
         self.reply.effects.extend(outcome.effects)
         await self.follow(flow, frame, outcome, before)
 

@@ -17,6 +17,8 @@ from conversations.steps import ask, field_step, plain, put
 
 ACTIONS = ("reemplazar", "agregar", "baja")
 CONTINUE, CONFIRM, CORRECT = "continue", "confirm", "correct"
+# What the ticket stores: the answers, nothing of the screens that collected them.
+CHANGE_KEYS = ("ruc", "entity_name", "base", "sections", "action", "person", "reason")
 
 
 async def ask_entity(ctx: Ctx) -> list[Outbound]:
@@ -115,7 +117,9 @@ async def answer_summary(ctx: Ctx, event: Inbound) -> Outcome:
         ctx.data["sections"] = []
         return Next("secciones")
     if event.kind is Kind.BUTTON and event.text == CONFIRM:
-        submitted = await ctx.services.submit_profile_update(ctx.data)
+        submitted = await ctx.services.submit_profile_update(
+            {key: ctx.data[key] for key in CHANGE_KEYS if key in ctx.data}
+        )
         data = {"number": submitted.number, "due": submitted.due, "days": submitted.business_days}
         formato = Outbound("solicitud.formato", {}, document=submitted.formato)
         return Done(messages=[Outbound("perfiles_upd.registrada", data), formato])

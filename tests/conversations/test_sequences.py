@@ -116,7 +116,8 @@ async def test_accepting_from_a_refused_command_opens_what_was_asked(user: Drive
     assert user.app.store is not None
     async with user.app.store.reading() as conn:
         consents = list(await conn.execute_fetchall("SELECT accepted FROM consents"))
-    assert consents and consents[-1][0] == 1
+    assert consents
+    assert consents[-1][0] == 1
     assert "RUC" in replies[-1].plain  # the consulta's first question
     assert "Paso 1 de 5" in replies[-1].plain
 
