@@ -60,7 +60,7 @@ class Actor:
 async def queue(app: App, tx: Tx, limit: int = QUEUE_LIMIT) -> list[dict[str, Any]]:
     """Open tickets, overdue first then by due date; Observado ones wait on the officer."""
     found = await tx.fetchall(
-        "SELECT t.number, t.type, t.state, t.due_on, t.paused_days_left, e.name,"
+        "SELECT t.number, t.type, t.state, t.due_on, t.paused_days_left, t.entity_name,"
         " t.assignee_chat FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id"
         " WHERE t.state IN (?, ?, ?) ORDER BY t.state = ?, t.due_on, t.id LIMIT ?",
         (*OPEN_STATES, OBSERVED, limit),
@@ -82,9 +82,9 @@ async def search(app: App, tx: Tx, text: str, limit: int = QUEUE_LIMIT) -> list[
         where, param = "e.ruc = ?", wanted
     else:
         escaped = wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where, param = "e.name LIKE ? ESCAPE '\\'", f"%{escaped}%"
+        where, param = "t.entity_name LIKE ? ESCAPE '\\'", f"%{escaped}%"
     found = await tx.fetchall(
-        "SELECT t.number, t.type, t.state, t.due_on, t.paused_days_left, e.name,"
+        "SELECT t.number, t.type, t.state, t.due_on, t.paused_days_left, t.entity_name,"
         " t.assignee_chat FROM tickets t JOIN entities e ON e.id = t.entity_id"
         f" WHERE {where} ORDER BY t.id DESC LIMIT ?",
         (param, limit),
@@ -113,7 +113,7 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
     """Everything a specialist needs to work the ticket, and the actions that apply now."""
     row = await tx.fetchone(
         "SELECT t.id, t.type, t.state, t.registered_at, t.due_on, t.paused_days_left, t.flags,"
-        " t.data, t.observed_part, t.assignee_channel, t.assignee_chat, e.name, e.ruc"
+        " t.data, t.observed_part, t.assignee_channel, t.assignee_chat, t.entity_name, e.ruc"
         " FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id WHERE t.number = ?",
         (number,),
     )
@@ -305,7 +305,7 @@ async def post_new_ticket(app: App, tx: Tx, number: str) -> list[OutboxRow]:
     if app.settings.staff_chat_id is None:
         return []
     row = await tx.fetchone(
-        "SELECT t.type, t.due_on, t.flags, e.name, e.ruc FROM tickets t"
+        "SELECT t.type, t.due_on, t.flags, t.entity_name, e.ruc FROM tickets t"
         " LEFT JOIN entities e ON e.id = t.entity_id WHERE t.number = ?",
         (number,),
     )

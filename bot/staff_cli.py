@@ -53,7 +53,7 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
         async with app.store.reading() as conn:
             rows = list(
                 await conn.execute_fetchall(
-                    "SELECT t.number, t.type, t.state, t.due_on, e.name FROM tickets t"
+                    "SELECT t.number, t.type, t.state, t.due_on, t.entity_name FROM tickets t"
                     f" LEFT JOIN entities e ON e.id = t.entity_id WHERE t.state IN ({marks})"
                     " ORDER BY t.due_on, t.id",
                     OPEN,
@@ -86,7 +86,7 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
         async with app.store.reading() as conn:
             rows = list(
                 await conn.execute_fetchall(
-                    "SELECT t.number, t.type, t.state, e.ruc, e.name, t.registered_at,"
+                    "SELECT t.number, t.type, t.state, e.ruc, t.entity_name, t.registered_at,"
                     " t.due_on, t.flags, t.data FROM tickets t"
                     " LEFT JOIN entities e ON e.id = t.entity_id ORDER BY t.id"
                 )
