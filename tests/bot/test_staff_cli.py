@@ -44,7 +44,7 @@ async def test_queue_and_show(user: Driver, mailer: MemoryMailer) -> None:
     await registered(user, mailer)
     queue = await shell(user, "list")
     assert (
-        "PTE-2026-000001 · accesos · Registrado · vence 2026-12-11 (quedan 5 días hábiles)"
+        "PTE-2026-000001 · accesos · Registrado · vence 11/12/2026 (quedan 5 días hábiles)"
         in queue
     )
     shown = await shell(user, "show", number="PTE-2026-000001")

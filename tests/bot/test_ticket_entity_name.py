@@ -18,8 +18,14 @@ FIRST, SECOND = "PTE-2026-000001", "PTE-2026-000002"
 OTHER_NAME = "Muni Otra Escritura"
 
 
-async def file_request(officer: Driver, mailer: MemoryMailer, entity: str | None) -> None:
-    """A whole access request; ``entity`` typed, or None to take the suggested name."""
+async def file_request(
+    officer: Driver,
+    mailer: MemoryMailer,
+    entity: str | None,
+    people: tuple[str, str, str] = ("Ana María", "Pérez Ruiz", "Jefa de TI"),
+) -> None:
+    """A whole access request; ``entity`` typed, or None to take the suggested name;
+    ``people``: the responsible's names, surnames and cargo."""
     await officer.send("/start")
     await officer.click("Acepto")
     await officer.click("Solicitar accesos al PTE")
@@ -28,7 +34,8 @@ async def file_request(officer: Driver, mailer: MemoryMailer, entity: str | None
         await officer.click(f"Usar: {ENTITY}")
     else:
         await officer.send(entity)
-    for answer in ("Ana María", "Pérez Ruiz", "45678912", "Jefa de TI"):
+    nombres, apellidos, cargo = people
+    for answer in (nombres, apellidos, "45678912", cargo):
         await officer.send(answer)
     await officer.send(f"oficial{officer.chat_id}@munisjl.gob.pe")
     await officer.send(mailer.last_code())
