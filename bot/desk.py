@@ -56,6 +56,25 @@ class Actor:
         return f"staff:{self.channel}:{self.chat_id}"
 
 
+def staff_name(app: App, chat_id: str) -> str:
+    """A staff member's display name (``PTEBOT_STAFF_NAMES``), else their chat id."""
+    return app.settings.staff_names.get(chat_id, chat_id)
+
+
+def actor_name(app: App, actor: str) -> str:
+    """Who an event's actor tag names: a specialist's name, or "" for officer and system.
+
+    Tags are ``staff:<channel>:<chat id>``, ``staff:shell:<--by>``, ``officer``, ``system``.
+    """
+    kind, _, rest = actor.partition(":")
+    if kind != "staff":
+        return ""
+    channel, _, chat = rest.partition(":")
+    if channel == "shell":
+        return chat or "shell"
+    return staff_name(app, chat or channel)
+
+
 # ------------------------------------------------------------------ reading
 async def queue(app: App, tx: Tx, limit: int = QUEUE_LIMIT) -> list[dict[str, Any]]:
     """Open tickets, overdue first then by due date; Observado ones wait on the officer."""
@@ -156,6 +175,7 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
         "flags": json.loads(flags),
         "part": part,
         "taken": a_chat is not None,
+        "taken_by": staff_name(app, a_chat) if a_chat is not None else None,
         "mine": mine,
         "resp": data.get("resp"),
         "res": data.get("res"),
@@ -170,16 +190,16 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
         "files": [name for (name,) in files],
         "undelivered": len(failed),
         "undelivered_reason": failed[-1][0] if failed else None,
-        "history": [_event(e) for e in reversed(events)],
+        "history": [_event(app, e) for e in reversed(events)],
         "actions": actions(state, mine),
     }
 
 
-def _event(row: Any) -> dict[str, Any]:
+def _event(app: App, row: Any) -> dict[str, Any]:
     at, actor, _from_state, to_state, message, kind = row
-    # The actor kind only: officer | staff | system.
-    return {"at": at, "actor": actor.split(":", 1)[0], "state": to_state, "message": message,
-            "kind": kind}  # fmt: skip
+    # actor: officer | staff | system; who: the specialist's name when staff acted.
+    return {"at": at, "actor": actor.split(":", 1)[0], "who": actor_name(app, actor),
+            "state": to_state, "message": message, "kind": kind}  # fmt: skip
 
 
 def actions(state: str, mine: bool) -> list[str]:

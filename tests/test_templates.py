@@ -93,6 +93,7 @@ SAMPLES: dict[str, Any] = {
             "message": None,
             "kind": "estado",
             "actor": "officer",
+            "who": "",
         },
         {
             "at": "2026-12-03T15:00:00+00:00",
@@ -100,6 +101,7 @@ SAMPLES: dict[str, Any] = {
             "message": NASTY,
             "kind": "estado",
             "actor": "staff",
+            "who": NASTY,
         },
         {
             "at": "2026-12-03T16:00:00+00:00",
@@ -107,6 +109,7 @@ SAMPLES: dict[str, Any] = {
             "message": NASTY,
             "kind": "staff",
             "actor": "staff",
+            "who": NASTY,
         },
         {
             "at": "2026-12-04T16:00:00+00:00",
@@ -114,6 +117,7 @@ SAMPLES: dict[str, Any] = {
             "message": NASTY,
             "kind": "oficial",
             "actor": "officer",
+            "who": "",
         },
         {
             "at": "2026-12-10T16:00:00+00:00",
@@ -121,6 +125,7 @@ SAMPLES: dict[str, Any] = {
             "message": None,
             "kind": "estado",
             "actor": "system",
+            "who": "",
         },
     ],
     "drafts": [{"k": 7, "n": 15, "flow": "solicitud", "label": "menu.solicitud"}],
@@ -134,6 +139,7 @@ SAMPLES: dict[str, Any] = {
     "ticket": "PTE-2026-000001",
     "total": 25,
     "taken": True,
+    "taken_by": NASTY,
     "mine": False,
     "paused": 3,
     "profiles": [

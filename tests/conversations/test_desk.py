@@ -214,7 +214,7 @@ async def test_responder_relays_both_ways(user: Driver, mailer: MemoryMailer) ->
     assert "Recibido, gracias." in user.screen.last.plain
     card = (await staff.send(f"/ticket {NUMBER}"))[-1]
     assert "responsable: «Sí, con firma digital.»" in card.plain
-    assert "mesa: «Recibido, gracias.»" in card.plain
+    assert f"{STAFF} (mesa): «Recibido, gracias.»" in card.plain  # no name set: the chat id
 
 
 async def test_attend_then_close(user: Driver, mailer: MemoryMailer) -> None:
