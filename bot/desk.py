@@ -18,6 +18,7 @@ from bot.payload import encode
 from bot.store import OutboxRow, Tx
 from bot.workflow import (
     ATTENDED,
+    CANCELLED,
     CLOSED,
     IN_PROGRESS,
     OBSERVED,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from bot.app import App
 
 OPEN_STATES = (REGISTERED, IN_PROGRESS, OBSERVED)
+DONE_STATES = (ATTENDED, CLOSED, CANCELLED)  # no clock any more: the queue shows no days left
 QUEUE_LIMIT = 20
 HISTORY_SHOWN = 8
 # Which parts an observation can name, by ticket type (consultas and profile updates are
@@ -121,7 +123,8 @@ def item(app: App, tx: Tx, row: Any) -> dict[str, Any]:
         "state": state,
         "due": due_on,
         "left": app.calendar.business_days_between(today, due),
-        "overdue": due < today and state != OBSERVED,
+        "overdue": due < today and state in (REGISTERED, IN_PROGRESS),
+        "done": state in DONE_STATES,
         "paused": paused,
         "entity": entity or "",
         "taken": assignee is not None,

@@ -59,6 +59,7 @@ SAMPLES: dict[str, Any] = {
             "left": -2,
             "entity": NASTY,
             "overdue": True,
+            "done": False,
             "taken": False,
         },
         {
@@ -69,6 +70,18 @@ SAMPLES: dict[str, Any] = {
             "left": 3,
             "entity": NASTY,
             "overdue": False,
+            "done": False,
+            "taken": True,
+        },
+        {
+            "number": "PTE-2026-000003",
+            "type": "perfiles",
+            "state": "Atendido",
+            "due": "2026-12-14",
+            "left": 3,
+            "entity": NASTY,
+            "overdue": False,
+            "done": True,
             "taken": True,
         },
     ],
@@ -160,8 +173,10 @@ SAMPLES: dict[str, Any] = {
         "left": 0,
         "entity": NASTY,
         "overdue": False,
+        "done": False,
         "taken": True,
     },
+    "done": False,
 }
 SAMPLES["page"] = 2  # whatsapp.more_body: a page of a long list
 SAMPLES["pages"] = 3
