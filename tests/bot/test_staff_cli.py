@@ -241,7 +241,7 @@ async def test_csv_has_who_filed_who_works_it_and_how_it_ended(
     assert request["Vence"] == "11/12/2026"
     assert request["Responsable"] == "Ana María Pérez Ruiz"
     assert request["Correo del responsable"] == "ana.perez@munisjl.gob.pe"
-    assert request["Celular del responsable"].lstrip("'").replace(" ", "").endswith("987654321")
+    assert request["Celular del responsable"] == "'+51987654321"  # OWASP: starts with +
     assert request["Asignado a"] == "Rosa Quispe"
     assert request["Veces observado"] == "2"
     assert request["Cerrado el"] == "03/12/2026 16:00"
