@@ -41,9 +41,12 @@ def short_date(d: date) -> str:
     return format_date(_plain_date(d), SHORT_DATE_PATTERN, locale=LOCALE)
 
 
-def date_time(dt: datetime) -> str:
-    """An aware datetime (normally UTC) in Lima time: → ``"02/12/2026 15:04"``."""
-    return format_datetime(to_lima(dt), DATE_TIME_PATTERN, locale=LOCALE)
+def date_time(dt: datetime | str) -> str:
+    """An aware datetime (normally UTC), or a stored ISO stamp, as people read it: Lima time,
+    ``"02/12/2026 10:04"``. Every time shown to a person (chat, card, Formato, CSV, mail) goes
+    through here."""
+    moment = datetime.fromisoformat(dt) if isinstance(dt, str) else dt
+    return format_datetime(to_lima(moment), DATE_TIME_PATTERN, locale=LOCALE)
 
 
 def to_lima(dt: datetime) -> datetime:

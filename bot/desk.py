@@ -18,6 +18,7 @@ from bot.payload import encode
 from bot.store import OutboxRow, Tx
 from bot.workflow import (
     ATTENDED,
+    CANCELLED,
     CLOSED,
     IN_PROGRESS,
     OBSERVED,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from bot.app import App
 
 OPEN_STATES = (REGISTERED, IN_PROGRESS, OBSERVED)
+DONE_STATES = (ATTENDED, CLOSED, CANCELLED)  # no clock any more: the queue shows no days left
 QUEUE_LIMIT = 20
 HISTORY_SHOWN = 8
 # Which parts an observation can name, by ticket type (consultas and profile updates are
@@ -56,11 +58,30 @@ class Actor:
         return f"staff:{self.channel}:{self.chat_id}"
 
 
+def staff_name(app: App, chat_id: str) -> str:
+    """A staff member's display name (``PTEBOT_STAFF_NAMES``), else their chat id."""
+    return app.settings.staff_names.get(chat_id, chat_id)
+
+
+def actor_name(app: App, actor: str) -> str:
+    """Who an event's actor tag names: a specialist's name, or "" for officer and system.
+
+    Tags are ``staff:<channel>:<chat id>``, ``staff:shell:<--by>``, ``officer``, ``system``.
+    """
+    kind, _, rest = actor.partition(":")
+    if kind != "staff":
+        return ""
+    channel, _, chat = rest.partition(":")
+    if channel == "shell":
+        return chat or "shell"
+    return staff_name(app, chat or channel)
+
+
 # ------------------------------------------------------------------ reading
 async def queue(app: App, tx: Tx, limit: int = QUEUE_LIMIT) -> list[dict[str, Any]]:
     """Open tickets, overdue first then by due date; Observado ones wait on the officer."""
     found = await tx.fetchall(
-        "SELECT t.number, t.type, t.state, t.due_on, t.paused_days_left, e.name,"
+        "SELECT t.number, t.type, t.state, t.due_on, t.paused_days_left, t.entity_name,"
         " t.assignee_chat FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id"
         " WHERE t.state IN (?, ?, ?) ORDER BY t.state = ?, t.due_on, t.id LIMIT ?",
         (*OPEN_STATES, OBSERVED, limit),
@@ -82,9 +103,9 @@ async def search(app: App, tx: Tx, text: str, limit: int = QUEUE_LIMIT) -> list[
         where, param = "e.ruc = ?", wanted
     else:
         escaped = wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where, param = "e.name LIKE ? ESCAPE '\\'", f"%{escaped}%"
+        where, param = "t.entity_name LIKE ? ESCAPE '\\'", f"%{escaped}%"
     found = await tx.fetchall(
-        "SELECT t.number, t.type, t.state, t.due_on, t.paused_days_left, e.name,"
+        "SELECT t.number, t.type, t.state, t.due_on, t.paused_days_left, t.entity_name,"
         " t.assignee_chat FROM tickets t JOIN entities e ON e.id = t.entity_id"
         f" WHERE {where} ORDER BY t.id DESC LIMIT ?",
         (param, limit),
@@ -102,7 +123,8 @@ def item(app: App, tx: Tx, row: Any) -> dict[str, Any]:
         "state": state,
         "due": due_on,
         "left": app.calendar.business_days_between(today, due),
-        "overdue": due < today and state != OBSERVED,
+        "overdue": due < today and state in (REGISTERED, IN_PROGRESS),
+        "done": state in DONE_STATES,
         "paused": paused,
         "entity": entity or "",
         "taken": assignee is not None,
@@ -113,7 +135,7 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
     """Everything a specialist needs to work the ticket, and the actions that apply now."""
     row = await tx.fetchone(
         "SELECT t.id, t.type, t.state, t.registered_at, t.due_on, t.paused_days_left, t.flags,"
-        " t.data, t.observed_part, t.assignee_channel, t.assignee_chat, e.name, e.ruc"
+        " t.data, t.observed_part, t.assignee_channel, t.assignee_chat, t.entity_name, e.ruc"
         " FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id WHERE t.number = ?",
         (number,),
     )
@@ -156,6 +178,7 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
         "flags": json.loads(flags),
         "part": part,
         "taken": a_chat is not None,
+        "taken_by": staff_name(app, a_chat) if a_chat is not None else None,
         "mine": mine,
         "resp": data.get("resp"),
         "res": data.get("res"),
@@ -170,16 +193,16 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
         "files": [name for (name,) in files],
         "undelivered": len(failed),
         "undelivered_reason": failed[-1][0] if failed else None,
-        "history": [_event(e) for e in reversed(events)],
+        "history": [_event(app, e) for e in reversed(events)],
         "actions": actions(state, mine),
     }
 
 
-def _event(row: Any) -> dict[str, Any]:
+def _event(app: App, row: Any) -> dict[str, Any]:
     at, actor, _from_state, to_state, message, kind = row
-    # The actor kind only: officer | staff | system.
-    return {"at": at, "actor": actor.split(":", 1)[0], "state": to_state, "message": message,
-            "kind": kind}  # fmt: skip
+    # actor: officer | staff | system; who: the specialist's name when staff acted.
+    return {"at": at, "actor": actor.split(":", 1)[0], "who": actor_name(app, actor),
+            "state": to_state, "message": message, "kind": kind}  # fmt: skip
 
 
 def actions(state: str, mine: bool) -> list[str]:
@@ -305,7 +328,7 @@ async def post_new_ticket(app: App, tx: Tx, number: str) -> list[OutboxRow]:
     if app.settings.staff_chat_id is None:
         return []
     row = await tx.fetchone(
-        "SELECT t.type, t.due_on, t.flags, e.name, e.ruc FROM tickets t"
+        "SELECT t.type, t.due_on, t.flags, t.entity_name, e.ruc FROM tickets t"
         " LEFT JOIN entities e ON e.id = t.entity_id WHERE t.number = ?",
         (number,),
     )

@@ -84,7 +84,7 @@ async def staff_digest(app: App, now: datetime) -> list[OutboxRow]:
             return []  # already sent today
         tomorrow = app.calendar.add_business_days(today, 1).isoformat()
         found = await tx.fetchall(
-            "SELECT t.number, t.type, t.state, t.due_on, t.paused_days_left, e.name,"
+            "SELECT t.number, t.type, t.state, t.due_on, t.paused_days_left, t.entity_name,"
             " t.assignee_chat FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id"
             " WHERE t.state IN (?, ?) AND t.due_on <= ? ORDER BY t.due_on, t.id",
             (REGISTERED, IN_PROGRESS, tomorrow),

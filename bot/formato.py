@@ -8,7 +8,8 @@ Every value is written as a text cell with the text number format ("@"): DNIs, R
 phone numbers keep their leading zeros, and a value that starts with "=" stays a literal
 string instead of becoming a formula (openpyxl otherwise turns such strings into formulas,
 the classic spreadsheet injection). Characters the XLSX format cannot hold (C0 controls) are
-dropped. The output is deterministic apart from the timestamps openpyxl itself writes (zip
+dropped. "Generado el" is Lima time (the instant itself is stored in UTC). The output is
+deterministic apart from the timestamps openpyxl itself writes (zip
 entry times and ``dcterms:modified``).
 """
 
@@ -24,6 +25,8 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
+
+from bot import dates
 
 # Spanish labels of the form: they are the document's data (the help desk reads Spanish),
 # not interface text, so they live here rather than in locales/.
@@ -54,7 +57,6 @@ FILENAME_PREFIX: Final = "Formato_Perfiles"
 
 _TEXT_FORMAT: Final = "@"
 _DATE_FORMAT: Final = "%d/%m/%Y"
-_DATETIME_FORMAT: Final = "%d/%m/%Y %H:%M"
 _MIN_WIDTH: Final = 10
 _MAX_WIDTH: Final = 60
 _BOLD: Final = Font(bold=True)
@@ -113,7 +115,7 @@ def build_formato(data: FormatoData) -> bytes:
 
     writer = _SheetWriter(sheet)
     writer.row([LABELS["title"]], font=_TITLE_FONT, measure=False)
-    meta = [LABELS["generated_at"], data.generated_at.strftime(_DATETIME_FORMAT)]
+    meta = [LABELS["generated_at"], dates.date_time(data.generated_at)]  # Lima time
     if data.ticket_number:
         meta += [LABELS["ticket"], data.ticket_number]
     writer.row(meta, bold_labels=True)

@@ -171,7 +171,7 @@ class TurnServices(DeskServices):
         """The ticket for its owner or staff; None for anyone else, as for no such ticket."""
         row = await self.tx.fetchone(
             "SELECT t.id, t.number, t.type, t.state, t.person_id, t.registered_at, t.due_on,"
-            " t.paused_days_left, e.name, e.ruc FROM tickets t"
+            " t.paused_days_left, t.entity_name, e.ruc FROM tickets t"
             " LEFT JOIN entities e ON e.id = t.entity_id WHERE t.number = ?",
             (number,),
         )
@@ -212,7 +212,7 @@ class TurnServices(DeskServices):
     async def my_entity(self) -> dict[str, str] | None:
         """The entity of the officer's latest ticket, to offer it again."""
         row = await self.tx.fetchone(
-            "SELECT e.ruc, e.name FROM tickets t JOIN entities e ON e.id = t.entity_id"
+            "SELECT e.ruc, t.entity_name FROM tickets t JOIN entities e ON e.id = t.entity_id"
             " WHERE t.person_id = ? ORDER BY t.id DESC LIMIT 1",
             (self.who.person_id,),
         )
@@ -249,7 +249,7 @@ class TurnServices(DeskServices):
         """Entities whose access request, made by this person with a confirmed institutional
         email, was attended: the ones whose profiles they may change."""
         found = await self.tx.fetchall(
-            "SELECT t.number, t.data, e.ruc, e.name FROM tickets t"
+            "SELECT t.number, t.data, e.ruc, t.entity_name FROM tickets t"
             " JOIN entities e ON e.id = t.entity_id"
             " WHERE t.person_id = ? AND t.type = 'accesos' AND t.state IN ('Atendido', 'Cerrado')"
             " ORDER BY t.id DESC",

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     staff_whatsapp_ids: Annotated[frozenset[str], NoDecode] = Field(
         frozenset(), validation_alias=_env("PTEBOT_STAFF_WHATSAPP_IDS")
     )
+    # Display names of staff, "<chat id>=<name>" comma-separated: cards, history and the CSV
+    # say who has a ticket and who acted (the chat id when no name is given).
+    staff_names: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("PTEBOT_STAFF_NAMES")
+    )
     log_level: str = Field("INFO", validation_alias=_env("PTEBOT_LOG_LEVEL"))
     # Telegram's flood limits: messages per second for the whole bot, per minute per group.
     telegram_flood_limit: float = Field(
@@ -103,6 +108,24 @@ class Settings(BaseSettings):
             return frozenset(
                 "".join(ch for ch in part if ch.isdigit()) for part in parts if part.strip()
             )
+        return value
+
+    @field_validator("staff_names", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        # "123456789=Ana Torres, 51987654321=Luis Rojas"
+        if isinstance(value, str):
+            names: dict[str, str] = {}
+            for part in value.replace(";", ",").split(","):
+                chat, sep, name = part.partition("=")
+                if not sep or not chat.strip() or not name.strip():
+                    if part.strip():
+                        raise ValueError(f"expected <chat id>=<name>, got {part.strip()!r}")
+                    continue
+                key = chat.strip()
+                digits = "".join(ch for ch in key if ch not in "+ -")
+                names[digits if digits.isdigit() else key] = " ".join(name.split())
+            return names
         return value
 
     @property

@@ -1,10 +1,15 @@
 """`pte-bot staff ...`: help-desk work from the shell, on the same database as the bot.
 
 list                      the queue: open tickets, overdue first, then by due date
-show NUMBER               one ticket with its history
+show NUMBER               one ticket with its history (exit 1 and a line on stderr if none)
 set-state NUMBER STATE    a validated transition, recorded and notified to the officer
 export-csv FILE           every ticket, Spanish column names
 backup FILE               SQLite online backup, safe while the bot runs
+
+A number is read as the chat reads it: ``pte-2026-3`` is ``PTE-2026-000003``. Times are Lima
+time (``dd/mm/aaaa hh:mm``). Every CSV cell that a spreadsheet would run as a formula (it
+starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) gets a leading ``'``
+(OWASP's rule for CSV injection), and every cell is quoted.
 """
 
 from __future__ import annotations
@@ -19,10 +24,27 @@ from typing import Any, TextIO
 
 from bot import dates
 from bot.app import App
-from bot.desk import card
+from bot.desk import card, staff_name
+from bot.errors import PteBotError
 from bot.workflow import PARTS, STATES, change_state
+from conversations.status import find_number
 
 OPEN = ("Registrado", "En atención", "Observado")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class TicketNotFound(PteBotError):
+    """``show`` of a number that does not exist; the message is the localized line."""
+
+
+def ticket_number(text: str) -> str:
+    """The number as the chat normalises it, else the text as typed (for the error line)."""
+    return find_number(text) or text.strip()
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A cell no spreadsheet runs as a formula: OWASP's leading quote on risky starts."""
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
 
 
 def add_parser(commands: Any) -> None:
@@ -53,7 +75,7 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
         async with app.store.reading() as conn:
             rows = list(
                 await conn.execute_fetchall(
-                    "SELECT t.number, t.type, t.state, t.due_on, e.name FROM tickets t"
+                    "SELECT t.number, t.type, t.state, t.due_on, t.entity_name FROM tickets t"
                     f" LEFT JOIN entities e ON e.id = t.entity_id WHERE t.state IN ({marks})"
                     " ORDER BY t.due_on, t.id",
                     OPEN,
@@ -68,40 +90,27 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
             )  # fmt: skip
         out.write(texts.plain("staff.queue", {"items": items}) + "\n")
     elif args.action == "show":
+        number = ticket_number(args.number)
         async with app.store.transaction(app.clock.now()) as tx:
-            found = await card(app, tx, args.number, None)
+            found = await card(app, tx, number, None)
         if found is None:
-            out.write(texts.plain("staff.not_found", {"number": args.number}) + "\n")
-            return
+            raise TicketNotFound(texts.plain("staff.not_found", {"number": number}))
         out.write(texts.plain("mesa.ficha", found) + "\n")
     elif args.action == "set-state":
         async with app.store.transaction(app.clock.now()) as tx:
             changed = await change_state(
-                app, tx, args.number, args.state, f"staff:shell:{args.by}", args.message,
-                part=getattr(args, "part", None),
+                app, tx, ticket_number(args.number), args.state, f"staff:shell:{args.by}",
+                args.message, part=getattr(args, "part", None),
             )  # fmt: skip
         out.write(texts.plain("staff.changed", vars(changed)) + "\n")
     elif args.action == "export-csv":
-        headers = texts.data["staff_csv"]
-        async with app.store.reading() as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT t.number, t.type, t.state, e.ruc, e.name, t.registered_at,"
-                    " t.due_on, t.flags, t.data FROM tickets t"
-                    " LEFT JOIN entities e ON e.id = t.entity_id ORDER BY t.id"
-                )
-            )
+        table = await export_rows(app)
         with args.file.open("w", newline="", encoding="utf-8-sig") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(headers)
-            for number, kind, state, ruc, name, registered, due, flags, data in rows:
-                resp = json.loads(data).get("resp", {})
-                writer.writerow(
-                    [number, kind, state, ruc, name, registered, due,
-                     f"{resp.get('nombres', '')} {resp.get('apellidos', '')}".strip(),
-                     ", ".join(json.loads(flags))]
-                )  # fmt: skip
-        out.write(texts.plain("staff.exported", {"count": len(rows), "file": str(args.file)}))
+            writer = csv.writer(handle, quoting=csv.QUOTE_ALL)
+            writer.writerow(texts.data["staff_csv"])
+            for row in table:
+                writer.writerow([spreadsheet_safe(cell) for cell in row])
+        out.write(texts.plain("staff.exported", {"count": len(table), "file": str(args.file)}))
         out.write("\n")
     elif args.action == "backup":
         target = sqlite3.connect(args.file)
@@ -111,3 +120,41 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
         finally:
             target.close()
         out.write(texts.plain("staff.backup", {"file": str(args.file)}) + "\n")
+
+
+async def export_rows(app: App) -> list[list[str]]:
+    """One row per ticket, in the order of ``staff_csv`` in datos.toml."""
+    async with app.store.reading() as conn:
+        rows = list(
+            await conn.execute_fetchall(
+                "SELECT t.number, t.type, t.state, e.ruc, t.entity_name, t.registered_at,"
+                " t.due_on, t.flags, t.data, t.person_id, t.assignee_chat,"
+                " (SELECT count(*) FROM ticket_events v WHERE v.ticket_id = t.id"
+                "  AND v.kind = 'estado' AND v.to_state = 'Observado'),"
+                " (SELECT max(v.at) FROM ticket_events v WHERE v.ticket_id = t.id"
+                "  AND v.to_state = 'Cerrado')"
+                " FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id ORDER BY t.id"
+            )
+        )
+    requests = {row[0]: json.loads(row[8]) for row in rows}
+    # Who filed a consulta or a profile change: the responsible named in that person's
+    # latest access request (a profile change names it through its base ticket).
+    by_person: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        if requests[row[0]].get("resp"):
+            by_person[row[9]] = requests[row[0]]["resp"]
+    table = []
+    for (number, kind, state, ruc, name, registered, due, flags, _data, person, assignee,
+         observed, closed) in rows:  # fmt: skip
+        data = requests[number]
+        base = requests.get(data.get("base", ""), {})
+        resp = data.get("resp") or base.get("resp") or by_person.get(person) or {}
+        table.append(
+            [number, kind, state, ruc or "", name or "", dates.date_time(registered),
+             dates.short_date(date.fromisoformat(due)),
+             f"{resp.get('nombres', '')} {resp.get('apellidos', '')}".strip(),
+             resp.get("email", ""), resp.get("phone", ""),
+             staff_name(app, assignee) if assignee else "", str(observed),
+             dates.date_time(closed) if closed else "", ", ".join(json.loads(flags))]
+        )  # fmt: skip
+    return table

@@ -66,9 +66,7 @@ def _short_date(value: date | datetime | str) -> str:
 
 
 def _date_time(value: datetime | str) -> str:
-    moment = _as_date(value)
-    assert isinstance(moment, datetime)
-    return dates.date_time(moment)
+    return dates.date_time(value)
 
 
 def to_plain(text: str) -> str:

@@ -39,6 +39,8 @@ async def next_number(tx: Tx, year: int) -> str:
 
 
 async def upsert_entity(tx: Tx, ruc: str, name: str) -> int:
+    """The RUC's row, its name now the last one typed: only a suggestion for the next request
+    (each ticket keeps the name its officer sent in ``tickets.entity_name``)."""
     row = await tx.fetchone(
         "INSERT INTO entities (ruc, name, updated_at) VALUES (?, ?, ?)"
         " ON CONFLICT (ruc) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at"
@@ -77,14 +79,15 @@ async def create_ticket(
     number = await next_number(tx, today.year)
     entity_id = await upsert_entity(tx, data["ruc"], data["entity_name"])
     row = await tx.fetchone(
-        "INSERT INTO tickets (number, type, state, entity_id, person_id, identity_id,"
-        " registered_at, received_on, due_on, data, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO tickets (number, type, state, entity_id, entity_name, person_id,"
+        " identity_id, registered_at, received_on, due_on, data, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             number,
             kind,
             REGISTERED,
             entity_id,
+            data["entity_name"],
             who.person_id,
             who.identity_id,
             tx.stamp,
@@ -122,8 +125,14 @@ async def resubmit_access_request(
     clean = {k: v for k, v in data.items() if k not in ("ticket", "correcting", "known_name")}
     entity_id = await upsert_entity(tx, clean["ruc"], clean["entity_name"])
     await tx.execute(
-        "UPDATE tickets SET data = ?, entity_id = ?, updated_at = ? WHERE id = ?",
-        (json.dumps(clean, ensure_ascii=False), entity_id, tx.stamp, ticket.id),
+        "UPDATE tickets SET data = ?, entity_id = ?, entity_name = ?, updated_at = ? WHERE id = ?",
+        (
+            json.dumps(clean, ensure_ascii=False),
+            entity_id,
+            clean["entity_name"],
+            tx.stamp,
+            ticket.id,
+        ),
     )
     changed = await workflow.change_state(
         app, tx, ticket.number, workflow.IN_PROGRESS, "officer", notify=False

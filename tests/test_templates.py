@@ -59,6 +59,7 @@ SAMPLES: dict[str, Any] = {
             "left": -2,
             "entity": NASTY,
             "overdue": True,
+            "done": False,
             "taken": False,
         },
         {
@@ -69,6 +70,18 @@ SAMPLES: dict[str, Any] = {
             "left": 3,
             "entity": NASTY,
             "overdue": False,
+            "done": False,
+            "taken": True,
+        },
+        {
+            "number": "PTE-2026-000003",
+            "type": "perfiles",
+            "state": "Atendido",
+            "due": "2026-12-14",
+            "left": 3,
+            "entity": NASTY,
+            "overdue": False,
+            "done": True,
             "taken": True,
         },
     ],
@@ -93,6 +106,7 @@ SAMPLES: dict[str, Any] = {
             "message": None,
             "kind": "estado",
             "actor": "officer",
+            "who": "",
         },
         {
             "at": "2026-12-03T15:00:00+00:00",
@@ -100,6 +114,7 @@ SAMPLES: dict[str, Any] = {
             "message": NASTY,
             "kind": "estado",
             "actor": "staff",
+            "who": NASTY,
         },
         {
             "at": "2026-12-03T16:00:00+00:00",
@@ -107,6 +122,7 @@ SAMPLES: dict[str, Any] = {
             "message": NASTY,
             "kind": "staff",
             "actor": "staff",
+            "who": NASTY,
         },
         {
             "at": "2026-12-04T16:00:00+00:00",
@@ -114,6 +130,7 @@ SAMPLES: dict[str, Any] = {
             "message": NASTY,
             "kind": "oficial",
             "actor": "officer",
+            "who": "",
         },
         {
             "at": "2026-12-10T16:00:00+00:00",
@@ -121,6 +138,7 @@ SAMPLES: dict[str, Any] = {
             "message": None,
             "kind": "estado",
             "actor": "system",
+            "who": "",
         },
     ],
     "drafts": [
@@ -138,6 +156,7 @@ SAMPLES: dict[str, Any] = {
     "ticket": "PTE-2026-000001",
     "total": 25,
     "taken": True,
+    "taken_by": NASTY,
     "mine": False,
     "paused": 3,
     "profiles": [
@@ -158,8 +177,10 @@ SAMPLES: dict[str, Any] = {
         "left": 0,
         "entity": NASTY,
         "overdue": False,
+        "done": False,
         "taken": True,
     },
+    "done": False,
 }
 SAMPLES["page"] = 2  # whatsapp.more_body: a page of a long list
 SAMPLES["pages"] = 3

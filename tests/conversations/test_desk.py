@@ -214,7 +214,7 @@ async def test_responder_relays_both_ways(user: Driver, mailer: MemoryMailer) ->
     assert "Recibido, gracias." in user.screen.last.plain
     card = (await staff.send(f"/ticket {NUMBER}"))[-1]
     assert "responsable: «Sí, con firma digital.»" in card.plain
-    assert "mesa: «Recibido, gracias.»" in card.plain
+    assert f"{STAFF} (mesa): «Recibido, gracias.»" in card.plain  # no name set: the chat id
 
 
 async def test_attend_then_close(user: Driver, mailer: MemoryMailer) -> None:
@@ -320,3 +320,32 @@ async def test_staff_removed_from_the_list_loses_the_desk(
     replies = await staff.click("Atender")
     assert "Estado:" not in " ".join(r.plain for r in replies)
     assert (await ticket_row(user))["state"] == "En atención"
+
+
+async def test_search_marks_finished_work_without_a_clock(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    staff = await taken(user, mailer)
+    await staff.click("Atender")
+    await staff.click("Sí, atender")
+    clock.advance(days=10)  # past the due date: finished work is never "vencido"
+    found = (await staff.send(f"/buscar {RUC}"))[-1]
+    assert f"✅ {NUMBER} · Accesos · Atendido · {ENTITY}" in found.plain
+    assert "quedan" not in found.plain
+    assert "🟢" not in found.plain.split("\n\n")[1]  # the ticket's line
+    assert "✅ atendido o cerrado" in found.plain  # the legend
+    labels = [b.label for row in found.buttons for b in row]
+    assert f"✅ {NUMBER} · Atendido" in labels
+    await staff.click(f"✅ {NUMBER} · Atendido")
+    await staff.click("Cerrar")
+    found = (await staff.send(f"/buscar {RUC}"))[-1]
+    assert f"✅ {NUMBER} · Accesos · Cerrado · {ENTITY}" in found.plain
+    assert f"✅ {NUMBER} · Cerrado" in [b.label for row in found.buttons for b in row]
+
+
+async def test_queue_legend_and_markers_of_open_work(user: Driver, mailer: MemoryMailer) -> None:
+    staff = await taken(user, mailer)
+    queue = (await staff.send("/pendientes"))[-1].plain
+    assert f"🟢 {NUMBER} · Accesos · En atención · quedan 5 d.h. · {ENTITY}" in queue
+    assert "🟢 en atención" in queue
+    assert "✅ atendido o cerrado" in queue

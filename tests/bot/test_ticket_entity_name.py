@@ -1,0 +1,108 @@
+"""A ticket keeps the entity name its officer sent; the RUC's known name is a suggestion."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sqlite3
+from pathlib import Path
+
+from bot.settings import Settings
+from bot.staff_cli import run
+from tests.conftest import AppFactory
+from tests.conversations.test_access_request import ENTITY, PDF, RUC
+from tests.driver import Driver, FakeClock, MemoryMailer
+
+FIRST, SECOND = "PTE-2026-000001", "PTE-2026-000002"
+OTHER_NAME = "Muni Otra Escritura"
+
+
+async def file_request(
+    officer: Driver,
+    mailer: MemoryMailer,
+    entity: str | None,
+    people: tuple[str, str, str] = ("Ana María", "Pérez Ruiz", "Jefa de TI"),
+) -> None:
+    """A whole access request; ``entity`` typed, or None to take the suggested name;
+    ``people``: the responsible's names, surnames and cargo."""
+    await officer.send("/start")
+    await officer.click("Acepto")
+    await officer.click("Solicitar accesos al PTE")
+    await officer.send(RUC)
+    if entity is None:
+        await officer.click(f"Usar: {ENTITY}")
+    else:
+        await officer.send(entity)
+    nombres, apellidos, cargo = people
+    for answer in (nombres, apellidos, "45678912", cargo):
+        await officer.send(answer)
+    await officer.send(f"oficial{officer.chat_id}@munisjl.gob.pe")
+    await officer.send(mailer.last_code())
+    await officer.send("987 654 321")
+    await officer.send("Resolución de Alcaldía N.° 045-2026-MDSJL")
+    await officer.send("15/10/2026")
+    await officer.click("Alcalde(sa)")
+    await officer.upload(PDF)
+    await officer.click("Yo")
+    await officer.click("Confirmar y enviar")
+
+
+async def csv_rows(user: Driver, tmp_path: Path) -> dict[str, list[str]]:
+    target = tmp_path / "t.csv"
+    args = argparse.Namespace(action="export-csv", file=target)
+    await run(user.app, args, io.StringIO())
+    with target.open(encoding="utf-8-sig") as handle:
+        return {row[0]: row for row in csv.reader(handle)}
+
+
+async def test_another_officer_typing_the_name_does_not_rename_an_older_ticket(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock, tmp_path: Path
+) -> None:
+    await file_request(user, mailer, ENTITY)
+    clock.advance(hours=1)
+    other = await user.peer("2002")
+    await file_request(other, mailer, OTHER_NAME)
+    assert "Solicitud registrada: PTE-2026-000002" in "\n".join(
+        m.plain for m in other.screen.messages[-3:]
+    )
+
+    staff = await user.peer("9001", staff=True)
+    await staff.send("/start")
+    await staff.click("Acepto")
+    first = (await staff.send(f"/ticket {FIRST}"))[-1].plain
+    assert f"Entidad: {ENTITY} (RUC {RUC})" in first
+    assert OTHER_NAME not in first
+    second = (await staff.send(f"/ticket {SECOND}"))[-1].plain
+    assert f"Entidad: {OTHER_NAME} (RUC {RUC})" in second
+    assert OTHER_NAME not in (await user.send(FIRST))[-1].plain  # the officer's own detail
+    table = await csv_rows(user, tmp_path)
+    assert table[FIRST][4] == ENTITY
+    assert table[SECOND][4] == OTHER_NAME
+    queue = (await staff.send("/pendientes"))[-1].plain
+    assert f"{FIRST} · Accesos · Registrado · quedan 5 d.h. · {ENTITY}" in queue
+    # The RUC's last name is still offered as a suggestion to the next officer.
+    third = await user.peer("2003")
+    await third.send("/start")
+    await third.click("Acepto")
+    await third.click("Solicitar accesos al PTE")
+    offered = (await third.send(RUC))[-1]
+    assert f"Usar: {OTHER_NAME}" in [b.label for row in offered.buttons for b in row]
+
+
+async def test_existing_tickets_are_backfilled_with_the_name_their_officer_sent(
+    user: Driver, mailer: MemoryMailer, make_app: AppFactory, settings: Settings
+) -> None:
+    await file_request(user, mailer, ENTITY)
+    await user.app.close()
+    # The database as release 0006 left it: no entity_name, and the RUC renamed since.
+    db = sqlite3.connect(settings.database_path)
+    db.execute("ALTER TABLE tickets DROP COLUMN entity_name")
+    db.execute("UPDATE entities SET name = ?", (OTHER_NAME,))
+    db.execute("PRAGMA user_version = 6")
+    db.commit()
+    db.close()
+    app = await make_app()
+    async with app.store.reading() as conn:
+        found = list(await conn.execute_fetchall("SELECT number, entity_name FROM tickets"))
+    assert found == [(FIRST, ENTITY)]
