@@ -214,4 +214,6 @@ FLOW = Flow(
     commands={"ticket": "ficha", "buscar": "buscar"},
     progress=False,
     staff_only=True,
+    # Staff are not the data subjects of the officers' notice: the desk works without it.
+    needs_consent=False,
 )

@@ -179,7 +179,12 @@ class _Turn(DraftsMixin, TicketsMixin):
             return
         command = self.engine.command_of(event)
         in_consent = state.frame is not None and state.frame.flow == CONSENT_FLOW
-        if self.person.consent is None and not in_consent and command != "privacidad":
+        if (
+            self.person.consent is None
+            and not in_consent
+            and command != "privacidad"
+            and not self.desk_work(command)
+        ):
             await self.start_consent(self.wanted_flow(command))
             return
         if state.frame is not None and not self.allowed(self.engine.flows[state.frame.flow]):
@@ -190,8 +195,12 @@ class _Turn(DraftsMixin, TicketsMixin):
         if command is not None:
             await self.run_command(command)
             return
-        if event.kind is Kind.TEXT and self.person.consent is True:
-            if event.reply_to and await self.answer_reply_to(event.reply_to):
+        if event.kind is Kind.TEXT and (self.person.consent is True or self.person.is_staff):
+            if (
+                event.reply_to
+                and self.person.consent is True
+                and await self.answer_reply_to(event.reply_to)
+            ):
                 return
             number = find_number(event.text)
             if number is not None and STATUS_FLOW in self.engine.flows:
@@ -333,6 +342,25 @@ class _Turn(DraftsMixin, TicketsMixin):
         data = {"then": then} if keep else {}
         self.state.frame = Frame(CONSENT_FLOW, self.engine.flows[CONSENT_FLOW].steps[0].name, data)
         await self.ask_current()
+
+    def desk_work(self, command: str | None) -> bool:
+        """A specialist working the desk: a staff command, a ticket number, a notification's
+        button, or an answer inside the desk. None of it needs the officers' notice."""
+        if not self.person.is_staff:
+            return False
+        if command is not None:
+            found = self.engine.flow_for_command(command)
+            return found is not None and self.engine.flows[found[0]].staff_only
+        frame = self.state.frame
+        if frame is not None and self.engine.flows[frame.flow].staff_only:
+            return True
+        if self.event.kind is Kind.BUTTON:
+            choice = _choice_part(self.event.text)
+            if choice.startswith(notices.PREFIX):
+                return True
+            opened = self.open_choice(self.event.text) or ""
+            return opened == MENU_PREFIX + DESK_FLOW
+        return self.event.kind is Kind.TEXT and find_number(self.event.text) is not None
 
     def wanted_flow(self, command: str | None) -> str:
         """The flow an event asks for (a command, a menu entry tapped or typed), if any."""

@@ -349,3 +349,25 @@ async def test_queue_legend_and_markers_of_open_work(user: Driver, mailer: Memor
     assert f"🟢 {NUMBER} · Accesos · En atención · quedan 5 d.h. · {ENTITY}" in queue
     assert "🟢 en atención" in queue
     assert "✅ atendido o cerrado" in queue
+
+
+async def test_the_desk_works_without_the_officers_notice(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    """Issue 16, point 4: staff are not the data subjects of the officers' notice."""
+    await registered(user, mailer)
+    staff = await user.peer(STAFF, staff=True)
+    queue = (await staff.send("/pendientes"))[-1].plain
+    assert "aviso de privacidad" not in queue
+    assert NUMBER in queue
+    card = (await staff.send(NUMBER))[-1].plain
+    assert "Responsable: Ana María Pérez Ruiz" in card
+    await staff.click("Tomar")
+    assert "Tomaste" in staff.screen.messages[-2].plain or "a tu cargo" in staff.screen.last.plain
+    async with user.app.store.reading() as conn:
+        consents = list(await conn.execute_fetchall("SELECT count(*) FROM consents"))
+    assert consents[0][0] == 1  # the officer's only
+    # Their own request is another matter: the notice first, then what they asked for.
+    first = (await staff.send("/solicitar"))[-1].plain
+    assert "Acepto" in [b.label for row in staff.screen.last.buttons for b in row]
+    assert "RUC" not in first
