@@ -20,7 +20,8 @@ CI runs ``PTE_MODEL_EXAMPLES`` sequences of up to ``PTE_MODEL_STEPS`` steps, der
 (the same inputs every run). For hunting, raise both and set ``PTE_MODEL_SEED`` to a
 number to explore other sequences::
 
-    PTE_MODEL_EXAMPLES=500 PTE_MODEL_STEPS=120 PTE_MODEL_SEED=7 pytest tests/conversations/test_model.py
+    PTE_MODEL_EXAMPLES=500 PTE_MODEL_STEPS=120 PTE_MODEL_SEED=7 \
+        pytest tests/conversations/test_model.py
 
 A failure prints the shrunk sequence of steps: keep it as a plain test in
 ``test_sequences.py``.
@@ -292,7 +293,8 @@ class Officers(RuleBasedStateMachine):
                 return self.mailer.last_code()
             except AssertionError:
                 return None
-        return fixed.get(step) if flow in ("solicitud", "subsanar", "consulta", "perfiles") else None
+        forms = ("solicitud", "subsanar", "consulta", "perfiles")
+        return fixed.get(step) if flow in forms else None
 
     # --------------------------------------------------------------- invariants
     @invariant()
