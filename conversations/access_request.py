@@ -26,9 +26,20 @@ PART_END = {"entidad", "celular", "res_pdf"}
 CONFIRM, CORRECT = "confirm", "correct"
 
 
+# The fields of each part, for correcting one of them alone (Corregir → part → field).
+PART_FIELDS = {
+    "entidad": ("ruc", "entidad"),
+    "responsable": ("nombres", "apellidos", "dni", "cargo", "correo", "celular"),
+    "resolucion": ("res_numero", "res_fecha", "res_autoridad", "res_pdf"),
+}
+ONE_FIELD = "field"  # data["correcting"]: True for a whole part, "field" for one field
+
+
 def route(ctx: Ctx, current: str) -> Outcome:
-    """Where an answered step leads: the next row, or back to the summary when correcting."""
-    if ctx.data.get("correcting") and current in PART_END:
+    """Where an answered step leads: the next row, or back to the summary when correcting
+    (after the part's last field, or after the one field being corrected)."""
+    correcting = ctx.data.get("correcting")
+    if correcting == ONE_FIELD or (correcting and current in PART_END):
         return Next("resumen")
     return Next()
 
@@ -85,7 +96,7 @@ def _resolution_date(ctx: Ctx) -> str | None:
 
 async def answer_email(ctx: Ctx, event: Inbound) -> Outcome:
     if kept(ctx, event, _proved_email):
-        return route(ctx, "celular") if ctx.data.get("correcting") else Next("celular")
+        return Next("resumen") if ctx.data.get("correcting") == ONE_FIELD else Next("celular")
     if event.kind is not Kind.TEXT:
         return Again("errors.expected_text")
     result = validators.email(event.text)
@@ -99,7 +110,9 @@ async def answer_email(ctx: Ctx, event: Inbound) -> Outcome:
         if sent.wait_seconds:
             return Next("codigo", [Outbound("errors.code_wait", {"seconds": sent.wait_seconds})])
     # An address already proved needs no new code: straight on to the mobile.
-    return Next("codigo") if not resp.get("verified") else Next("celular")
+    if not resp.get("verified"):
+        return Next("codigo")
+    return Next("resumen") if ctx.data.get("correcting") == ONE_FIELD else Next("celular")
 
 
 async def ask_code(ctx: Ctx) -> list[Outbound]:
@@ -165,8 +178,12 @@ async def answer_authority(ctx: Ctx, event: Inbound) -> Outcome:
         res = ctx.data.setdefault("res", {})
         res["autoridad"] = event.text
         res.pop("autoridad_texto", None)
-        return Next("res_pdf")
+        return _after_authority(ctx)
     return Again("errors.use_buttons")
+
+
+def _after_authority(ctx: Ctx) -> Outcome:
+    return Next("resumen") if ctx.data.get("correcting") == ONE_FIELD else Next("res_pdf")
 
 
 def save_other_authority(ctx: Ctx, value: str) -> None:
@@ -274,10 +291,31 @@ async def answer_correct(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is Kind.BUTTON and event.text == "back":
         return Next("resumen")
     if event.kind is Kind.BUTTON and event.text in PARTS:
-        ctx.data["correcting"] = True
         if event.text == "perfiles":
+            ctx.data["correcting"] = True
             return Next(profiles.START)
-        return Next(PART_START[event.text])
+        ctx.data["fix_part"] = event.text
+        return Next("corregir_campo")
+    return Again("errors.use_buttons")
+
+
+async def ask_correct_field(ctx: Ctx) -> list[Outbound]:
+    part = ctx.data.get("fix_part", "responsable")
+    buttons = [Choice(name, f"btn.field_{name}") for name in PART_FIELDS[part]]
+    buttons += [Choice("all", "btn.field_all"), Choice("back", "btn.back_to_summary")]
+    return [Outbound("solicitud.corregir_campo", {}, rows(*buttons, per_row=2))]
+
+
+async def answer_correct_field(ctx: Ctx, event: Inbound) -> Outcome:
+    part = ctx.data.get("fix_part", "responsable")
+    if event.kind is Kind.BUTTON and event.text == "back":
+        return Next("resumen")
+    if event.kind is Kind.BUTTON and event.text == "all":
+        ctx.data["correcting"] = True
+        return Next(PART_START[part])
+    if event.kind is Kind.BUTTON and event.text in PART_FIELDS[part]:
+        ctx.data["correcting"] = ONE_FIELD
+        return Next(event.text)
     return Again("errors.use_buttons")
 
 
@@ -332,18 +370,19 @@ FLOW = Flow(
             "solicitud.res_autoridad_otra",
             plain(validators.name),
             save_other_authority,
-            lambda _ctx, _name: Next("res_pdf"),
+            lambda ctx, _name: _after_authority(ctx),
             counted=False,
         ),
         Step("res_pdf", ask_pdf, answer_pdf),
         *profiles.STEPS,
         Step("resumen", ask_summary, answer_summary),
         Step("corregir", ask_correct, answer_correct, counted=False),
+        Step("corregir_campo", ask_correct_field, answer_correct_field, counted=False),
     ),
     menu_label="menu.solicitud",
     command="solicitar",
     keeps_draft=True,
-    undo_keys=profiles.UNDO_KEYS | {"correcting"},
+    undo_keys=profiles.UNDO_KEYS | {"correcting", "fix_part"},
 )
 
 # "Corregir" on an observation opens the same form at the observed part, with the request

@@ -288,6 +288,7 @@ async def test_corregir_changes_a_part_and_returns_to_the_summary(
     await to_step(user, mailer, "resumen")
     await user.click("Corregir")
     await user.click("Resolución")
+    await user.click("Todos los datos")
     await user.send("Resolución de Alcaldía N.° 046-2026-MDSJL")
     await user.send("16/10/2026")
     await user.click("Otra")

@@ -140,24 +140,54 @@ async def test_common_questions_mean_the_same_on_list_screens(
     assert "¿Quieres dejar" in answer or "RUC" in answer
 
 
-async def test_correcting_one_field_shows_the_others_and_keeps_them(
+async def test_correcting_one_field_takes_four_interactions(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     """Reproduction 6: fixing the cargo took 8 interactions with every field typed again."""
     await to_step(user, mailer, "resumen")
-    await user.click("Corregir")
     start = len(user.screen.messages)
+    await user.click("Corregir")
     await user.click("Tus datos")
-    question = user.screen.last
-    assert "Ana María" in question.plain
-    assert any("Mantener" in b.label for row in question.buttons for b in row)
-    await user.click("Mantener")
-    await user.click("Mantener")
-    await user.click("Mantener")
+    question = (await user.click("Cargo"))[-1]
+    assert "Ahora: Jefa de Tecnologías de la Información" in question.plain
     await user.send("Subgerenta de Tecnologías de la Información")
-    await user.click("Mantener")  # the proved email: no new code
-    await user.click("Mantener")  # mobile
     summary = user.screen.last.plain
     assert "Subgerenta de Tecnologías" in summary
     assert "Ana María" in summary
-    assert len(user.screen.messages) - start <= 8
+    assert "✅ Confirmar y enviar" in [b.label for row in user.screen.last.buttons for b in row]
+    assert len(user.screen.messages) - start == 4
+
+
+async def test_correcting_a_whole_part_shows_each_answer_with_mantener(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "resumen")
+    await user.click("Corregir")
+    await user.click("Tus datos")
+    question = (await user.click("Todos los datos"))[-1]
+    assert "Ahora: Ana María" in question.plain
+    for _ in range(3):
+        await user.click("Mantener")
+    await user.send("Subgerenta de Tecnologías de la Información")
+    await user.click("Mantener")  # the proved email: no new code
+    await user.send("Mantener")  # the mobile's keyboard: typed, as the label shows
+    summary = user.screen.last.plain
+    assert "Subgerenta de Tecnologías" in summary
+    assert "987 654 321" in summary or "987654321" in summary
+    await user.click("Confirmar y enviar")
+    assert len(mailer.sent) == 2  # the one code and the request: no second code
+
+
+async def test_correcting_the_email_alone_proves_the_new_one(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "resumen")
+    await user.click("Corregir")
+    await user.click("Tus datos")
+    await user.click("Correo institucional")
+    await user.send("ana.ruiz@munisjl.gob.pe")
+    assert "código" in user.screen.last.plain
+    await user.send(mailer.last_code())
+    summary = user.screen.last.plain
+    assert "ana.ruiz@munisjl.gob.pe" in summary
+    assert "✅ Confirmar y enviar" in [b.label for row in user.screen.last.buttons for b in row]
