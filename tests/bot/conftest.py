@@ -4,7 +4,10 @@ and `pte-bot run`'s polling loop started in-process on the test's ``settings``."
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -23,10 +26,46 @@ async def api() -> AsyncIterator[FakeBotAPI]:
         yield fake
 
 
+def drained_probe(
+    settings: Settings, channel: str = "telegram"
+) -> Callable[[int, int | None], bool]:
+    """For the fake's settle(): has the bot processed this update, and sent everything it
+    committed for this chat? Read from its SQLite file, read-only (WAL lets us read while it
+    writes)."""
+
+    def drained(chat_id: Any, update_id: Any | None) -> bool:
+        path = settings.database_path
+        if not path.exists():
+            return False
+        uri = f"file:{path}?mode=ro"
+        try:
+            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=1)) as conn:
+                if (
+                    update_id is not None
+                    and not conn.execute(
+                        "SELECT 1 FROM processed_events WHERE channel = ? AND event_id = ?",
+                        (channel, str(update_id)),
+                    ).fetchone()
+                ):
+                    return False
+                waiting = conn.execute(
+                    "SELECT 1 FROM outbox WHERE channel = ? AND chat_id = ? AND state = 'pending'"
+                    " LIMIT 1",
+                    (channel, str(chat_id)),
+                ).fetchone()
+        except sqlite3.OperationalError:  # the schema is being created: not yet
+            return False
+        return waiting is None
+
+    return drained
+
+
 @pytest.fixture
-async def start_bot(settings: Settings) -> AsyncIterator[Starter]:
+async def start_bot(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Starter]:
     """Start the polling loop; returns a stopper. Call again to restart on the same data."""
     stoppers: list[Stopper] = []
+    if "api" in request.fixturenames:
+        request.getfixturevalue("api").drained = drained_probe(settings)
 
     async def start() -> Stopper:
         app = await create_app(settings)

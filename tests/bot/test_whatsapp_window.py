@@ -105,6 +105,7 @@ async def test_a_131047_status_callback_holds_a_notice_already_accepted(
     await ana.send("text", {"body": "hola"})
     cancelled, *_ = await ana.expect(2)
     assert "cancelé" in cancelled.text
+    await ana.settle()  # marked sent once our answer reached the bot: wait for that event
     [(state, ref)] = query(
         settings, "SELECT state, external_ref FROM outbox WHERE id = ?", (row.id,)
     )

@@ -16,6 +16,7 @@ import pytest
 
 from bot.server import Server, build_server
 from bot.settings import Settings
+from tests.bot.conftest import drained_probe
 from tests.conftest import AppFactory
 from tests.driver import FakeClock
 from tests.fakes.graph_api import FakeGraphAPI
@@ -47,9 +48,10 @@ def whatsapp_settings(tmp_path: Path, graph: FakeGraphAPI, **extra: Any) -> Sett
 
 @pytest.fixture
 async def wa_server(
-    make_app: AppFactory, graph: FakeGraphAPI, clock: FakeClock
+    make_app: AppFactory, graph: FakeGraphAPI, clock: FakeClock, settings: Settings
 ) -> AsyncIterator[Server]:
     """``pte-bot serve`` with WhatsApp on; the fake posts its webhooks to it."""
+    graph.drained = drained_probe(settings, "whatsapp")  # type: ignore[assignment]
     app = await make_app()
     server = await build_server(app)
     [address, *_] = await server.start()

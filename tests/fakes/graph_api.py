@@ -108,6 +108,7 @@ class FakeWhatsAppUser:
         self.api, self.wa_id, self.name = api, wa_id, name
         self.outputs: list[Sent] = []
         self._cursor = 0
+        self._last_id: str | None = None
 
     @property
     def last(self) -> Sent:
@@ -131,6 +132,7 @@ class FakeWhatsAppUser:
     async def deliver(self, message: JSONDict) -> None:
         """Post (or post again: a redelivery) one of this person's messages."""
         self._cursor = len(self.outputs)
+        self._last_id = str(message.get("id"))
         self.api.windows_closed.discard(self.wa_id)
         status, _ = await self.api.deliver(self.api.envelope(messages=[message], user=self))
         assert status == 200, f"webhook answered {status}"
@@ -192,8 +194,27 @@ class FakeWhatsAppUser:
         return self.outputs[start : start + n]
 
     async def settle(self, quiet: float = 0.3, timeout: float = 10.0) -> list[Sent]:  # noqa: ASYNC109
-        """Wait until nothing reached this person for ``quiet`` seconds; the new messages."""
+        """Wait until the bot is done with this person; the new messages. With the harness's
+        ``drained`` probe that is an event (their last message processed, nothing for them
+        waiting to be sent, no send in flight); without it, or when the probe never says so
+        (a notice held for a closed window), ``quiet`` seconds with nothing new."""
         deadline = time.monotonic() + timeout
+        probe = self.api.drained
+        if probe is not None:
+            # A reply is marked sent only once our answer reached the bot: nothing pending
+            # means every send was answered. The long quiet is the fallback only.
+            quiet = max(quiet, 2.0)
+            changed = time.monotonic()
+            while time.monotonic() < deadline and not probe(self.wa_id, self._last_id):
+                seen = len(self.outputs)
+                await self.api.wait_for(lambda seen=seen: len(self.outputs) != seen, 0.01)  # type: ignore[misc]
+                if len(self.outputs) != seen:
+                    changed = time.monotonic()
+                elif time.monotonic() - changed >= quiet:
+                    break
+            found = self.outputs[self._cursor :]
+            self._cursor = len(self.outputs)
+            return found
         while time.monotonic() < deadline:
             seen = len(self.outputs)
             await self.api.wait_for(lambda seen=seen: len(self.outputs) != seen, quiet)  # type: ignore[misc]
@@ -219,6 +240,9 @@ class FakeGraphAPI:
         self.display_number = "51100000000"
         self.templates = templates
         self.webhook_url: str | None = None
+        # The harness's probe of the bot's store: (wa_id, last message id) -> True once that
+        # message is processed and nothing for the person waits to be sent (see settle()).
+        self.drained: Callable[[str, str | None], bool] | None = None
         self.calls: list[Call] = []
         self.sent: list[Sent] = []
         self.media: dict[str, Media] = {}
