@@ -50,7 +50,7 @@ from tests.conversations.test_access_request import PDF, tiny_png
 from tests.driver import Driver, FakeClock, MemoryMailer
 from tests.fakes.graph_api import TEXT_LIMIT, FakeGraphAPI, GraphRefusal, Sent
 
-EXAMPLES = int(os.environ.get("PTE_MODEL_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("PTE_MODEL_EXAMPLES", "80"))
 STEPS = int(os.environ.get("PTE_MODEL_STEPS", "60"))
 SEED = os.environ.get("PTE_MODEL_SEED")
 
@@ -236,6 +236,24 @@ class Officers(RuleBasedStateMachine):
             self.run(self.staff.send("Revisa la resolución, por favor: el PDF está en blanco."))
         else:
             self.tap_last(self.staff, pick)
+
+    @rule(number=st.integers(1, 3), action=st.sampled_from(("attend", "observe", "close")))
+    def specialist_works_a_ticket(self, number: int, action: str) -> None:
+        """The desk moves an officer's ticket: the officer hears of it (and Actualizar
+        perfiles opens once a request is attended)."""
+        self.run(self.staff.send(f"/ticket PTE-2026-{number:06d}"))
+        steps = {
+            "attend": ("Tomar", "Atender", "Sí, atender"),
+            "observe": ("Tomar", "Observar", "Resolución"),
+            "close": ("Cerrar",),
+        }[action]
+        for label in steps:
+            try:
+                self.run(self.staff.click(label))
+            except AssertionError:  # not offered in this state: the walk ends here
+                return
+        if action == "observe":
+            self.run(self.staff.send("El PDF de la resolución está en blanco, envíalo otra vez."))
 
     @rule()
     def restart(self) -> None:
