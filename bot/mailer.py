@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -134,7 +135,11 @@ class MailOutbox:
                     await self._fail(row_id, described)
                     del self._errors[row_id]
                 else:
-                    log.debug("mail %d raised; retry in %s", row_id, backoff, exc_info=True)
+                    log.debug(
+                        "mail %d raised %s; retry in %s at\n%s",
+                        row_id, type(error).__name__, backoff,
+                        "".join(traceback.format_tb(error.__traceback__)),
+                    )  # fmt: skip
                     await self._retry_later(row_id, described, now + backoff)
                     wait = min(wait, backoff.total_seconds())
             else:

@@ -39,6 +39,7 @@ import contextlib
 import itertools
 import json
 import logging
+import traceback
 from collections import deque
 from collections.abc import Iterable
 from datetime import timedelta
@@ -250,8 +251,12 @@ class OutboxWorker:
                     await self._give_up(row, error, errors)
                     return
                 delay = min(self.max_backoff, ERROR_BACKOFF * 2 ** (errors - 1))
-                # DEBUG: the one WARNING about this row is written when it is given up.
-                log.debug("outbox row %d raised; retry in %.1fs", row.id, delay, exc_info=True)
+                # DEBUG, and where it was raised only (its text may quote the message): the
+                # one ERROR about this row is written when it is given up.
+                log.debug(
+                    "outbox row %d raised %s; retry in %.1fs at\n%s",
+                    row.id, type(error).__name__, delay, _frames(error),
+                )  # fmt: skip
                 await self.store.mark_attempt(
                     row.id,
                     _describe(error),
@@ -340,6 +345,11 @@ def _key_of(payload: str) -> str:
     except ValueError:
         return "?"
     return str(body.get("key", "delete")) if isinstance(body, dict) else "?"
+
+
+def _frames(error: Exception) -> str:
+    """Where ``error`` was raised (files, lines, code), without its message."""
+    return "".join(traceback.format_tb(error.__traceback__))
 
 
 def _describe(error: Exception) -> str:

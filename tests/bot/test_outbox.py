@@ -155,9 +155,12 @@ async def test_a_transport_that_raises_is_retried_then_failed_and_the_chat_goes_
     transport = RaisingTransport({"a"})
     sleep = RecordingSleep()
     worker = OutboxWorker(store, "t", transport, FakeClock(NOW), sleep=sleep)
+    caplog.set_level(logging.DEBUG, logger="bot.outbox")
     await worker.start()
     await worker.drain()
     assert transport.delivered == ["b", "common.undeliverable"]
+    # The error's text (it may quote the message) is stored, never logged, even at DEBUG.
+    assert not any("transport bug" in r.getMessage() for r in caplog.records)
     assert sleep.delays == [1.0, 2.0]  # three tries, backing off
     [a, b, apology] = await outbox_rows(store)
     assert a == (bad.id, "a", "failed", 3, "Exception: transport bug")
