@@ -401,11 +401,12 @@ class BuggyMailer:
 
     def __init__(self, poison: set[str]) -> None:
         self.poison = poison
+        self.reason = "mailer bug"
         self.sent: list[EmailMessage] = []
 
     async def send(self, msg: EmailMessage) -> str:
         if str(msg["Subject"]) in self.poison:
-            raise Exception("mailer bug")  # what no SMTP answer maps to
+            raise Exception(self.reason)  # what no SMTP answer maps to
         self.sent.append(msg)
         return str(msg["Message-ID"])
 

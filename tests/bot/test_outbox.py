@@ -113,10 +113,11 @@ class RaisingTransport(FlakyTransport):
         super().__init__([])
         self.poison = poison
         self.everything = everything
+        self.reason = "transport bug"
 
     async def deliver(self, row: OutboxRow) -> str | None:
         if self.everything or json.loads(row.payload)["key"] in self.poison:
-            raise Exception("transport bug")  # not a channel API error
+            raise Exception(self.reason)  # not a channel API error
         return await super().deliver(row)
 
 
