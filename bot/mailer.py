@@ -1,8 +1,17 @@
 """The mail outbox: messages written in the deciding transaction, sent after it commits.
 
 Sending retries with backoff until the server takes the message (a 4xx reply or a network
-failure is transient; a 5xx is permanent and marks the row failed). Once sent, the stored
-bytes are cleared: a verification code lives in the database only until it is mailed.
+failure is transient; a 5xx is permanent and marks the row failed). Anything else raised
+while reading the stored message back or sending it (a bug, not the server's answer) is
+tried ``MAX_ERRORS`` times in all (counted per run) with the same backoff, then the row is
+marked failed with its error and one ERROR line names the row (id, kind, exception type);
+the mails behind it go on. Once sent, the stored bytes are cleared: a verification code
+lives in the database only until it is mailed.
+
+Delivery is at-least-once: a crash after the server took a mail and before its row is marked
+sent sends it again after the restart. Its Message-ID is fixed when the row is written (in
+the message and in the row's ``message_id``), so the copy is the same message and the
+receiving side can drop it.
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -23,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=30)
+MAX_ERRORS = 3  # tries of a mail whose reading or sending raises something unexpected
 
 
 class MailOutbox:
@@ -33,6 +44,8 @@ class MailOutbox:
         self.clock = clock
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Unexpected errors per row in this run (server answers are counted in ``attempts``).
+        self._errors: dict[int, int] = {}
 
     async def enqueue(
         self,
@@ -55,9 +68,15 @@ class MailOutbox:
             now=tx.now,
         )
         await tx.execute(
-            "INSERT INTO mail_outbox (kind, message, created_at, next_attempt_at)"
-            " VALUES (?, ?, ?, ?)",
-            (kind, message.as_bytes(policy=policy.SMTP), tx.stamp, tx.stamp),
+            "INSERT INTO mail_outbox (kind, message, message_id, created_at, next_attempt_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                kind,
+                message.as_bytes(policy=policy.SMTP),
+                str(message["Message-ID"]),
+                tx.stamp,
+                tx.stamp,
+            ),
         )
         self._wake.set()  # the worker reads under the store lock, so after this commits
 
@@ -84,45 +103,81 @@ class MailOutbox:
         async with self.store.reading() as conn:
             rows = list(
                 await conn.execute_fetchall(
-                    "SELECT id, message, attempts, next_attempt_at FROM mail_outbox"
-                    " WHERE state = 'pending' ORDER BY id"
+                    "SELECT id, kind, message, message_id, attempts, next_attempt_at"
+                    " FROM mail_outbox WHERE state = 'pending' ORDER BY id"
                 )
             )
         wait = 60.0
-        for row_id, raw, attempts, next_at in rows:
+        for row_id, kind, raw, message_id, attempts, next_at in rows:
             due = datetime.fromisoformat(next_at)
             if due > now:
                 wait = min(wait, (due - now).total_seconds())
                 continue
-            message = message_from_bytes(raw, policy=policy.default)
-            assert isinstance(message, EmailMessage)
+            backoff = min(MAX_BACKOFF, timedelta(seconds=5 * 2 ** min(attempts, 12)))
             try:
-                reference = await self.mailer.send(message)
+                reference = await self.mailer.send(_stored(raw, message_id))
             except TransientMailError as error:
-                backoff = min(MAX_BACKOFF, timedelta(seconds=5 * 2 ** min(attempts, 12)))
                 log.warning("mail %d not sent (%s); retry in %s", row_id, error, backoff)
-                await self._update(
-                    "UPDATE mail_outbox SET attempts = attempts + 1, last_error = ?,"
-                    " next_attempt_at = ? WHERE id = ?",
-                    (str(error)[:500], iso(now + backoff), row_id),
-                )
+                await self._retry_later(row_id, str(error), now + backoff)
                 wait = min(wait, backoff.total_seconds())
             except PermanentMailError as error:
                 log.error("mail %d refused for good: %s", row_id, error)
-                await self._update(
-                    "UPDATE mail_outbox SET attempts = attempts + 1, last_error = ?,"
-                    " state = 'failed' WHERE id = ?",
-                    (str(error)[:500], row_id),
-                )
+                await self._fail(row_id, str(error))
+            except Exception as error:  # neither the server's answer nor ours to wait out
+                # The text may quote an address: it goes to the row, not to the log.
+                described = f"{type(error).__name__}: {error}"
+                errors = self._errors[row_id] = self._errors.get(row_id, 0) + 1
+                if errors >= MAX_ERRORS:
+                    log.error(
+                        "mail %d (%s) failed for good after %d tries: %s",
+                        row_id, kind, errors, type(error).__name__,
+                    )  # fmt: skip
+                    await self._fail(row_id, described)
+                    del self._errors[row_id]
+                else:
+                    log.debug(
+                        "mail %d raised %s; retry in %s at\n%s",
+                        row_id, type(error).__name__, backoff,
+                        "".join(traceback.format_tb(error.__traceback__)),
+                    )  # fmt: skip
+                    await self._retry_later(row_id, described, now + backoff)
+                    wait = min(wait, backoff.total_seconds())
             else:
-                log.info("mail %d sent", row_id)
+                # Marked before anything else: the window in which a crash resends it is
+                # this one statement.
+                self._errors.pop(row_id, None)
                 await self._update(
                     "UPDATE mail_outbox SET state = 'sent', sent_at = ?, reference = ?,"
                     " message = NULL WHERE id = ?",
                     (iso(self.clock.now()), reference, row_id),
                 )
+                log.info("mail %d sent", row_id)
         return wait
+
+    async def _retry_later(self, row_id: int, error: str, due: datetime) -> None:
+        await self._update(
+            "UPDATE mail_outbox SET attempts = attempts + 1, last_error = ?,"
+            " next_attempt_at = ? WHERE id = ?",
+            (error[:500], iso(due), row_id),
+        )
+
+    async def _fail(self, row_id: int, error: str) -> None:
+        await self._update(
+            "UPDATE mail_outbox SET attempts = attempts + 1, last_error = ?,"
+            " state = 'failed' WHERE id = ?",
+            (error[:500], row_id),
+        )
 
     async def _update(self, sql: str, params: tuple[object, ...]) -> None:
         async with self.store.reading() as conn:
             await conn.execute(sql, params)
+
+
+def _stored(raw: bytes, message_id: str | None) -> EmailMessage:
+    """The message as written, under the Message-ID fixed with its row."""
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    if message_id and message["Message-ID"] != message_id:
+        del message["Message-ID"]
+        message["Message-ID"] = message_id
+    return message

@@ -13,6 +13,23 @@ then holds the chat in the pacer (which pauses the whole bot when the bot, not o
 over the limit) instead of sleeping here; 429s never count as failures. Other transient
 failures back off here, and after ``max_attempts`` of them the row is marked failed: it
 stays in the outbox, visible to staff on the ticket, and the chat's later messages go on.
+
+**Poison rows.** Anything else a delivery raises (a template that does not render, a bug in
+a transport) is neither the channel's nor the user's doing and would otherwise block the
+chat forever: the row is tried ``max_errors`` times in all, backing off (``sleep``, injected
+in tests) between tries, then marked failed with its error, in the same transaction as ONE
+apology row for the chat (``common.undeliverable`` with a "Menú" button whose callback data,
+``0:menu``, the engine answers with the main menu like any stale menu button). The apology is
+a row like any other, so it is durable, ordered after what the chat already has queued, and
+its template takes no data, so it cannot fail to render; if it fails anyway it is marked
+failed without another apology (no loop), and no second apology is written while one is
+still pending for the chat. One log line names the row: its id, template key and the
+exception type, never its text.
+
+**Marking sent.** A chat's next row waits until the previous one's mark as sent has
+committed (marks of all chats are grouped into one transaction). A crash can therefore
+repeat at most the one row per chat whose send had returned (or was in flight) and whose mark
+had not committed yet.
 """
 
 from __future__ import annotations
@@ -22,13 +39,17 @@ import contextlib
 import itertools
 import json
 import logging
+import traceback
 from collections import deque
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from bot.errors import PermanentDelivery, TransientDelivery
+from bot.payload import encode
 from bot.store import OutboxRow, Store
+from conversations.engine import CHOICE_MENU
+from conversations.events import Choice, Outbound, rows
 
 if TYPE_CHECKING:
     from bot.app import Clock
@@ -36,6 +57,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_RUN = 5  # messages of one reply a chat may send back to back before others' turn
+MAX_ERRORS = 3  # tries of a row whose delivery raises something unexpected (poison)
+ERROR_BACKOFF = 1.0  # seconds before the first retry of such a row; doubles each time
+APOLOGY_KEY = "common.undeliverable"
+# qid 0 is never an open question with a "menu" choice of its own, so the engine takes the
+# button as a stale menu button and answers with the main menu.
+APOLOGY = encode(Outbound(APOLOGY_KEY, {}, rows(Choice(CHOICE_MENU, "btn.menu"))), 0, None)
 
 
 class Transport(Protocol):
@@ -58,6 +85,7 @@ class OutboxWorker:
         only_chat: str | None = None,
         pacer: Pacer | None = None,
         max_attempts: int | None = None,
+        max_errors: int = MAX_ERRORS,
     ) -> None:
         self.store = store
         self.channel = channel
@@ -68,6 +96,7 @@ class OutboxWorker:
         self.max_backoff = max_backoff
         self.pacer = pacer
         self.max_attempts = max_attempts  # transient failures (not 429s) before giving up
+        self.max_errors = max_errors  # unexpected exceptions (poison) before giving up
         self._sleep = sleep or asyncio.sleep
         self._queues: dict[str, deque[OutboxRow]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -81,6 +110,8 @@ class OutboxWorker:
         self._batches = itertools.count()
         self._flush_wanted = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        # Resolved when the flush that takes the rows now in ``_done`` has committed.
+        self._next_flush: asyncio.Future[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self._known: set[int] = set()  # ids submitted and not yet delivered
@@ -181,6 +212,7 @@ class OutboxWorker:
     async def _deliver(self, row: OutboxRow, continues: bool = False) -> None:
         attempt = row.attempts
         failures = 0
+        errors = 0
         while True:
             try:
                 ref = await self._send(row, continues)
@@ -213,17 +245,69 @@ class OutboxWorker:
                 log.warning("outbox row %d undeliverable: %s", row.id, error)
                 await self.store.mark_attempt(row.id, str(error), failed=True, next_attempt=None)
                 return
+            except Exception as error:  # poison: neither the channel's nor the user's doing
+                errors += 1
+                if errors >= self.max_errors:
+                    await self._give_up(row, error, errors)
+                    return
+                delay = min(self.max_backoff, ERROR_BACKOFF * 2 ** (errors - 1))
+                # DEBUG, and where it was raised only (its text may quote the message): the
+                # one ERROR about this row is written when it is given up.
+                log.debug(
+                    "outbox row %d raised %s; retry in %.1fs at\n%s",
+                    row.id, type(error).__name__, delay, _frames(error),
+                )  # fmt: skip
+                await self.store.mark_attempt(
+                    row.id,
+                    _describe(error),
+                    failed=False,
+                    next_attempt=self.clock.now() + timedelta(seconds=delay),
+                )
+                await self._sleep(delay)
             else:
-                self.sent += 1
-                self._done.append((row.id, ref))
-                self._flush_wanted.set()
+                await self._mark_sent(row.id, ref)
                 return
+
+    async def _give_up(self, row: OutboxRow, error: Exception, tries: int) -> None:
+        """Mark a poison row failed and, unless it was the apology, apologise to its chat."""
+        key = _key_of(row.payload)
+        apologise = row.payload != APOLOGY
+        log.error(
+            "outbox row %d (template %s) failed for good after %d tries: %s; %s",
+            row.id, key, tries, type(error).__name__,
+            "the chat gets an apology" if apologise else "it was the apology: none sent",
+        )  # fmt: skip
+        added = await self.store.fail_delivery(
+            row.id, _describe(error), self.clock.now(), APOLOGY if apologise else None
+        )
+        self.submit(added)
+
+    async def _mark_sent(self, row_id: int, ref: str | None) -> None:
+        """Record a delivered row; returns once the mark has committed (grouped with the
+        marks of other chats), so the chat's next send never precedes it."""
+        self.sent += 1
+        self._done.append((row_id, ref))
+        if self._flusher is None or self._flusher.done():
+            return  # not started (or stopping): drain() and stop() mark what is done
+        if self._next_flush is None:
+            self._next_flush = asyncio.get_running_loop().create_future()
+        committed = self._next_flush
+        self._flush_wanted.set()
+        await asyncio.shield(committed)
 
     async def _flush_loop(self) -> None:
         while True:
             await self._flush_wanted.wait()
             self._flush_wanted.clear()
-            await self._flush()
+            committed, self._next_flush = self._next_flush, None
+            try:
+                await self._flush()
+            except Exception:
+                # The rows stay pending in the store: sent again after a restart.
+                log.exception("marking delivered outbox rows as sent failed")
+            finally:
+                if committed is not None:
+                    committed.set_result(None)
 
     async def _flush(self) -> None:
         done, self._done = self._done, []
@@ -252,3 +336,21 @@ def _latest_edits(rows: list[OutboxRow]) -> tuple[list[OutboxRow], list[OutboxRo
     keep = [r for r in rows if r.id not in refs or last_edit[refs[r.id]] == r.id]
     dropped = [r for r in rows if r.id in refs and last_edit[refs[r.id]] != r.id]
     return keep, dropped
+
+
+def _key_of(payload: str) -> str:
+    """The template key of a stored payload, for logs (a key names no one)."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return "?"
+    return str(body.get("key", "delete")) if isinstance(body, dict) else "?"
+
+
+def _frames(error: Exception) -> str:
+    """Where ``error`` was raised (files, lines, code), without its message."""
+    return "".join(traceback.format_tb(error.__traceback__))
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"

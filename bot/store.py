@@ -337,6 +337,29 @@ class Store:
                 ),
             )
 
+    async def fail_delivery(
+        self, row_id: int, error: str, now: datetime, apology: str | None
+    ) -> list[OutboxRow]:
+        """Mark a row failed and, in the same transaction, queue ``apology`` for its chat
+        unless the chat already has that apology pending; returns the rows added."""
+        async with self.transaction(now) as tx:
+            found = await tx.fetchone(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = 'failed',"
+                " next_attempt_at = NULL WHERE id = ? RETURNING channel, chat_id",
+                (error[:500], row_id),
+            )
+            if found is None or apology is None:
+                return []
+            channel, chat_id = found
+            waiting = await tx.fetchone(
+                "SELECT 1 FROM outbox WHERE channel = ? AND chat_id = ? AND state = 'pending'"
+                " AND payload = ? LIMIT 1",
+                (channel, chat_id, apology),
+            )
+            if waiting is not None:
+                return []
+            return await tx.enqueue(channel, chat_id, [(apology, False)])
+
     # ------------------------------------------------------------ webhook inbox
     async def inbox_add(self, channel: str, body: bytes, now: datetime) -> int:
         """Keep a webhook delivery before acknowledging it; returns its id."""

@@ -92,7 +92,9 @@ class Driver:
         self.channel = channel
         self.screen = Screen()
         self.transport = RecordingTransport(app, self.screen)
-        self.worker = OutboxWorker(app.store, channel, self.transport, app.clock)
+        self.worker = OutboxWorker(
+            app.store, channel, self.transport, app.clock, sleep=self._backoff
+        )
         # Everyone chatting with this app: rows for another chat reach that chat's screen.
         self.peers: dict[str, Driver] = {chat_id: self}
 
@@ -106,6 +108,12 @@ class Driver:
             self.app.staff[self.channel] = known | {chat_id}
         await other.start()
         return other
+
+    async def _backoff(self, delay: float) -> None:
+        """The worker's wait before a retry: the fake clock moves on, nothing sleeps."""
+        advance = getattr(self.app.clock, "advance", None)
+        if advance is not None:
+            advance(seconds=delay)
 
     async def deliver(self, rows: list[OutboxRow]) -> None:
         """Hand committed rows to the screens of the chats they are for."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -28,6 +30,9 @@ from bot.mail import (
     build_message,
     envelope_recipients,
 )
+from bot.mailer import MailOutbox
+from bot.store import Store
+from tests.driver import FakeClock
 
 HELP_DESK = "mesadeayuda@gobiernodigital.gob.pe"
 OFFICER = "Ana Pérez <aperez@munisjl.gob.pe>"
@@ -363,3 +368,131 @@ async def test_eml_mailer_never_overwrites(tmp_path: Path) -> None:
     references = {await eml.send(sample_message()) for _ in range(5)}
     assert len(references) == 5
     assert len([name for name in os.listdir(tmp_path) if name.endswith(".eml")]) == 5
+
+
+# --- the mail outbox ------------------------------------------------------------------------
+
+NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+
+
+async def enqueue(outbox: MailOutbox, subject: str) -> None:
+    async with outbox.store.transaction(outbox.clock.now()) as tx:
+        await outbox.enqueue(
+            tx,
+            kind="request",
+            to=[HELP_DESK],
+            cc=[OFFICER],
+            subject=subject,
+            body="Señores de la mesa de ayuda:\n",
+            attachments=[],
+        )
+
+
+async def mail_rows(store: Store) -> list[tuple[Any, ...]]:
+    async with store.reading() as conn:
+        found = await conn.execute_fetchall(
+            "SELECT id, state, attempts, last_error, message_id FROM mail_outbox ORDER BY id"
+        )
+    return [tuple(row) for row in found]
+
+
+class BuggyMailer:
+    """Raises a plain ``Exception`` (not a MailError) for subjects in ``poison``."""
+
+    def __init__(self, poison: set[str]) -> None:
+        self.poison = poison
+        self.reason = "mailer bug"
+        self.sent: list[EmailMessage] = []
+
+    async def send(self, msg: EmailMessage) -> str:
+        if str(msg["Subject"]) in self.poison:
+            raise Exception(self.reason)  # what no SMTP answer maps to
+        self.sent.append(msg)
+        return str(msg["Message-ID"])
+
+
+@pytest.mark.parametrize("where", ["sending", "reading the stored message"])
+async def test_a_mail_that_raises_is_retried_then_failed_and_the_next_still_goes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    clock = FakeClock(NOW)
+    mailer = BuggyMailer({"malo"} if where == "sending" else set())
+    outbox = MailOutbox(store, mailer, SENDER, clock)
+    caplog.set_level(logging.DEBUG, logger="bot.mailer")
+    await enqueue(outbox, "malo")
+    await enqueue(outbox, "bueno")
+    if where != "sending":  # a stored message that cannot be read back
+        async with store.reading() as conn:
+            await conn.execute("UPDATE mail_outbox SET message = NULL WHERE id = 1")
+    waits = [await outbox.send_due()]
+    assert [str(m["Subject"]) for m in mailer.sent] == ["bueno"]  # not held behind it
+    for _ in range(2):
+        clock.advance(seconds=waits[-1])  # the backoff, on the fake clock
+        waits.append(await outbox.send_due())
+    assert waits[:2] == [5.0, 10.0]
+    [bad, good] = await mail_rows(store)
+    assert bad[1:3] == ("failed", 3)
+    stored_error = "Exception: mailer bug" if where == "sending" else "AttributeError: "
+    assert bad[3].startswith(stored_error)
+    assert good[1] == "sent"
+    named = [
+        r for r in caplog.records if r.levelno >= logging.WARNING and "mail 1 " in r.getMessage()
+    ]
+    assert len(named) == 1
+    assert "request" in named[0].getMessage()
+    assert "@" not in named[0].getMessage()
+    assert not any("mailer bug" in r.getMessage() for r in caplog.records)
+    await store.close()
+
+    # A restart neither sends nor fails it again.
+    store = await Store.open(tmp_path / "db.sqlite3")
+    fresh = BuggyMailer(set())
+    clock.advance(hours=1)
+    await MailOutbox(store, fresh, SENDER, clock).send_due()
+    assert fresh.sent == []
+    assert await mail_rows(store) == [bad, good]
+    await store.close()
+
+
+class CrashAfterSending:
+    """Hands the mail to the SMTP server, then never returns: the process dies before the
+    row is marked sent."""
+
+    def __init__(self, smtp: SmtpMailer) -> None:
+        self.smtp = smtp
+        self.handed_over = asyncio.Event()
+
+    async def send(self, msg: EmailMessage) -> str:
+        await self.smtp.send(msg)
+        self.handed_over.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_mail_sent_again_after_a_crash_has_the_same_message_id(
+    tmp_path: Path, smtp_server: Server
+) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    crashing = CrashAfterSending(mailer(smtp_server))
+    outbox = MailOutbox(store, crashing, SENDER, FakeClock(NOW))
+    await enqueue(outbox, SUBJECT)
+    [(_id, _state, _n, _error, message_id)] = await mail_rows(store)
+    assert message_id.endswith("@pte.gob.pe>")  # the sender's domain
+    sending = asyncio.create_task(outbox.send_due())
+    await crashing.handed_over.wait()
+    sending.cancel()  # killed between the server's 250 and the mark
+    with contextlib.suppress(asyncio.CancelledError):
+        await sending
+    await store.close()
+
+    store = await Store.open(tmp_path / "db.sqlite3")
+    assert [row[1] for row in await mail_rows(store)] == ["pending"]
+    await MailOutbox(store, mailer(smtp_server), SENDER, FakeClock(NOW)).send_due()
+    first, again = smtp_server.handler.received
+    ids = [
+        message_from_bytes(r.content, policy=policy.default)["Message-ID"] for r in (first, again)
+    ]
+    assert ids == [message_id, message_id]  # the same message: the receiver can drop the copy
+    assert [row[1] for row in await mail_rows(store)] == ["sent"]
+    await store.close()

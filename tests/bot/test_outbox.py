@@ -1,15 +1,26 @@
-"""The outbox worker: order per chat, retries, permanent failures, restart."""
+"""The outbox worker: order per chat, retries, permanent failures, poison rows, restart."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import logging
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
 
 from bot.errors import PermanentDelivery, TransientDelivery
 from bot.outbox import OutboxWorker
+from bot.payload import encode
 from bot.store import OutboxRow, Store
-from tests.driver import FakeClock
+from bot.texts import Texts
+from conversations.events import Outbound
+from tests.conftest import AppFactory
+from tests.driver import Driver, FakeClock
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 
@@ -89,3 +100,206 @@ async def test_restart_delivers_pending_rows_but_not_superseded_card_edits(
     assert await store.pending_outbox("t") == []
     await worker.stop()
     await store.close()
+
+
+# --- poison rows: what raises something that is not a delivery error ---------------------
+
+
+class RaisingTransport(FlakyTransport):
+    """Raises a plain ``Exception`` for the rows whose key is in ``poison`` (always), or for
+    every row with ``everything``; delivers the rest."""
+
+    def __init__(self, poison: set[str], everything: bool = False) -> None:
+        super().__init__([])
+        self.poison = poison
+        self.everything = everything
+        self.reason = "transport bug"
+
+    async def deliver(self, row: OutboxRow) -> str | None:
+        if self.everything or json.loads(row.payload)["key"] in self.poison:
+            raise Exception(self.reason)  # not a channel API error
+        return await super().deliver(row)
+
+
+class RecordingSleep:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+async def outbox_rows(store: Store) -> list[tuple[int, str, str, int, str | None]]:
+    async with store.reading() as conn:
+        found = await conn.execute_fetchall(
+            "SELECT id, json_extract(payload, '$.key'), state, attempts, last_error FROM outbox"
+            " ORDER BY id"
+        )
+    return [tuple(row) for row in found]  # type: ignore[misc]
+
+
+def naming(caplog: pytest.LogCaptureFixture, row_id: int) -> list[logging.LogRecord]:
+    """Log records at WARNING or above that name outbox row ``row_id``."""
+    return [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and re.search(rf"\brow {row_id}\b", r.getMessage())
+    ]
+
+
+async def test_a_transport_that_raises_is_retried_then_failed_and_the_chat_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    async with store.transaction(NOW) as tx:
+        [bad, _] = await tx.enqueue("t", "1", [(payload("a"), False), (payload("b"), False)])
+    transport = RaisingTransport({"a"})
+    sleep = RecordingSleep()
+    worker = OutboxWorker(store, "t", transport, FakeClock(NOW), sleep=sleep)
+    caplog.set_level(logging.DEBUG, logger="bot.outbox")
+    await worker.start()
+    await worker.drain()
+    assert transport.delivered == ["b", "common.undeliverable"]
+    # The error's text (it may quote the message) is stored, never logged, even at DEBUG.
+    assert not any("transport bug" in r.getMessage() for r in caplog.records)
+    assert sleep.delays == [1.0, 2.0]  # three tries, backing off
+    [a, b, apology] = await outbox_rows(store)
+    assert a == (bad.id, "a", "failed", 3, "Exception: transport bug")
+    assert b[2] == apology[2] == "sent"
+    [record] = naming(caplog, bad.id)
+    assert "template a" in record.getMessage()
+    assert "Exception" in record.getMessage()
+    await worker.stop()
+
+    # A restart neither sends nor fails it again.
+    caplog.clear()
+    again = RaisingTransport(set())
+    worker = OutboxWorker(store, "t", again, FakeClock(NOW), sleep=sleep)
+    await worker.start()
+    await worker.drain()
+    assert again.delivered == []
+    assert await outbox_rows(store) == [a, b, apology]
+    assert naming(caplog, bad.id) == []
+    await worker.stop()
+    await store.close()
+
+
+async def test_several_poison_rows_of_a_chat_get_one_apology(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    async with store.transaction(NOW) as tx:
+        await tx.enqueue(
+            "t", "1", [(payload("a"), False), (payload("b"), False), (payload("c"), False)]
+        )
+        await tx.enqueue("t", "2", [(payload("d"), False)])
+    transport = RaisingTransport({"a", "b"})
+    worker = OutboxWorker(store, "t", transport, FakeClock(NOW), sleep=no_sleep)
+    await worker.start()
+    await worker.drain()
+    assert sorted(transport.delivered) == ["c", "common.undeliverable", "d"]
+    states = [(key, state) for _id, key, state, _n, _e in await outbox_rows(store)]
+    assert states == [
+        ("a", "failed"),
+        ("b", "failed"),
+        ("c", "sent"),
+        ("d", "sent"),
+        ("common.undeliverable", "sent"),
+    ]
+    await worker.stop()
+    await store.close()
+
+
+async def test_an_apology_that_fails_too_is_not_apologised_for(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    async with store.transaction(NOW) as tx:
+        await tx.enqueue("t", "1", [(payload("a"), False)])
+    worker = OutboxWorker(
+        store, "t", RaisingTransport(set(), everything=True), FakeClock(NOW), sleep=no_sleep
+    )
+    await worker.start()
+    await worker.drain()  # returns: nothing loops
+    rows = await outbox_rows(store)
+    assert [(key, state, n) for _id, key, state, n, _e in rows] == [
+        ("a", "failed", 3),
+        ("common.undeliverable", "failed", 3),
+    ]
+    [record] = naming(caplog, rows[1][0])
+    assert "it was the apology" in record.getMessage()
+    await worker.stop()
+    await store.close()
+
+
+# --- the same through the app: a template that does not render ------------------------------
+
+
+def broken(key: str) -> Texts:
+    """The locale, with ``key`` raising as a template with a bug would."""
+
+    class Broken(Texts):
+        def render(self, name: str, data: Mapping[str, Any]) -> str:
+            if name == key:
+                raise jinja2.UndefinedError("'x' is undefined")
+            return super().render(name, data)
+
+    return Broken()
+
+
+async def test_a_reply_that_cannot_render_is_replaced_by_an_apology_with_the_menu(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = Driver(await make_app())
+    await user.start()
+    await user.send("/start")
+    await user.click("Acepto")
+    user.app.texts = broken("common.welcome_back")  # what the channel renders with
+    shown = await user.send("/start")  # welcome back (broken), then the menu
+    menu, apology = shown
+    assert menu.plain.startswith("¿Qué necesitas hacer?")
+    assert apology.plain == Texts().plain("common.undeliverable", {})
+    assert [b.label for row in apology.buttons for b in row] == ["Menú"]
+    [again_menu] = await user.click("Menú")
+    assert again_menu.plain.startswith("¿Qué necesitas hacer?")
+
+    rows = await outbox_rows(user.app.store)
+    [failed] = [row for row in rows if row[2] == "failed"]
+    assert failed[1:4] == ("common.welcome_back", "failed", 3)
+    assert failed[4] == "UndefinedError: 'x' is undefined"
+    assert sum(row[1] == "common.undeliverable" for row in rows) == 1
+    [record] = naming(caplog, failed[0])
+    assert "common.welcome_back" in record.getMessage()
+    assert "UndefinedError" in record.getMessage()
+    await user.stop()
+
+    # Restarted on the same file: the failed row stays failed, nothing is sent again.
+    caplog.clear()
+    again = Driver(await make_app())
+    await again.start()
+    assert again.screen.messages == []
+    assert await outbox_rows(again.app.store) == rows
+    assert naming(caplog, failed[0]) == []
+    await again.stop()
+
+
+async def test_a_row_with_an_undefined_variable_does_not_block_its_chat(
+    make_app: AppFactory,
+) -> None:
+    user = Driver(await make_app())
+    await user.start()
+    await user.send("/start")
+    async with user.app.store.transaction(user.app.clock.now()) as tx:
+        rows = await tx.enqueue(
+            "test",
+            user.chat_id,
+            [
+                (encode(Outbound("common.paso", {}), 0, None), False),  # k and n undefined
+                (encode(Outbound("common.slow_down"), 0, None), False),
+            ],
+        )
+    before = user.app.clock.now()
+    await user.deliver(rows)
+    later, apology = user.screen.messages[-2:]
+    assert later.plain.startswith("Recibí muchos mensajes")
+    assert apology.plain.startswith("Lo siento, no pude mostrarte")
+    assert user.app.clock.now() - before == timedelta(seconds=3)  # backed off 1 s, then 2 s
+    await user.stop()

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import create_app
+from bot.channels.telegram import TelegramChannel, run_polling
 from bot.settings import Settings
 from tests.bot.conftest import Starter
+from tests.bot.test_outbox import broken
 from tests.fakes.telegram_api import FakeBotAPI, FakeUser
 
 
@@ -191,3 +194,29 @@ async def test_pasted_password_is_deleted_from_the_chat(
     assert len(deleted) == 1
     assert deleted[0].ok
     assert rejected(api) == []
+
+
+async def test_a_reply_that_cannot_render_is_replaced_by_an_apology_with_the_menu(
+    api: FakeBotAPI, settings: Settings
+) -> None:
+    app = await create_app(settings)
+    app.texts = broken("common.welcome_back")  # what the channel renders with
+    channel = TelegramChannel(app)
+    channel.worker.max_errors = 1  # given up at once: no backoff to wait out
+    stop, ready = asyncio.Event(), asyncio.Event()
+    polling = asyncio.create_task(run_polling(channel, stop, ready))
+    try:
+        await ready.wait()
+        ana = api.user(5011)
+        await consent(ana)
+        menu, apology = await ana.say("/start", n=2)
+        assert "📋 Requisitos y pasos" in menu.button_labels
+        assert apology.text.startswith("Lo siento, no pude mostrarte")
+        assert apology.button_labels == ["Menú"]
+        [again] = await ana.press("Menú")
+        assert "📋 Requisitos y pasos" in again.button_labels
+        assert rejected(api) == []
+    finally:
+        stop.set()
+        await polling
+        await app.close()

@@ -13,6 +13,7 @@ import pytest
 
 from bot.server import Server
 from bot.settings import Settings
+from tests.bot.test_outbox import broken
 from tests.bot.test_telegram_request import PDF, make_png
 from tests.bot.whatsapp_harness import VERIFY_TOKEN, query, refused, whatsapp_settings
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
@@ -211,4 +212,21 @@ async def test_a_consulta_with_an_image_goes_through_the_media_download_flow(
         " FROM tickets t",
     )
     assert (kind, files) == ("consulta", 1)
+    assert refused(graph) == []
+
+
+async def test_a_reply_that_cannot_render_is_replaced_by_an_apology_with_the_menu(
+    graph: FakeGraphAPI, wa_server: Server
+) -> None:
+    ana = graph.user(ANA)
+    await consent(ana)
+    assert wa_server.whatsapp is not None
+    wa_server.whatsapp.worker.max_errors = 1  # given up at once: no backoff to wait out
+    wa_server.app.texts = broken("common.welcome_back")  # what the channel renders with
+    menu, apology = await ana.say("/start", n=2)
+    assert menu.labels == MENU
+    assert apology.text.startswith("Lo siento, no pude mostrarte")
+    assert apology.labels == ["Menú"]
+    [again] = await ana.tap("Menú")
+    assert again.labels == MENU
     assert refused(graph) == []
