@@ -26,6 +26,7 @@ import pytest
 
 from bot.settings import Settings
 from tests.bot import test_telegram_request as request_suite
+from tests.bot.conftest import drained_probe
 from tests.bot.test_telegram_request import (
     HELP_DESK,
     HOST,
@@ -86,6 +87,7 @@ class Bot:
 
 @pytest.fixture
 async def bot(api: FakeBotAPI, smtp: SmtpServer, settings: Settings) -> AsyncIterator[Bot]:
+    api.drained = drained_probe(settings)  # settle() waits for the store, not for quiet
     running = Bot(api, smtp, settings.data_dir)
     await running.start()
     yield running
