@@ -117,6 +117,12 @@ async def answer_summary(ctx: Ctx, event: Inbound) -> Outcome:
         ctx.data["sections"] = []
         return Next("secciones")
     if event.kind is Kind.BUTTON and event.text == CONFIRM:
+        # Checked again now: the draft may be days old. A newer attended request for the
+        # entity is the registry to change; no attended request of theirs any more, no change.
+        current = {e["ruc"]: e["ticket"] for e in await ctx.services.managed_entities()}
+        if ctx.data.get("ruc") not in current:
+            return Done([Outbound("perfiles_upd.no_longer_allowed", {})])
+        ctx.data["base"] = current[ctx.data["ruc"]]
         submitted = await ctx.services.submit_profile_update(
             {key: ctx.data[key] for key in CHANGE_KEYS if key in ctx.data}
         )

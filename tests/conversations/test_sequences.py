@@ -191,3 +191,56 @@ async def test_correcting_the_email_alone_proves_the_new_one(
     summary = user.screen.last.plain
     assert "ana.ruiz@munisjl.gob.pe" in summary
     assert "✅ Confirmar y enviar" in [b.label for row in user.screen.last.buttons for b in row]
+
+
+async def test_a_profile_change_drafted_before_a_newer_request_was_attended(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    """Found by the model-based test (seed 3): a change drafted on request 1, then request 2
+    for the same entity attended, then Confirmar: the app's catch-all answered (the server
+    check refused the old base). The newest attended request is the registry to change."""
+    await to_step(user, mailer, "resumen")
+    await user.click("Confirmar y enviar")
+    async with user.app.store.reading() as conn:
+        await conn.execute("UPDATE tickets SET state = 'Atendido'")
+    await user.click("Actualizar perfiles")
+    await user.click("Municipalidad de Pérez <Ruiz> & Cía")
+    await user.click("Presupuesto")
+    await user.click("Continuar")
+    await user.click("Dar de baja")
+    await user.send("Rotación de personal en la oficina de presupuesto")
+    async with user.app.store.reading() as conn:  # a second request, attended meanwhile
+        await conn.execute(
+            "INSERT INTO tickets (number, type, state, entity_id, person_id, identity_id,"
+            " registered_at, received_on, due_on, data, updated_at, entity_name)"
+            " SELECT 'PTE-2026-000050', type, 'Atendido', entity_id, person_id, identity_id,"
+            " registered_at, received_on, due_on, data, updated_at, entity_name FROM tickets"
+        )
+    replies = texts(await user.click("✅ Confirmar y enviar"))
+    assert "algo falló" not in replies
+    assert "Cambio de perfiles registrado" in replies
+    async with user.app.store.reading() as conn:
+        rows = list(
+            await conn.execute_fetchall("SELECT data FROM tickets WHERE type = 'perfiles'")
+        )
+    assert json.loads(rows[0][0])["base"] == "PTE-2026-000050"
+
+
+async def test_a_profile_change_from_someone_no_longer_responsible_is_not_sent(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "resumen")
+    await user.click("Confirmar y enviar")
+    async with user.app.store.reading() as conn:
+        await conn.execute("UPDATE tickets SET state = 'Atendido'")
+    await user.click("Actualizar perfiles")
+    await user.click("Municipalidad de Pérez <Ruiz> & Cía")
+    await user.click("Presupuesto")
+    await user.click("Continuar")
+    await user.click("Dar de baja")
+    await user.send("Rotación de personal en la oficina de presupuesto")
+    async with user.app.store.reading() as conn:
+        await conn.execute("UPDATE tickets SET state = 'Anulado'")
+    replies = texts(await user.click("✅ Confirmar y enviar"))
+    assert "algo falló" not in replies
+    assert "Ya no figuras como responsable" in replies
