@@ -189,16 +189,33 @@ class BusinessCalendar:
         _require_date(start)
         return sum(1 for d in _days_in(start + _ONE_DAY, end) if self.is_business_day(d))
 
-    def due_after_resume(self, resumed_on: date, days_left: int) -> date:
-        """New due date when a paused term (ticket "Observado") resumes.
+    def shift_business_days(self, d: date, n: int) -> date:
+        """The ``n``-th business day after ``d`` (``d`` itself when ``n == 0``), so that
+        ``business_days_between(d, result) == n``."""
+        if n < 0:
+            raise ValueError(f"cannot shift by a negative number of days: {n}")
+        _require_date(d)
+        for _ in range(n):
+            d = self.next_business_day(d + _ONE_DAY)
+        return d
 
-        ``days_left`` is what remained when the clock stopped, typically
-        ``max(0, business_days_between(paused_on, due))`` (the pause day itself is consumed).
-        The officer's answer is treated as a new reception: counting restarts on the business
-        day after ``resumed_on`` (or after the next business day, if ``resumed_on`` is not
-        one). ``days_left == 0`` gives the reception day of the answer.
+    # --- the pause while a ticket is Observado ------------------------------------------------
+
+    def paused_business_days(self, observed_on: date, resumed_on: date) -> int:
+        """Business days spent Observado: those in ``(observed_on, resumed_on]``.
+
+        The day of the observation was the help desk's (it worked the ticket); the day of the
+        answer is not (it arrived then). Observed and answered on the same day, or across a
+        weekend or holidays only: 0.
         """
-        return self.add_business_days(resumed_on, days_left)
+        return max(0, self.business_days_between(observed_on, resumed_on))
+
+    def due_after_pause(self, due: date, observed_on: date, resumed_on: date) -> date:
+        """THE pause rule: the due date moves later by exactly the business days spent
+        Observado (:meth:`paused_business_days`), and nothing else changes. It never moves
+        earlier, and a pause that spans no business day leaves it where it was.
+        """
+        return self.shift_business_days(due, self.paused_business_days(observed_on, resumed_on))
 
 
 def _days_in(first: date, last: date) -> Iterable[date]:

@@ -5,13 +5,14 @@
 
 Every change is a ticket event (who, when, from, to, message) and a notification to the
 officer, written in the same transaction. While a ticket is Observado its due-date clock is
-paused; it resumes with the business days that were left.
+paused: on its way back the due date moves later by exactly the business days spent Observado
+(:meth:`bot.calendar.BusinessCalendar.due_after_pause`, the one place the rule lives).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from bot import dates
@@ -116,19 +117,22 @@ async def change_state(
     if ticket is None:
         raise TransitionError(f"no ticket {number}")
     row = await tx.fetchone(
-        "SELECT due_on, paused_days_left FROM tickets WHERE id = ?", (ticket.id,)
+        "SELECT due_on, paused_days_left, observed_at FROM tickets WHERE id = ?", (ticket.id,)
     )
-    due_on, paused = row
+    due_on, paused, observed_at = row
     state = ticket.state
     if to_state not in ALLOWED.get(state, frozenset()):
         raise TransitionError(f"{number}: {state} cannot become {to_state}")
     today = dates.lima_date(tx.now)
     due = date.fromisoformat(due_on)
-    if to_state == OBSERVED:  # the clock stops with what was left
+    if to_state == OBSERVED:  # the clock stops; what was left is shown while it waits
         paused = max(0, app.calendar.business_days_between(today, due))
         part = part if part in PARTS else "otro"
-    elif state == OBSERVED:  # and resumes with it
-        due = app.calendar.due_after_resume(today, paused or 0)
+    elif state == OBSERVED:  # the business days spent Observado do not count
+        observed_on = today
+        if observed_at:
+            observed_on = dates.lima_date(datetime.fromisoformat(observed_at))
+        due = app.calendar.due_after_pause(due, observed_on, today)
         paused = None
     await tx.execute(
         "UPDATE tickets SET state = ?, due_on = ?, paused_days_left = ?, updated_at = ?,"

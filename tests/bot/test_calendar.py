@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import tempfile
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.calendar import (
     BusinessCalendar,
@@ -166,17 +169,67 @@ def test_between_inverts_add() -> None:
 # --- paused clock ---------------------------------------------------------------------------
 
 
-def test_due_after_resume(cal: BusinessCalendar) -> None:
+def test_pause_counts_only_the_business_days_spent_observado(cal: BusinessCalendar) -> None:
     due = cal.add_business_days(date(2026, 12, 2), 5)  # Fri 11 Dec
-    paused_on = date(2026, 12, 4)  # observed on day 2
-    days_left = cal.business_days_between(paused_on, due)
-    assert days_left == 3  # Mon 7, Thu 10, Fri 11
-    # Officer answers Mon 14 → Tue 15, Wed 16, Thu 17.
-    assert cal.due_after_resume(date(2026, 12, 14), days_left) == date(2026, 12, 17)
-    # Answers on Saturday 19 → counts from Mon 21 → Tue 22, Wed 23, Thu 24.
-    assert cal.due_after_resume(date(2026, 12, 19), days_left) == date(2026, 12, 24)
-    # Nothing left: due on the (business) day the answer counts as received.
-    assert cal.due_after_resume(date(2026, 12, 19), 0) == date(2026, 12, 21)
+    observed_on = date(2026, 12, 4)  # Fri 4 Dec
+    # Answered Mon 14: Mon 7, Thu 10, Fri 11, Mon 14 were spent Observado → Thu 17.
+    assert cal.paused_business_days(observed_on, date(2026, 12, 14)) == 4
+    assert cal.due_after_pause(due, observed_on, date(2026, 12, 14)) == date(2026, 12, 17)
+    # Answered Sat 19: the 8 business days up to Fri 18 → Wed 23 (no new reception day).
+    assert cal.due_after_pause(due, observed_on, date(2026, 12, 19)) == date(2026, 12, 23)
+    # Observed and answered the same day, or over a weekend and holidays only: unchanged.
+    assert cal.due_after_pause(due, observed_on, observed_on) == due
+    assert cal.due_after_pause(due, date(2026, 12, 7), date(2026, 12, 9)) == due  # holidays
+
+
+def test_issue_16_sunday_registration_observed_and_answered_at_once(
+    cal: BusinessCalendar,
+) -> None:
+    sunday = date(2026, 11, 29)
+    due = cal.add_business_days(sunday, 5)
+    assert due == date(2026, 12, 7)
+    assert cal.business_days_between(sunday, due) == 6
+    assert cal.due_after_pause(due, sunday, sunday) == due  # was Thu 10 Dec
+
+
+# A registration between 2025 and 2028 (every national holiday of those years is within
+# reach), decreed non-working days drawn near it, and up to three observations, each
+# answered some days later (0 = within the same day).
+_REGISTERED = st.dates(date(2025, 1, 1), date(2028, 6, 30))
+_DECREED = st.lists(st.integers(-5, 80), max_size=6)
+_SPANS = st.lists(st.tuples(st.integers(0, 15), st.integers(0, 20)), min_size=1, max_size=3)
+
+
+def calendar_with(decreed: list[date]) -> BusinessCalendar:
+    """The packaged calendar plus an operator file declaring ``decreed``."""
+    text = "".join(f'[[dia]]\nfecha = {d.isoformat()}\nnorma = "DS de prueba"\n' for d in decreed)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "dias_no_laborables.toml"
+        path.write_text(text, encoding="utf-8")
+        return BusinessCalendar(extra_files=[path])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(registered=_REGISTERED, decreed=_DECREED, spans=_SPANS)
+def test_property_due_moves_by_exactly_the_days_spent_observado(
+    registered: date, decreed: list[int], spans: list[tuple[int, int]]
+) -> None:
+    cal = calendar_with(sorted({registered + timedelta(days=d) for d in decreed}))
+    due = cal.add_business_days(registered, 5)
+    today = registered
+    for wait, length in spans:
+        observed_on = today + timedelta(days=wait)
+        resumed_on = observed_on + timedelta(days=length)
+        spent = sum(
+            1 for k in range(1, length + 1) if cal.is_business_day(observed_on + timedelta(days=k))
+        )
+        moved = cal.due_after_pause(due, observed_on, resumed_on)
+        assert moved >= due
+        assert cal.business_days_between(due, moved) == spent
+        assert cal.is_business_day(moved)
+        if spent == 0:
+            assert moved == due
+        due, today = moved, resumed_on
 
 
 # --- operator files -------------------------------------------------------------------------

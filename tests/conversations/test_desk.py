@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from tests.conftest import AppFactory
 from tests.conversations.test_access_request import ENTITY, RUC, count_rows, make_pdf, to_step
@@ -371,3 +372,22 @@ async def test_the_desk_works_without_the_officers_notice(
     first = (await staff.send("/solicitar"))[-1].plain
     assert "Acepto" in [b.label for row in staff.screen.last.buttons for b in row]
     assert "RUC" not in first
+
+
+async def test_observed_and_corrected_within_the_minute_keeps_the_due_date(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    """Issue 16, point 5: registered Sunday 29/11/2026 (due Monday 07/12, 6 business days
+    left), observed and corrected within the same minute: the due date did not move."""
+    clock.moment = datetime(2026, 11, 29, 20, 46, tzinfo=UTC)  # Sunday 15:46 in Lima
+    staff = await taken(user, mailer)
+    assert "Plazo: 07/12/2026 — quedan 6 d.h." in staff.screen.last.plain
+    await staff.click("Observar")
+    await staff.click("Otro")
+    await staff.send("¿Qué página de su portal falla?")
+    clock.advance(seconds=40)
+    await user.click("Corregir")
+    await user.send("La página de Personal.")
+    card = (await staff.send(f"/ticket {NUMBER}"))[-1].plain
+    assert "Plazo: 07/12/2026 — quedan 6 d.h." in card
+    assert (await ticket_row(user))["due"] == "2026-12-07"
