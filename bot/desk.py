@@ -9,6 +9,7 @@ Messages to the officer and to staff are outbox rows written in the same transac
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 OPEN_STATES = (REGISTERED, IN_PROGRESS, OBSERVED)
 DONE_STATES = (ATTENDED, CLOSED, CANCELLED)  # no clock any more: the queue shows no days left
+REVIEW_FLAG = "dominio por revisar"  # an institutional email on an unusual domain
 QUEUE_LIMIT = 20
 HISTORY_SHOWN = 8
 # Which parts an observation can name, by ticket type (consultas and profile updates are
@@ -175,7 +177,8 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
         "left": app.calendar.business_days_between(today, due),
         "overdue": due < today and state in (REGISTERED, IN_PROGRESS),
         "paused": paused,
-        "flags": json.loads(flags),
+        "flags": [f for f in json.loads(flags) if f != REVIEW_FLAG],
+        "review": review_addresses(people_of(data)),
         "part": part,
         "taken": a_chat is not None,
         "taken_by": staff_name(app, a_chat) if a_chat is not None else None,
@@ -196,6 +199,21 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
         "history": [_event(app, e) for e in reversed(events)],
         "actions": actions(state, mine),
     }
+
+
+def review_addresses(people: Iterable[Mapping[str, Any] | None]) -> list[dict[str, str]]:
+    """The addresses flagged "dominio por revisar", each once, with whose they are."""
+    found: dict[str, dict[str, str]] = {}
+    for person in people:
+        if person and person.get("review") and person.get("email") not in found:
+            name = f"{person.get('nombres', '')} {person.get('apellidos', '')}".strip()
+            found[person["email"]] = {"email": person["email"], "name": name}
+    return list(found.values())
+
+
+def people_of(data: Mapping[str, Any]) -> list[Mapping[str, Any] | None]:
+    """Everyone a ticket's data names: the responsible, the colleagues, a change's person."""
+    return [data.get("resp"), *data.get("people", []), data.get("person")]
 
 
 def _event(app: App, row: Any) -> dict[str, Any]:
@@ -328,15 +346,16 @@ async def post_new_ticket(app: App, tx: Tx, number: str) -> list[OutboxRow]:
     if app.settings.staff_chat_id is None:
         return []
     row = await tx.fetchone(
-        "SELECT t.type, t.due_on, t.flags, t.entity_name, e.ruc FROM tickets t"
+        "SELECT t.type, t.due_on, t.flags, t.entity_name, e.ruc, t.data FROM tickets t"
         " LEFT JOIN entities e ON e.id = t.entity_id WHERE t.number = ?",
         (number,),
     )
-    kind, due_on, flags, entity, ruc = row
+    kind, due_on, flags, entity, ruc, data = row
     post = Outbound(
         "mesa.nuevo",
-        {"number": number, "type": kind, "due": due_on, "flags": json.loads(flags),
-         "entity": entity, "ruc": ruc},
+        {"number": number, "type": kind, "due": due_on, "entity": entity, "ruc": ruc,
+         "flags": [f for f in json.loads(flags) if f != REVIEW_FLAG],
+         "review": review_addresses(people_of(json.loads(data)))},
         link=("btn.notice_card", number),
         bulk=True,
     )  # fmt: skip

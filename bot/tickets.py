@@ -12,7 +12,8 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from bot import dates, workflow
-from bot.desk import post_new_ticket, tell_staff
+from bot.correction import changed_fields, replaced_files
+from bot.desk import REVIEW_FLAG, post_new_ticket, review_addresses, tell_staff
 from bot.formato import FormatoData, Person, ProfileRow, build_formato, formato_filename
 from bot.mail import Attachment
 from bot.store import Tx
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 TERM_DAYS = 5
 REGISTERED = "Registrado"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-REVIEW_FLAG = "dominio por revisar"
 
 
 async def next_number(tx: Tx, year: int) -> str:
@@ -110,7 +110,7 @@ async def open_access_request(app: App, tx: Tx, who: Who, data: dict[str, Any]) 
     from bot.services import Submitted
 
     number, ticket_id, due = await create_ticket(app, tx, who, "accesos", data)
-    document = await _request_files(app, tx, number, ticket_id, data, due, correction=False)
+    document = await _request_files(app, tx, number, ticket_id, data, due, correction=None)
     await post_new_ticket(app, tx, number)
     return Submitted(number, due, TERM_DAYS, document)
 
@@ -123,6 +123,18 @@ async def resubmit_access_request(
     from bot.services import Submitted
 
     clean = {k: v for k, v in data.items() if k not in ("ticket", "correcting", "known_name")}
+    old, part = await tx.fetchone(
+        "SELECT data, observed_part FROM tickets WHERE id = ?", (ticket.id,)
+    )
+    observed = await tx.fetchone(
+        "SELECT message FROM ticket_events WHERE ticket_id = ? AND kind = 'estado'"
+        " AND to_state = ? ORDER BY id DESC LIMIT 1",
+        (ticket.id, workflow.OBSERVED),
+    )
+    fields = changed_fields(
+        json.loads(old), clean, app.services.sections, lambda res: authority_text(app, res)
+    )
+    correction = {"part": part or "otro", "message": observed and observed[0], "fields": fields}
     entity_id = await upsert_entity(tx, clean["ruc"], clean["entity_name"])
     await tx.execute(
         "UPDATE tickets SET data = ?, entity_id = ?, entity_name = ?, updated_at = ? WHERE id = ?",
@@ -138,7 +150,7 @@ async def resubmit_access_request(
         app, tx, ticket.number, workflow.IN_PROGRESS, "officer", notify=False
     )
     document = await _request_files(
-        app, tx, ticket.number, ticket.id, clean, changed.due, correction=True
+        app, tx, ticket.number, ticket.id, clean, changed.due, correction=correction
     )
     await tell_staff(
         app, tx, ticket, Outbound("mesa.subsanado", {"number": ticket.number}, rows(
@@ -155,10 +167,12 @@ async def _request_files(
     data: dict[str, Any],
     due: date,
     *,
-    correction: bool,
+    correction: dict[str, Any] | None,
 ) -> Document:
     """The Formato built from the request, the resolution and the Formato attached to the
-    ticket and mailed to the help desk (officer in CC); returns the Formato to send back."""
+    ticket and mailed to the help desk (officer in CC); returns the Formato to send back.
+    A ``correction`` (what was observed, the fields that changed) goes in the mail with the
+    files it replaces."""
     people = [data["resp"], *data.get("people", [])]
     flags = [REVIEW_FLAG] if any(p.get("review") for p in people) else []
     sections = app.services.sections
@@ -184,7 +198,7 @@ async def _request_files(
     await tx.execute("UPDATE tickets SET flags = ? WHERE id = ?", (json.dumps(flags), ticket_id))
     pdf = data["res"]["pdf"]
     version = ""
-    if correction:
+    if correction is not None:
         (count,) = await tx.fetchone(
             "SELECT count(*) FROM ticket_files WHERE ticket_id = ? AND role = 'formato'",
             (ticket_id,),
@@ -192,6 +206,11 @@ async def _request_files(
         version = f"_v{count + 1}"
         formato_name = formato_name.replace(".xlsx", f"{version}.xlsx")
     pdf_name = f"Resolucion_{number}{version}.pdf"
+    if correction is not None:
+        correction["files"] = await replaced_files(
+            tx, ticket_id,
+            {"resolucion": (pdf["sha256"], pdf_name), "formato": (stored.sha256, formato_name)},
+        )  # fmt: skip
     await tx.execute(
         "INSERT OR IGNORE INTO ticket_files (ticket_id, sha256, role, filename)"
         " VALUES (?, ?, ?, ?), (?, ?, ?, ?)",
@@ -209,12 +228,13 @@ async def _request_files(
             "authority": authority_text(app, data["res"]),
             "rows": [{"section": s.name, "person": p} for s, p in assignments(data, sections)],
             "due": due,
-            "flags": flags,
+            "flags": [f for f in flags if f != REVIEW_FLAG],
+            "review": review_addresses(people),
             "correction": correction,
         },
     )
     resolution = await asyncio.to_thread(app.files.read, pdf["sha256"])
-    subject = "mail.correction_subject" if correction else "mail.request_subject"
+    subject = "mail.request_subject" if correction is None else "mail.correction_subject"
     await app.mail.enqueue(
         tx,
         kind="request",
@@ -308,6 +328,10 @@ async def open_profile_update(app: App, tx: Tx, who: Who, data: dict[str, Any]) 
     row = await tx.fetchone("SELECT data FROM tickets WHERE number = ?", (data["base"],))
     base = json.loads(row[0])
     number, ticket_id, due = await create_ticket(app, tx, who, "perfiles", data)
+    if data.get("person", {}).get("review"):
+        await tx.execute(
+            "UPDATE tickets SET flags = ? WHERE id = ?", (json.dumps([REVIEW_FLAG]), ticket_id)
+        )
     sections = app.services.sections
     chosen = set(data["sections"])
     new_person = _person(data["person"]) if data.get("person") else None
@@ -362,6 +386,7 @@ async def open_profile_update(app: App, tx: Tx, who: Who, data: dict[str, Any]) 
                 "sections": [names[c] for c in data["sections"]],
                 "action": data["action"],
                 "person": data.get("person"),
+                "review": review_addresses([data.get("person") or {}]),
                 "reason": data["reason"],
                 "due": due,
             },

@@ -182,6 +182,19 @@ SAMPLES: dict[str, Any] = {
     },
     "done": False,
 }
+SAMPLES["review"] = [{"email": "ana@consultora.pe", "name": NASTY}]
+SAMPLES["changes"] = [
+    {"section": NASTY, "removed": [PERSON, PERSON], "added": PERSON},
+    {"section": "Presupuesto", "removed": [], "added": PERSON},
+    {"section": "Personal", "removed": [PERSON], "added": None},
+]
+SAMPLES["c"] = {"field": "perfil", "section": NASTY, "before": NASTY, "after": None}
+SAMPLES["correction"] = {
+    "part": "resolucion",
+    "message": NASTY,
+    "fields": [SAMPLES["c"], {"field": "res_numero", "section": "", "before": "1", "after": "2"}],
+    "files": [{"role": "formato", "before": "Formato_v1.xlsx", "after": "Formato_v2.xlsx"}],
+}
 SAMPLES["page"] = 2  # whatsapp.more_body: a page of a long list
 SAMPLES["pages"] = 3
 SAMPLES["tomorrow"] = SAMPLES["items"]
@@ -191,8 +204,16 @@ TEXTS = Texts(helpdesk="mesadeayuda@gobiernodigital.gob.pe")
 
 
 def sample_for(key: str) -> dict[str, Any]:
-    source = TEXTS.sources[key]
-    names = meta.find_undeclared_variables(TEXTS.env.parse(source))
+    """Sample values for the template's variables and those of the templates it includes
+    by a fixed name (which read the including template's variables)."""
+    names: set[str] = set()
+    pending, seen = [key], set()
+    while pending:
+        current = pending.pop()
+        seen.add(current)
+        parsed = TEXTS.env.parse(TEXTS.sources[current])
+        names |= meta.find_undeclared_variables(parsed)
+        pending += [r for r in meta.find_referenced_templates(parsed) if r and r not in seen]
     return {name: SAMPLES.get(name, NASTY) for name in names if name not in TEXTS.env.globals}
 
 

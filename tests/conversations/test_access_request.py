@@ -179,7 +179,15 @@ async def test_unusual_domain_is_accepted_and_flagged(user: Driver, mailer: Memo
     async with user.app.store.reading() as conn:
         (flags,) = next(iter(await conn.execute_fetchall("SELECT flags FROM tickets")))
     assert json.loads(flags) == ["dominio por revisar"]
-    assert "dominio por revisar" in mailer.sent[-1].get_body().get_content()
+    # Issue 16, point 12: a line of its own naming the address and whose it is.
+    lines = mailer.sent[-1].get_body().get_content().splitlines()
+    assert "Dominio por revisar: ana@munisjl.com.pe (Ana María Pérez Ruiz)" in lines
+    staff = await user.peer("9001", staff=True)
+    await staff.send("/start")
+    await staff.click("Acepto")
+    card = (await staff.send("/ticket PTE-2026-000001"))[-1].plain.splitlines()
+    assert "⚠️ Dominio por revisar: ana@munisjl.com.pe (Ana María Pérez Ruiz)" in card
+    assert "Jefa de Tecnologías de la Información · ana@munisjl.com.pe · +51987654321" in card
 
 
 async def test_wrong_code_counts_down_then_locks(user: Driver, mailer: MemoryMailer) -> None:

@@ -148,6 +148,17 @@ async def test_observe_the_resolution_then_the_officer_corrects_it(
     assert mail["Subject"].startswith("Subsanación de solicitud de accesos al PTE")
     attachments = {a.get_filename(): a.get_content() for a in mail.iter_attachments()}
     assert attachments[f"Resolucion_{NUMBER}_v2.pdf"] == signed
+    lines = mail.get_body().get_content().splitlines()
+    assert "Parte: Resolución" in lines
+    assert "Mensaje de la mesa de ayuda: Falta la firma del alcalde en la resolución." in lines
+    assert (
+        "- Número de la resolución: Resolución de Alcaldía N.° 045-2026-MDSJL"
+        " → Resolución de Alcaldía N.° 046-2026-MDSJL" in lines
+    )
+    assert "- Fecha de la resolución: 15/10/2026 → 16/10/2026" in lines
+    assert f"- Resolucion_{NUMBER}_v2.pdf reemplaza a Resolucion_{NUMBER}.pdf" in lines
+    formato = f"Formato_Perfiles_{NUMBER}"
+    assert f"- {formato}_v2.xlsx reemplaza a {formato}.xlsx" in lines
     card = (await staff.send(f"/ticket {NUMBER}"))[-1]
     assert "Estado: En atención · a tu cargo" in card.plain
     assert "PDF de 3 pág." in card.plain
@@ -391,3 +402,36 @@ async def test_observed_and_corrected_within_the_minute_keeps_the_due_date(
     card = (await staff.send(f"/ticket {NUMBER}"))[-1].plain
     assert "Plazo: 07/12/2026 — quedan 6 d.h." in card
     assert (await ticket_row(user))["due"] == "2026-12-07"
+
+
+async def test_subsanacion_mail_names_what_changed_and_what_stayed(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    """Issue 16, point 12: the Subsanación mail says what was observed and what changed."""
+    staff = await taken(user, mailer)
+    await staff.click("Observar")
+    await staff.click("Datos del responsable")
+    await staff.send("El cargo no coincide con la resolución.")
+    await user.click("Corregir")
+    for answer in ("Ana María", "Pérez Ruiz", "45678912", "Gerente Municipal"):
+        await user.send(answer)
+    await user.send("ana.perez@munisjl.gob.pe")
+    await user.send("987 654 321")
+    await user.click("Confirmar y enviar")
+    mail = mailer.sent[-1]
+    assert mail["Subject"].startswith("Subsanación de solicitud de accesos al PTE")
+    body = mail.get_body().get_content()
+    observed = body[body.index("LO OBSERVADO") : body.index("ENTIDAD")].strip().splitlines()
+    formato = f"Formato_Perfiles_{NUMBER}"
+    assert observed == [
+        "LO OBSERVADO",
+        "Parte: Datos del responsable",
+        "Mensaje de la mesa de ayuda: El cargo no coincide con la resolución.",
+        "",
+        "LO QUE CAMBIÓ",
+        "- Cargo del responsable: Jefa de Tecnologías de la Información → Gerente Municipal",
+        "",
+        "ARCHIVOS",
+        f"- {formato}_v2.xlsx reemplaza a {formato}.xlsx",
+        "- La resolución es el mismo PDF de antes: no se reemplazó.",
+    ]
