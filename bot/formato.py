@@ -2,7 +2,8 @@
 
 The help desk's blank form is not public, so the assistant produces its own: one sheet with
 the entity, the PTE responsible, the designating resolution and one row per PTE section with
-the person in charge of it.
+the person in charge of it. A profile change's Formato has a "Cambio" column: each row it
+adds says "dar de alta", each row it removes "dar de baja" (see :mod:`bot.registry`).
 
 Every value is written as a text cell with the text number format ("@"): DNIs, RUCs and
 phone numbers keep their leading zeros, and a value that starts with "=" stays a literal
@@ -50,6 +51,9 @@ LABELS: Final[dict[str, str]] = {
     "cargo": "Cargo",
     "email": "Correo institucional",
     "phone": "Celular",
+    "change": "Cambio",
+    "change_alta": "dar de alta",
+    "change_baja": "dar de baja",
 }
 _PERSON_COLUMNS: Final = ("nombres", "apellidos", "dni", "cargo", "email", "phone")
 SHEET_TITLE: Final = "Formato"
@@ -83,6 +87,7 @@ class ProfileRow:
     section_code: str
     section_name: str
     person: Person
+    change: str = ""  # a profile change's mark: "alta", "baja", or "" for a row kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +145,15 @@ def build_formato(data: FormatoData) -> bytes:
     writer.skip()
 
     writer.row([LABELS["profiles_block"]], font=_BOLD, measure=False)
-    header_row = writer.header([LABELS["section"], *(LABELS[c] for c in _PERSON_COLUMNS)])
+    # A profile change's Formato says what happens to each row: nobody is removed silently.
+    marked = any(profile.change for profile in data.profiles)
+    columns = [LABELS["section"], *(LABELS[c] for c in _PERSON_COLUMNS)]
+    header_row = writer.header([*columns, LABELS["change"]] if marked else columns)
     for profile in data.profiles:
-        writer.row([profile.section_name, *_person_cells(profile.person)], wrap=True)
+        cells = [profile.section_name, *_person_cells(profile.person)]
+        if marked:
+            cells.append(LABELS[f"change_{profile.change}"] if profile.change else "")
+        writer.row(cells, wrap=True)
 
     # Frozen below the table's header: scrolling a long list keeps the column names.
     sheet.freeze_panes = f"A{header_row + 1}"

@@ -11,7 +11,7 @@ import json
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from bot import dates, workflow
+from bot import dates, registry, workflow
 from bot.correction import changed_fields, replaced_files
 from bot.desk import REVIEW_FLAG, post_new_ticket, review_addresses, tell_staff
 from bot.formato import FormatoData, Person, ProfileRow, build_formato, formato_filename
@@ -322,30 +322,23 @@ async def forget_person(tx: Tx, person_id: int, identity_id: int) -> None:
 
 
 async def open_profile_update(app: App, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
-    """A ticket of type perfiles with the Formato as it will be after the change."""
+    """A ticket of type perfiles with the Formato of the registry after the change: the first
+    request plus every attended change, then this one (rows it removes marked "dar de baja")."""
     from bot.services import Submitted
 
     row = await tx.fetchone("SELECT data FROM tickets WHERE number = ?", (data["base"],))
     base = json.loads(row[0])
+    sections = app.services.sections
+    before = await registry.current(tx, data["base"], sections)
+    applied = registry.apply(before, data, sections)
     number, ticket_id, due = await create_ticket(app, tx, who, "perfiles", data)
     if data.get("person", {}).get("review"):
         await tx.execute(
             "UPDATE tickets SET flags = ? WHERE id = ?", (json.dumps([REVIEW_FLAG]), ticket_id)
         )
-    sections = app.services.sections
-    chosen = set(data["sections"])
-    new_person = _person(data["person"]) if data.get("person") else None
-    profiles: list[ProfileRow] = []
-    for section, person in assignments(base, sections):
-        current = _person(person) if person is not None else None
-        if section.code in chosen and data["action"] == "reemplazar":
-            current = new_person
-        if section.code in chosen and data["action"] == "baja":
-            current = None
-        if current is not None:
-            profiles.append(ProfileRow(section.code, section.name, current))
-        if section.code in chosen and data["action"] == "agregar" and new_person is not None:
-            profiles.append(ProfileRow(section.code, section.name, new_person))
+    profiles = [
+        ProfileRow(r.section.code, r.section.name, _person(r.person), r.mark) for r in applied.rows
+    ]
     res = base["res"]
     formato = FormatoData(
         ticket_number=number,
@@ -386,6 +379,7 @@ async def open_profile_update(app: App, tx: Tx, who: Who, data: dict[str, Any]) 
                 "sections": [names[c] for c in data["sections"]],
                 "action": data["action"],
                 "person": data.get("person"),
+                "changes": registry.changes_view(applied),
                 "review": review_addresses([data.get("person") or {}]),
                 "reason": data["reason"],
                 "due": due,

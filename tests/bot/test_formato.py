@@ -127,6 +127,22 @@ def test_table_header_is_bold_and_frozen() -> None:
     assert sheet.freeze_panes == f"A{header[0].row + 1}"
 
 
+def test_a_profile_change_marks_rows_added_and_removed() -> None:
+    profiles = [
+        ProfileRow("presupuesto", "Presupuesto", RESPONSIBLE, "baja"),
+        ProfileRow("presupuesto", "Presupuesto", OTHER, "alta"),
+        ProfileRow("personal", "Personal", RESPONSIBLE),
+    ]
+    sheet = load(sample(profiles=profiles))
+    header = next(r for r in rows(sheet) if r[0] == LABELS["section"])
+    assert header[-1] == "Cambio"
+    assert [(r[0], r[3], r[-1]) for r in table(sheet)] == [
+        ("Presupuesto", "01234567", "dar de baja"),
+        ("Presupuesto", "00012345", "dar de alta"),
+        ("Personal", "01234567", None),
+    ]
+
+
 def test_dni_and_ruc_stay_text_with_leading_zeros() -> None:
     sheet = load(sample(ruc="20131370084"))
     ruc = find(sheet, LABELS["ruc"])

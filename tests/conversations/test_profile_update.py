@@ -64,7 +64,10 @@ async def test_verified_responsible_replaces_a_section_owner(
     sheet = openpyxl.load_workbook(io.BytesIO(user.app.files.read(document["sha256"]))).active
     table = [[str(c) for c in row if c] for row in sheet.iter_rows(values_only=True)]
     presupuesto = [row for row in table if row and row[0] == "Presupuesto"]
-    assert presupuesto[0][1:3] == ["Luis", "Quispe Mamani"]
+    assert [row[1:3] + row[-1:] for row in presupuesto] == [
+        ["Ana María", "Pérez Ruiz", "dar de baja"],
+        ["Luis", "Quispe Mamani", "dar de alta"],
+    ]
     assert await count_rows(user, "tickets") == 2
     mail = mailer.sent[-1]
     assert "Actualización de perfiles del PTE" in str(mail["Subject"])
@@ -79,3 +82,98 @@ async def test_dar_de_baja_skips_the_person(user: Driver, mailer: MemoryMailer) 
     await user.click("Continuar")
     replies = await user.click("Dar de baja")
     assert "motivo" in replies[-1].plain
+
+
+# ------------------------------------------------------------------ issue 16, point 3
+ANA = ["Ana María", "Pérez Ruiz", "45678912"]
+LUIS = ["Luis", "Quispe Mamani", "87654321"]
+CARLA = ["Carla", "Rojas Díaz", "76543210"]
+PEOPLE = {
+    "87654321": ("Luis", "Quispe Mamani", "Analista", "lquispe@munisjl.gob.pe", "912345678"),
+    "76543210": ("Carla", "Rojas Díaz", "Asistente", "crojas@munisjl.gob.pe", "923456789"),
+}
+
+
+async def change(
+    user: Driver, sections: list[str], action: str, dni: str | None = None
+) -> tuple[str, list[list[str]]]:
+    """Files a profile change: its number and its Formato's profile rows (section, names,
+    DNI, mark)."""
+    await user.send("/perfiles")
+    await user.click("Municipalidad de Pérez <Ruiz> & Cía")
+    for section in sections:
+        await user.click(section)
+    await user.click("Continuar")
+    await user.click(action)
+    if dni is not None:
+        nombres, apellidos, cargo, email, phone = PEOPLE[dni]
+        for answer in (nombres, apellidos, dni, cargo, email, phone):
+            await user.send(answer)
+    await user.send("Cambio de personal en la entidad")
+    replies = await user.click("Confirmar y enviar")
+    number = replies[0].plain.split("registrado: ")[1].split()[0]
+    document = replies[1].document
+    assert document is not None
+    sheet = openpyxl.load_workbook(io.BytesIO(user.app.files.read(document["sha256"]))).active
+    table = [[str(c or "") for c in row] for row in sheet.iter_rows(values_only=True)]
+    header = next(i for i, row in enumerate(table) if row[0] == "Sección")
+    profiles = [row[:4] + row[7:8] for row in table[header + 1 :] if row[0]]
+    return number, profiles
+
+
+async def attend(staff: Driver, number: str) -> None:
+    await staff.send(f"/ticket {number}")
+    await staff.click("Tomar")
+    await staff.click("Atender")
+    await staff.click("Sí, atender")
+
+
+def rows_of(profiles: list[list[str]], section: str) -> list[list[str]]:
+    return [row[1:] for row in profiles if row[0] == section]
+
+
+async def test_three_changes_in_a_row_build_on_each_other(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    """Each Formato is the registry as it stands (the request plus every attended change, in
+    order) with its own change applied; what a change removes is marked, never dropped."""
+    await attended(user, mailer)
+    staff = await user.peer("9001", staff=True)
+    await staff.send("/start")
+    await staff.click("Acepto")
+
+    first, profiles = await change(user, ["Presupuesto", "Personal"], "Reemplazar", "87654321")
+    assert rows_of(profiles, "Presupuesto") == [[*ANA, "dar de baja"], [*LUIS, "dar de alta"]]
+    assert rows_of(profiles, "Personal") == [[*ANA, "dar de baja"], [*LUIS, "dar de alta"]]
+    body = mailer.sent[-1].get_body().get_content().splitlines()
+    assert (
+        "- Presupuesto: Luis Quispe Mamani (DNI 87654321) reemplaza a"
+        " Ana María Pérez Ruiz (DNI 45678912)" in body
+    )
+    await attend(staff, first)
+
+    second, profiles = await change(user, ["Personal", "Registro de visitas"], "Dar de baja")
+    assert rows_of(profiles, "Presupuesto") == [[*LUIS, ""]]  # the first change, attended
+    assert rows_of(profiles, "Personal") == [[*LUIS, "dar de baja"]]
+    assert rows_of(profiles, "Registro de visitas") == [[*ANA, "dar de baja"]]
+    assert rows_of(profiles, "Datos generales") == [[*ANA, ""]]
+    body = mailer.sent[-1].get_body().get_content().splitlines()
+    assert "- Personal: se da de baja a Luis Quispe Mamani (DNI 87654321)" in body
+    assert "- Registro de visitas: se da de baja a Ana María Pérez Ruiz (DNI 45678912)" in body
+    await attend(staff, second)
+
+    third, profiles = await change(user, ["Presupuesto"], "Agregar", "76543210")
+    assert rows_of(profiles, "Presupuesto") == [[*LUIS, ""], [*CARLA, "dar de alta"]]
+    assert rows_of(profiles, "Personal") == []  # removed by the second change
+    assert rows_of(profiles, "Registro de visitas") == []
+    assert rows_of(profiles, "Datos generales") == [[*ANA, ""]]
+    body = mailer.sent[-1].get_body().get_content().splitlines()
+    assert "- Presupuesto: se agrega a Carla Rojas Díaz (DNI 76543210)" in body
+
+    # A fourth while the third waits: only attended changes are the registry.
+    _, profiles = await change(user, ["Presupuesto"], "Dar de baja")
+    assert rows_of(profiles, "Presupuesto") == [[*LUIS, "dar de baja"]]
+    await attend(staff, third)
+    _, profiles = await change(user, ["Personal"], "Agregar", "76543210")
+    assert rows_of(profiles, "Presupuesto") == [[*LUIS, ""], [*CARLA, ""]]
+    assert rows_of(profiles, "Personal") == [[*CARLA, "dar de alta"]]
