@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from bot import dates, workflow
+from bot import dates, registry, workflow
 from bot.payload import encode
 from bot.store import OutboxRow, Tx
 from bot.workflow import (
@@ -277,8 +277,28 @@ async def observe(app: App, tx: Tx, number: str, part: str, message: str, actor:
     return int(paused or 0)
 
 
-async def attend(app: App, tx: Tx, number: str, actor: Actor) -> None:
-    await workflow.change_state(app, tx, number, ATTENDED, actor.tag)
+class AnswerRequired(TransitionError):
+    """A consulta is attended with its answer: Atender without one is refused."""
+
+
+async def attend(
+    app: App, tx: Tx, number: str, actor: str, message: str | None = None
+) -> workflow.Changed:
+    """En atención → Atendido, closing as the ticket's type does: a consulta with its answer
+    (required), which the officer reads in the notice; a profile change telling which
+    profiles changed; an access request pointing to the institutional email. Any of them may
+    carry a message."""
+    ticket = await _open(tx, number)
+    if ticket.type == "consulta" and not (message and message.strip()):
+        raise AnswerRequired(f"{number}: a consulta is attended with its answer")
+    details: dict[str, Any] = {}
+    if ticket.type == "perfiles":
+        (raw,) = await tx.fetchone("SELECT data FROM tickets WHERE id = ?", (ticket.id,))
+        change = json.loads(raw)
+        sections = app.services.sections
+        before = await registry.current(tx, change.get("base", ""), sections, but=ticket.id)
+        details["changes"] = registry.changes_view(registry.apply(before, change, sections))
+    return await workflow.change_state(app, tx, number, ATTENDED, actor, message, details=details)
 
 
 async def close(app: App, tx: Tx, number: str, actor: str) -> None:

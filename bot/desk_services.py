@@ -69,8 +69,9 @@ class DeskServices:
     async def desk_close(self, number: str) -> str | None:
         return await self._act(number, desk.close(self.app, self.tx, number, self._staff().tag))
 
-    async def desk_attend(self, number: str) -> str | None:
-        return await self._act(number, desk.attend(self.app, self.tx, number, self._staff()))
+    async def desk_attend(self, number: str, message: str | None = None) -> str | None:
+        actor = self._staff().tag
+        return await self._act(number, desk.attend(self.app, self.tx, number, actor, message))
 
     async def desk_reply(self, number: str, text: str) -> str | None:
         return await self._act(

@@ -3,6 +3,7 @@
 list                      the queue: open tickets, overdue first, then by due date
 show NUMBER               one ticket with its history (exit 1 and a line on stderr if none)
 set-state NUMBER STATE    a validated transition, recorded and notified to the officer
+                          (Atendido of a consulta needs --message: the answer)
 export-csv FILE           every ticket, Spanish column names
 backup FILE               SQLite online backup, safe while the bot runs
 
@@ -24,9 +25,9 @@ from typing import Any, TextIO
 
 from bot import dates
 from bot.app import App
-from bot.desk import card, staff_name
+from bot.desk import AnswerRequired, attend, card, staff_name
 from bot.errors import PteBotError
-from bot.workflow import PARTS, STATES, change_state
+from bot.workflow import ATTENDED, PARTS, STATES, change_state
 from conversations.status import find_number
 
 OPEN = ("Registrado", "En atención", "Observado")
@@ -35,6 +36,10 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 class TicketNotFound(PteBotError):
     """``show`` of a number that does not exist; the message is the localized line."""
+
+
+class AnswerMissing(PteBotError):
+    """``set-state N Atendido`` of a consulta without ``--message`` (its answer)."""
 
 
 def ticket_number(text: str) -> str:
@@ -56,7 +61,9 @@ def add_parser(commands: Any) -> None:
     change = actions.add_parser("set-state", help="change a ticket's state")
     change.add_argument("number")
     change.add_argument("state", choices=STATES)
-    change.add_argument("--message", default=None, help="message for the officer")
+    change.add_argument(
+        "--message", default=None, help="message for the officer (a consulta's answer)"
+    )
     change.add_argument(
         "--part", choices=PARTS, default="otro", help="what to correct (with Observado)"
     )
@@ -97,11 +104,19 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
             raise TicketNotFound(texts.plain("staff.not_found", {"number": number}))
         out.write(texts.plain("mesa.ficha", found) + "\n")
     elif args.action == "set-state":
+        number, actor = ticket_number(args.number), f"staff:shell:{args.by}"
         async with app.store.transaction(app.clock.now()) as tx:
-            changed = await change_state(
-                app, tx, ticket_number(args.number), args.state, f"staff:shell:{args.by}",
-                args.message, part=getattr(args, "part", None),
-            )  # fmt: skip
+            if args.state == ATTENDED:  # each type closes its own way (a consulta: its answer)
+                try:
+                    changed = await attend(app, tx, number, actor, args.message)
+                except AnswerRequired:
+                    line = texts.plain("staff.answer_required", {"number": number})
+                    raise AnswerMissing(line) from None
+            else:
+                changed = await change_state(
+                    app, tx, number, args.state, actor, args.message,
+                    part=getattr(args, "part", None),
+                )  # fmt: skip
         out.write(texts.plain("staff.changed", vars(changed)) + "\n")
     elif args.action == "export-csv":
         table = await export_rows(app)

@@ -11,9 +11,10 @@ paused: on its way back the due date moves later by exactly the business days sp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot import dates
 from bot.errors import PteBotError
@@ -111,8 +112,10 @@ async def change_state(
     part: str | None = None,
     assignee: tuple[str, str] | None = None,
     notify: bool = True,
+    details: Mapping[str, Any] | None = None,
 ) -> Changed:
-    """Move a ticket to ``to_state`` if the workflow allows it; record and notify in ``tx``."""
+    """Move a ticket to ``to_state`` if the workflow allows it; record and notify in ``tx``.
+    ``details`` go into the officer's notice (e.g. the profiles an attended change changed)."""
     ticket = await load(tx, number)
     if ticket is None:
         raise TransitionError(f"no ticket {number}")
@@ -159,11 +162,14 @@ async def change_state(
         choices: tuple[tuple[Choice, ...], ...] = ()
         if to_state == OBSERVED:
             choices = rows(notice_choice("fix", number, "btn.notice_fix"))
+        elif to_state == ATTENDED and ticket.type == "consulta":  # a question after the answer
+            choices = rows(notice_choice("reply", number, "btn.notice_reply"))
         notice = Outbound(
             "aviso.estado",
-            {"number": number, "state": to_state, "message": message, "part": part},
+            {"number": number, "state": to_state, "message": message, "part": part,
+             "type": ticket.type, "changes": [], **(details or {})},
             choices,
-        )
+        )  # fmt: skip
         notifications = await tell_officer(tx, ticket, notice)
     return Changed(number, state, to_state, due, notifications)
 

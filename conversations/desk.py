@@ -92,6 +92,7 @@ async def ask_card(ctx: Ctx) -> list[Outbound]:
         ctx.data.pop("number", None)
         return [Outbound("mesa.no_existe", {"number": number}, rows(*_nav()))]
     ctx.data["parts"] = card["parts"]
+    ctx.data["type"] = card["type"]
     buttons = [Choice(action, f"btn.desk_{action}") for action in card["actions"]]
     return [Outbound("mesa.ficha", card, rows(*buttons, *_nav(), per_row=2))]
 
@@ -185,17 +186,34 @@ async def answer_observation(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 async def ask_attend(ctx: Ctx) -> list[Outbound]:
-    buttons = rows(Choice("yes", "btn.desk_attend_yes"), Choice(BACK, "btn.desk_back"), per_row=2)
-    return [Outbound("mesa.atender", {"number": ctx.data["number"]}, buttons)]
+    """Each type closes its own way: a consulta with its answer (required), which the officer
+    reads in the chat; an access request or a profile change with a tap, or with a message."""
+    kind = ctx.data.get("type", "accesos")
+    back = Choice(BACK, "btn.desk_back")
+    choices = (back,) if kind == "consulta" else (Choice("yes", "btn.desk_attend_yes"), back)
+    data = {"number": ctx.data["number"], "type": kind}
+    return [Outbound("mesa.atender", data, rows(*choices, per_row=2))]
 
 
 async def answer_attend(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is Kind.BUTTON and event.text == BACK:
         return Next("ficha")
-    if event.kind is Kind.BUTTON and event.text == "yes":
-        number = ctx.data["number"]
-        return _done(number, await ctx.services.desk_attend(number), "mesa.hecho_attend")
-    return Again("errors.use_buttons")
+    kind = ctx.data.get("type", "accesos")
+    message: str | None = None
+    if event.kind is Kind.TEXT:  # the answer, or a message that goes with the closing
+        typed = typed_message(event)
+        if isinstance(typed, Again):
+            return typed
+        message = typed
+    elif event.kind is Kind.BUTTON and event.text == "yes" and kind != "consulta":
+        message = None
+    elif kind == "consulta":
+        return Again("mesa.atender_sin_respuesta")
+    else:
+        return Again("errors.use_buttons")
+    number = ctx.data["number"]
+    refused = await ctx.services.desk_attend(number, message)
+    return _done(number, refused, "mesa.hecho_attend", type=kind, message=message is not None)
 
 
 FLOW = Flow(

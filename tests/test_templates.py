@@ -188,7 +188,14 @@ SAMPLES["changes"] = [
     {"section": "Presupuesto", "removed": [], "added": PERSON},
     {"section": "Personal", "removed": [PERSON], "added": None},
 ]
-SAMPLES["c"] = {"field": "perfil", "section": NASTY, "before": NASTY, "after": None}
+SAMPLES["c"] = {  # a field of a correction, or a section of a profile change
+    "field": "perfil",
+    "section": NASTY,
+    "before": NASTY,
+    "after": None,
+    "removed": [PERSON],
+    "added": PERSON,
+}
 SAMPLES["correction"] = {
     "part": "resolucion",
     "message": NASTY,

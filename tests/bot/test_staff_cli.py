@@ -11,10 +11,17 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
-from bot.staff_cli import FORMULA_STARTS, TicketNotFound, run, spreadsheet_safe
+from bot.staff_cli import (
+    FORMULA_STARTS,
+    AnswerMissing,
+    TicketNotFound,
+    run,
+    spreadsheet_safe,
+)
 from bot.workflow import TransitionError
 from tests.bot.test_ticket_entity_name import file_request
 from tests.conversations.test_access_request import to_step
+from tests.conversations.test_consultation import to_attachments
 from tests.driver import Driver, FakeClock, MemoryMailer
 
 
@@ -84,6 +91,21 @@ async def test_attended_says_accesses_go_by_email(user: Driver, mailer: MemoryMa
     await set_state(user, "En atención")
     await set_state(user, "Atendido")
     assert "nunca llegan por este chat" in user.screen.last.plain
+
+
+async def test_a_consulta_is_attended_from_the_shell_with_its_answer(user: Driver) -> None:
+    """Issue 16, point 2: no answer, no Atendido; the answer reaches the officer's chat."""
+    await to_attachments(user)
+    await user.click("Listo")
+    await user.click("Confirmar y enviar")
+    await set_state(user, "En atención")
+    with pytest.raises(AnswerMissing, match="es una consulta: se atiende con su respuesta"):
+        await set_state(user, "Atendido")
+    printed = await set_state(user, "Atendido", "Ya está corregido: vuelve a intentarlo.")
+    assert "En atención → Atendido" in printed
+    notice = user.screen.last.plain
+    assert "Respuesta de la mesa de ayuda:\nYa está corregido: vuelve a intentarlo." in notice
+    assert "accesos" not in notice
 
 
 async def test_csv_and_backup(user: Driver, mailer: MemoryMailer, tmp_path: Path) -> None:

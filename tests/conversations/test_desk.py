@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from tests.conftest import AppFactory
 from tests.conversations.test_access_request import ENTITY, RUC, count_rows, make_pdf, to_step
+from tests.conversations.test_consultation import to_attachments
 from tests.driver import Driver, FakeClock, MemoryMailer
 
 NUMBER = "PTE-2026-000001"
@@ -435,3 +436,53 @@ async def test_subsanacion_mail_names_what_changed_and_what_stayed(
         f"- {formato}_v2.xlsx reemplaza a {formato}.xlsx",
         "- La resolución es el mismo PDF de antes: no se reemplazó.",
     ]
+
+
+# ------------------------------------------------------------- issue 16, point 2
+async def consulta_taken(user: Driver) -> Driver:
+    await to_attachments(user)
+    await user.click("Listo")
+    await user.click("Confirmar y enviar")
+    staff = await staff_member(user)
+    await staff.send(f"/ticket {NUMBER}")
+    await staff.click("Tomar")
+    return staff
+
+
+async def test_a_consulta_is_attended_with_its_answer_read_in_the_chat(user: Driver) -> None:
+    staff = await consulta_taken(user)
+    prompt = (await staff.click("Atender"))[-1]
+    assert "Escribe la respuesta a la consulta" in prompt.plain
+    assert "accesos" not in prompt.plain
+    assert [b.label for row in prompt.buttons for b in row] == ["◀ Volver a la ficha"]
+    refused = await staff.click_data(f"{staff.button('◀ Volver a la ficha')[0][:-4]}yes")
+    assert "Ese botón es de un mensaje anterior" in refused[0].plain  # not offered: refused
+    refused = await staff.sticker()
+    assert "se atiende con su respuesta" in refused[0].plain
+    assert (await ticket_row(user))["state"] == "En atención"
+    seen = len(user.screen.messages)
+    answer = "Hola Ana: el error 500 era del servidor.\nYa puedes publicar el presupuesto."
+    done = await staff.send(answer)
+    assert f"{NUMBER} quedó Atendido" in done[0].plain
+    assert "El responsable recibió tu respuesta en este chat." in done[0].plain
+    notice = user.screen.messages[seen]
+    assert "pasó a Atendido — la mesa de ayuda respondió tu consulta." in notice.plain
+    assert f"Respuesta de la mesa de ayuda:\n{answer}" in notice.plain
+    assert "accesos" not in notice.plain
+    assert "correo institucional" not in notice.plain
+    assert "↩️ Responder" in [b.label for row in notice.buttons for b in row]
+    assert (await ticket_row(user))["state"] == "Atendido"
+
+
+async def test_an_access_request_is_attended_with_a_message(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    staff = await taken(user, mailer)
+    prompt = (await staff.click("Atender"))[-1]
+    assert "¿Ya enviaste los accesos" in prompt.plain
+    seen = len(user.screen.messages)
+    done = await staff.send("Te enviamos también el manual del usuario.")
+    assert "donde le enviaste los accesos, con tu mensaje." in done[0].plain
+    notice = user.screen.messages[seen].plain
+    assert "Mensaje de la mesa de ayuda: Te enviamos también el manual del usuario." in notice
+    assert "Los accesos se enviaron a tu correo institucional" in notice

@@ -177,3 +177,26 @@ async def test_three_changes_in_a_row_build_on_each_other(
     _, profiles = await change(user, ["Personal"], "Agregar", "76543210")
     assert rows_of(profiles, "Presupuesto") == [[*LUIS, ""], [*CARLA, ""]]
     assert rows_of(profiles, "Personal") == [[*CARLA, "dar de alta"]]
+
+
+async def test_attending_a_change_tells_which_profiles_changed(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    """Issue 16, point 2: a profile change is attended telling what changed, not accesses."""
+    await attended(user, mailer)
+    staff = await user.peer("9001", staff=True)
+    await staff.send("/start")
+    await staff.click("Acepto")
+    number, _ = await change(user, ["Presupuesto", "Registro de visitas"], "Reemplazar", LUIS[2])
+    await staff.send(f"/ticket {number}")
+    await staff.click("Tomar")
+    prompt = (await staff.click("Atender"))[-1].plain
+    assert "¿Ya aplicaste en el portal el cambio de perfiles" in prompt
+    seen = len(user.screen.messages)
+    done = await staff.click("Sí, atender")
+    assert "Le dije al responsable qué perfiles cambiaron." in done[0].plain
+    notice = user.screen.messages[seen].plain
+    assert "pasó a Atendido — la mesa de ayuda aplicó el cambio de perfiles." in notice
+    assert "• Presupuesto: entra Luis Quispe Mamani, en lugar de Ana María Pérez Ruiz" in notice
+    assert "• Registro de visitas: entra Luis Quispe Mamani, en lugar de Ana María" in notice
+    assert "Los accesos se enviaron" not in notice
