@@ -87,13 +87,14 @@ async def replaced_files(
         )
         if not rows:
             continue
-        old_sha, old_name = max(rows, key=lambda row: _version(row[1]))
+        old_sha, old_name = max(rows, key=lambda row: version_of(row[1]))
         if old_sha != sha256:
             found.append({"role": role, "before": old_name, "after": name})
     return found
 
 
-def _version(filename: str) -> int:
+def version_of(filename: str) -> int:
+    """``Formato_…_v3.xlsx`` → 3; a name without ``_vN`` is the first version."""
     found = _VERSION.search(filename)
     return int(found.group(1)) if found else 1
 

@@ -15,6 +15,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from bot import dates, registry, workflow
+from bot.correction import version_of
 from bot.payload import encode
 from bot.store import OutboxRow, Tx
 from bot.workflow import (
@@ -166,6 +167,12 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
     due = date.fromisoformat(due_on)
     mine = viewer is not None and (a_channel, a_chat) == (viewer.channel, viewer.chat_id)
     sections = app.services.sections
+    holders: list[dict[str, Any]] = []
+    if kind == "perfiles":  # who holds each section now (with this change once attended)
+        now = await registry.current(tx, data.get("base", ""), sections)
+        holders = registry.holders(now, sections)
+        for row in holders:
+            row["touched"] = row["code"] in data.get("sections", [])
     return {
         "number": number,
         "type": kind,
@@ -193,6 +200,7 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
         "consulta": data if kind == "consulta" else None,
         "update": data if kind == "perfiles" else None,
         "update_sections": [s.name for s in sections if s.code in data.get("sections", [])],
+        "holders": holders,
         "files": [name for (name,) in files],
         "undelivered": len(failed),
         "undelivered_reason": failed[-1][0] if failed else None,
@@ -246,6 +254,20 @@ async def files_of(tx: Tx, number: str) -> list[Document]:
         (number,),
     )
     return [Document(sha, name, mime) for sha, name, mime in found]
+
+
+async def latest_formato(tx: Tx, number: str) -> Document | None:
+    """The ticket's newest Formato (a correction adds ``_v2``, ``_v3``...), if it has one."""
+    found = await tx.fetchall(
+        "SELECT tf.sha256, tf.filename, f.mime FROM ticket_files tf"
+        " JOIN tickets t ON t.id = tf.ticket_id JOIN files f ON f.sha256 = tf.sha256"
+        " WHERE t.number = ? AND tf.role = 'formato'",
+        (number,),
+    )
+    if not found:
+        return None
+    sha256, name, mime = max(found, key=lambda row: version_of(row[1]))
+    return Document(sha256, name, mime)
 
 
 # ------------------------------------------------------------------ actions

@@ -103,6 +103,12 @@ class DeskServices:
         )
         return {"type": ticket.type, "part": part or "otro", "data": json.loads(raw)}
 
+    async def ticket_formato(self, number: str) -> Document | None:
+        """The newest Formato of the writer's own ticket (any ticket, for staff)."""
+        if not self.who.is_staff and await self._own(number) is None:
+            return None
+        return await desk.latest_formato(self.tx, number)
+
     async def can_reply(self, number: str) -> bool:
         ticket = await self._own(number)
         return ticket is not None and ticket.state in REPLY_STATES

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot import dates
+from bot import dates, desk
 from bot.desk_services import DeskServices
 from bot.store import Tx, iso
 from bot.texts import Section
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 CODE_LIFETIME = timedelta(minutes=10)
 CODE_RESEND_AFTER = timedelta(seconds=60)
 CODE_MAX_TRIES = 5
+HISTORY_SHOWN = 8  # the latest events in the officer's view of a ticket
 
 
 @dataclass
@@ -168,7 +169,11 @@ class TurnServices(DeskServices):
         return [{"number": n, "type": t, "state": s} for n, t, s in found]
 
     async def ticket_detail(self, number: str) -> dict[str, Any] | None:
-        """The ticket for its owner or staff; None for anyone else, as for no such ticket."""
+        """The ticket for its owner or staff; None for anyone else, as for no such ticket.
+
+        It shows the message that came with the current state (an observation, a consulta's
+        answer), the latest events with the desk's messages as messages, the same file
+        count as the desk's card, and whether there is a Formato to download again."""
         row = await self.tx.fetchone(
             "SELECT t.id, t.number, t.type, t.state, t.person_id, t.registered_at, t.due_on,"
             " t.paused_days_left, t.entity_name, e.ruc FROM tickets t"
@@ -179,18 +184,15 @@ class TurnServices(DeskServices):
             return None
         ticket_id, number, kind, state, _owner, registered, due_on, paused, entity, ruc = row
         events = await self.tx.fetchall(
-            "SELECT at, actor, from_state, to_state, message FROM ticket_events"
-            " WHERE ticket_id = ? ORDER BY id",
+            "SELECT at, actor, to_state, message, kind FROM ticket_events"
+            " WHERE ticket_id = ? AND kind != 'asignacion' ORDER BY id",
             (ticket_id,),
         )
-        (attachments,) = await self.tx.fetchone(
-            "SELECT count(*) FROM ticket_files WHERE ticket_id = ? AND role != 'formato'",
-            (ticket_id,),
-        )
+        files = await desk.files_of(self.tx, number)
         due = date.fromisoformat(due_on)
         today = self.today()
         left = self.app.calendar.business_days_between(today, due)
-        staff_messages = [e for e in events if e[1].startswith("staff") and e[4]]
+        entered = [e for e in events if e[4] == "estado" and e[2] == state]
         return {
             "number": number,
             "type": kind,
@@ -203,9 +205,14 @@ class TurnServices(DeskServices):
             "overdue": due < today,
             "paused_days_left": paused,
             "open": state not in ("Atendido", "Cerrado", "Anulado"),
-            "attachments": attachments,
-            "last_message": staff_messages[-1][4] if staff_messages else None,
-            "history": [{"at": e[0], "state": e[3], "message": e[4]} for e in events],
+            "attachments": len(files),
+            "formato": await desk.latest_formato(self.tx, number) is not None,
+            "state_message": entered[-1][3] if entered and entered[-1][1] != "officer" else None,
+            "history": [
+                {"at": at, "state": to_state, "message": message, "kind": event_kind}
+                for at, _actor, to_state, message, event_kind in events[-HISTORY_SHOWN:]
+            ],
+            "earlier": max(0, len(events) - HISTORY_SHOWN),
         }
 
     # ------------------------------------------------------------- requests

@@ -57,19 +57,23 @@ async def ask_detail(ctx: Ctx) -> list[Outbound]:
     if detail is None:
         return [Outbound("estado.not_found", {"number": number}, rows(*nav, per_row=2))]
     actions = [Choice(a, ACTION_LABELS[a]) for a in _actions(detail["state"])]
+    if detail.get("formato"):
+        actions.append(Choice(FORMATO, ACTION_LABELS[FORMATO]))
     return [Outbound("estado.detail", detail, (*rows(*actions), *rows(*nav, per_row=2)))]
 
 
+FORMATO = "formato"
 ACTION_LABELS = {
     "fix": "btn.notice_fix",
     "reply": "btn.notice_reply",
     "cancel": "btn.cancel_ticket",
+    FORMATO: "btn.download_formato",
 }
 
 
 def _actions(state: str) -> list[str]:
     """What the officer can do on their ticket: correct an observation, write to the help
-    desk, or withdraw a request nobody has started on."""
+    desk, or withdraw a request nobody has started on (and download its Formato again)."""
     if state == "Observado":
         return ["fix", "reply"]
     if state == "Registrado":
@@ -95,6 +99,11 @@ async def answer_detail(ctx: Ctx, event: Inbound) -> Outcome:
         return Next("detalle", [Outbound("estado.no_action", {"number": number})])
     if event.kind is Kind.BUTTON and event.text == "cancel":
         return Next("anular")
+    if event.kind is Kind.BUTTON and event.text == FORMATO:
+        formato = await ctx.services.ticket_formato(number)
+        if formato is None:
+            return Next("detalle", [Outbound("estado.no_action", {"number": number})])
+        return Next("detalle", [Outbound("estado.formato", {"number": number}, document=formato)])
     return Again("errors.use_buttons")
 
 

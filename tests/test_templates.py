@@ -202,6 +202,10 @@ SAMPLES["correction"] = {
     "fields": [SAMPLES["c"], {"field": "res_numero", "section": "", "before": "1", "after": "2"}],
     "files": [{"role": "formato", "before": "Formato_v1.xlsx", "after": "Formato_v2.xlsx"}],
 }
+SAMPLES["holders"] = [
+    {"section": "Presupuesto", "code": "presupuesto", "people": [PERSON, PERSON], "touched": True},
+    {"section": NASTY, "code": "personal", "people": [], "touched": False},
+]
 SAMPLES["page"] = 2  # whatsapp.more_body: a page of a long list
 SAMPLES["pages"] = 3
 SAMPLES["tomorrow"] = SAMPLES["items"]

@@ -274,8 +274,10 @@ async def test_profile_update_only_after_the_request_was_attended(
     cells = sheet_cells(formato.document)
     assert update_number in cells
     assert ENTITY in cells
-    # The officer stays responsible and in charge of the other nine sections only.
-    assert cells.count("45678912") == 1 + 9
+    # The officer stays responsible and in charge of the other nine sections; the section
+    # removed is still listed, marked (issue 16, point 3).
+    assert cells.count("45678912") == 1 + 10
+    assert cells.count("dar de baja") == 1
 
     [mail] = await smtp.inbox.wait_for("Actualización de perfiles del PTE")
     assert update_number in str(mail.message["Subject"])

@@ -327,6 +327,23 @@ async def test_profiles_by_section_with_another_person(user: Driver, mailer: Mem
     assert "Información focalizada: no aplica" in summary
 
 
+async def test_summary_shows_who_else_is_in_charge_with_dni_and_email(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    """Issue 16, point 14: the officer checks each colleague's DNI and email before sending."""
+    await to_step(user, mailer, "perfiles_modo")
+    await user.click("Otra persona")
+    for answer in ("Luis", "Quispe Mamani", "87654321", "Analista", "lquispe@munisjl.gob.pe"):
+        await user.send(answer)
+    summary = (await user.send("912345678"))[-1].plain
+    assert "Presupuesto: Luis Quispe Mamani" in summary
+    assert (
+        "La otra persona a cargo:\n• Luis Quispe Mamani: DNI 87654321 · lquispe@munisjl.gob.pe"
+        in summary
+    )
+    assert summary.count("DNI 87654321") == 1  # once, however many sections the person holds
+
+
 async def test_double_confirmation_opens_one_ticket(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
     confirm, _ref = user.button("✅ Confirmar y enviar")

@@ -116,7 +116,7 @@ async def test_observe_the_resolution_then_the_officer_corrects_it(
     seen = len(user.screen.messages)
     done = await staff.send("Falta la firma del alcalde en la resolución.")
     assert "quedó Observado" in done[0].plain
-    assert "4 día(s) hábil(es)" in done[0].plain
+    assert "4 días hábiles pendientes" in done[0].plain
     notice = user.screen.messages[seen]
     assert "pasó a Observado" in notice.plain
     assert "Qué corregir: la resolución de designación" in notice.plain

@@ -160,7 +160,16 @@ async def test_three_changes_in_a_row_build_on_each_other(
     body = mailer.sent[-1].get_body().get_content().splitlines()
     assert "- Personal: se da de baja a Luis Quispe Mamani (DNI 87654321)" in body
     assert "- Registro de visitas: se da de baja a Ana María Pérez Ruiz (DNI 45678912)" in body
+    # Issue 16, point 14: the card says who holds each section now.
+    card = (await staff.send(f"/ticket {second}"))[-1].plain.splitlines()
+    assert "Quién tiene cada sección hoy (antes de este cambio; ✏️ las que cambia):" in card
+    assert "• Presupuesto: Luis Quispe Mamani" in card
+    assert "• Personal: Luis Quispe Mamani ✏️" in card
+    assert "• Registro de visitas: Ana María Pérez Ruiz ✏️" in card
     await attend(staff, second)
+    card = (await staff.send(f"/ticket {second}"))[-1].plain.splitlines()
+    assert "Quién tiene cada sección hoy (con este cambio):" in card
+    assert "• Personal: nadie ✏️" in card
 
     third, profiles = await change(user, ["Presupuesto"], "Agregar", "76543210")
     assert rows_of(profiles, "Presupuesto") == [[*LUIS, ""], [*CARLA, "dar de alta"]]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conversations.status import find_number
 from tests.conftest import AppFactory
-from tests.conversations.test_access_request import to_step
+from tests.conversations.test_access_request import make_pdf, to_step
+from tests.conversations.test_consultation import to_attachments
 from tests.driver import Driver, FakeClock, MemoryMailer
 
 
@@ -47,8 +50,8 @@ async def test_list_and_detail(user: Driver, mailer: MemoryMailer, clock: FakeCl
     assert "PTE-2026-000001 · Solicitud de accesos" in detail
     assert "Municipalidad de Pérez <Ruiz> & Cía (RUC 20131312955)" in detail
     assert "Registrado — la mesa de ayuda la recibió" in detail
-    assert "viernes 11 de diciembre de 2026 (quedan 4 día(s) hábil(es))" in detail
-    assert "Adjuntos: 1" in detail
+    assert "viernes 11 de diciembre de 2026 (quedan 4 días hábiles)" in detail
+    assert "Adjuntos: 2" in detail  # the resolution and the Formato, as on the desk's card
 
 
 async def test_overdue_ticket_says_by_how_much(
@@ -57,7 +60,7 @@ async def test_overdue_ticket_says_by_how_much(
     await registered(user, mailer)
     clock.advance(days=12)  # Monday 14 Dec 2026
     detail = (await user.send("¿y mi trámite PTE-2026-000001?"))[-1].plain
-    assert "venció el viernes 11 de diciembre de 2026 (hace 1 día(s) hábil(es))" in detail
+    assert "venció el viernes 11 de diciembre de 2026 (hace 1 día hábil)" in detail
 
 
 async def test_typed_number_shows_nothing_to_another_user(
@@ -106,3 +109,74 @@ async def test_typed_number_mid_request_keeps_the_draft(
     assert "Solicitud de accesos" in detail
     replies = await user.click("Menú")
     assert "Tienes una solicitud de accesos al PTE en curso (paso 2 de 15)" in replies[-1].plain
+
+
+# ------------------------------------------------------------- issue 16, point 14
+async def test_detail_after_attended_shows_what_is_current(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    """The current state's message (not a stale observation), the desk's messages as
+    messages, the card's file count, and the Formato again."""
+    number = "PTE-2026-000001"
+    await registered(user, mailer)
+    staff = await user.peer("9001", staff=True)
+    await staff.send("/start")
+    await staff.click("Acepto")
+    await staff.send(f"/ticket {number}")
+    await staff.click("Tomar")
+    await staff.click("Responder")
+    await staff.send("Hola Ana: ¿el alcalde firmó la resolución?")
+    await staff.click("Observar")
+    await staff.click("Resolución")
+    await staff.send("El PDF enviado está en blanco.")
+    observed = (await user.send(number))[-1].plain
+    assert "Qué pide la mesa de ayuda: El PDF enviado está en blanco." in observed
+    clock.advance(hours=1)
+    await user.click("Corregir")
+    await user.send("Resolución de Alcaldía N.° 045-2026-MDSJL")
+    await user.send("15/10/2026")
+    await user.click("Alcalde(sa)")
+    await user.upload(make_pdf(pages=3), name="firmada.pdf")
+    await user.click("Confirmar y enviar")
+    await staff.send(f"/ticket {number}")
+    await staff.click("Atender")
+    await staff.click("Sí, atender")
+    card = (await staff.send(f"/ticket {number}"))[-1].plain
+    detail = (await user.send(number))[-1]
+    text = detail.plain
+    assert "Estado: Atendido" in text
+    assert "mensaje de la mesa de ayuda:" not in text.lower().split("historial")[0]
+    assert text.count("El PDF enviado está en blanco.") == 1  # in the history only
+    assert "• 02/12/2026 10:00 — Observado: El PDF enviado está en blanco." in text  # history
+    assert (
+        "• 02/12/2026 10:00 — mensaje de la mesa de ayuda:"
+        " «Hola Ana: ¿el alcalde firmó la resolución?»" in text
+    )
+    assert "En atención: Hola Ana" not in text
+    files = re.search(r"Adjuntos: (\d+)", card)
+    assert files is not None
+    assert files.group(1) == "4"  # resolution and Formato, each sent twice
+    assert f"Adjuntos: {files.group(1)}" in text
+    labels = [b.label for row in detail.buttons for b in row]
+    assert "📄 Descargar Formato" in labels
+    replies = await user.click("📄 Descargar Formato")
+    assert replies[0].document is not None
+    assert replies[0].document["filename"] == f"Formato_Perfiles_{number}_v2.xlsx"
+    assert "Estado: Atendido" in replies[-1].plain  # and the detail again
+
+
+async def test_a_consulta_detail_has_its_answer_and_no_formato(user: Driver) -> None:
+    await to_attachments(user)
+    await user.click("Listo")
+    await user.click("Confirmar y enviar")
+    staff = await user.peer("9001", staff=True)
+    await staff.send("/start")
+    await staff.click("Acepto")
+    await staff.send("/ticket PTE-2026-000001")
+    await staff.click("Tomar")
+    await staff.click("Atender")
+    await staff.send("El error 500 ya está corregido.")
+    detail = (await user.send("PTE-2026-000001"))[-1]
+    assert "Respuesta de la mesa de ayuda: El error 500 ya está corregido." in detail.plain
+    assert "revisa tu correo" not in detail.plain
+    assert "📄 Descargar Formato" not in [b.label for row in detail.buttons for b in row]
