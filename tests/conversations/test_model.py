@@ -251,6 +251,8 @@ class Officers(RuleBasedStateMachine):
             try:
                 self.run(self.staff.click(label))
             except AssertionError:  # not offered in this state: the walk ends here
+                if label == "Sí, atender":  # a consulta: attended with its answer, typed
+                    self.run(self.staff.send("El portal ya funciona: vuelve a intentarlo."))
                 return
         if action == "observe":
             self.run(self.staff.send("El PDF de la resolución está en blanco, envíalo otra vez."))
