@@ -163,6 +163,7 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
         " AND o.chat_id = ci.external_id ORDER BY o.id",
         (ticket_id,),
     )
+    shown_flags, review = flag_lines(json.loads(flags), people_of(data))
     today = dates.lima_date(tx.now)
     due = date.fromisoformat(due_on)
     mine = viewer is not None and (a_channel, a_chat) == (viewer.channel, viewer.chat_id)
@@ -184,8 +185,8 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
         "left": app.calendar.business_days_between(today, due),
         "overdue": due < today and state in (REGISTERED, IN_PROGRESS),
         "paused": paused,
-        "flags": [f for f in json.loads(flags) if f != REVIEW_FLAG],
-        "review": review_addresses(people_of(data)),
+        "flags": shown_flags,
+        "review": review,
         "part": part,
         "taken": a_chat is not None,
         "taken_by": staff_name(app, a_chat) if a_chat is not None else None,
@@ -217,6 +218,15 @@ def review_addresses(people: Iterable[Mapping[str, Any] | None]) -> list[dict[st
             name = f"{person.get('nombres', '')} {person.get('apellidos', '')}".strip()
             found[person["email"]] = {"email": person["email"], "name": name}
     return list(found.values())
+
+
+def flag_lines(
+    flags: list[str], people: Iterable[Mapping[str, Any] | None]
+) -> tuple[list[str], list[dict[str, str]]]:
+    """The flags to show as they are, and the addresses to show one per line; the bare
+    "dominio por revisar" stays only if no address of the ticket carries it."""
+    review = review_addresses(people)
+    return [f for f in flags if f != REVIEW_FLAG or not review], review
 
 
 def people_of(data: Mapping[str, Any]) -> list[Mapping[str, Any] | None]:
@@ -393,11 +403,11 @@ async def post_new_ticket(app: App, tx: Tx, number: str) -> list[OutboxRow]:
         (number,),
     )
     kind, due_on, flags, entity, ruc, data = row
+    shown_flags, review = flag_lines(json.loads(flags), people_of(json.loads(data)))
     post = Outbound(
         "mesa.nuevo",
         {"number": number, "type": kind, "due": due_on, "entity": entity, "ruc": ruc,
-         "flags": [f for f in json.loads(flags) if f != REVIEW_FLAG],
-         "review": review_addresses(people_of(json.loads(data)))},
+         "flags": shown_flags, "review": review},
         link=("btn.notice_card", number),
         bulk=True,
     )  # fmt: skip

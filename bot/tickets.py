@@ -228,7 +228,7 @@ async def _request_files(
             "authority": authority_text(app, data["res"]),
             "rows": [{"section": s.name, "person": p} for s, p in assignments(data, sections)],
             "due": due,
-            "flags": [f for f in flags if f != REVIEW_FLAG],
+            "flags": [f for f in flags if f != REVIEW_FLAG],  # the addresses say it
             "review": review_addresses(people),
             "correction": correction,
         },

@@ -259,3 +259,9 @@ def test_sections_come_from_the_data_file() -> None:
     assert codes[0] == "datos_generales"
     assert "focalizada" in codes
     assert len(codes) == len(set(codes)) == 10
+
+
+def test_a_notice_queued_before_issue_16_still_renders() -> None:
+    """Outbox rows outlive a deploy: a state notice without type and changes renders."""
+    old = {"number": "PTE-2026-000001", "state": "Atendido", "message": None, "part": None}
+    assert "Los accesos se enviaron a tu correo institucional" in TEXTS.plain("aviso.estado", old)
