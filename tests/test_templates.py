@@ -265,3 +265,14 @@ def test_a_notice_queued_before_issue_16_still_renders() -> None:
     """Outbox rows outlive a deploy: a state notice without type and changes renders."""
     old = {"number": "PTE-2026-000001", "state": "Atendido", "message": None, "part": None}
     assert "Los accesos se enviaron a tu correo institucional" in TEXTS.plain("aviso.estado", old)
+
+
+def test_a_detail_and_a_card_queued_before_issue_16_still_render() -> None:
+    detail = {"number": "PTE-2026-000001", "type": "accesos", "entity": NASTY, "ruc": "1",
+              "state": "Atendido", "registered_at": "2026-12-02T15:00:00+00:00", "open": False,
+              "last_message": "x", "attachments": 1,
+              "history": [{"at": "2026-12-02T15:00:00+00:00", "state": "Registrado",
+                           "message": None}]}  # fmt: skip
+    assert "• 02/12/2026 10:00 — Registrado" in TEXTS.plain("estado.detail", detail)
+    card = {k: v for k, v in sample_for("mesa.ficha").items() if k not in ("review", "holders")}
+    assert "Historial" in TEXTS.plain("mesa.ficha", card)
