@@ -26,7 +26,7 @@ CONSULTATION_KEYS = ("ruc", "entity_name", "section", "section_name", "descripti
 async def ask_entity(ctx: Ctx) -> list[Outbound]:
     known = await ctx.services.my_entity()
     ctx.data["known"] = known
-    buttons = rows(Choice("same", "btn.entity_same", {"name": known["name"]})) if known else ()
+    buttons = rows(Choice("same", "btn.entity_usual")) if known else ()
     return [Outbound("consulta.entidad", {"usual": known}, buttons, ctx.progress)]
 
 

@@ -134,7 +134,18 @@ class Engine:
 
     def label_matches(self, choice: list[Any], text: str) -> bool:
         wanted = normalize(text)
-        return bool(wanted) and normalize(self._labels.label(choice[1], choice[2])) == wanted
+        return bool(wanted) and any(normalize(form) == wanted for form in self._forms(choice))
+
+    def label_starts(self, choice: list[Any], prefix: str) -> bool:
+        """A label (or its short form) starts with ``prefix`` (normalized)."""
+        return any(normalize(form).startswith(prefix) for form in self._forms(choice))
+
+    def _forms(self, choice: list[Any]) -> list[str]:
+        """A choice's label as channels may show it: whole, and its short form if any."""
+        key, data = choice[1], choice[2]
+        short = self._labels.short(key, data)
+        full = self._labels.label(key, data)
+        return [full] if short is None else [full, short]
 
     @property
     def faq_targets(self) -> Mapping[str, str]:
@@ -480,9 +491,17 @@ class _Turn(DraftsMixin, TicketsMixin):
         return choice_id if any(c[0] == choice_id for c in self.state.choices) else None
 
     def typed_choice(self, text: str) -> str | None:
+        """The open question's choice whose label (or its short form) was typed; a label
+        typed as a channel showed it cut ("Municipalidad Distrital…") when one alone starts
+        that way."""
         for choice in self.state.choices:
             if self.engine.label_matches(choice, text):
                 return str(choice[0])
+        cut = _cut_label(text)
+        if cut:
+            found = [c for c in self.state.choices if self.engine.label_starts(c, cut)]
+            if len(found) == 1:
+                return str(found[0][0])
         return None
 
     # --------------------------------------------------------------- answers
@@ -641,6 +660,16 @@ def _track_contact_keyboard(state: State, messages: list[Outbound]) -> None:
             messages[index] = dataclasses.replace(message, remove_keyboard=True)
             state.contact_keyboard = False
             return
+
+
+def _cut_label(text: str) -> str:
+    """ "Municipalidad Distrital…" (a label as shown cut, typed back) → its normalized start;
+    "" for anything else. Three characters at least, so "…" alone chooses nothing."""
+    stripped = text.strip()
+    if not stripped.endswith(("…", "...")):
+        return ""
+    start = normalize(stripped.rstrip(".…"))
+    return start if len(start) >= 3 else ""
 
 
 def _choice_part(data: str) -> str:

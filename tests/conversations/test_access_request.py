@@ -293,7 +293,7 @@ async def test_corregir_changes_a_part_and_returns_to_the_summary(
     await user.send("16/10/2026")
     await user.click("Otra")
     await user.send("Gerente Municipal")
-    replies = await user.click("Mantener el PDF enviado")
+    replies = await user.click("Mantener el PDF")
     summary = replies[-1].plain
     assert "Revisa tu solicitud" in summary
     assert "N.° 046-2026-MDSJL, del 16/10/2026, emitida por Gerente Municipal" in summary
@@ -388,7 +388,7 @@ async def test_known_ruc_offers_the_known_name(
     await user.send("/solicitar")
     replies = await user.send(RUC)
     assert ENTITY in replies[-1].plain
-    replies = await user.click(f"Usar: {ENTITY}")
+    replies = await user.click("Usar ese nombre")
     assert "nombres" in replies[-1].plain
 
 
