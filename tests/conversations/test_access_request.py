@@ -324,7 +324,7 @@ async def test_double_confirmation_opens_one_ticket(user: Driver, mailer: Memory
     confirm, _ref = user.button("✅ Confirmar y enviar")
     await user.click_data(confirm)
     replies = await user.click_data(confirm)
-    assert "Ese botón es de un mensaje anterior" in replies[0].plain
+    assert "Ese botón es de una pregunta anterior" in replies[0].plain
     assert await count_rows(user, "tickets") == 1
     assert sum("Solicitud de accesos" in str(m["Subject"]) for m in mailer.sent) == 1
 
