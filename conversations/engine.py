@@ -189,6 +189,10 @@ class _Turn(DraftsMixin, TicketsMixin):
             self.say("common.password_warning")
             await self.ask_again()
             return
+        if event.kind is Kind.FILE and event.text and looks_like_credentials(event.text):
+            # A caption is kept with its file, never one that looks like a password.
+            self.say("common.password_caption")
+            event = self.event = dataclasses.replace(event, text="")
         command = self.engine.command_of(event)
         in_consent = state.frame is not None and state.frame.flow == CONSENT_FLOW
         if (
