@@ -299,6 +299,12 @@ def _scenarios() -> Iterator[Scenario]:
         [*request_until("resumen"), click("Corregir")],
     )
     yield Scenario(
+        "solicitud.corregir_campo",
+        "solicitud",
+        "corregir_campo",
+        [*request_until("resumen"), click("Corregir"), click("Tus datos")],
+    )
+    yield Scenario(
         "solicitud.cancelar",
         "solicitud",
         "dni",
