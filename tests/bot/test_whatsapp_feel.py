@@ -69,6 +69,14 @@ async def registered_consulta(ana: FakeWhatsAppUser, settings: Settings) -> str:
     return str(number)
 
 
+async def tap_on(user: FakeWhatsAppUser, sent: Sent, title: str) -> list[Sent]:
+    """Tap the row titled ``title`` of that message (however old), as the person scrolls up."""
+    row = next(ident for ident, shown, _ in sent.rows if shown == title)
+    reply = {"type": "list_reply", "list_reply": {"id": row, "title": title}}
+    await user.send("interactive", reply, sent.wamid)
+    return await user.expect(1)
+
+
 def stored_state(settings: Settings, wa_id: str = ANA) -> dict[str, object]:
     [(raw,)] = query(
         settings,
@@ -167,16 +175,8 @@ async def test_old_menus_and_tickets_work_and_a_closed_question_is_refused_brief
     assert "Paso 1 de 7" in card.text
 
     # "💬 Hacer una consulta" on the very first menu, while on a requirements card.
-    sent, _id, _kind = ana.find("💬 Hacer una consulta")
-    assert sent is not first_menu  # find() gives the newest; tap the first menu's row
-    row = next(i for i, t, _ in first_menu.rows if t == "💬 Hacer una consulta")
-    await ana.send(
-        "interactive", {"type": "list_reply", "list_reply": {"id": row, "title": "x"}},
-        first_menu.wamid,
-    )  # fmt: skip
-    [entity] = await ana.expect(1)
+    [entity] = await tap_on(ana, first_menu, "💬 Hacer una consulta")
     assert "Paso 1 de 5" in entity.text
-    assert "mensaje anterior" not in entity.text
 
     # "Siguiente ▶" on the card answers a question no longer open: one short message.
     [stale] = await ana.tap("Siguiente ▶")
@@ -187,16 +187,10 @@ async def test_old_menus_and_tickets_work_and_a_closed_question_is_refused_brief
     assert await ana.settle() == []  # not the card, not the question again
 
     # "Estado de mis trámites" and a ticket from lists that are no longer open.
-    await ana.tap("Estado de mis trámites")
-    tickets = ana.last
+    [tickets] = await tap_on(ana, first_menu, "Estado de mis trámites")
     await ana.tap("Menú")
     await ana.tap("💬 Hacer una consulta")
-    ticket_row = next(i for i, t, _ in tickets.rows if t.startswith("N.° "))
-    await ana.send(
-        "interactive", {"type": "list_reply", "list_reply": {"id": ticket_row, "title": "x"}},
-        tickets.wamid,
-    )  # fmt: skip
-    [detail] = await ana.expect(1)
+    [detail] = await tap_on(ana, tickets, f"N.° {number[-6:]} · Registrado")
     assert f"*{number}* · Consulta" in detail.text
     assert refused(graph) == []
 
@@ -263,13 +257,13 @@ async def test_short_choices_are_buttons_and_lists_are_spoken_of_as_options(
     graph: FakeGraphAPI, settings: Settings, wa_server: Server
 ) -> None:
     ana = await consented(graph)
-    for _ in range(6):
-        card = (await ana.tap("Siguiente ▶") if _ else await ana.tap("📋 Requisitos y pasos"))[-1]
-    [ready] = await ana.tap("Siguiente ▶")
-    assert ready.type == "button"
+    await ana.tap("📋 Requisitos y pasos")
+    for _card in range(6):
+        [ready] = await ana.tap("Siguiente ▶")
+    assert "Paso 7 de 7" in ready.text
+    assert ready.type == "button"  # "Sí, empezar solicitud" (21) made it a list
     assert ready.labels == ["Sí, empezar", "Aún no", "◀ Anterior"]
     assert "empezamos tu solicitud" in ready.text
-    assert "Paso 6 de 7" in card.text
 
     await ana.say("menú")
     [answer] = await ana.say("¿cuánto demora?")
