@@ -420,6 +420,10 @@ class _Turn(DraftsMixin, TicketsMixin):
             number = find_number(choice[len(TICKET_PREFIX) :])
             if number is None or (self.person.consent is not True and not self.person.is_staff):
                 return False
+            # One's own ticket only (any, for staff): a button replayed from someone else's
+            # chat reads like any old answer and names nothing.
+            if await self.services.ticket_detail(number) is None:
+                return False
             await self.open_ticket(number)
             return True
         if (
