@@ -98,7 +98,12 @@ class App:
                         tx, stored.sha256 or "", stored.size or 0, mime, stored.kind or ""
                     )
                 who = Who(
-                    chat.person_id, chat.identity_id, event.channel, event.chat_id, person.is_staff
+                    chat.person_id,
+                    chat.identity_id,
+                    event.channel,
+                    event.chat_id,
+                    person.is_staff,
+                    local=event.local,
                 )
                 services = TurnServices(self, tx, who)
                 reply = await self.engine.handle(state, event, person, now, services)

@@ -52,6 +52,7 @@ def encode(message: Outbound, qid: int, edit_ref: str | None) -> str:
 class Button:
     label: str
     data: str  # callback data: "<question id>:<choice id>"
+    short: str | None = None  # the label's short form, for narrow buttons (WhatsApp)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,10 @@ def render(texts: Texts, payload: str) -> Rendered:
         text += "\n" + texts.render("common.current", {"value": current})
     qid = body["qid"]
     buttons = [
-        [Button(texts.label(label, data), f"{qid}:{choice_id}") for choice_id, label, data in row]
+        [
+            Button(texts.label(label, data), f"{qid}:{choice_id}", texts.short(label, data))
+            for choice_id, label, data in row
+        ]
         for row in body.get("choices", [])
     ]
     for row in buttons:

@@ -63,6 +63,7 @@ class Who:
     channel: str
     chat_id: str
     is_staff: bool = False
+    local: bool = False  # writing at the machine the assistant runs on (the terminal chat)
 
 
 def _hash(salt: str, code: str) -> str:
@@ -78,7 +79,8 @@ class TurnServices(DeskServices):
         self.notice_version = base.notice_version
         self.sections = base.sections
         self.helpdesk_email = base.helpdesk_email
-        self.local_outbox = base.local_outbox
+        # A path on this machine means something only to someone sitting at it.
+        self.local_outbox = base.local_outbox if who.local else None
 
     def label(self, key: str) -> str:
         """A button's text, for flows that quote a choice back (e.g. the authority)."""

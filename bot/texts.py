@@ -21,9 +21,10 @@ from typing import Any
 
 import jinja2
 
-from bot import dates
+from bot import dates, short_forms
 
 DATA_FILE = "datos.toml"
+SHORT_SUFFIX = "_corto"  # "btn.ticket_corto": the short form of the label "btn.ticket"
 _TAG = re.compile(r"<[^>]+>")
 
 
@@ -36,6 +37,7 @@ class Section:
     code: str
     name: str
     note: str = ""
+    short: str = ""  # for narrow buttons (the label's short form), when the name is long
 
 
 def _flatten(prefix: str, table: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -100,12 +102,26 @@ class Texts:
             keep_trailing_newline=False,
         )
         self.env.filters.update(fecha_larga=_long_date, fecha=_short_date, fecha_hora=_date_time)
+        short = self.data.get("formas_cortas", {})
+        particles = list(short.get("particulas", []))
+        leads = dict(short.get("entidades", {}))
+        self.env.filters.update(
+            nombre_corto=lambda nombres, apellidos, limit=20: short_forms.person(
+                str(nombres), str(apellidos), particles, limit
+            ),
+            entidad_corta=lambda name, limit=24: short_forms.entity(str(name), leads, limit),
+        )
         notice = self.data["aviso"]
         self.env.globals.update(
             helpdesk=helpdesk,
             responsable=notice["responsable"],
             conservacion=notice["conservacion"],
             borradores=self.data["borradores"],
+            # What a person reads for each channel ("WhatsApp", not "whatsapp").
+            canales=self.data.get("canales", {}),
+            secciones_cortas={
+                row["name"]: row["short"] for row in self.data["secciones"] if row.get("short")
+            },
         )
         self._compiled: dict[str, jinja2.Template] = {}
         self._labels: dict[tuple[str, str], str] = {}
@@ -149,6 +165,14 @@ class Texts:
 
     def plain(self, key: str, data: Mapping[str, Any]) -> str:
         return to_plain(self.render(key, data))
+
+    def short(self, key: str, data: Mapping[str, Any]) -> str | None:
+        """The label's short form (template ``<key>_corto``), for channels whose buttons are
+        narrow (WhatsApp: 20 characters, 24 in a list); None when the label has none."""
+        short_key = key + SHORT_SUFFIX
+        if short_key not in self.sources:
+            return None
+        return self.label(short_key, data)
 
     def label(self, key: str, data: Mapping[str, Any]) -> str:
         """A button label as plain text (cached when it takes no data)."""

@@ -261,6 +261,7 @@ async def open_consultation(app: App, tx: Tx, who: Who, data: dict[str, Any]) ->
 
     number, ticket_id, due = await create_ticket(app, tx, who, "consulta", data)
     attachments = []
+    listed = []  # each file's name in the mail, with the words the officer sent with it
     for index, file in enumerate(data.get("files", []), start=1):
         name = f"Adjunto_{index:02d}_{number}.{EXTENSIONS.get(file['kind'], 'bin')}"
         await tx.execute(
@@ -270,6 +271,7 @@ async def open_consultation(app: App, tx: Tx, who: Who, data: dict[str, Any]) ->
         )
         content = await asyncio.to_thread(app.files.read, file["sha256"])
         attachments.append(Attachment(name, content, MIMES.get(file["kind"], "application/pdf")))
+        listed.append({"name": name, "caption": file.get("caption")})
     body = app.texts.plain(
         "mail.consulta_body",
         {
@@ -279,6 +281,7 @@ async def open_consultation(app: App, tx: Tx, who: Who, data: dict[str, Any]) ->
             "section": data["section_name"],
             "description": data["description"],
             "count": len(attachments),
+            "files": listed,
             "due": due,
         },
     )

@@ -143,6 +143,16 @@ async def answer_code(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 # ----------------------------------------------------------------- mobile
+async def ask_phone(ctx: Ctx) -> list[Outbound]:
+    """The mobile, with "Compartir mi número"; not right after a shared number was refused
+    (one from abroad): sharing it again would not help, so it is asked to be typed."""
+    event = ctx.event
+    share = event is None or event.kind is not Kind.CONTACT or not event.phone
+    return await ask(
+        "solicitud.celular", lambda _ctx: {"share": share}, request_contact=share, current=_phone
+    )(ctx)
+
+
 async def answer_phone(ctx: Ctx, event: Inbound) -> Outcome:
     if kept(ctx, event, _phone):
         return route(ctx, "celular")
@@ -153,6 +163,8 @@ async def answer_phone(ctx: Ctx, event: Inbound) -> Outcome:
     else:
         return Again("errors.expected_phone")
     result = validators.mobile(text)
+    if isinstance(result, validators.Invalid) and event.kind is Kind.CONTACT:
+        return Again("errors.shared_phone_not_peru", {"phone": text})
     if isinstance(result, validators.Invalid):
         return Again(f"errors.{result.code}")
     ctx.data.setdefault("resp", {})["phone"] = result.value
@@ -342,7 +354,7 @@ FLOW = Flow(
         Step("codigo", ask_code, answer_code),
         Step(
             "celular",
-            ask("solicitud.celular", request_contact=True, current=_phone),
+            ask_phone,
             answer_phone,
         ),
         field_step(

@@ -15,6 +15,7 @@ from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Stay, Step
 from conversations.steps import ask
 
 MAX_FILES = 10
+CAPTION_MAX = 1024  # WhatsApp's and Telegram's limit for a file's caption
 ATTACHMENT_KINDS = ("pdf", "png", "jpeg", "docx", "xlsx")
 EXTRA_SECTIONS = (("acceso", "btn.topic_access"), ("otro", "btn.topic_other"))
 LISTO, CONFIRM, CORRECT = "done", "confirm", "correct"
@@ -26,7 +27,7 @@ CONSULTATION_KEYS = ("ruc", "entity_name", "section", "section_name", "descripti
 async def ask_entity(ctx: Ctx) -> list[Outbound]:
     known = await ctx.services.my_entity()
     ctx.data["known"] = known
-    buttons = rows(Choice("same", "btn.entity_same", {"name": known["name"]})) if known else ()
+    buttons = rows(Choice("same", "btn.entity_usual")) if known else ()
     return [Outbound("consulta.entidad", {"usual": known}, buttons, ctx.progress)]
 
 
@@ -120,7 +121,11 @@ async def answer_attachments(ctx: Ctx, event: Inbound) -> Outcome:
         return Stay([Outbound("consulta.duplicate", {"name": file.name})])
     if len(files) >= MAX_FILES:
         return Stay([Outbound("errors.too_many_files", {"max": MAX_FILES})])
-    files.append({"sha256": file.sha256, "kind": file.kind, "name": file.name, "size": file.size})
+    stored = {"sha256": file.sha256, "kind": file.kind, "name": file.name, "size": file.size}
+    caption = validators.free_text(event.text, 1, CAPTION_MAX)
+    if event.text.strip() and isinstance(caption, validators.Valid):
+        stored["caption"] = caption.value  # "Error al guardar": it goes with its file
+    files.append(stored)
     groups: list[str] = ctx.data.setdefault("groups", [])
     if file.group is not None:
         if file.group in groups:

@@ -35,6 +35,7 @@ from conversations.flow import (
 )
 from conversations.password_guard import looks_like_credentials
 from conversations.state import Frame, State
+from conversations.status import PREFIX as TICKET_PREFIX  # the desk's queue uses it too
 from conversations.status import find_number
 from conversations.text import IntentMatcher, normalize
 from conversations.turn_parts import (
@@ -134,7 +135,18 @@ class Engine:
 
     def label_matches(self, choice: list[Any], text: str) -> bool:
         wanted = normalize(text)
-        return bool(wanted) and normalize(self._labels.label(choice[1], choice[2])) == wanted
+        return bool(wanted) and any(normalize(form) == wanted for form in self._forms(choice))
+
+    def label_starts(self, choice: list[Any], prefix: str) -> bool:
+        """A label (or its short form) starts with ``prefix`` (normalized)."""
+        return any(normalize(form).startswith(prefix) for form in self._forms(choice))
+
+    def _forms(self, choice: list[Any]) -> list[str]:
+        """A choice's label as channels may show it: whole, and its short form if any."""
+        key, data = choice[1], choice[2]
+        short = self._labels.short(key, data)
+        full = self._labels.label(key, data)
+        return [full] if short is None else [full, short]
 
     @property
     def faq_targets(self) -> Mapping[str, str]:
@@ -177,6 +189,10 @@ class _Turn(DraftsMixin, TicketsMixin):
             self.say("common.password_warning")
             await self.ask_again()
             return
+        if event.kind is Kind.FILE and event.text and looks_like_credentials(event.text):
+            # A caption is kept with its file, never one that looks like a password.
+            self.say("common.password_caption")
+            event = self.event = dataclasses.replace(event, text="")
         command = self.engine.command_of(event)
         in_consent = state.frame is not None and state.frame.flow == CONSENT_FLOW
         if (
@@ -206,17 +222,18 @@ class _Turn(DraftsMixin, TicketsMixin):
             if number is not None and STATUS_FLOW in self.engine.flows:
                 await self.open_ticket(number)
                 return
+        if event.kind is Kind.TEXT and event.reopens and await self.set_aside(event.text):
+            return
         if event.kind is Kind.BUTTON and _choice_part(event.text).startswith(notices.PREFIX):
             await self.answer_notice(_choice_part(event.text))
             return
         if event.kind is Kind.BUTTON:
             choice_id = self.open_choice(event.text)
             if choice_id is None:
-                if _choice_part(event.text) == CHOICE_MENU:
-                    await self.to_menu()
-                    return
-                self.say("common.stale_button")
-                await self.ask_again()
+                if not await self.answer_anywhere(_choice_part(event.text)):
+                    # An answer to a question no longer open: said briefly, nothing changes
+                    # and the open question stays where it is (the last one sent).
+                    self.say("common.stale_button")
                 return
             event = _as_button(event, choice_id)
         elif event.kind is Kind.TEXT:
@@ -239,7 +256,8 @@ class _Turn(DraftsMixin, TicketsMixin):
             # A greeting mid-flow resumes it: the open question is asked again.
             self.say("common.welcome_back")
             if state.frame is not None:
-                await self.ask_current()
+                if not (self.event.reopens and self.put_aside(typed=False)):
+                    await self.ask_current()
             elif state.drafts:
                 self.offer_draft(next(iter(state.drafts)))
             else:
@@ -358,8 +376,9 @@ class _Turn(DraftsMixin, TicketsMixin):
             choice = _choice_part(self.event.text)
             if choice.startswith(notices.PREFIX):
                 return True
-            opened = self.open_choice(self.event.text) or ""
-            return opened == MENU_PREFIX + DESK_FLOW
+            # A choice that works from any message counts as what it says, open or not.
+            opened = self.open_choice(self.event.text) or choice
+            return opened == MENU_PREFIX + DESK_FLOW or opened.startswith(TICKET_PREFIX)
         return self.event.kind is Kind.TEXT and find_number(self.event.text) is not None
 
     def wanted_flow(self, command: str | None) -> str:
@@ -387,6 +406,62 @@ class _Turn(DraftsMixin, TicketsMixin):
             await self.start(target)
             return True
         return False
+
+    async def answer_anywhere(self, choice: str) -> bool:
+        """A choice that does not depend on the question it came with works from any earlier
+        message, as its typed label does: the menu, a main-menu entry, a ticket, "Continuar"
+        on a draft still kept. False for an answer to a question that is no longer open."""
+        if choice == CHOICE_MENU:
+            await self.to_menu()
+            return True
+        if choice.startswith(MENU_PREFIX):
+            return await self.open_entry(choice[len(MENU_PREFIX) :])
+        if choice.startswith(TICKET_PREFIX) and STATUS_FLOW in self.engine.flows:
+            number = find_number(choice[len(TICKET_PREFIX) :])
+            if number is None or (self.person.consent is not True and not self.person.is_staff):
+                return False
+            # One's own ticket only (any, for staff): a button replayed from someone else's
+            # chat reads like any old answer and names nothing.
+            if await self.services.ticket_detail(number) is None:
+                return False
+            await self.open_ticket(number)
+            return True
+        if (
+            choice.startswith(DRAFT_CONTINUE)
+            and choice[len(DRAFT_CONTINUE) :] in self.state.drafts
+        ):
+            await self.answer_draft(choice)
+            return True
+        return False
+
+    async def set_aside(self, text: str) -> bool:
+        """Text that reopens a conversation the channel had closed answers the call-back or
+        greets; it is not an answer to the question left open. A flow with answers is kept
+        and offered again, showing where it stood; text that names an entry opens it; any
+        other open question (the menu too) gives way to the menu. A label of the open
+        question typed back is still an answer (False: handled as usual)."""
+        frame = self.state.frame
+        if frame is not None and frame.flow == CONSENT_FLOW:
+            return False
+        if self.typed_choice(text) is not None:
+            return False
+        names = [*self.engine.flows, *(FAQ + key for key in self.engine.faq_targets)]
+        if self.engine.intent(text, names) is not None:
+            self.keep_draft()
+            await self.answer_menu(self.event)
+        elif not self.put_aside(typed=True):
+            await self.to_menu()  # the menu itself, not "No entendí": it names kept drafts
+        return True
+
+    def put_aside(self, typed: bool) -> bool:
+        """Keep the open flow as a draft and ask whether to continue it (where it stood);
+        False when it has no answers to keep."""
+        frame = self.state.frame
+        if frame is None or not frame.history or not self.engine.flows[frame.flow].keeps_draft:
+            return False
+        self.keep_draft()
+        self.offer_draft(frame.flow, "common.draft_paused", typed=typed)
+        return True
 
     async def go_back(self, edit: bool = False) -> None:
         frame = self.state.frame
@@ -480,9 +555,17 @@ class _Turn(DraftsMixin, TicketsMixin):
         return choice_id if any(c[0] == choice_id for c in self.state.choices) else None
 
     def typed_choice(self, text: str) -> str | None:
+        """The open question's choice whose label (or its short form) was typed; a label
+        typed as a channel showed it cut ("Municipalidad Distrital…") when one alone starts
+        that way."""
         for choice in self.state.choices:
             if self.engine.label_matches(choice, text):
                 return str(choice[0])
+        cut = _cut_label(text)
+        if cut:
+            found = [c for c in self.state.choices if self.engine.label_starts(c, cut)]
+            if len(found) == 1:
+                return str(found[0][0])
         return None
 
     # --------------------------------------------------------------- answers
@@ -643,6 +726,16 @@ def _track_contact_keyboard(state: State, messages: list[Outbound]) -> None:
             return
 
 
+def _cut_label(text: str) -> str:
+    """ "Municipalidad Distrital…" (a label as shown cut, typed back) → its normalized start;
+    "" for anything else. Three characters at least, so "…" alone chooses nothing."""
+    stripped = text.strip()
+    if not stripped.endswith(("…", "...")):
+        return ""
+    start = normalize(stripped.rstrip(".…"))
+    return start if len(start) >= 3 else ""
+
+
 def _choice_part(data: str) -> str:
     return data.partition(":")[2]
 
@@ -656,4 +749,6 @@ def _as_button(event: Inbound, choice_id: str) -> Inbound:
         text=choice_id,
         message_ref=event.message_ref,
         user_name=event.user_name,
+        reopens=event.reopens,
+        local=event.local,
     )

@@ -55,6 +55,13 @@ class Inbound:
     user_name: str = ""
     # The channel's id of one of the bot's messages this one answers (a swipe reply).
     reply_to: str | None = None
+    # The first message after the channel had closed the conversation (WhatsApp's 24-hour
+    # window), or an answer to the channel's call-back template: typed text is then not an
+    # answer to the question left open.
+    reopens: bool = False
+    # Written at the machine the assistant runs on (the terminal chat): its file paths mean
+    # something to the person.
+    local: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,10 @@ class Labels(Protocol):
 
     def label(self, key: str, data: Mapping[str, Any]) -> str: ...
 
+    def short(self, key: str, data: Mapping[str, Any]) -> str | None:
+        """The label's short form, for channels with narrow buttons (None: it has none)."""
+        ...
+
 
 @dataclass
 class Person:

@@ -20,6 +20,7 @@ START = "perfiles_modo"
 # What the profiles part keeps for itself; going back restores it as it was (see Flow).
 UNDO_KEYS = frozenset({"mode", "people", "profiles", "section_index", "pending"})
 ME, OTHER, BY_SECTION, NONE = "me", "other", "sections", "none"
+NAME_PARTS = ("nombres", "apellidos")
 
 
 def assignments(data: dict[str, Any], sections: Sequence[Any]) -> list[tuple[Any, Any]]:
@@ -68,7 +69,8 @@ async def ask_section(ctx: Ctx) -> list[Outbound]:
     section = _section(ctx)
     buttons = [Choice(ME, "btn.me")]
     for i, person in enumerate(ctx.data.get("people", [])):
-        buttons.append(Choice(f"p{i}", "btn.person", {"name": _full_name(person)}))
+        names = {"name": _full_name(person), **{k: person.get(k, "") for k in NAME_PARTS}}
+        buttons.append(Choice(f"p{i}", "btn.person", names))  # its short form for buttons
     buttons.append(Choice(OTHER, "btn.other_person"))
     if section.note:
         buttons.append(Choice(NONE, "btn.not_applicable"))

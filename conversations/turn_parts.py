@@ -73,11 +73,11 @@ class DraftsMixin(_TurnParts):
         k, n = flow.position_near(frame.step, frame.history) or (1, len(flow.steps))
         return {"flow": name, "label": flow.menu_label or "", "k": k, "n": n}
 
-    def offer_draft(self, name: str) -> None:
+    def offer_draft(self, name: str, key: str = "common.draft_found", **extra: Any) -> None:
         self.put_question(
             Outbound(
-                "common.draft_found",
-                self.draft_info(name),
+                key,
+                {**self.draft_info(name), **extra},
                 rows(
                     Choice(DRAFT_CONTINUE + name, "btn.draft_continue"),
                     Choice(DRAFT_RESTART + name, "btn.draft_restart"),

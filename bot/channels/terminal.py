@@ -53,17 +53,20 @@ def parse_line(line: str, chat_id: str, event_id: str, buttons: list[Button]) ->
     text = line.strip()
     if not text:
         return None
+    # local: the person sits at this machine, so its paths mean something to them.
     if text.isdigit() and 1 <= int(text) <= len(buttons):
-        return Inbound(CHANNEL, chat_id, event_id, Kind.BUTTON, buttons[int(text) - 1].data)
+        data = buttons[int(text) - 1].data
+        return Inbound(CHANNEL, chat_id, event_id, Kind.BUTTON, data, local=True)
     if text.split()[0].lower() == ATTACH:
         path = Path(text[len(ATTACH) :].strip()).expanduser()
         size = path.stat().st_size if path.is_file() else None
         info = FileInfo(file_id=str(path.resolve()), name=path.name, size=size)
-        return Inbound(CHANNEL, chat_id, event_id, Kind.FILE, file=info)
+        return Inbound(CHANNEL, chat_id, event_id, Kind.FILE, file=info, local=True)
     if text.startswith("/"):
         command, _, args = text[1:].partition(" ")
-        return Inbound(CHANNEL, chat_id, event_id, Kind.COMMAND, command.lower(), args.strip())
-    return Inbound(CHANNEL, chat_id, event_id, Kind.TEXT, text)
+        name = command.lower()
+        return Inbound(CHANNEL, chat_id, event_id, Kind.COMMAND, name, args.strip(), local=True)
+    return Inbound(CHANNEL, chat_id, event_id, Kind.TEXT, text, local=True)
 
 
 async def run_chat(app: App, stdin: TextIO, stdout: TextIO, chat_id: str = "local") -> None:

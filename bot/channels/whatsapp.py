@@ -17,6 +17,7 @@ number (WhatsApp already tells us who writes).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from datetime import UTC, datetime
@@ -287,7 +288,10 @@ class WhatsAppChannel:
         if event is None:
             return
         now = self.app.clock.now()
-        self.submit(await self.window.touch(event.chat_id, sent_at(message, now), now))
+        touched = await self.window.touch(event.chat_id, sent_at(message, now), now)
+        self.submit(touched.released)  # held notices first, then the answer to this message
+        if touched.reopened:
+            event = dataclasses.replace(event, reopens=True)
         if event.kind is Kind.BUTTON and event.text.startswith(MORE_PREFIX):
             await self._next_page(event)
             return
@@ -414,12 +418,4 @@ def _sized(file: FileInfo, size: int) -> FileInfo:
 
 
 def _with_file(event: Inbound, file: FileInfo) -> Inbound:
-    return Inbound(
-        channel=event.channel,
-        chat_id=event.chat_id,
-        event_id=event.event_id,
-        kind=event.kind,
-        text=event.text,
-        file=file,
-        user_name=event.user_name,
-    )
+    return dataclasses.replace(event, file=file)

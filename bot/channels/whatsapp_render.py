@@ -2,10 +2,12 @@
 
 Telegram HTML becomes WhatsApp's markup (``*bold*``, ``_italic_``, ``~strike~``, code blocks
 in triple backticks, a link as "text (url)"). Choices become reply buttons when there are at
-most 3 with titles of at most 20 characters, otherwise a list (at most 10 rows, titles of at
-most 24, the full label in the row's description when it had to be shortened); more than 10
-choices are paginated with a "Más opciones" row that asks for the next page. A text too long
-for an interactive body (1024) or a text message (4096) is split into messages first.
+most 3 and each fits 20 characters, whole or by its short form (a label's ``_corto``
+template: "000002 · En atención", "Luis Quispe"); otherwise a list (at most 10 rows, titles of
+at most 24: the label, or its short form, or at last the label cut at a word's end, with the
+whole label in the row's description); more than 10 choices are paginated with a "Más
+opciones" row that asks for the next page, which repeats the question. A text too long for
+an interactive body (1024) or a text message (4096) is split into messages first.
 
 Each message is returned as the body of a ``POST /{phone-number-id}/messages`` without its
 ``messaging_product``/``to``; a document names the stored file by its hash (``sha256``), which
@@ -42,6 +44,14 @@ Message = dict[str, Any]
 class Option:
     id: str
     title: str
+    short: str | None = None  # the label's short form, if it has one
+
+    def fitting(self, limit: int) -> str | None:
+        """The label as it fits ``limit`` characters: whole, else its short form."""
+        for form in (self.title, self.short):
+            if form and len(form) <= limit:
+                return form
+        return None
 
 
 _TAGS: list[tuple[re.Pattern[str], str]] = [
@@ -85,7 +95,15 @@ def to_whatsapp(text: str) -> str:
 
 
 def shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    """``text`` within ``limit`` characters, cut at a word's end when one is not too far back
+    ("María del Carmen Fernán…" rather than a stump), marked with "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if text[limit - 1] != " " and space >= limit // 2:  # not already at a word's end
+        cut = cut[:space]
+    return cut.rstrip(" ·,;:-") + "…"
 
 
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
@@ -107,7 +125,7 @@ def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
 
 
 def options_of(texts: Texts, rendered: Rendered) -> list[Option]:
-    found = [Option(b.data, b.label) for row in rendered.buttons for b in row]
+    found = [Option(b.data, b.label, b.short) for row in rendered.buttons for b in row]
     if rendered.request_contact:
         found.append(Option(SHARE_PHONE, texts.label("whatsapp.share_phone", {})))
     return found
@@ -134,19 +152,35 @@ def template_message(name: str, language: str) -> Message:
     return {"type": "template", "template": {"name": name, "language": {"code": language}}}
 
 
+def _button_titles(options: list[Option]) -> list[str] | None:
+    """Reply-button titles for ``options``, or None when they need a list (more than 3, one
+    that fits no button even by its short form, or two that would read the same)."""
+    if len(options) > BUTTONS_MAX:
+        return None
+    titles = [o.fitting(BUTTON_TITLE_LIMIT) for o in options]
+    found = [t for t in titles if t is not None]
+    if len(found) != len(options) or len(set(found)) != len(found):
+        return None
+    return found
+
+
 def _interactive(texts: Texts, body: str, options: list[Option]) -> Message:
-    fits_buttons = len(options) <= BUTTONS_MAX and all(
-        len(o.title) <= BUTTON_TITLE_LIMIT for o in options
-    )
-    if fits_buttons:
-        buttons = [{"type": "reply", "reply": {"id": o.id, "title": o.title}} for o in options]
+    titles = _button_titles(options)
+    if titles is not None:
+        buttons = [
+            {"type": "reply", "reply": {"id": o.id, "title": title}}
+            for o, title in zip(options, titles, strict=True)
+        ]
         action: dict[str, Any] = {"buttons": buttons}
         kind = "button"
     else:
         rows = []
         for option in options:
-            row = {"id": option.id[:ROW_ID_LIMIT], "title": shorten(option.title, ROW_TITLE_LIMIT)}
-            if row["title"] != option.title:  # the whole label stays readable
+            title = option.fitting(ROW_TITLE_LIMIT) or shorten(
+                option.short or option.title, ROW_TITLE_LIMIT
+            )
+            row = {"id": option.id[:ROW_ID_LIMIT], "title": title}
+            if title != option.title:  # the whole label stays readable
                 row["description"] = shorten(option.title, ROW_DESCRIPTION_LIMIT)
             rows.append(row)
         label = shorten(texts.label("whatsapp.list_button", {}), LIST_BUTTON_LIMIT)
@@ -167,8 +201,13 @@ def plan(texts: Texts, rendered: Rendered, row_id: int, page: int = 0) -> list[M
     if page > 0:
         if page >= len(pages):
             return []
-        body = texts.plain("whatsapp.more_body", {"page": page + 1, "pages": len(pages)})
-        return [_interactive(texts, body, _with_more(texts, pages, page, row_id))]
+        return [
+            _interactive(
+                texts,
+                _page_body(texts, text, page, len(pages)),
+                _with_more(texts, pages, page, row_id),
+            )
+        ]
     messages: list[Message] = []
     if rendered.document is not None:
         doc = rendered.document
@@ -187,6 +226,17 @@ def plan(texts: Texts, rendered: Rendered, row_id: int, page: int = 0) -> list[M
         text = texts.plain("whatsapp.choose", {})
     messages.append(_interactive(texts, text, _with_more(texts, pages, 0, row_id)))
     return messages
+
+
+def _page_body(texts: Texts, question: str, page: int, pages: int) -> str:
+    """A later page of a list says which question its options answer: the question again
+    (or its last paragraph, when the whole would not fit an interactive body)."""
+    data: dict[str, Any] = {"page": page + 1, "pages": pages}
+    for candidate in (question, question.rsplit("\n\n", 1)[-1], ""):
+        body = to_whatsapp(texts.render("whatsapp.more_body", {**data, "question": candidate}))
+        if len(body) <= BODY_LIMIT:
+            return body
+    return body
 
 
 def _with_more(texts: Texts, pages: list[list[Option]], page: int, row_id: int) -> list[Option]:

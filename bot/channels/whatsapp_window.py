@@ -7,10 +7,16 @@ template (if configured) is sent once per closure. When the officer writes again
 rows go back to ``pending`` and are resubmitted in their order, before the reply to what
 the officer wrote. Everything here is one transaction per call, so a row is either held or
 delivered, never lost between the two (see :meth:`Window.hold_if_closed`).
+
+The message that reopens a closed window (24 hours or more after the officer's previous
+one, after Meta said the window was closed, or after the template) is marked as reopening:
+it answers the call-back or greets, and the engine does not take it as the answer to the
+question left open (see ``Inbound.reopens``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.store import OutboxRow, Store, Tx, iso
@@ -20,6 +26,15 @@ WINDOW = timedelta(hours=24)
 # Our clock and Meta's differ by the webhook's delay: treat the last minutes as closed.
 MARGIN = timedelta(minutes=10)
 REENGAGEMENT = 131047
+
+
+@dataclass
+class Touched:
+    """What an officer's message did to their window: the held rows it released, and
+    whether it reopened a window that had closed."""
+
+    released: list[OutboxRow] = field(default_factory=list)
+    reopened: bool = False
 
 
 class Window:
@@ -38,9 +53,15 @@ class Window:
             return False
         return now < last + WINDOW - MARGIN
 
-    async def touch(self, wa_id: str, sent_at: datetime, now: datetime) -> list[OutboxRow]:
+    async def touch(self, wa_id: str, sent_at: datetime, now: datetime) -> Touched:
         """The officer wrote at ``sent_at``: reopen the window, release what was held."""
         async with self.store.transaction(now) as tx:
+            before = await tx.fetchone(
+                "SELECT last_inbound_at, closed_at, template_sent_at FROM wa_chats"
+                " WHERE wa_id = ?",
+                (wa_id,),
+            )
+            reopened = _reopens(before, sent_at)
             await tx.execute(
                 "INSERT INTO wa_chats (wa_id, last_inbound_at) VALUES (?, ?)"
                 " ON CONFLICT (wa_id) DO UPDATE SET"
@@ -55,14 +76,14 @@ class Window:
                 # before (its clock and ours may disagree by seconds).
                 await tx.execute("UPDATE wa_chats SET closed_at = NULL WHERE wa_id = ?", (wa_id,))
             if not await self._is_open(tx, wa_id, now):
-                return []  # a late redelivery of an old message does not reopen it
+                return Touched()  # a late redelivery of an old message does not reopen it
             found = await tx.fetchall(
                 "SELECT o.id, o.payload, o.bulk FROM wa_held h JOIN outbox o ON o.id = h.outbox_id"
                 " WHERE h.wa_id = ? ORDER BY o.id",
                 (wa_id,),
             )
             if not found:
-                return []
+                return Touched(reopened=reopened)
             ids = [row[0] for row in found]
             marks = ", ".join("?" for _ in ids)
             await tx.execute(
@@ -71,7 +92,8 @@ class Window:
                 ids,
             )
             await tx.execute(f"DELETE FROM wa_held WHERE outbox_id IN ({marks})", ids)
-        return [OutboxRow(r[0], CHANNEL, wa_id, r[1], bool(r[2])) for r in found]
+        released = [OutboxRow(r[0], CHANNEL, wa_id, r[1], bool(r[2])) for r in found]
+        return Touched(released, reopened)
 
     async def hold_if_closed(self, row: OutboxRow, now: datetime) -> tuple[bool, bool]:
         """(held, send the template now) for a row about to be delivered."""
@@ -150,3 +172,18 @@ class Window:
             (wa_id, tx.stamp),
         )
         return cursor.rowcount == 1
+
+
+def _reopens(before: tuple[str | None, ...] | None, sent_at: datetime) -> bool:
+    """Whether a message written at ``sent_at`` comes after the window had closed: 24 hours
+    or more after the officer's previous message, or after Meta closed it (131047) or we
+    sent the template since then. A first message, or an older one redelivered, does not."""
+    if before is None or before[0] is None:
+        return False
+    last = datetime.fromisoformat(before[0])
+    if sent_at <= last:
+        return False
+    closed, template = before[1], before[2]
+    if closed is not None and datetime.fromisoformat(closed) >= last:
+        return True
+    return template is not None or sent_at - last >= WINDOW

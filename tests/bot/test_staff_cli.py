@@ -246,7 +246,7 @@ async def test_csv_has_who_filed_who_works_it_and_how_it_ended(
     await user.send("La persona dejó la entidad el mes pasado")
     await user.click("Confirmar y enviar")
     await user.click("Hacer una consulta")
-    await user.click("Municipalidad de Pérez <Ruiz> & Cía")
+    await user.click("Sí, esa entidad")
     await user.click("Presupuesto")
     await user.send("No puedo publicar el presupuesto: el portal muestra un error 500.")
     await user.click("Listo")

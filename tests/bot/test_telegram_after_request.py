@@ -130,7 +130,7 @@ async def test_consultation_with_an_album_is_answered_once_and_keeps_three_files
 
     # Two screenshots and a PDF, sent together as one album.
     album = "13579246801357924"
-    await ana.send_photo(RED, media_group_id=album)
+    await ana.send_photo(RED, media_group_id=album, caption="Error al guardar")
     await ana.send_photo(BLUE, media_group_id=album)
     await ana.send_document(PDF, "Oficio.pdf", media_group_id=album)
     answers = await ana.settle(quiet=0.5)
@@ -145,10 +145,11 @@ async def test_consultation_with_an_album_is_answered_once_and_keeps_three_files
     assert f"Entidad: {ENTITY} (RUC {RUC})" in summary.text
     assert "Sección: Presupuesto" in summary.text
     assert "Adjuntos: 3" in summary.text
+    assert "1: «Error al guardar»" in summary.text  # a caption stays with its file
     assert summary.button_labels == ["✅ Confirmar y enviar", "✏️ Corregir"]
 
     number = await confirm_consultation(ana)
-    assert "con 3 adjunto(s)" in texts(ana.messages)
+    assert "Va con 3 adjuntos" in texts(ana.messages)
     assert query(settings, "SELECT count(*) FROM tickets WHERE type = 'consulta'") == [(1,)]
 
     # The ticket's detail, by typing its number.
@@ -162,6 +163,9 @@ async def test_consultation_with_an_album_is_answered_once_and_keeps_three_files
     [mail] = await smtp.inbox.wait_for(f"Consulta PTE – {ENTITY} – {number}")
     assert mail.rcpt_tos == [HELP_DESK]
     files = attachments(mail.message)
+    body = mail.message.get_body(("plain",))
+    assert body is not None
+    assert f"Adjunto_01_{number}.png: «Error al guardar»" in body.get_content()
     assert sorted(files.values()) == sorted(
         [("image/png", RED), ("image/png", BLUE), ("application/pdf", PDF)]
     )

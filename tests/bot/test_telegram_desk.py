@@ -97,9 +97,9 @@ async def test_observe_correct_attend_through_telegram(
     # An officer replaying the specialist's buttons changes nothing and learns nothing.
     observe_data = staff.last.callback_data["⚠️ Observar"]
     await officer.user.tap_data(observe_data)
-    replies = await officer.user.expect(2)
-    assert "Ese botón es de un mensaje anterior" in replies[0].text
-    assert "Estado:" not in replies[1].text
+    replies = await officer.user.expect(1)
+    assert "Ese botón es de una pregunta anterior" in replies[0].text
+    assert "Estado:" not in replies[0].text
     assert state(settings) == "En atención"
 
     # Observar the resolution → the officer gets the message and a Corregir button.

@@ -43,6 +43,31 @@ def test_numbers_choose_and_a_second_run_resumes(tmp_path: Path) -> None:
     assert "Paso 2 de 7" in second.stdout
 
 
+def test_the_local_mail_folder_is_named_at_the_terminal(tmp_path: Path) -> None:
+    """Without SMTP the code is written as an .eml file; the person at this machine is told
+    where (on WhatsApp or Telegram nobody can open that folder: not said there)."""
+    script = "\n".join(
+        [
+            "/start",
+            "Acepto",
+            "/solicitar",
+            "20131312955",
+            "Municipalidad de Prueba",
+            "Ana María",
+            "Pérez Ruiz",
+            "45678912",
+            "Jefa de Tecnologías de la Información",
+            "ana.perez@munisjl.gob.pe",
+        ]
+    )
+    done = chat(tmp_path, script + "\n")
+    assert done.returncode == 0, done.stderr
+    assert "Paso 8 de 15" in done.stdout
+    assert f"(Modo local: el correo quedó como archivo .eml en {tmp_path / 'outbox'})" in (
+        done.stdout
+    )
+
+
 def test_html_in_user_text_is_shown_literally(tmp_path: Path) -> None:
     done = chat(tmp_path, "/start\nAcepto\n/<b>x</b>\n")
     assert "No conozco el comando /<b>x</b>." in done.stdout

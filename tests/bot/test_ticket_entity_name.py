@@ -87,7 +87,8 @@ async def test_another_officer_typing_the_name_does_not_rename_an_older_ticket(
     await third.click("Acepto")
     await third.click("Solicitar accesos al PTE")
     offered = (await third.send(RUC))[-1]
-    assert f"Usar: {OTHER_NAME}" in [b.label for row in offered.buttons for b in row]
+    assert f"Tengo registrado «{OTHER_NAME}»" in offered.plain
+    assert "Usar ese nombre" in [b.label for row in offered.buttons for b in row]
 
 
 async def test_existing_tickets_are_backfilled_with_the_name_their_officer_sent(

@@ -165,11 +165,12 @@ async def test_a_long_list_is_paginated_and_every_page_fits(
     assert sections.type == "list"
     assert len(sections.rows) == 10
     assert sections.labels[-1] == "Más opciones ▸"
-    assert "Proyectos de inversión…" in sections.labels  # shortened, 24 characters
-    row = next(r for r in sections.rows if r[1] == "Proyectos de inversión…")
+    assert "Inversión e Infobras" in sections.labels  # the section's short form
+    row = next(r for r in sections.rows if r[1] == "Inversión e Infobras")
     assert row[2] == "Proyectos de inversión e Infobras"  # the whole label, in the description
     [second] = await ana.tap("Más opciones ▸")
-    assert "2 de 2" in second.text
+    assert "¿Qué sección del portal está afectada?" in second.text  # the question again
+    assert "Más opciones (2 de 2)" in second.text
     assert second.labels == ["Información focalizada", "Acceso o contraseña", "Otro"]
     [description] = await ana.tap("Otro")
     assert "Paso 3 de 5" in description.text

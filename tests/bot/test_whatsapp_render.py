@@ -10,6 +10,7 @@ from bot.channels.whatsapp_render import (
     TEXT_LIMIT,
     pages_of,
     plan,
+    shorten,
     split_text,
     to_whatsapp,
 )
@@ -103,3 +104,54 @@ def test_a_document_goes_with_its_caption() -> None:
     [message] = plan(TEXTS, rendered("Tu <b>Formato</b>", document=doc), 1)
     assert message["document"]["caption"] == "Tu *Formato*"
     assert message["document"]["filename"] == "Formato.xlsx"
+
+
+def test_a_short_form_makes_a_button_and_a_list_row_keeps_the_whole_label() -> None:
+    long = "María del Carmen Fernández Quispe"
+    choices = [Button("Yo", "7:me"), Button(long, "7:p0", "María Fernández")]
+    [buttons] = plan(TEXTS, Rendered("¿Quién?", [choices], None, None, False), 1)
+    titles = [b["reply"]["title"] for b in buttons["interactive"]["action"]["buttons"]]
+    assert titles == ["Yo", "María Fernández"]
+
+    more = [*choices, Button("Otra persona", "7:o"), Button("No aplica", "7:n")]
+    [listed] = plan(TEXTS, Rendered("¿Quién?", [more], None, None, False), 1)
+    rows = listed["interactive"]["action"]["sections"][0]["rows"]
+    assert rows[1] == {"id": "7:p0", "title": "María Fernández", "description": long}
+    assert "description" not in rows[0]
+
+
+def test_two_choices_that_would_read_the_same_are_a_list() -> None:
+    same = [Button("Luis Quispe Mamani Torres", "7:p0", "Luis Quispe")]
+    same.append(Button("Luis Quispe Rojas Torres", "7:p1", "Luis Quispe"))
+    [message] = plan(TEXTS, Rendered("¿Quién?", [same], None, None, False), 1)
+    assert message["interactive"]["type"] == "list"
+
+
+def test_a_label_is_cut_at_a_words_end() -> None:
+    assert shorten("Municipalidad Distrital de San Juan de Lurigancho", 24) == (
+        "Municipalidad Distrital…"
+    )
+    assert shorten("Supercalifragilisticoespialidoso", 10) == "Supercali…"
+
+
+@pytest.mark.parametrize(
+    ("nombres", "apellidos", "short"),
+    [
+        ("María del Carmen", "Fernández Quispe", "María Fernández"),
+        ("Luis", "de la Cruz Pérez", "Luis de la Cruz"),
+        ("Maximiliano José", "Fernández-Castañeda Ruiz", "M. Fernández-Castañeda"),
+    ],
+)
+def test_a_person_is_named_by_a_first_name_and_surname(
+    nombres: str, apellidos: str, short: str
+) -> None:
+    assert TEXTS.short(
+        "btn.person", {"name": "x", "nombres": nombres, "apellidos": apellidos}
+    ) == (short)
+
+
+def test_an_entity_keeps_its_own_name() -> None:
+    name = "Municipalidad Distrital de San Juan de Lurigancho"
+    assert TEXTS.short("btn.entity_same", {"name": name}) == "San Juan de Lurigancho"
+    assert TEXTS.short("btn.entity_same", {"name": "Municipalidad Distrital de Ate"}) == "MD Ate"
+    assert TEXTS.short("btn.entity_same", {"name": "Poder Judicial"}) == "Poder Judicial"

@@ -301,7 +301,7 @@ async def test_corregir_changes_a_part_and_returns_to_the_summary(
     await user.send("16/10/2026")
     await user.click("Otra")
     await user.send("Gerente Municipal")
-    replies = await user.click("Mantener el PDF enviado")
+    replies = await user.click("Mantener el PDF")
     summary = replies[-1].plain
     assert "Revisa tu solicitud" in summary
     assert "N.° 046-2026-MDSJL, del 16/10/2026, emitida por Gerente Municipal" in summary
@@ -349,7 +349,7 @@ async def test_double_confirmation_opens_one_ticket(user: Driver, mailer: Memory
     confirm, _ref = user.button("✅ Confirmar y enviar")
     await user.click_data(confirm)
     replies = await user.click_data(confirm)
-    assert "Ese botón es de un mensaje anterior" in replies[0].plain
+    assert "Ese botón es de una pregunta anterior" in replies[0].plain
     assert await count_rows(user, "tickets") == 1
     assert sum("Solicitud de accesos" in str(m["Subject"]) for m in mailer.sent) == 1
 
@@ -413,7 +413,7 @@ async def test_known_ruc_offers_the_known_name(
     await user.send("/solicitar")
     replies = await user.send(RUC)
     assert ENTITY in replies[-1].plain
-    replies = await user.click(f"Usar: {ENTITY}")
+    replies = await user.click("Usar ese nombre")
     assert "nombres" in replies[-1].plain
 
 

@@ -110,5 +110,5 @@ async def test_entity_is_remembered_from_earlier_tickets(
     await user.click("Confirmar y enviar")
     replies = await user.click("Hacer una consulta")
     assert "¿Tu consulta es sobre Municipalidad de Pérez <Ruiz> & Cía?" in replies[-1].plain
-    replies = await user.click("Municipalidad de Pérez <Ruiz> & Cía")
+    replies = await user.click("Sí, esa entidad")
     assert "¿Qué sección del portal está afectada?" in replies[-1].plain

@@ -182,7 +182,7 @@ async def test_correcting_again_is_refused_once_the_ticket_moved_on(
     assert "Revisa tu corrección" in user.screen.last.plain
     await user.click("Confirmar y enviar")
     replies = await user.click_data(fix)  # the old notification's button, again
-    assert "Ese botón es de un mensaje anterior" in replies[0].plain
+    assert "Ese botón es de una pregunta anterior" in replies[0].plain
     assert (await ticket_row(user))["state"] == "En atención"
 
 

@@ -89,3 +89,47 @@ async def test_redelivered_event_changes_nothing(user: Driver) -> None:
 async def test_user_values_are_escaped_for_telegram_html(user: Driver) -> None:
     rendered = user.app.texts.render("common.unknown_command", {"command": "Pérez <Ruiz> & Cía"})
     assert "Pérez &lt;Ruiz&gt; &amp; Cía" in rendered
+
+
+async def test_an_old_menu_entry_opens_its_flow_from_any_question(user: Driver) -> None:
+    """Channels that cannot edit (WhatsApp) leave every menu in the chat: its entries work
+    from any message, on every channel; an old answer to a closed question does not."""
+    await consented(user)
+    old_menu_entry, _ = user.button("💬 Hacer una consulta")
+    await user.click("📋 Requisitos y pasos")
+    old_next, _ = user.button("Siguiente")
+    await user.click("Siguiente")
+    replies = await user.click_data(old_menu_entry)
+    assert "Paso 1 de 5" in replies[-1].plain  # the consulta, not "Ese botón..."
+    [refusal] = await user.click_data(old_next)  # an answer to a closed question: briefly
+    assert "Ese botón es de una pregunta anterior" in refusal.plain
+    assert refusal.buttons == []
+
+
+async def test_a_kept_drafts_continuar_works_from_an_old_offer(user: Driver) -> None:
+    await consented(user)
+    await user.click("💬 Hacer una consulta")
+    await user.send("20131312955")
+    await user.send("/menu")
+    offer = await user.click("💬 Hacer una consulta")
+    assert "Tienes una consulta en curso" in offer[-1].plain
+    continuar, _ = user.button("Continuar")
+    await user.send("/menu")  # another question opens; the offer's Continuar stays good
+    replies = await user.click_data(continuar)
+    assert "nombre completo de la entidad" in replies[-1].plain
+
+
+async def test_text_that_reopens_a_closed_conversation_is_not_an_answer(user: Driver) -> None:
+    """A channel marks the first message after it closed the conversation (WhatsApp's
+    24-hour window): it greets or answers the call-back, it does not answer the question."""
+    await consented(user)
+    await user.click("💬 Hacer una consulta")
+    await user.send("20131312955")
+    await user.send("Municipalidad de Prueba")
+    await user.click("Otro")
+    reopening = user._event(Kind.TEXT, "Hola, ¿qué novedades hay?", reopens=True)
+    [offer] = await user._push(reopening)
+    assert "no tomé tu mensaje como respuesta" in offer.plain
+    assert "paso 3 de 5" in offer.plain
+    replies = await user.click("Continuar")
+    assert "Paso 3 de 5" in replies[-1].plain

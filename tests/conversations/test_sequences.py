@@ -61,7 +61,7 @@ async def test_back_twice_from_a_section_then_menu_and_continue_never_breaks(
     assert "algo falló" not in replies
     assert "sección 3 de" in user.screen.last.plain
     for _ in range(30):
-        if "Confirmar y enviar" in [b.label for row in user.screen.last.buttons for b in row]:
+        if any("Confirmar y enviar" in b.label for row in user.screen.last.buttons for b in row):
             break
         await user.click("Yo")
     summary = user.screen.last.plain
