@@ -456,7 +456,7 @@ async def test_a_consulta_is_attended_with_its_answer_read_in_the_chat(user: Dri
     assert "accesos" not in prompt.plain
     assert [b.label for row in prompt.buttons for b in row] == ["◀ Volver a la ficha"]
     refused = await staff.click_data(f"{staff.button('◀ Volver a la ficha')[0][:-4]}yes")
-    assert "Ese botón es de un mensaje anterior" in refused[0].plain  # not offered: refused
+    assert "Ese botón es de una pregunta anterior" in refused[0].plain  # not offered: refused
     refused = await staff.sticker()
     assert "se atiende con su respuesta" in refused[0].plain
     assert (await ticket_row(user))["state"] == "En atención"
