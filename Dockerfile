@@ -12,7 +12,9 @@ RUN pip install --no-cache-dir --upgrade pip && pip install --no-cache-dir .
 
 # Run stage: only the venv, a non-root user, the data volume and the webhook port.
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 ptebot && mkdir /data && chown ptebot /data
+# /data 0700: a named volume starts as a copy of it (owner and mode), and the program
+# keeps what it writes there 0600 (bot/modes.py).
+RUN useradd --create-home --uid 10001 ptebot && mkdir -m 0700 /data && chown ptebot /data
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PTEBOT_DATA_DIR=/data \

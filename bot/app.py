@@ -20,6 +20,7 @@ from bot.calendar import BusinessCalendar
 from bot.files import FileStore
 from bot.mail import EmlMailer, Mailer, SmtpMailer
 from bot.mailer import MailOutbox
+from bot.modes import secure_data_dir
 from bot.payload import encode
 from bot.services import Services, TurnServices, Who
 from bot.settings import Settings
@@ -220,6 +221,7 @@ async def create_app(
     services = Services(
         texts.notice_version, texts.sections, settings.helpdesk_email, local_outbox
     )
+    secure_data_dir(settings.data_dir)  # an older release's 0755/0644 narrowed, see modes
     store = await Store.open(settings.database_path)
     staff = {
         "telegram": frozenset(str(i) for i in settings.staff_telegram_ids),

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from bot.app import create_app
 from bot.errors import ConfigError, PteBotError
+from bot.modes import restrict_umask
 from bot.settings import Settings, load_settings
 
 log = logging.getLogger("bot")
@@ -48,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--flood-limit", type=float, default=30.0, help="burst: messages/s")
     bench.add_argument("--skip-peer", action="store_true", help="burst: no PTB peer")
+    bench.add_argument(
+        "--edge", action="store_true", help="hostile traffic against pte-bot serve (README)"
+    )
+    bench.add_argument("--connections", type=int, default=2000, help="edge: bad signatures")
+    bench.add_argument("--body-bytes", type=int, default=1_000_000, help="edge: each body")
+    bench.add_argument("--slow", type=int, default=5000, help="edge: slow connections")
+    bench.add_argument("--hold", type=float, default=15.0, help="edge: seconds they stay")
     return parser
 
 
@@ -114,6 +122,7 @@ async def _serve(settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    restrict_umask()  # whatever the program (or a library) writes: 0600 files, 0700 folders
     try:
         settings = load_settings()
         configure_logging("WARNING" if args.command == "chat" else settings.log_level)
@@ -130,6 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from bot.soak import run_soak
 
                 return run_soak(args)
+            if args.edge:
+                from bot.edge_bench import main as edge_main
+
+                return edge_main(args)
+
             if args.burst is not None:
                 from bot.burst import main as burst_main
 

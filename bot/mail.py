@@ -29,6 +29,7 @@ from typing import Final, Protocol
 import aiosmtplib
 
 from bot.files import write_atomically
+from bot.modes import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ class EmlMailer:
         return await asyncio.to_thread(self._write, msg)
 
     def _write(self, msg: EmailMessage) -> str:
-        self.outbox_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.outbox_dir)  # 0700; the file is 0600 (mkstemp)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = self.outbox_dir / f"{stamp}-{secrets.token_hex(4)}.eml"
         write_atomically(path, msg.as_bytes(policy=policy.SMTP))

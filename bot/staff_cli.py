@@ -27,6 +27,7 @@ from bot import dates
 from bot.app import App
 from bot.desk import AnswerRequired, attend, card, staff_name
 from bot.errors import PteBotError
+from bot.modes import create_private, open_private
 from bot.workflow import ATTENDED, PARTS, STATES, change_state
 from conversations.status import find_number
 
@@ -120,7 +121,8 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
         out.write(texts.plain("staff.changed", vars(changed)) + "\n")
     elif args.action == "export-csv":
         table = await export_rows(app)
-        with args.file.open("w", newline="", encoding="utf-8-sig") as handle:
+        # 0600: the CSV holds the responsibles' emails and phones.
+        with open_private(args.file, newline="", encoding="utf-8-sig") as handle:
             writer = csv.writer(handle, quoting=csv.QUOTE_ALL)
             writer.writerow(texts.data["staff_csv"])
             for row in table:
@@ -128,6 +130,7 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
         out.write(texts.plain("staff.exported", {"count": len(table), "file": str(args.file)}))
         out.write("\n")
     elif args.action == "backup":
+        create_private(args.file)  # 0600 before SQLite writes a byte of it
         target = sqlite3.connect(args.file)
         try:
             async with app.store.reading() as conn:

@@ -7,6 +7,7 @@ lock for its whole life so that no other coroutine's statement lands inside it. 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.errors import StoreError
+from bot.modes import FILE_MODE, create_private, private_dir
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -240,15 +242,24 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path) -> Store:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        # SQLite gives the -wal and -shm files the database file's mode: create it 0600.
+        create_private(path)
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                path.with_name(path.name + suffix).chmod(FILE_MODE)
         conn = await aiosqlite.connect(path, isolation_level=None)
         # WAL + synchronous=NORMAL: a commit survives a killed process (not a power cut
-        # before the next checkpoint), and commits cost no fsync each.
+        # before the next checkpoint), and commits cost no fsync each. secure_delete: what
+        # is deleted (a processed webhook body, a sent mail with its code, an erased
+        # person's rows) is overwritten with zeros, not left readable in free pages;
+        # :meth:`checkpoint` then empties the WAL of its older copies.
         for pragma in (
             "PRAGMA journal_mode = WAL",
             "PRAGMA synchronous = NORMAL",
             "PRAGMA foreign_keys = ON",
             "PRAGMA busy_timeout = 5000",
+            "PRAGMA secure_delete = ON",
         ):
             await conn.execute(pragma)
         store = cls(conn, path)
@@ -317,6 +328,7 @@ class Store:
                 "UPDATE outbox SET state = 'sent', sent_at = ?, external_ref = ? WHERE id = ?",
                 batch,
             )
+            _forget_delivered(db, [row_id for _at, _ref, row_id in batch])
             db.execute("COMMIT")
 
         async with self._lock:
@@ -336,6 +348,12 @@ class Store:
                     row_id,
                 ),
             )
+            if failed:
+                await self.conn.execute(
+                    "DELETE FROM outbox WHERE id = ? AND forget = 1"
+                    " AND NOT EXISTS (SELECT 1 FROM wa_held h WHERE h.outbox_id = outbox.id)",
+                    (row_id,),
+                )
 
     async def fail_delivery(
         self, row_id: int, error: str, now: datetime, apology: str | None
@@ -374,10 +392,64 @@ class Store:
         async with self._lock:
             await self.conn.execute("DELETE FROM webhook_inbox WHERE id = ?", (inbox_id,))
 
-    async def inbox_pending(self) -> list[tuple[int, str, bytes]]:
-        """Deliveries acknowledged but not processed when the last run stopped, in order."""
+    async def inbox_pending(self) -> list[tuple[int, str, bytes, int]]:
+        """Deliveries acknowledged but not processed when the last run stopped, in order,
+        with how many starts already replayed each; those set aside are not among them."""
         async with self._lock:
             found = await self.conn.execute_fetchall(
-                "SELECT id, channel, body FROM webhook_inbox ORDER BY id"
+                "SELECT id, channel, body, attempts FROM webhook_inbox"
+                " WHERE failed_at IS NULL ORDER BY id"
             )
-        return [(int(i), str(c), bytes(b)) for i, c, b in found]
+        return [(int(i), str(c), bytes(b), int(a)) for i, c, b, a in found]
+
+    async def inbox_replaying(self, ids: Sequence[int]) -> None:
+        """Count a replay of these rows before it runs: a row that kills the process is
+        recognised at the next start (see ``bot.server``)."""
+        if not ids:
+            return
+        marks = ", ".join("?" for _ in ids)
+        async with self._lock:
+            await self.conn.execute(
+                f"UPDATE webhook_inbox SET attempts = attempts + 1 WHERE id IN ({marks})",
+                list(ids),
+            )
+
+    async def inbox_set_aside(self, inbox_id: int, error: str, now: datetime) -> None:
+        """Keep a delivery that failed for inspection; it is never replayed."""
+        async with self._lock:
+            await self.conn.execute(
+                "UPDATE webhook_inbox SET failed_at = ?, error = ? WHERE id = ?",
+                (iso(now), error[:300], inbox_id),
+            )
+
+    async def inbox_counts(self) -> tuple[int, int]:
+        """(waiting to be processed, set aside)."""
+        async with self._lock:
+            ((pending, aside),) = await self.conn.execute_fetchall(
+                "SELECT count(*) FILTER (WHERE failed_at IS NULL),"
+                " count(*) FILTER (WHERE failed_at IS NOT NULL) FROM webhook_inbox"
+            )
+        return int(pending), int(aside)
+
+    # ---------------------------------------------------------------- at rest
+    async def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it, so that the older page versions
+        it holds (deleted rows, cleared mail bodies) leave the disk; False when a reader
+        kept it from truncating (the next call does it)."""
+        async with self._lock:
+            ((busy, _log, _done),) = await self.conn.execute_fetchall(
+                "PRAGMA wal_checkpoint(TRUNCATE)"
+            )
+        return not busy
+
+
+def _forget_delivered(db: sqlite3.Connection, ids: Sequence[int]) -> None:
+    """Rows written for a chat that erased its data go once delivered (none is held)."""
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        db.execute(
+            f"DELETE FROM outbox WHERE id IN ({marks}) AND forget = 1"
+            " AND NOT EXISTS (SELECT 1 FROM wa_held h WHERE h.outbox_id = outbox.id)",
+            list(chunk),
+        )

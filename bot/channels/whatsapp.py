@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +37,7 @@ from bot.channels.whatsapp_render import (
     template_message,
 )
 from bot.channels.whatsapp_window import CHANNEL, REENGAGEMENT, Window
-from bot.dispatch import ChatDispatcher
+from bot.dispatch import ChatDispatcher, Work
 from bot.errors import PermanentDelivery, TransientDelivery
 from bot.jobs import run_all
 from bot.outbox import OutboxWorker
@@ -249,12 +250,17 @@ class WhatsAppChannel:
         await self.graph.close()
 
     def accept(
-        self, delivery: dict[str, Any], ran: list[asyncio.Future[None]] | None = None
+        self,
+        delivery: dict[str, Any],
+        ran: list[asyncio.Future[None]] | None = None,
+        guard: Callable[[Work], Work] | None = None,
     ) -> int:
         """Queue a verified webhook delivery's messages and statuses; returns how many.
-        ``ran`` collects a future per piece of work, done once it has run."""
+        ``ran`` collects a future per piece of work, done once it has run; ``guard`` wraps
+        each piece (the server uses it to notice a failure)."""
         queued = 0
         ran = [] if ran is None else ran
+        wrap = guard or (lambda work: work)
         ours = self.app.settings.whatsapp_phone_number_id
         for entry in delivery.get("entry") or []:
             for change in entry.get("changes") or []:
@@ -267,13 +273,12 @@ class WhatsAppChannel:
                 }
                 for message in value.get("messages") or []:
                     wa_id = str(message.get("from", ""))
-                    ran.append(
-                        self.dispatcher.submit(wa_id, self._work(message, names.get(wa_id, "")))
-                    )
+                    work = wrap(self._work(message, names.get(wa_id, "")))
+                    ran.append(self.dispatcher.submit(wa_id, work))
                     queued += 1
                 for status in value.get("statuses") or []:
                     wa_id = str(status.get("recipient_id", ""))
-                    work = self._status_work(status)
+                    work = wrap(self._status_work(status))
                     ran.append(self.dispatcher.submit(wa_id, work, droppable=False))
                     queued += 1
         return queued
@@ -322,10 +327,10 @@ class WhatsAppChannel:
             await self.transport.send_template(wa_id, retry=False)
 
     # -------------------------------------------------------------- internals
-    def _work(self, message: dict[str, Any], name: str) -> Any:
+    def _work(self, message: dict[str, Any], name: str) -> Work:
         return lambda: self.handle_message(message, name)
 
-    def _status_work(self, status: dict[str, Any]) -> Any:
+    def _status_work(self, status: dict[str, Any]) -> Work:
         return lambda: self.handle_status(status)
 
     async def _process_file(self, event: Inbound) -> None:
