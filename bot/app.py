@@ -136,8 +136,12 @@ class App:
     async def slow_down(self, channel: str, chat_id: str) -> list[OutboxRow]:
         """Tell a chat that sends faster than anyone types that the rest was not read."""
         log.info("%s chat flooding: later messages dropped until it drains", channel)
+        return await self.notify(channel, chat_id, "common.slow_down")
+
+    async def notify(self, channel: str, chat_id: str, key: str) -> list[OutboxRow]:
+        """A notice the channel itself owes a chat (outside any turn), as an outbox row."""
         async with self.store.transaction(self.clock.now()) as tx:
-            notice = encode(Outbound("common.slow_down"), 0, None)
+            notice = encode(Outbound(key), 0, None)
             return await tx.enqueue(channel, chat_id, [(notice, False)])
 
     async def _receive_file(self, event: Inbound, fetch: Fetch) -> Inbound:

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 JOBS_EVERY = 600.0
 PICK_UP_EVERY = 2.0
 FILE_TRIES = 3
+FILE_RETRY_WAIT = 1.0  # seconds, times the attempt
+FILE_FAILED = "whatsapp.file_failed"
 STATUS_TRIES, STATUS_WAIT = 10, 0.3  # a failure reported before its send was recorded
 # Graph error codes that mean "slow down": seconds to wait before trying again.
 THROTTLED = {4: 60.0, 80007: 60.0, 130429: 10.0, 131048: 60.0, 131056: 6.0}
@@ -357,9 +359,11 @@ class WhatsAppChannel:
                     rows = await self.app.process(big, self._fetch)
             except (GraphError, aiohttp.ClientError, TimeoutError, KeyError) as error:
                 if attempt == FILE_TRIES:
+                    # Not claimed: the officer is asked to send it again, as a new message.
                     log.error("a received file could not be fetched: %s", error)
+                    self.submit(await self.app.notify(CHANNEL, event.chat_id, FILE_FAILED))
                     return
-                await asyncio.sleep(attempt)
+                await asyncio.sleep(attempt * FILE_RETRY_WAIT)
             else:
                 self.submit(rows)
                 return
