@@ -1,4 +1,5 @@
-"""Scheduled work, idempotent across restarts: reminders that go out once.
+"""Scheduled work, idempotent across restarts: reminders that go out once, and purges
+(orphan files here; everything with a retention period in :mod:`bot.retention`).
 
 ``remind_drafts`` tells an officer whose request draft has been silent for 25 days that it
 expires in 5. The reminder is an outbox row written in the same transaction that marks the
@@ -114,8 +115,10 @@ def unrecorded_files(root: Path, recorded: set[str], older_than: float) -> list[
 async def run_all(app: App, now: datetime) -> list[OutboxRow]:
     """Every scheduled job, each in its own transaction; the rows they queued."""
     from bot.desk_jobs import run_desk_jobs
+    from bot.retention import purge
 
     queued = await remind_drafts(app, now)
     queued += await run_desk_jobs(app, now)
     await purge_orphan_files(app, now)
+    await purge(app, now)  # what outlived its retention; expired codes; the WAL emptied
     return queued

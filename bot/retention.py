@@ -1,0 +1,190 @@
+"""How long what is not a ticket is kept, and the purge that enforces it.
+
+The database should grow with tickets, not with messages. Bookkeeping rows exist to
+recognise a redelivery, to retry a delivery or to show staff what failed; once that can
+no longer happen they go. Secrets go sooner: a verification code is useless once expired,
+so neither a mail body nor an ``.eml`` file keeps one past that.
+
+=============================  ==========================================================
+what                            kept
+=============================  ==========================================================
+``processed_events`` Telegram   2 days (Telegram keeps an undelivered update 24 hours)
+``processed_events`` WhatsApp   8 days (Meta retries a webhook for up to 7 days)
+``processed_events`` others     2 days (the terminal: no redelivery at all)
+``outbox`` sent                 14 days (late status callbacks, "Más opciones" of a list)
+``outbox`` failed               90 days (shown on the ticket's card to staff)
+``wa_statuses``                 14 days (they only matter while the outbox row exists)
+``webhook_inbox`` processed     deleted at once; set aside: 30 days (for inspection)
+``mail_outbox`` code mails      body cleared once sent, refused or expired (10 minutes);
+                                row deleted after 14 days
+``mail_outbox`` other mails     body cleared once sent (:mod:`bot.mailer`); the row stays
+                                (the Message-ID ties the desk's replies to the ticket)
+``verification_codes``          confirmed: kept (they prove the institutional email);
+                                unconfirmed: 14 days after they expired
+``.eml`` with a code            removed once the code expired (10 minutes)
+``.eml`` others                 7 days (a local stand-in for SMTP: the help desk's mailbox
+                                has the real copy)
+=============================  ==========================================================
+
+Tickets, their events and files, people, consents and conversations are not purged here
+(the draft job and ``/borrar_mis_datos`` handle conversations and personal data).
+
+SQLite's ``secure_delete`` (see :class:`~bot.store.Store`) zeroes what is deleted in the
+database file; the WAL still holds older copies of those pages until it is reset, so the
+purge ends with a ``wal_checkpoint(TRUNCATE)``. It runs with the other scheduled jobs,
+every 10 minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email import policy
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.services import CODE_LIFETIME
+from bot.store import Tx, iso
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+EVENTS_KEPT = {"telegram": timedelta(days=2), "whatsapp": timedelta(days=8)}
+EVENTS_KEPT_OTHERS = timedelta(days=2)
+SENT_KEPT = timedelta(days=14)
+FAILED_KEPT = timedelta(days=90)
+STATUSES_KEPT = timedelta(days=14)
+SET_ASIDE_KEPT = timedelta(days=30)
+CODE_MAILS_KEPT = timedelta(days=14)
+UNCONFIRMED_CODES_KEPT = timedelta(days=14)
+EML_KEPT = timedelta(days=7)
+HEADER_BYTES = 16 * 1024  # an .eml's headers are read, never its body
+
+
+@dataclass
+class Purged:
+    rows: dict[str, int] = field(default_factory=dict)
+    eml_files: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values()) + self.eml_files
+
+
+async def purge(app: App, now: datetime) -> Purged:
+    """Delete what outlived its retention; clear expired codes; empty the WAL."""
+    purged = Purged()
+    async with app.store.transaction(now) as tx:
+        await _purge_rows(tx, now, purged)
+    code_subject = app.texts.plain("mail.code_subject", {})
+    purged.eml_files = await asyncio.to_thread(
+        purge_eml, app.settings.data_dir / "outbox", code_subject, now
+    )
+    await app.store.checkpoint()
+    if purged.total:
+        log.info(
+            "retention purge: %s; %d .eml files",
+            ", ".join(f"{n} {what}" for what, n in purged.rows.items() if n) or "no rows",
+            purged.eml_files,
+        )
+    return purged
+
+
+async def _purge_rows(tx: Tx, now: datetime, purged: Purged) -> None:
+    async def run(what: str, sql: str, *params: object) -> None:
+        cursor = await tx.execute(sql, params)
+        purged.rows[what] = purged.rows.get(what, 0) + max(cursor.rowcount, 0)
+
+    for channel, kept in EVENTS_KEPT.items():
+        await run(
+            "processed events",
+            "DELETE FROM processed_events WHERE channel = ? AND at < ?",
+            channel,
+            iso(now - kept),
+        )
+    known = ", ".join(f"'{channel}'" for channel in EVENTS_KEPT)
+    await run(
+        "processed events",
+        f"DELETE FROM processed_events WHERE channel NOT IN ({known}) AND at < ?",
+        iso(now - EVENTS_KEPT_OTHERS),
+    )
+    held = "NOT EXISTS (SELECT 1 FROM wa_held h WHERE h.outbox_id = outbox.id)"
+    await run(
+        "sent messages",
+        f"DELETE FROM outbox WHERE state = 'sent' AND sent_at < ? AND {held}",
+        iso(now - SENT_KEPT),
+    )
+    await run(
+        "failed messages",
+        f"DELETE FROM outbox WHERE state = 'failed' AND created_at < ? AND {held}",
+        iso(now - FAILED_KEPT),
+    )
+    await run(
+        "delivery statuses", "DELETE FROM wa_statuses WHERE at < ?", iso(now - STATUSES_KEPT)
+    )
+    await run(
+        "deliveries set aside",
+        "DELETE FROM webhook_inbox WHERE failed_at IS NOT NULL AND failed_at < ?",
+        iso(now - SET_ASIDE_KEPT),
+    )
+    # A code mail not sent by the time its code expired never will be: it would be useless.
+    await run(
+        "expired code mails",
+        "UPDATE mail_outbox SET state = 'failed', message = NULL,"
+        " last_error = 'code expired before it was sent'"
+        " WHERE kind = 'code' AND state = 'pending' AND created_at <= ?",
+        iso(now - CODE_LIFETIME),
+    )
+    await run(
+        "code mail bodies",
+        "UPDATE mail_outbox SET message = NULL"
+        " WHERE kind = 'code' AND state != 'pending' AND message IS NOT NULL",
+    )
+    await run(
+        "code mails",
+        "DELETE FROM mail_outbox WHERE kind = 'code' AND state != 'pending' AND created_at < ?",
+        iso(now - CODE_MAILS_KEPT),
+    )
+    await run(
+        "unconfirmed codes",
+        "DELETE FROM verification_codes WHERE confirmed_at IS NULL AND expires_at < ?",
+        iso(now - UNCONFIRMED_CODES_KEPT),
+    )
+
+
+def purge_eml(outbox: Path, code_subject: str, now: datetime) -> int:
+    """Remove the ``.eml`` files past their retention; returns how many.
+
+    A mail's age is its ``Date`` header (the moment the mail was decided, on the app's
+    clock), else the file's time. A code mail is told by its subject."""
+    if not outbox.is_dir():
+        return 0
+    removed = 0
+    parser = BytesHeaderParser(policy=policy.default)
+    for path in outbox.glob("*.eml"):
+        try:
+            with path.open("rb") as handle:
+                headers = parser.parsebytes(handle.read(HEADER_BYTES))
+            sent = _date(str(headers.get("Date", ""))) or datetime.fromtimestamp(
+                path.stat().st_mtime, now.tzinfo
+            )
+        except FileNotFoundError:
+            continue
+        is_code = " ".join(str(headers.get("Subject", "")).split()) == code_subject
+        if now - sent >= (CODE_LIFETIME if is_code else EML_KEPT):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _date(value: str) -> datetime | None:
+    try:
+        return email.utils.parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,258 @@
+"""Issue 14, points 6 and 8: secrets do not stay at rest, and bookkeeping rows are purged
+after their retention (bot/retention.py), so the database grows with tickets, not with
+messages."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import retention
+from bot.app import App
+from bot.server import Server
+from bot.settings import Settings
+from bot.store import iso
+from tests.bot.test_file_modes import TeeMailer
+from tests.bot.test_whatsapp_request import STEPS
+from tests.bot.whatsapp_harness import graph as graph  # a fixture
+from tests.bot.whatsapp_harness import query, whatsapp_settings
+from tests.bot.whatsapp_harness import wa_server as wa_server  # a fixture
+from tests.conftest import AppFactory
+from tests.driver import FakeClock
+from tests.fakes.graph_api import FakeGraphAPI
+
+ANA = "51987654321"
+CODE = "734912"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, graph: FakeGraphAPI) -> Settings:
+    return whatsapp_settings(tmp_path, graph)
+
+
+@pytest.fixture
+def mailer(settings: Settings) -> TeeMailer:
+    """No SMTP server: mail is written as .eml files, as in development."""
+    return TeeMailer(settings.data_dir / "outbox")
+
+
+@pytest.fixture
+def known_code(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(secrets, "randbelow", lambda _n: int(CODE))
+    return CODE
+
+
+def files_holding(root: Path, secret: bytes) -> list[str]:
+    """Every file under ``root`` whose bytes contain ``secret``, database files included."""
+    return sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file() and secret in path.read_bytes()
+    )
+
+
+def emls(settings: Settings) -> list[str]:
+    return sorted(p.name for p in (settings.data_dir / "outbox").glob("*.eml"))
+
+
+async def test_no_verification_code_stays_at_rest(
+    graph: FakeGraphAPI,
+    settings: Settings,
+    mailer: TeeMailer,
+    wa_server: Server,
+    clock: FakeClock,
+    known_code: str,
+) -> None:
+    """The officer types the code on WhatsApp (a webhook body in the inbox) and it was
+    mailed (a mail body in the outbox, an .eml file): after the purge the code is in no
+    file of the data directory, the database's WAL included."""
+    ana = graph.user(ANA, "Ana")
+    for _name, action, _follows in STEPS:
+        await action(ana, mailer)
+    await ana.tap("✅ Confirmar y enviar", n=3)
+    await mailer_done(wa_server.app, 2)
+    data = settings.data_dir
+    assert len(emls(settings)) == 2  # the code and the request
+    assert files_holding(data, known_code.encode()) != []  # where it was before the purge
+    assert query(settings, "SELECT count(*) FROM webhook_inbox") == [(0,)]  # processed: gone
+
+    clock.advance(minutes=11)  # the code expired
+    purged = await retention.purge(wa_server.app, clock.now())
+    assert purged.eml_files == 1
+    assert files_holding(data, known_code.encode()) == []
+    assert len(emls(settings)) == 1  # the request, kept for its retention
+
+    clock.advance(days=7)
+    await retention.purge(wa_server.app, clock.now())
+    assert emls(settings) == []
+
+
+async def mailer_done(app: App, count: int) -> None:
+    while True:
+        async with app.store.reading() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT count(*) FROM mail_outbox WHERE state = 'sent'"
+                )
+            )
+        if rows[0][0] >= count:
+            return
+        await app.mail.send_due()
+
+
+# ------------------------------------------------------------------------- retention
+def stamps(clock: FakeClock) -> Iterator[str]:
+    while True:
+        yield iso(clock.now())
+
+
+async def seed(app: App, at: str) -> None:
+    """One of each purgeable row, as of ``at``."""
+    async with app.store.reading() as conn:
+        for channel in ("telegram", "whatsapp", "terminal"):
+            await conn.execute(
+                "INSERT INTO processed_events (channel, event_id, at) VALUES (?, ?, ?)",
+                (channel, f"{channel}-{at}", at),
+            )
+        for state in ("sent", "failed", "pending"):
+            await conn.execute(
+                "INSERT INTO outbox (channel, chat_id, payload, state, created_at, sent_at)"
+                " VALUES ('whatsapp', '51900000001', '{}', ?, ?, ?)",
+                (state, at, at if state == "sent" else None),
+            )
+        await conn.execute(
+            "INSERT INTO wa_statuses (wamid, status, at) VALUES (?, 'read', ?)", (at, at)
+        )
+        await conn.execute(
+            "INSERT INTO webhook_inbox (channel, body, received_at, failed_at, error)"
+            " VALUES ('whatsapp', x'7b7d', ?, ?, 'RuntimeError')",
+            (at, at),
+        )
+        await conn.execute(
+            "INSERT INTO mail_outbox (kind, message, state, next_attempt_at, created_at)"
+            " VALUES ('code', x'00', 'sent', ?, ?), ('request', NULL, 'sent', ?, ?)",
+            (at, at, at, at),
+        )
+
+
+async def counts(app: App) -> dict[str, Any]:
+    queries = {
+        "events": "SELECT group_concat(channel) FROM processed_events",
+        "outbox": "SELECT group_concat(state) FROM outbox",
+        "statuses": "SELECT count(*) FROM wa_statuses",
+        "set_aside": "SELECT count(*) FROM webhook_inbox",
+        "mails": "SELECT group_concat(kind) FROM mail_outbox",
+    }
+    found: dict[str, Any] = {}
+    async with app.store.reading() as conn:
+        for name, sql in queries.items():
+            [(value,)] = list(await conn.execute_fetchall(sql))
+            found[name] = sorted(value.split(",")) if isinstance(value, str) else value
+    return found
+
+
+@pytest.mark.parametrize(
+    ("age", "left"),
+    [
+        (
+            timedelta(days=1),
+            {
+                "events": ["telegram", "terminal", "whatsapp"],
+                "outbox": ["failed", "pending", "sent"],
+                "statuses": 1,
+                "set_aside": 1,
+                "mails": ["code", "request"],
+            },
+        ),
+        (
+            timedelta(days=3),
+            {
+                "events": ["whatsapp"],
+                "outbox": ["failed", "pending", "sent"],
+                "statuses": 1,
+                "set_aside": 1,
+                "mails": ["code", "request"],
+            },
+        ),
+        (
+            timedelta(days=15),
+            {
+                "events": None,
+                "outbox": ["failed", "pending"],
+                "statuses": 0,
+                "set_aside": 1,
+                "mails": ["request"],
+            },
+        ),
+        (
+            timedelta(days=91),
+            {
+                "events": None,
+                "outbox": ["pending"],
+                "statuses": 0,
+                "set_aside": 0,
+                "mails": ["request"],
+            },
+        ),
+    ],
+)
+async def test_each_kind_of_row_is_kept_for_its_period(
+    make_app: AppFactory, clock: FakeClock, age: timedelta, left: dict[str, Any]
+) -> None:
+    app = await make_app()
+    await seed(app, iso(clock.now()))
+    clock.moment += age
+    await retention.purge(app, clock.now())
+    assert await counts(app) == left
+
+
+async def test_a_code_mail_is_emptied_once_sent_and_dropped_once_its_code_expired(
+    make_app: AppFactory, clock: FakeClock
+) -> None:
+    app = await make_app()
+    at = iso(clock.now())
+    async with app.store.reading() as conn:
+        await conn.execute(
+            "INSERT INTO mail_outbox (kind, message, state, next_attempt_at, created_at)"
+            " VALUES ('code', x'01', 'sent', ?, ?), ('code', x'02', 'pending', ?, ?),"
+            " ('request', x'03', 'pending', ?, ?)",
+            (at, at, at, at, at, at),
+        )
+    await retention.purge(app, clock.now())
+    clock.advance(minutes=10)
+    await retention.purge(app, clock.now())
+    async with app.store.reading() as conn:
+        rows = list(
+            await conn.execute_fetchall("SELECT kind, state, message FROM mail_outbox ORDER BY id")
+        )
+    assert rows == [
+        ("code", "sent", None),
+        ("code", "failed", None),  # never sent: its code expired meanwhile
+        ("request", "pending", b"\x03"),  # a request still goes
+    ]
+
+
+async def test_held_whatsapp_notices_are_not_purged(
+    make_app: AppFactory, clock: FakeClock
+) -> None:
+    app = await make_app()
+    at = iso(clock.now())
+    async with app.store.reading() as conn:
+        cursor = await conn.execute(
+            "INSERT INTO outbox (channel, chat_id, payload, state, created_at, sent_at)"
+            " VALUES ('whatsapp', '51900000001', ?, 'sent', ?, ?)",
+            (json.dumps({"key": "x"}), at, at),
+        )
+        await conn.execute(
+            "INSERT INTO wa_held (outbox_id, wa_id, held_at) VALUES (?, '51900000001', ?)",
+            (cursor.lastrowid, at),
+        )
+    clock.advance(days=30)
+    await retention.purge(app, clock.now())
+    assert (await counts(app))["outbox"] == ["sent"]
