@@ -17,6 +17,7 @@ from typing import Protocol
 
 from bot import files
 from bot.calendar import BusinessCalendar
+from bot.erasure import AfterCommit, erase
 from bot.files import FileStore
 from bot.mail import EmlMailer, Mailer, SmtpMailer
 from bot.mailer import MailOutbox
@@ -26,7 +27,7 @@ from bot.services import Services, TurnServices, Who
 from bot.settings import Settings
 from bot.store import ChatRecord, OutboxRow, Store, Tx
 from bot.texts import Texts
-from bot.tickets import add_file, forget_person
+from bot.tickets import add_file
 from conversations.catalog import all_flows
 from conversations.engine import Engine, Intents
 from conversations.events import Inbound, Outbound
@@ -77,6 +78,7 @@ class App:
         if event.file is not None and fetch is not None:
             event = await self._receive_file(event, fetch)
         now = self.clock.now()
+        after_commit: list[AfterCommit] = []  # what an erasure removes outside the database
         try:
             async with self.store.transaction(now) as tx:
                 chat = await tx.claim_and_load(
@@ -109,7 +111,7 @@ class App:
                 services = TurnServices(self, tx, who)
                 reply = await self.engine.handle(state, event, person, now, services)
                 for effect in reply.effects:
-                    await self._apply(tx, chat, event, effect)
+                    await self._apply(tx, chat, event, effect, after_commit)
                 if any(isinstance(effect, ForgetMe) for effect in reply.effects):
                     reply.state = State()  # nothing of the old conversation is kept
                 payloads = [
@@ -124,7 +126,7 @@ class App:
                     payloads,
                 )
                 # Notifications this turn wrote for other chats (staff ↔ officer) go too.
-                return [*tx.enqueued, *replies]
+                rows = [*tx.enqueued, *replies]
         except Exception:
             # The user's progress stays as it was; they get an apology and can try again.
             log.exception("failed to handle %s update %s", event.channel, event.event_id)
@@ -132,6 +134,12 @@ class App:
                 if not await tx.claim_event(event.channel, event.event_id):
                     return []
                 return await self._enqueue(tx, event, 0, [Outbound("common.error")])
+        for job in after_commit:
+            try:
+                await job()
+            except Exception:  # the rows are gone; a file left is retried by the purges
+                log.exception("clean-up after %s update %s failed", event.channel, event.event_id)
+        return rows
 
     async def slow_down(self, channel: str, chat_id: str) -> list[OutboxRow]:
         """Tell a chat that sends faster than anyone types that the rest was not read."""
@@ -173,13 +181,20 @@ class App:
         payloads = [(encode(m, qid, event.message_ref), m.bulk) for m in messages]
         return await tx.enqueue(event.channel, event.chat_id, payloads)
 
-    async def _apply(self, tx: Tx, chat: ChatRecord, event: Inbound, effect: Effect) -> None:
+    async def _apply(
+        self,
+        tx: Tx,
+        chat: ChatRecord,
+        event: Inbound,
+        effect: Effect,
+        after_commit: list[AfterCommit],
+    ) -> None:
         if isinstance(effect, RecordConsent):
             await tx.record_consent(
                 chat.person_id, effect.notice_version, effect.accepted, event.channel
             )
         elif isinstance(effect, ForgetMe):
-            await forget_person(tx, chat.person_id, chat.identity_id)
+            after_commit.append(await erase(self, tx, chat, event.channel, event.chat_id))
         else:  # pragma: no cover - a flow asked for something no service executes
             raise TypeError(f"no service executes {type(effect).__name__}")
 

@@ -31,6 +31,7 @@ CODE_LIFETIME = timedelta(minutes=10)
 CODE_RESEND_AFTER = timedelta(seconds=60)
 CODE_MAX_TRIES = 5
 HISTORY_SHOWN = 8  # the latest events in the officer's view of a ticket
+FINISHED = ("Atendido", "Cerrado", "Anulado")  # no news will come of these tickets
 
 
 @dataclass
@@ -206,7 +207,7 @@ class TurnServices(DeskServices):
             "days_left": left,
             "overdue": due < today,
             "paused_days_left": paused,
-            "open": state not in ("Atendido", "Cerrado", "Anulado"),
+            "open": state not in FINISHED,
             "attachments": len(files),
             "formato": await desk.latest_formato(self.tx, number) is not None,
             "state_message": entered[-1][3] if entered and entered[-1][1] != "officer" else None,
@@ -251,6 +252,8 @@ class TurnServices(DeskServices):
             "consents": [{"version": v, "accepted": bool(a), "at": at} for v, a, at in consents],
             "emails": [e for (e,) in emails],
             "tickets": [{"number": n, "type": t, "state": s} for n, t, s in tickets],
+            # Followed in this chat only while the chat exists: erasure ends that.
+            "open_tickets": [n for n, _t, s in tickets if s not in FINISHED],
             "has_draft": bool(state and ('"drafts":{"' in state[0] or '"frame":{' in state[0])),
         }
 

@@ -76,6 +76,8 @@ class Tx:
         self.committed = False
         # Rows added with enqueue (notifications to other chats): delivered with the turn's.
         self.enqueued: list[OutboxRow] = []
+        # (channel, chat id) erasing its data: its rows are deleted once delivered.
+        self.forgetting: tuple[str, str] | None = None
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the connection's thread, beginning the transaction if needed."""
@@ -186,12 +188,13 @@ class Tx:
     ) -> list[OutboxRow]:
         if not payloads:
             return []
-        values = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in payloads)
+        values = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in payloads)
+        forget = int(self.forgetting == (channel, chat_id))
         params: list[Any] = []
         for payload, bulk in payloads:
-            params += [channel, chat_id, payload, int(bulk), self.stamp, ticket_id]
+            params += [channel, chat_id, payload, int(bulk), self.stamp, ticket_id, forget]
         ids = db.execute(
-            "INSERT INTO outbox (channel, chat_id, payload, bulk, created_at, ticket_id)"
+            "INSERT INTO outbox (channel, chat_id, payload, bulk, created_at, ticket_id, forget)"
             f" VALUES {values} RETURNING id",
             params,
         ).fetchall()
@@ -349,10 +352,8 @@ class Store:
                 ),
             )
             if failed:
-                await self.conn.execute(
-                    "DELETE FROM outbox WHERE id = ? AND forget = 1"
-                    " AND NOT EXISTS (SELECT 1 FROM wa_held h WHERE h.outbox_id = outbox.id)",
-                    (row_id,),
+                await self.conn._execute(  # type: ignore[no-untyped-call]
+                    _forget_delivered, self.conn._conn, [row_id]
                 )
 
     async def fail_delivery(
@@ -444,12 +445,23 @@ class Store:
 
 
 def _forget_delivered(db: sqlite3.Connection, ids: Sequence[int]) -> None:
-    """Rows written for a chat that erased its data go once delivered (none is held)."""
+    """Rows written for a chat that erased its data go once delivered (none is held), and
+    with the last of them its WhatsApp window row (kept until then: the confirmation needs
+    the window open)."""
+    chats: set[str] = set()
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" for _ in chunk)
-        db.execute(
+        gone = db.execute(
             f"DELETE FROM outbox WHERE id IN ({marks}) AND forget = 1"
-            " AND NOT EXISTS (SELECT 1 FROM wa_held h WHERE h.outbox_id = outbox.id)",
+            " AND NOT EXISTS (SELECT 1 FROM wa_held h WHERE h.outbox_id = outbox.id)"
+            " RETURNING channel, chat_id",
             list(chunk),
+        ).fetchall()
+        chats |= {chat for channel, chat in gone if channel == "whatsapp"}
+    for chat in chats:
+        db.execute(
+            "DELETE FROM wa_chats WHERE wa_id = ?1 AND NOT EXISTS"
+            " (SELECT 1 FROM outbox WHERE channel = 'whatsapp' AND chat_id = ?1)",
+            (chat,),
         )

@@ -310,20 +310,6 @@ MIMES = {
 }
 
 
-async def forget_person(tx: Tx, person_id: int, identity_id: int) -> None:
-    """Ley 29733 cancellation: consent, codes, drafts and identity go; tickets stay.
-
-    The chat identity keeps its row (tickets refer to it) under an anonymous id, so the
-    same chat writing again is a new person who is asked for consent again.
-    """
-    await tx.execute("DELETE FROM consents WHERE person_id = ?", (person_id,))
-    await tx.execute("DELETE FROM verification_codes WHERE person_id = ?", (person_id,))
-    await tx.execute(
-        "UPDATE chat_identities SET external_id = 'borrado:' || id WHERE id = ?", (identity_id,)
-    )
-    await tx.execute("UPDATE people SET deleted_at = ? WHERE id = ?", (tx.stamp, person_id))
-
-
 async def open_profile_update(app: App, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
     """A ticket of type perfiles with the Formato of the registry after the change: the first
     request plus every attended change, then this one (rows it removes marked "dar de baja")."""

@@ -48,6 +48,7 @@ SAMPLES: dict[str, Any] = {
     "consents": [{"version": "2026-11", "accepted": True, "at": "2026-12-02T15:00:00+00:00"}],
     "emails": ["ana@munisjl.gob.pe"],
     "tickets": [{"number": "PTE-2026-000001", "type": "accesos", "state": "Registrado"}],
+    "open_tickets": ["PTE-2026-000001"],
     "has_draft": True,
     "typed": True,
     "share": True,
