@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--body-bytes", type=int, default=1_000_000, help="edge: each body")
     bench.add_argument("--slow", type=int, default=5000, help="edge: slow connections")
     bench.add_argument("--hold", type=float, default=15.0, help="edge: seconds they stay")
+    bench.add_argument(
+        "--growth", type=int, default=None, metavar="N", help="N users, then the purge"
+    )
     return parser
 
 
@@ -143,6 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from bot.edge_bench import main as edge_main
 
                 return edge_main(args)
+            if args.growth is not None:
+                from bot.growth_bench import main as growth_main
+
+                return growth_main(args)
 
             if args.burst is not None:
                 from bot.burst import main as burst_main

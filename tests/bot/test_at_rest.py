@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -107,11 +106,6 @@ async def mailer_done(app: App, count: int) -> None:
 
 
 # ------------------------------------------------------------------------- retention
-def stamps(clock: FakeClock) -> Iterator[str]:
-    while True:
-        yield iso(clock.now())
-
-
 async def seed(app: App, at: str) -> None:
     """One of each purgeable row, as of ``at``."""
     async with app.store.reading() as conn:
