@@ -10,7 +10,7 @@ no answer within 5 s counts as a failed probe):
    ``--body-bytes`` body to ``/webhooks/whatsapp`` with a wrong ``X-Hub-Signature-256``
    (three in four well-formed, ``sha256=`` and 64 hex digits, so the server must hash the
    body to refuse it; one in four ``sha256=00``). Reported: RSS before, at its peak and
-   ``--settle`` seconds after the last connection closed; the answers the clients got.
+   6 seconds after the last connection closed; the answers the clients got.
 2. **Slow clients**: ``--slow`` connections held for ``--hold`` seconds: half send nothing,
    half send a request line and then one header byte per second. Reported: the probe's
    worst time, how many of them the server closed before the hold ended.
@@ -285,7 +285,7 @@ async def edge_bench(
     body_bytes: int = 1_000_000,
     slow: int = 5000,
     hold: float = 15.0,
-    settle: float = 5.0,
+    settle: float = 6.0,
     workdir: Path | None = None,
 ) -> dict[str, Any]:
     """Run both phases against a new server under ``workdir`` (its data and log)."""
