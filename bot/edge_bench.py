@@ -15,9 +15,10 @@ no answer within 5 s counts as a failed probe):
    half send a request line and then one header byte per second. Reported: the probe's
    worst time, how many of them the server closed before the hold ended.
 
-The server's log is kept: its number of lines shows that refusals are counted (one summary
-line a minute), not logged one by one. The client raises its own open-files soft limit to
-the hard one; the server raises its own at start. The last line printed is JSON.
+The server's log is kept: its number of lines shows that refusals are counted, not logged
+one by one; the run lasts until the server's once-a-minute summary line is written. The
+client raises its own open-files soft limit to the hard one; the server raises its own at
+start. The last line printed is JSON.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bot.edge import REPORT_EVERY
 
 PROBE_EVERY = 0.1
 PROBE_TIMEOUT = 5.0
@@ -287,6 +290,7 @@ async def edge_bench(
     hold: float = 15.0,
     settle: float = 6.0,
     workdir: Path | None = None,
+    wait_report: bool = False,
 ) -> dict[str, Any]:
     """Run both phases against a new server under ``workdir`` (its data and log)."""
     fds = raise_own_fd_limit()
@@ -294,6 +298,7 @@ async def edge_bench(
     workdir = workdir or Path(tempfile.mkdtemp(prefix="pte-edge-"))
     log_path = workdir / "serve.log"
     process = start_server(workdir / "data", port, log_path)
+    server_started = time.monotonic()
     result: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"
         f" {platform.release()}, Python {platform.python_version()}",
@@ -354,6 +359,8 @@ async def edge_bench(
             "rss_peak_mb": round(sampler.peak / 1024, 1),
             **probe.outcome(),
         }
+        if wait_report:  # the server's once-a-minute summary of what it refused
+            await asyncio.sleep(max(0.0, REPORT_EVERY + 3 - (time.monotonic() - server_started)))
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -363,6 +370,7 @@ async def edge_bench(
     lines = log_path.read_text(errors="replace").splitlines()
     result["server_log_lines"] = len(lines)
     result["server_log_tracebacks"] = sum("Traceback" in line for line in lines)
+    result["server_reports"] = [line for line in lines if "refused at the edge" in line]
     return result
 
 
@@ -382,6 +390,7 @@ def main(args: argparse.Namespace) -> int:
             slow=args.slow,
             hold=args.hold,
             workdir=_workdir(args.data),
+            wait_report=True,
         )
     )
     bad, slow = result["bad_signatures"], result["slow_clients"]
@@ -398,6 +407,8 @@ def main(args: argparse.Namespace) -> int:
         f" {slow['closed_by_server']} closed by the server; RSS peak {slow['rss_peak_mb']} MB"
     )
     print(f"server log: {result['server_log_lines']} lines")
+    for line in result["server_reports"]:
+        print(f"  {line}")
     line = json.dumps(result)
     print(line)
     if args.out:
