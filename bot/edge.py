@@ -260,6 +260,11 @@ class ConnectionGuard:
         for connection in silent:
             connection.close()
 
+    def close_all(self) -> None:
+        """At shutdown: the connections aiohttp does not know yet (nothing received)."""
+        for connection in list(self._open):
+            connection.close()
+
     async def sweep_every_second(self) -> None:
         while True:
             await asyncio.sleep(1.0)

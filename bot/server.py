@@ -204,6 +204,8 @@ class Server:
             if any(isinstance(r, asyncio.CancelledError) for r in results):
                 return  # stopped before it ran: processed at the next start
             if failures:
+                # The traceback's message may quote the delivery: at DEBUG only.
+                log.debug("delivery %d failed", inbox_id, exc_info=failures[0])
                 await self._set_aside(inbox_id, channel, _reason(failures[0]))
             else:
                 await self.app.store.inbox_done(inbox_id)
@@ -249,6 +251,7 @@ class Server:
             self._listener.close()  # no new connections
         if self._runner is not None:
             await self._runner.cleanup()  # no new deliveries
+        self.guard.close_all()
         for task in self._edge_tasks:
             task.cancel()
         await self.dispatcher.join()
