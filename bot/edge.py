@@ -8,9 +8,11 @@ memory and little time, and a flood of them is counted, not logged line by line:
   sending its headers); only when every connection is busy is the new one refused. So slow
   or idle clients cannot keep /healthz or Meta out, and file descriptors never run out
   (the soft ``RLIMIT_NOFILE`` is raised to the hard one at start and the cap kept below it).
-* **Headers** must arrive within :data:`HEADER_TIMEOUT` of the connection (or of the
-  previous response): aiohttp's keep-alive timer closes a connection whose request has not
-  been read by then, idle or trickling.
+* **Headers** must be complete within :data:`HEADER_TIMEOUT` of the connection's first
+  byte (or of the previous response): aiohttp's keep-alive timer closes a connection whose
+  request has not been read by then, idle or trickling. A connection that sends nothing has
+  no aiohttp protocol yet; :meth:`ConnectionGuard.sweep` closes it HEADER_TIMEOUT after it
+  opened.
 * **Bodies** are read in chunks within :data:`BODY_TIMEOUT`, never past their limit (the
   declared ``Content-Length`` is refused with 413 before reading), and an unauthenticated
   one (WhatsApp's, signed by its HMAC) is hashed as it streams in: only
@@ -43,7 +45,7 @@ from aiohttp.web_protocol import RequestHandler
 
 log = logging.getLogger(__name__)
 
-HEADER_TIMEOUT = 10.0  # seconds from connecting (or the last response) to complete headers
+HEADER_TIMEOUT = 10.0  # seconds to complete the headers (see the module's docstring)
 BODY_TIMEOUT = 10.0  # seconds to read a whole body
 REPORT_EVERY = 60.0  # seconds between two summaries of what the edge refused
 QUIET_AFTER = 2.0  # seconds without refusals that end a burst (see give_back_memory)
