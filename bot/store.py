@@ -364,12 +364,17 @@ class Store:
         async with self.transaction(now) as tx:
             found = await tx.fetchone(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = 'failed',"
-                " next_attempt_at = NULL WHERE id = ? RETURNING channel, chat_id",
+                " next_attempt_at = NULL WHERE id = ? RETURNING channel, chat_id, forget",
                 (error[:500], row_id),
             )
-            if found is None or apology is None:
+            if found is None:
                 return []
-            channel, chat_id = found
+            channel, chat_id, forget = found
+            if forget:  # a chat that erased its data: nothing keeps its id, no apology
+                await tx.run(lambda db: _forget_delivered(db, [row_id]))
+                return []
+            if apology is None:
+                return []
             waiting = await tx.fetchone(
                 "SELECT 1 FROM outbox WHERE channel = ? AND chat_id = ? AND state = 'pending'"
                 " AND payload = ? LIMIT 1",
