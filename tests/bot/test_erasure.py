@@ -155,3 +155,18 @@ async def test_the_confirmation_is_deleted_once_delivered(make_app: AppFactory) 
         assert [i for (i,) in ids] == ["borrado:1"]
     finally:
         await user.stop()
+
+
+async def test_a_row_of_an_erased_chat_that_cannot_be_sent_goes_without_an_apology(
+    make_app: AppFactory, clock: FakeClock
+) -> None:
+    app = await make_app()
+    async with app.store.transaction(clock.now()) as tx:
+        tx.forgetting = ("telegram", "7001234567")
+        [row] = await tx.enqueue(
+            "telegram", "7001234567", [('{"key": "mis_datos.erased"}', False)]
+        )
+    apology = '{"key": "common.error"}'
+    assert await app.store.fail_delivery(row.id, "TemplateError", clock.now(), apology) == []
+    async with app.store.reading() as conn:
+        assert list(await conn.execute_fetchall("SELECT count(*) FROM outbox")) == [(0,)]
