@@ -106,6 +106,7 @@ async def answer_email(ctx: Ctx, event: Inbound) -> Outcome:
     if resp.get("email") != result.value.address or not resp.get("verified"):
         resp.update(email=result.value.address, review=result.value.review_domain)
         resp["verified"] = False
+        resp.pop("code_spent", None)
         sent = await ctx.services.send_code(result.value.address)
         if sent.wait_seconds:
             return Next("codigo", [Outbound("errors.code_wait", {"seconds": sent.wait_seconds})])
@@ -116,7 +117,12 @@ async def answer_email(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 async def ask_code(ctx: Ctx) -> list[Outbound]:
-    data = {"email": get(ctx, "resp", "email"), "local_outbox": ctx.services.local_outbox}
+    data = {
+        "email": get(ctx, "resp", "email"),
+        "local_outbox": ctx.services.local_outbox,
+        # After the last try or once it expired, that code is no use: ask for a new one.
+        "spent": get(ctx, "resp", "code_spent") or None,
+    }
     buttons = rows(Choice("resend", "btn.resend_code"), Choice("change", "btn.change_email"))
     return [Outbound("solicitud.codigo", data, buttons, ctx.progress)]
 
@@ -129,6 +135,7 @@ async def answer_code(ctx: Ctx, event: Inbound) -> Outcome:
         sent = await ctx.services.send_code(email)
         if sent.wait_seconds:
             return Again("errors.code_wait", {"seconds": sent.wait_seconds})
+        ctx.data["resp"].pop("code_spent", None)
         return Again("solicitud.code_resent", {"email": email})
     if event.kind is not Kind.TEXT:
         return Again("errors.expected_text")
@@ -136,8 +143,11 @@ async def answer_code(ctx: Ctx, event: Inbound) -> Outcome:
     if isinstance(typed, validators.Invalid):
         return Again(f"errors.{typed.code}")
     status, left = await ctx.services.check_code(email, typed.value)
+    if status in ("locked", "expired"):
+        ctx.data["resp"]["code_spent"] = status
     if status != "ok":
         return Again(f"errors.code_{status}", {"left": left})
+    ctx.data["resp"].pop("code_spent", None)
     ctx.data["resp"]["verified"] = True
     return route(ctx, "codigo")
 

@@ -32,12 +32,13 @@ from conversations.flow import (
     Person,
     Start,
     Stay,
+    WithdrawConsent,
 )
 from conversations.password_guard import looks_like_credentials
 from conversations.state import Frame, State
 from conversations.status import PREFIX as TICKET_PREFIX  # the desk's queue uses it too
 from conversations.status import find_number
-from conversations.text import IntentMatcher, normalize
+from conversations.text import IntentMatcher, normalize, normalize_label
 from conversations.turn_parts import (
     DESK_FLOW,
     DRAFT_CONTINUE,
@@ -134,8 +135,16 @@ class Engine:
         return self._by_command.get(command)
 
     def label_matches(self, choice: list[Any], text: str) -> bool:
+        """Typed as shown, or as people write it: accents, case, "(sa)" and the label's
+        synonyms ("alcaldesa" for "Alcalde o alcaldesa") do not matter."""
         wanted = normalize(text)
-        return bool(wanted) and any(normalize(form) == wanted for form in self._forms(choice))
+        if not wanted:
+            return False
+        forms = self._forms(choice)
+        if any(normalize(form) == wanted for form in forms):
+            return True
+        bare = normalize_label(text)
+        return bool(bare) and any(normalize_label(form) == bare for form in forms)
 
     def label_starts(self, choice: list[Any], prefix: str) -> bool:
         """A label (or its short form) starts with ``prefix`` (normalized)."""
@@ -146,7 +155,8 @@ class Engine:
         key, data = choice[1], choice[2]
         short = self._labels.short(key, data)
         full = self._labels.label(key, data)
-        return [full] if short is None else [full, short]
+        forms = [full] if short is None else [full, short]
+        return forms + self._labels.synonyms(key)
 
     @property
     def faq_targets(self) -> Mapping[str, str]:
@@ -631,6 +641,8 @@ class _Turn(DraftsMixin, TicketsMixin):
         ):
             return
         self.reply.effects.extend(outcome.effects)
+        if any(isinstance(effect, WithdrawConsent) for effect in outcome.effects):
+            self.state.drafts.clear()  # unsent answers were kept under that consent
         await self.follow(flow, frame, outcome, before)
 
     async def answer_aside(self, text: str, current: Flow) -> bool:

@@ -71,7 +71,7 @@ async def to_step(user: Driver, mailer: MemoryMailer, until: str) -> None:
         ("celular", lambda: user.send("987 654 321")),
         ("res_numero", lambda: user.send("Resolución de Alcaldía N.° 045-2026-MDSJL")),
         ("res_fecha", lambda: user.send("15/10/2026")),
-        ("res_autoridad", lambda: user.click("Alcalde(sa)")),
+        ("res_autoridad", lambda: user.click("Alcalde o alcaldesa")),
         ("res_pdf", lambda: user.upload(PDF)),
         ("perfiles_modo", lambda: user.click("Yo")),
     ]
@@ -88,7 +88,7 @@ async def test_full_request_in_18_interactions(user: Driver, mailer: MemoryMaile
     assert "Paso 15 de 15" in summary.plain
     assert ENTITY in summary.plain
     assert "Pérez &lt;Ruiz&gt; &amp; Cía" in summary.html
-    assert "emitida por Alcalde(sa) (PDF de 2 página(s))" in summary.plain
+    assert "emitida por Alcalde o alcaldesa (PDF de 2 páginas)" in summary.plain
     replies = await user.click("Confirmar y enviar")  # interaction 18
     registered, formato = replies[0], replies[1]
     assert "Solicitud registrada: PTE-2026-000001" in registered.plain
@@ -172,7 +172,7 @@ async def test_unusual_domain_is_accepted_and_flagged(user: Driver, mailer: Memo
     await user.send(mailer.last_code())
     for answer in ("987654321", "Resolución N.° 1-2026", "01/10/2026"):
         await user.send(answer)
-    await user.click("Rector(a)")
+    await user.click("Rector o rectora")
     await user.upload(PDF)
     await user.click("Yo")
     await user.click("Confirmar y enviar")
@@ -194,11 +194,16 @@ async def test_wrong_code_counts_down_then_locks(user: Driver, mailer: MemoryMai
     await to_step(user, mailer, "codigo")
     good = mailer.last_code()
     wrong = "000000" if good != "000000" else "111111"
-    for left in (4, 3, 2, 1):
+    for left in (4, 3, 2):
         replies = await user.send(wrong)
-        assert f"Te quedan {left} intento(s)" in replies[0].plain
+        assert f"Te quedan {left} intentos" in replies[0].plain
+    replies = await user.send(wrong)
+    assert "Te queda 1 intento:" in replies[0].plain
     replies = await user.send(wrong)
     assert "Superaste los 5 intentos" in replies[0].plain
+    # The question no longer asks for that code: it says how to get a new one.
+    assert "Escríbelo aquí" not in replies[-1].plain
+    assert "Reenviar código" in replies[-1].plain
     replies = await user.send(good)  # even the right code is refused now
     assert "Superaste los 5 intentos" in replies[0].plain
 
@@ -431,7 +436,7 @@ async def test_silent_draft_gets_one_reminder_before_it_expires(
     user.worker.submit(rows)
     await user.worker.drain()
     assert "sigue en curso (paso 6 de 15)" in user.screen.last.plain
-    assert "en 4 día(s)" in user.screen.last.plain
+    assert "en 4 días" in user.screen.last.plain
     assert await remind_drafts(user.app, clock.now()) == []  # once, also after a restart
     replies = await user.send("Jefa de TI")  # the draft is still there
     assert "Paso 7 de 15" in replies[-1].plain

@@ -54,9 +54,9 @@ async def test_queue_shows_the_ticket_and_tomar_tells_the_officer(
     await registered(user, mailer)
     staff = await staff_member(user)
     menu = staff.screen.last
-    assert "🗂 Bandeja de la mesa" in [b.label for row in menu.buttons for b in row]
+    assert "Bandeja de la mesa" in [b.label for row in menu.buttons for b in row]
     queue = (await staff.send("/pendientes"))[-1]
-    assert "1 trámite(s) abierto(s)" in queue.plain
+    assert "1 trámite abierto" in queue.plain
     assert f"🆕 {NUMBER} · Accesos · Registrado · quedan 5 d.h. · {ENTITY}" in queue.plain
     card = (await staff.click(f"🆕 {NUMBER} · 5 d"))[-1]
     assert "Responsable: Ana María Pérez Ruiz · DNI 45678912" in card.plain
@@ -127,7 +127,7 @@ async def test_observe_the_resolution_then_the_officer_corrects_it(
     assert "Paso 10 de 15" in question.plain  # straight to the resolution's number
     await user.send("Resolución de Alcaldía N.° 046-2026-MDSJL")
     await user.send("16/10/2026")
-    await user.click("Alcalde(sa)")
+    await user.click("Alcalde o alcaldesa")
     signed = make_pdf(pages=3)
     summary = (await user.upload(signed, name="firmada.pdf"))[-1]
     assert f"Revisa tu corrección de {NUMBER}" in summary.plain
@@ -288,7 +288,7 @@ async def test_undeliverable_notice_shows_on_the_card(user: Driver, mailer: Memo
     await staff.send(f"/ticket {NUMBER}")
     await staff.click("Tomar")  # "En atención" cannot reach the officer
     card = (await staff.send(f"/ticket {NUMBER}"))[-1]
-    assert "1 aviso(s) no llegaron al responsable (bloqueó el bot)" in card.plain
+    assert "1 aviso no llegó al responsable (bloqueó el bot)" in card.plain
 
 
 async def test_officer_withdraws_a_request_nobody_started(

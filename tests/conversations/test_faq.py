@@ -17,7 +17,7 @@ from tests.driver import Driver
             "Solicitar accesos al PTE",
         ),
         ("quiero cambiar al responsable de presupuesto", "responsable del PTE", None),
-        ("Olvidé mi clave", "Acceso o contraseña", "💬 Hacer una consulta"),
+        ("Olvidé mi clave", "Acceso o contraseña", "Hacer una consulta"),
         ("¿ya me respondieron?", "correo institucional", "Estado de mis trámites"),
     ],
 )

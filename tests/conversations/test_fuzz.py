@@ -172,7 +172,7 @@ REQUEST_STEPS: list[tuple[str, Action]] = [
     ("celular", send("987 654 321")),
     ("res_numero", send("Resolución de Alcaldía N.° 045-2026-MDSJL")),
     ("res_fecha", send("15/10/2026")),
-    ("res_autoridad", click("Alcalde(sa)")),
+    ("res_autoridad", click("Alcalde o alcaldesa")),
     ("res_pdf", upload(PDF)),
     ("perfiles_modo", click("Yo")),
 ]
@@ -230,6 +230,8 @@ def _scenarios() -> Iterator[Scenario]:
     yield Scenario("privacidad", "privacidad", "notice", [*START, send("/privacidad")])
     declined = [send("/start"), click("No acepto"), send("/privacidad")]
     yield Scenario("privacidad-declined", "privacidad", "notice", declined)
+    withdraw = [*START, send("/privacidad"), click("Retirar consentimiento")]
+    yield Scenario("privacidad-retirar", "privacidad", "retirar", withdraw)
     cards = ["quien", "resolucion", "formato", "envio", "plazo", "accesos", "lista"]
     for i, card in enumerate(cards):
         walk = [*REQUIREMENTS, *[click("Siguiente")] * i]
