@@ -108,7 +108,7 @@ async def test_the_whole_notice_is_one_tap_away_and_says_what_the_law_asks(user:
     replies = await user.click("Aviso completo")
     full, question = replies[-2:]
     for fact in (
-        "Titular del banco de datos", "con domicilio en", "Finalidades", "(a)", "(e)",
+        "Titular del banco de datos", "con domicilio en", "Finalidades", "consultas",
         "obligatorios", "si no los das, no puedo registrarlo", "Destinatarios",
         "transferencia internacional", "Telegram", "Conservación", "acceso, rectificación,",
         "Autoridad Nacional de Protección de Datos Personales", "retirarlo",
