@@ -73,7 +73,7 @@ async def answer_entity_name(ctx: Ctx, event: Inbound) -> Outcome:
         return route(ctx, "entidad")
     if event.kind is not Kind.TEXT:
         return Again("errors.expected_text")
-    result = validators.free_text(event.text, 3, 200)
+    result = validators.entity_name(event.text)
     if isinstance(result, validators.Invalid):
         return Again(f"errors.{result.code}")
     ctx.data["entity_name"] = result.value
@@ -347,12 +347,16 @@ FLOW = Flow(
         field_step("ruc", "solicitud.ruc", plain(validators.ruc), put("ruc"), route),
         Step("entidad", ask_entity_name, answer_entity_name),
         field_step(
-            "nombres", "solicitud.nombres", plain(validators.name), put("resp", "nombres"), route
+            "nombres",
+            "solicitud.nombres",
+            plain(validators.person_name),
+            put("resp", "nombres"),
+            route,
         ),
         field_step(
             "apellidos",
             "solicitud.apellidos",
-            plain(validators.name),
+            plain(validators.person_name),
             put("resp", "apellidos"),
             route,
         ),

@@ -92,7 +92,7 @@ async def test_observe_correct_attend_through_telegram(
     # Tomar → the officer hears "En atención".
     await staff.press("🙋 Tomar", n=2)
     [taken] = await officer.user.expect(1)
-    assert f"{number}: tu trámite pasó a En atención" in taken.text
+    assert f"{number}: tu solicitud de accesos pasó a En atención" in taken.text
 
     # An officer replaying the specialist's buttons changes nothing and learns nothing.
     observe_data = staff.last.callback_data["⚠️ Observar"]

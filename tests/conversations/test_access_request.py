@@ -152,8 +152,8 @@ async def test_ticket_row_and_first_event(user: Driver, mailer: MemoryMailer) ->
         ("celular", "98x", "No reconozco"),
         ("res_numero", "Resolución de Alcaldía", "numeración"),
         ("res_fecha", "31/02/2026", "no existe"),
-        ("res_fecha", "15/12/2026", "posterior a hoy"),
-        ("res_fecha", "ayer", "dd/mm/aaaa"),
+        ("res_fecha", "15/12/2026", "aún no llega"),
+        ("res_fecha", "ayer", "15/03/2026"),
     ],
 )
 async def test_invalid_answer_is_refused_and_asked_again(

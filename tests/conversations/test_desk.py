@@ -70,7 +70,7 @@ async def test_queue_shows_the_ticket_and_tomar_tells_the_officer(
     assert "Estado: En atención · a tu cargo" in replies[-1].plain
     notice = user.screen.messages[seen:]
     assert len(notice) == 1
-    assert f"{NUMBER}: tu trámite pasó a En atención" in notice[0].plain
+    assert f"{NUMBER}: tu solicitud de accesos pasó a En atención" in notice[0].plain
     assert (await ticket_row(user))["assignee"] == STAFF
 
 
