@@ -180,6 +180,7 @@ class Texts:
             # What a person reads for each channel ("WhatsApp", not "whatsapp").
             canales=self.data.get("canales", {}),
             canal=NO_CAPABILITIES.as_data(),
+            comandos=self.data["comandos"],
             secciones_cortas={
                 row["name"]: row["short"] for row in self.data["secciones"] if row.get("short")
             },

@@ -603,14 +603,18 @@ class _Turn(DraftsMixin, TicketsMixin):
             self.say("common.unsupported_here")
         await self.to_menu(hint=event.kind is Kind.TEXT)
 
-    def answer_faq(self, key: str) -> None:
-        """A common question answered from the locale, with a button to act on it."""
+    def faq_button(self, key: str) -> list[Choice]:
+        """The button to the flow a common question's answer points to (none when that flow
+        is not open to this person)."""
         target = self.engine.faq_targets.get(key)
-        buttons = []
         if target and target in self.engine.flows and self.allowed(self.engine.flows[target]):
             label = self.engine.flows[target].menu_label or "btn.menu"
-            buttons.append(Choice(MENU_PREFIX + target, label))
-        buttons.append(Choice(CHOICE_MENU, "btn.menu"))
+            return [Choice(MENU_PREFIX + target, label)]
+        return []
+
+    def answer_faq(self, key: str) -> None:
+        """A common question answered from the locale, with a button to act on it."""
+        buttons = [*self.faq_button(key), Choice(CHOICE_MENU, "btn.menu")]
         self.put_question(Outbound(f"faq.{key}", {}, rows(*buttons)))
 
     async def answer_step(self, event: Inbound) -> None:
@@ -656,7 +660,9 @@ class _Turn(DraftsMixin, TicketsMixin):
         if intent is None:
             return False
         if intent.startswith(FAQ):
-            self.say(intent.replace(FAQ, "faq.", 1))
+            # The answer keeps its button (it works from any message), then the question.
+            key = intent[len(FAQ) :]
+            self.reply.messages.append(Outbound(f"faq.{key}", {}, rows(*self.faq_button(key))))
             await self.ask_current()
             return True
         flow = self.engine.flows[intent]

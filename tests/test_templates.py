@@ -151,6 +151,8 @@ SAMPLES: dict[str, Any] = {
     "flow": "perfiles",
     "sections": ["Datos generales", NASTY],
     "flows": ["requisitos", "ayuda"],
+    "commands": ["start", "menu", "perfiles"],
+    "staff_commands": ["pendientes"],
     "consented": True,
     "since": "2026-12-03T15:00:00+00:00",
     "part": "resolucion",

@@ -279,6 +279,12 @@ async def test_search_by_ruc_and_by_name_and_files(user: Driver, mailer: MemoryM
     files = await staff.click("Ver adjuntos")
     names = [f.document["filename"] for f in files if f.document]
     assert names == ["Formato_Perfiles_PTE-2026-000001.xlsx", "Resolucion_PTE-2026-000001.pdf"]
+    # The files end with a way on: back to the card, the queue, the menu.
+    assert "Esos son los 2 archivos" in files[-1].plain
+    labels = [b.label for row in files[-1].buttons for b in row]
+    assert labels == ["◀ Volver a la ficha", "📥 Bandeja", "Menú"]
+    card = (await staff.click("◀ Volver a la ficha"))[-1]
+    assert f"🗂 {NUMBER}" in card.plain
 
 
 async def test_undeliverable_notice_shows_on_the_card(user: Driver, mailer: MemoryMailer) -> None:
