@@ -398,12 +398,11 @@ async def test_refused_files_are_explained_and_the_question_asked_again(
     assert big_id not in fetched
     assert len(fetched) == 1  # only the executable was downloaded (and refused)
 
-    # A photo of the resolution.
+    # A photo of the resolution: a page of a PDF to be built, unless a PDF comes after all.
     await officer.user.send_photo(make_png())
-    refusal, again = await officer.user.expect(2)
-    assert refusal.text == text("errors.photo_not_pdf")
-    assert "PDF" in refusal.text
-    assert question in again.text
+    [page] = await officer.user.expect(1)
+    assert "Recibí la página 1" in page.text
+    assert page.button_labels == ["Listo, armar el PDF"]
 
     # A real PDF is then accepted.
     [profiles] = await officer.send_document(PDF, "resolucion.pdf")

@@ -287,12 +287,12 @@ async def test_oversize_file_is_refused_before_download(
     assert fetched == []
 
 
-async def test_photo_of_the_resolution_gets_an_explanation(
+async def test_a_damaged_photo_of_the_resolution_is_refused_saying_why(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "res_pdf")
     replies = await user.upload(b"\xff\xd8\xff\xe0" + b"\x00" * 100, name=None, photo=True)
-    assert "necesito la resolución en PDF" in replies[0].plain
+    assert "No pude abrir esa imagen" in replies[0].plain
 
 
 async def test_corregir_changes_a_part_and_returns_to_the_summary(
@@ -449,7 +449,7 @@ async def test_refused_and_abandoned_files_are_purged(
 
     png = tiny_png()
     await to_step(user, mailer, "res_pdf")
-    await user.upload(png, name=None, mime="image/png", photo=True)  # refused by the step
+    await user.upload(png, name=None, mime="image/png", photo=True)  # a page, then not used
     await user.upload(PDF)  # kept: the draft refers to it
     assert await count_rows(user, "files") == 2
     assert await purge_orphan_files(user.app, clock.now()) == 0  # within the day of grace

@@ -82,3 +82,55 @@ async def test_an_entity_needs_its_full_name(
     assert "Municipalidad Distrital de San Juan de Lurigancho" in error.plain
     replies = await user.send("MDSJL Municipalidad Distrital de San Juan de Lurigancho")
     assert "nombres" in replies[-1].plain
+
+
+def photo(color: str, size: tuple[int, int] = (60, 80)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "JPEG")
+    return out.getvalue()
+
+
+async def test_a_paper_resolution_sent_as_photos_becomes_a_pdf(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "res_pdf")
+    assert "envía una foto de cada página" in user.screen.last.plain
+    first = await user.upload(photo("white"), name=None, mime="image/jpeg", photo=True)
+    assert "Recibí la página 1" in first[-1].plain
+    await user.upload(photo("gray"), name=None, mime="image/jpeg", photo=True)
+    shown = (await user.click("Listo, armar el PDF"))[-1]
+    assert "Armé un PDF de 2 páginas con tus fotos" in shown.plain
+    assert shown.document is not None  # the first page, to check it reads well
+    assert shown.document["filename"] == "pagina_1.jpg"
+    assert [b.label for row in shown.buttons for b in row] == [
+        "Usar este PDF",
+        "Enviar otras fotos",
+    ]
+    replies = await user.click("Usar este PDF")
+    assert "Paso 14 de 15" in replies[-1].plain  # on to the profiles
+    await user.click("Yo")
+    summary = user.screen.last.plain
+    assert "(PDF de 2 páginas)" in summary
+    await user.click("Confirmar y enviar")
+    sent = mailer.sent[-1]
+    pdfs = [p for p in sent.iter_attachments() if p.get_content_type() == "application/pdf"]
+    import io
+
+    from pypdf import PdfReader
+
+    assert len(PdfReader(io.BytesIO(pdfs[0].get_content())).pages) == 2
+
+
+async def test_photos_can_be_sent_again(user: Driver, mailer: MemoryMailer) -> None:
+    await to_step(user, mailer, "res_pdf")
+    await user.upload(photo("white"), name=None, mime="image/jpeg", photo=True)
+    await user.click("Listo, armar el PDF")
+    replies = await user.click("Enviar otras fotos")
+    assert "resolución en PDF" in replies[-1].plain
+    await user.upload(photo("white", (80, 60)), name=None, mime="image/jpeg", photo=True)
+    shown = (await user.click("Listo, armar el PDF"))[-1]
+    assert "Armé un PDF de 1 página con tus fotos" in shown.plain

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import itertools
 import json
 import os
@@ -178,6 +179,15 @@ REQUEST_STEPS: list[tuple[str, Action]] = [
 ]
 
 
+def _jpeg() -> bytes:
+    """A photo of a page (a resolution that exists only on paper)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (40, 60), "white").save(out, "JPEG")
+    return out.getvalue()
+
+
 def request_until(step: str) -> list[Action]:
     names = [name for name, _ in REQUEST_STEPS]
     last = names.index(step) if step in names else len(names)
@@ -269,6 +279,12 @@ def _scenarios() -> Iterator[Scenario]:
         "res_autoridad_otra",
         [*request_until("res_autoridad"), click("Otra")],
         other_authority,
+    )
+    yield Scenario(
+        "solicitud.res_fotos",
+        "solicitud",
+        "res_fotos",
+        [*request_until("res_pdf"), upload(_jpeg()), click("Listo, armar el PDF")],
     )
     yield Scenario(
         "solicitud.perfil_seccion",
