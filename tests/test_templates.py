@@ -152,6 +152,8 @@ SAMPLES: dict[str, Any] = {
     "sections": ["Datos generales", NASTY],
     "flows": ["requisitos", "ayuda"],
     "commands": ["start", "menu", "perfiles"],
+    "album": False,
+    "file_count": 2,
     "staff_commands": ["pendientes"],
     "consented": True,
     "since": "2026-12-03T15:00:00+00:00",

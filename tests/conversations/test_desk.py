@@ -492,3 +492,43 @@ async def test_an_access_request_is_attended_with_a_message(
     notice = user.screen.messages[seen].plain
     assert "Mensaje de la mesa de ayuda: Te enviamos también el manual del usuario." in notice
     assert "Los accesos se enviaron a tu correo institucional" in notice
+
+
+async def test_an_answer_to_the_desk_takes_a_screenshot(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    from tests.conversations.test_access_request import tiny_png
+
+    staff = await taken(user, mailer)
+    await staff.click("Responder")
+    await staff.send("¿Puedes enviarme una captura del error?")
+    await user.click("Responder")
+    received = await user.upload(tiny_png(), name="captura.png", mime="image/png", photo=True)
+    assert "Recibido (1 de 10)" in received[-1].plain
+    refused = await user.upload(b"MZ" + b"\x00" * 64, name="virus.exe", mime=None)
+    assert "No puedo recibir ese tipo de archivo" in refused[-1].plain  # checked as a consulta's
+    seen = len(staff.screen.messages)
+    done = await user.send("Esta es la pantalla que veo.")
+    assert "con 1 archivo" in done[0].plain
+    relayed, document = staff.screen.messages[seen : seen + 2]
+    assert "el responsable respondió, con 1 archivo" in relayed.plain
+    assert "Esta es la pantalla que veo." in relayed.plain
+    assert document.document is not None
+    assert document.document["filename"] == f"Respuesta_01_{NUMBER}.png"
+    await staff.send(f"/ticket {NUMBER}")
+    files = await staff.click("Ver adjuntos")
+    names = [f.document["filename"] for f in files if f.document]
+    assert f"Respuesta_01_{NUMBER}.png" in names
+
+
+async def test_files_alone_go_with_enviar(user: Driver, mailer: MemoryMailer) -> None:
+    from tests.conversations.test_access_request import tiny_png
+
+    staff = await taken(user, mailer)
+    await staff.click("Responder")
+    await staff.send("¿Tienes la constancia?")
+    await user.click("Responder")
+    await user.upload(tiny_png(), name="constancia.png", mime="image/png")
+    done = await user.click("Enviar")
+    assert "Envié tu respuesta con 1 archivo" in done[0].plain
+    assert "(sin texto)" in staff.screen.messages[-2].plain
