@@ -21,7 +21,8 @@ SEND = "send"
 
 
 def _files(ctx: Ctx) -> list[dict[str, Any]]:
-    files: list[dict[str, Any]] = ctx.data.setdefault("files", [])
+    """The files kept so far (stored in the answers only once there is one)."""
+    files: list[dict[str, Any]] = ctx.data.get("files", [])
     return files
 
 
@@ -42,6 +43,7 @@ def _add_file(ctx: Ctx, event: Inbound) -> Outcome:
         return Stay([Outbound("errors.too_many_files", {"max": MAX_FILES})])
     if all(f["sha256"] != file.sha256 for f in files):
         files.append({"sha256": file.sha256, "kind": file.kind, "name": file.name})
+        ctx.data["files"] = files
     send = rows(Choice(SEND, "btn.reply_send"), Choice("menu", "btn.menu"))
     groups: list[str] = ctx.data.setdefault("groups", [])
     if file.group is not None:

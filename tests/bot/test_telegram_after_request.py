@@ -149,7 +149,7 @@ async def test_consultation_with_an_album_is_answered_once_and_keeps_three_files
     assert summary.button_labels == ["✅ Confirmar y enviar", "✏️ Corregir"]
 
     number = await confirm_consultation(ana)
-    assert "Va con 3 adjuntos" in texts(ana.messages)
+    assert "con 3 adjuntos" in texts(ana.messages)
     assert query(settings, "SELECT count(*) FROM tickets WHERE type = 'consulta'") == [(1,)]
 
     # The ticket's detail, by typing its number.
