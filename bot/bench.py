@@ -518,8 +518,10 @@ class PeerTexts:
         return key in self.messages
 
     def render(self, key: str) -> str:
+        from bot.channels.telegram import CAPABILITIES  # the peers are Telegram bots too
+
         body = self.messages[key]
-        text = self.texts.render(key, body["data"])
+        text = self.texts.render(key, {**body["data"], "canal": CAPABILITIES.as_data()})
         progress = body.get("progress")
         if progress:
             paso = self.texts.render("common.paso", {"k": progress[0], "n": progress[1]})

@@ -9,7 +9,7 @@ Messages to the officer and to staff are outbox rows written in the same transac
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -349,10 +349,33 @@ async def staff_message(app: App, tx: Tx, number: str, text: str, actor: Actor) 
     await workflow.tell_officer(tx, ticket, notice)
 
 
-async def officer_message(app: App, tx: Tx, ticket: Ticket, text: str) -> bool:
+async def officer_message(
+    app: App, tx: Tx, ticket: Ticket, text: str, files: Sequence[Mapping[str, Any]] = ()
+) -> bool:
     """The officer's answer: on the ticket, to the specialist who took it; an answer to an
-    observation of kind "otro" is the correction itself (back to En atención)."""
-    await workflow.record(tx, ticket.id, "officer", ticket.state, ticket.state, text, "oficial")
+    observation of kind "otro" is the correction itself (back to En atención). Files sent
+    with it (checked as a consulta's) join the ticket and reach the specialist too."""
+    from bot.tickets import EXTENSIONS, MIMES
+
+    documents = []
+    (had,) = await tx.fetchone(
+        "SELECT count(*) FROM ticket_files WHERE ticket_id = ? AND role = 'respuesta'",
+        (ticket.id,),
+    )
+    for index, file in enumerate(files, start=had + 1):
+        extension = EXTENSIONS.get(str(file["kind"]), "bin")
+        name = f"Respuesta_{index:02d}_{ticket.number}.{extension}"
+        await tx.execute(
+            "INSERT OR IGNORE INTO ticket_files (ticket_id, sha256, role, filename)"
+            " VALUES (?, ?, 'respuesta', ?)",
+            (ticket.id, file["sha256"], name),
+        )
+        mime = MIMES.get(str(file["kind"]), "application/octet-stream")
+        documents.append(Document(str(file["sha256"]), name, mime))
+    recorded = text or f"({len(documents)} archivos)"
+    await workflow.record(
+        tx, ticket.id, "officer", ticket.state, ticket.state, recorded, "oficial"
+    )
     resumed = False
     if ticket.state == OBSERVED:
         (part,) = await tx.fetchone("SELECT observed_part FROM tickets WHERE id = ?", (ticket.id,))
@@ -367,13 +390,21 @@ async def officer_message(app: App, tx: Tx, ticket: Ticket, text: str) -> bool:
         ticket,
         Outbound(
             "mesa.respuesta_oficial",
-            {"number": ticket.number, "text": text, "resumed": resumed},
+            {
+                "number": ticket.number,
+                "text": text,
+                "resumed": resumed,
+                "file_count": len(documents),
+            },
             rows(
                 notice_choice("card", ticket.number, "btn.notice_card"),
                 notice_choice("sreply", ticket.number, "btn.notice_reply"),
             ),
         ),
     )
+    for document in documents:
+        shown = Outbound("mesa.adjunto", {"name": document.filename}, document=document)
+        await tell_staff(app, tx, ticket, shown)
     return resumed
 
 

@@ -113,13 +113,16 @@ class DeskServices:
         ticket = await self._own(number)
         return ticket is not None and ticket.state in REPLY_STATES
 
-    async def officer_reply(self, number: str, text: str) -> bool | None:
-        """The officer's words onto their ticket; True if that answered an observation
-        (back to En atención), None if the ticket is not theirs or no longer open."""
+    async def officer_reply(
+        self, number: str, text: str, files: list[dict[str, Any]] | None = None
+    ) -> bool | None:
+        """The officer's words (and files) onto their ticket; True if that answered an
+        observation (back to En atención), None if the ticket is not theirs or no longer
+        open."""
         ticket = await self._own(number)
         if ticket is None or ticket.state not in REPLY_STATES:
             return None
-        return await desk.officer_message(self.app, self.tx, ticket, text)
+        return await desk.officer_message(self.app, self.tx, ticket, text, files or [])
 
     async def ticket_for_message(self, ref: str) -> str | None:
         """The ticket a message in this chat was about (for swipe replies), if any."""

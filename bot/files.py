@@ -26,6 +26,9 @@ Choices worth knowing:
 * PNG and JPEG structure is walked without decoding pixels; images above Pillow's default
   pixel limit are refused as decompression bombs for whoever opens them.
 * pypdf has no time limit; callers run ``inspect`` in a worker thread.
+* ``pdf_from_images`` turns photos of a paper resolution (already accepted by ``inspect`` as
+  PNG/JPEG) into one PDF, one page per photo, with Pillow; the result is inspected like any
+  PDF an officer sends.
 """
 
 from __future__ import annotations
@@ -440,6 +443,31 @@ def _check_ooxml(data: bytes) -> _Verdict:
     if any(n.startswith("ppt/") for n in names):
         return _Refused("file_type_not_allowed", "pptx")
     return _Refused("file_type_not_allowed", "zip")
+
+
+# --- photos of a paper document -----------------------------------------------------------
+
+PAGE_DPI: Final = 150.0  # how Pillow sizes each page: a phone photo fills about an A4 sheet
+
+
+def pdf_from_images(images: list[bytes]) -> bytes:
+    """One PDF page per image, in order; each turned upright (EXIF orientation) and in RGB.
+
+    Pillow, not img2pdf: img2pdf would embed JPEGs without re-encoding, but it needs pikepdf
+    (qpdf's C++ library) for a feature this one step uses; Pillow alone decodes, rotates and
+    writes the pages, and it already guards against decompression bombs."""
+    from PIL import Image, ImageOps
+
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    pages = []
+    for data in images:
+        with Image.open(io.BytesIO(data)) as opened:
+            upright = ImageOps.exif_transpose(opened) or opened
+            pages.append(upright.convert("RGB"))
+    out = io.BytesIO()
+    first, *rest = pages
+    first.save(out, "PDF", save_all=True, append_images=rest, resolution=PAGE_DPI)
+    return out.getvalue()
 
 
 # --- storage ----------------------------------------------------------------------------

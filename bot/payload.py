@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from bot.texts import Texts, to_plain
+from bot.texts import NO_CAPABILITIES, Capabilities, Texts, to_plain
 from conversations.events import Outbound
 
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit
@@ -71,11 +71,13 @@ class Rendered:
         return to_plain(self.html)
 
 
-def render(texts: Texts, payload: str) -> Rendered:
+def render(texts: Texts, payload: str, capabilities: Capabilities = NO_CAPABILITIES) -> Rendered:
+    """The payload as the channel shows it; the texts say what ``capabilities`` allow
+    ("Borré tu mensaje" only where the channel deletes it)."""
     body = json.loads(payload)
     if "delete_ref" in body:
         return Rendered("", [], None, None, False, delete_ref=body["delete_ref"])
-    text = texts.render(body["key"], body["data"])
+    text = texts.render(body["key"], {**body["data"], "canal": capabilities.as_data()})
     progress = body.get("progress")
     if progress:
         text = texts.render("common.paso", {"k": progress[0], "n": progress[1]}) + "\n" + text

@@ -90,6 +90,33 @@ class TurnServices(DeskServices):
     def today(self) -> date:
         return dates.lima_date(self.tx.now)
 
+    async def pdf_from_photos(self, photos: list[str]) -> dict[str, Any] | str:
+        """One PDF from photos already stored (one page each), checked as any PDF sent and
+        stored: {"sha256", "pages", "name", "size"}, or the refusal code."""
+        import asyncio
+
+        from bot import files
+        from bot.tickets import add_file
+
+        images = [await asyncio.to_thread(self.app.files.read, sha) for sha in photos]
+        try:
+            data = await asyncio.to_thread(files.pdf_from_images, images)
+        except Exception:  # Pillow refuses an image in many ways: it cannot be a page
+            log.info("photos of a resolution could not become a PDF", exc_info=True)
+            return "image_damaged"
+        verdict = await asyncio.to_thread(files.inspect, data, "resolucion.pdf")
+        refusal = files.refusal_for("resolution", verdict)
+        if refusal is not None:
+            return refusal
+        stored = await asyncio.to_thread(self.app.files.put, data)
+        await add_file(self.tx, stored.sha256, stored.size, verdict.mime or "", "pdf")
+        return {
+            "sha256": stored.sha256,
+            "pages": verdict.pages,
+            "name": "resolucion_fotos.pdf",
+            "size": stored.size,
+        }
+
     async def entity_name(self, ruc: str) -> str | None:
         row = await self.tx.fetchone("SELECT name FROM entities WHERE ruc = ?", (ruc,))
         return None if row is None else str(row[0])

@@ -5,6 +5,13 @@ Each TOML file holds tables of templates (``[consent] notice = "..."`` is the ke
 notice version). Templates are written in Telegram's HTML subset and rendered with
 autoescape, so a user-provided value such as ``Pérez <Ruiz> & Cía`` shows literally.
 Channels without HTML get :func:`to_plain`.
+
+Words that depend on data are data too: ``{{ n | cuenta("día hábil", "días hábiles") }}``
+picks the form by Babel's Spanish plural rules ("1 día hábil", "0 días hábiles");
+``{{ type | tipo }}`` names a kind of ticket ("consulta") and
+``{{ type | concuerda("lo", "la") }}`` agrees with its gender (``datos.toml``, ``[tipos]``).
+What a channel can do (delete a message, share a number, edit a card, answer a message) is
+the template variable ``canal`` (see :class:`Capabilities`), never the channel's name.
 """
 
 from __future__ import annotations
@@ -20,12 +27,51 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from babel import Locale
 
 from bot import dates, short_forms
 
 DATA_FILE = "datos.toml"
 SHORT_SUFFIX = "_corto"  # "btn.ticket_corto": the short form of the label "btn.ticket"
 _TAG = re.compile(r"<[^>]+>")
+_LOCALE = Locale.parse("es_PE")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a channel can do that its texts must say right; templates read it as ``canal``
+    (``canal.borra``, ``canal.comparte_numero``, ``canal.edita``, ``canal.cita``,
+    ``canal.plataforma``)."""
+
+    deletes_messages: bool = False  # takes back a message the person sent (a password)
+    shares_contact: bool = False  # offers a "share my number" button
+    edits_messages: bool = False  # a card's buttons change that card in place
+    quotes: bool = False  # the person can answer one particular message (a swipe reply)
+    # Whose servers carry the messages, for the privacy notice ("" for none but ours).
+    carrier: str = ""
+
+    def as_data(self) -> dict[str, bool | str]:
+        return {
+            "borra": self.deletes_messages,
+            "comparte_numero": self.shares_contact,
+            "edita": self.edits_messages,
+            "cita": self.quotes,
+            "plataforma": self.carrier,
+        }
+
+
+# A channel nothing is known of: the texts promise nothing it might not do.
+NO_CAPABILITIES = Capabilities()
+
+
+def plural_form(count: int | float) -> str:
+    """Babel's (CLDR) plural category of ``count`` in Spanish: "one", "many" or "other"."""
+    return str(_LOCALE.plural_form(abs(count)))
+
+
+def plural(count: int | float, singular: str, plural_: str) -> str:
+    """The word that goes with ``count``: ``plural(1, "día", "días")`` → "día"."""
+    return singular if plural_form(count) == "one" else plural_
 
 
 def locale_dir(language: str = "es") -> Path:
@@ -102,6 +148,15 @@ class Texts:
             keep_trailing_newline=False,
         )
         self.env.filters.update(fecha_larga=_long_date, fecha=_short_date, fecha_hora=_date_time)
+        kinds: dict[str, dict[str, str]] = dict(self.data.get("tipos", {}))
+        self.env.filters.update(
+            plural=plural,
+            cuenta=lambda n, one, other: f"{n} {plural(n, one, other)}",
+            tipo=lambda kind: kinds.get(str(kind), kinds["tramite"])["nombre"],
+            concuerda=lambda kind, masculine, feminine: (
+                feminine if kinds.get(str(kind), kinds["tramite"])["genero"] == "f" else masculine
+            ),
+        )
         short = self.data.get("formas_cortas", {})
         particles = list(short.get("particulas", []))
         leads = dict(short.get("entidades", {}))
@@ -116,9 +171,16 @@ class Texts:
             helpdesk=helpdesk,
             responsable=notice["responsable"],
             conservacion=notice["conservacion"],
+            responsable_corto=notice["responsable_corto"],
+            conservacion_corta=notice["conservacion_corta"],
+            domicilio=notice["domicilio"],
+            banco=notice["banco"],
+            autoridad=notice["autoridad"],
             borradores=self.data["borradores"],
             # What a person reads for each channel ("WhatsApp", not "whatsapp").
             canales=self.data.get("canales", {}),
+            canal=NO_CAPABILITIES.as_data(),
+            comandos=self.data["comandos"],
             secciones_cortas={
                 row["name"]: row["short"] for row in self.data["secciones"] if row.get("short")
             },
@@ -147,6 +209,10 @@ class Texts:
     def faq(self) -> dict[str, dict[str, Any]]:
         """Common questions: phrases that ask them and, optionally, the flow that helps."""
         return dict(self.data.get("faq", {}))
+
+    def synonyms(self, key: str) -> list[str]:
+        """Other ways people type a button's label (``datos.toml``, ``[sinonimos]``)."""
+        return list(self.data.get("sinonimos", {}).get(key, []))
 
     @property
     def command_descriptions(self) -> dict[str, str]:

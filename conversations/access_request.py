@@ -16,8 +16,8 @@ import dataclasses
 from typing import Any
 
 from conversations import profiles, validators
-from conversations.events import Choice, Inbound, Kind, Outbound, rows
-from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Step
+from conversations.events import Choice, Document, Inbound, Kind, Outbound, rows
+from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Stay, Step
 from conversations.steps import KEEP, ask, field_step, get, kept, plain, put
 
 AUTHORITIES = ("alcalde", "gobernador", "ministro", "titular", "rector", "otra")
@@ -73,7 +73,7 @@ async def answer_entity_name(ctx: Ctx, event: Inbound) -> Outcome:
         return route(ctx, "entidad")
     if event.kind is not Kind.TEXT:
         return Again("errors.expected_text")
-    result = validators.free_text(event.text, 3, 200)
+    result = validators.entity_name(event.text)
     if isinstance(result, validators.Invalid):
         return Again(f"errors.{result.code}")
     ctx.data["entity_name"] = result.value
@@ -106,6 +106,7 @@ async def answer_email(ctx: Ctx, event: Inbound) -> Outcome:
     if resp.get("email") != result.value.address or not resp.get("verified"):
         resp.update(email=result.value.address, review=result.value.review_domain)
         resp["verified"] = False
+        resp.pop("code_spent", None)
         sent = await ctx.services.send_code(result.value.address)
         if sent.wait_seconds:
             return Next("codigo", [Outbound("errors.code_wait", {"seconds": sent.wait_seconds})])
@@ -116,7 +117,12 @@ async def answer_email(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 async def ask_code(ctx: Ctx) -> list[Outbound]:
-    data = {"email": get(ctx, "resp", "email"), "local_outbox": ctx.services.local_outbox}
+    data = {
+        "email": get(ctx, "resp", "email"),
+        "local_outbox": ctx.services.local_outbox,
+        # After the last try or once it expired, that code is no use: ask for a new one.
+        "spent": get(ctx, "resp", "code_spent") or None,
+    }
     buttons = rows(Choice("resend", "btn.resend_code"), Choice("change", "btn.change_email"))
     return [Outbound("solicitud.codigo", data, buttons, ctx.progress)]
 
@@ -129,6 +135,7 @@ async def answer_code(ctx: Ctx, event: Inbound) -> Outcome:
         sent = await ctx.services.send_code(email)
         if sent.wait_seconds:
             return Again("errors.code_wait", {"seconds": sent.wait_seconds})
+        ctx.data["resp"].pop("code_spent", None)
         return Again("solicitud.code_resent", {"email": email})
     if event.kind is not Kind.TEXT:
         return Again("errors.expected_text")
@@ -136,8 +143,11 @@ async def answer_code(ctx: Ctx, event: Inbound) -> Outcome:
     if isinstance(typed, validators.Invalid):
         return Again(f"errors.{typed.code}")
     status, left = await ctx.services.check_code(email, typed.value)
+    if status in ("locked", "expired"):
+        ctx.data["resp"]["code_spent"] = status
     if status != "ok":
         return Again(f"errors.code_{status}", {"left": left})
+    ctx.data["resp"].pop("code_spent", None)
     ctx.data["resp"]["verified"] = True
     return route(ctx, "codigo")
 
@@ -202,24 +212,62 @@ def save_other_authority(ctx: Ctx, value: str) -> None:
     ctx.data.setdefault("res", {}).update(autoridad="otra", autoridad_texto=value)
 
 
+MAX_PHOTOS = 20  # pages of a resolution sent as photos
+PHOTO_KINDS = ("jpeg", "png")
+PHOTOS_DONE, PHOTOS_USE, PHOTOS_AGAIN = "photos_done", "photos_use", "photos_again"
+
+
 async def ask_pdf(ctx: Ctx) -> list[Outbound]:
     sent = get(ctx, "res", "pdf")
     buttons = rows(Choice("keep", "btn.keep_pdf")) if sent else ()
     return [Outbound("solicitud.res_pdf", {"sent": sent}, buttons, ctx.progress)]
 
 
+def _photos(ctx: Ctx) -> list[dict[str, str]]:
+    photos: list[dict[str, str]] = ctx.data.setdefault("res_photos", [])
+    return photos
+
+
+def _add_photo(ctx: Ctx, event: Inbound) -> Outcome:
+    """A page of a resolution that exists only on paper: kept until «Listo, armar el PDF»."""
+    file = event.file
+    assert file is not None
+    assert file.sha256 is not None
+    photos = _photos(ctx)
+    if len(photos) >= MAX_PHOTOS:
+        return Stay([Outbound("errors.too_many_photos", {"max": MAX_PHOTOS})])
+    if all(p["sha256"] != file.sha256 for p in photos):
+        photos.append({"sha256": file.sha256, "kind": file.kind or "jpeg"})
+    done = rows(Choice(PHOTOS_DONE, "btn.photos_done"))
+    groups: list[str] = ctx.data.setdefault("photo_groups", [])
+    if file.group is not None:
+        if file.group in groups:
+            return Stay()  # the album's first photo already answered
+        groups.append(file.group)
+        return Stay([Outbound("solicitud.fotos_album", {}, done)])
+    return Stay([Outbound("solicitud.foto_recibida", {"count": len(photos)}, done)])
+
+
 async def answer_pdf(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is Kind.BUTTON and event.text == "keep" and get(ctx, "res", "pdf"):
         return route(ctx, "res_pdf")
+    if event.kind is Kind.BUTTON and event.text == PHOTOS_DONE and _photos(ctx):
+        built = await ctx.services.pdf_from_photos([p["sha256"] for p in _photos(ctx)])
+        if isinstance(built, str):
+            ctx.data["res_photos"] = []
+            return Again(f"errors.{built}")
+        ctx.data["res_photos_pdf"] = built
+        return Next("res_fotos")
     file = event.file
     if event.kind is not Kind.FILE or file is None:
         return Again("errors.expected_pdf")
-    if file.is_photo:
-        return Again("errors.photo_not_pdf")
     if file.refusal is not None:
         return Again(f"errors.{file.refusal}")
+    if file.kind in PHOTO_KINDS:
+        return _add_photo(ctx, event)
     if file.kind != "pdf":
         return Again("errors.pdf_required")
+    ctx.data.update(res_photos=[], photo_groups=[], res_photos_pdf=None)  # a PDF after all
     ctx.data.setdefault("res", {})["pdf"] = {
         "sha256": file.sha256,
         "pages": file.pages,
@@ -236,6 +284,38 @@ REQUEST_KEYS = ("ruc", "entity_name", "resp", "res", "profiles", "people")
 
 def request(data: dict[str, Any]) -> dict[str, Any]:
     return {key: data[key] for key in REQUEST_KEYS if key in data}
+
+
+async def ask_photos_pdf(ctx: Ctx) -> list[Outbound]:
+    """The PDF built from the photos: its page count and its first page, to confirm."""
+    built = ctx.data.get("res_photos_pdf") or {}
+    photos = _photos(ctx)
+    first = photos[0] if photos else None
+    document = None
+    if first is not None:
+        mime = "image/png" if first["kind"] == "png" else "image/jpeg"
+        extension = "png" if first["kind"] == "png" else "jpg"
+        document = Document(first["sha256"], f"pagina_1.{extension}", mime)
+    buttons = rows(Choice(PHOTOS_USE, "btn.photos_use"), Choice(PHOTOS_AGAIN, "btn.photos_again"))
+    data = {"pages": built.get("pages") or len(photos)}
+    return [Outbound("solicitud.fotos_pdf", data, buttons, document=document)]
+
+
+async def answer_photos_pdf(ctx: Ctx, event: Inbound) -> Outcome:
+    built = ctx.data.get("res_photos_pdf")
+    if event.kind is Kind.BUTTON and event.text == PHOTOS_USE and built:
+        ctx.data.setdefault("res", {})["pdf"] = {
+            "sha256": built["sha256"],
+            "pages": built["pages"],
+            "name": built["name"],
+        }
+        ctx.data.update(res_photos=[], photo_groups=[], res_photos_pdf=None)
+        after = route(ctx, "res_pdf")  # what follows the PDF: the profiles, or the summary
+        return after if isinstance(after, Next) and after.step else Next(profiles.START)
+    if event.kind is Kind.BUTTON and event.text == PHOTOS_AGAIN:
+        ctx.data.update(res_photos=[], photo_groups=[], res_photos_pdf=None)
+        return Next("res_pdf")
+    return Again("errors.use_buttons")
 
 
 def summary_data(ctx: Ctx) -> dict[str, Any]:
@@ -337,12 +417,16 @@ FLOW = Flow(
         field_step("ruc", "solicitud.ruc", plain(validators.ruc), put("ruc"), route),
         Step("entidad", ask_entity_name, answer_entity_name),
         field_step(
-            "nombres", "solicitud.nombres", plain(validators.name), put("resp", "nombres"), route
+            "nombres",
+            "solicitud.nombres",
+            plain(validators.person_name),
+            put("resp", "nombres"),
+            route,
         ),
         field_step(
             "apellidos",
             "solicitud.apellidos",
-            plain(validators.name),
+            plain(validators.person_name),
             put("resp", "apellidos"),
             route,
         ),
@@ -390,6 +474,8 @@ FLOW = Flow(
         Step("resumen", ask_summary, answer_summary),
         Step("corregir", ask_correct, answer_correct, counted=False),
         Step("corregir_campo", ask_correct_field, answer_correct_field, counted=False),
+        # Off the table's path (reached from res_pdf only): the PDF built from photos.
+        Step("res_fotos", ask_photos_pdf, answer_photos_pdf, counted=False),
     ),
     menu_label="menu.solicitud",
     command="solicitar",

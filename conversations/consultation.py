@@ -52,7 +52,7 @@ async def answer_entity(ctx: Ctx, event: Inbound) -> Outcome:
 async def answer_entity_name(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is not Kind.TEXT:
         return Again("errors.expected_text")
-    result = validators.free_text(event.text, 3, 200)
+    result = validators.entity_name(event.text)
     if isinstance(result, validators.Invalid):
         return Again(f"errors.{result.code}")
     ctx.data["entity_name"] = result.value

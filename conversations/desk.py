@@ -99,6 +99,8 @@ async def ask_card(ctx: Ctx) -> list[Outbound]:
 
 async def answer_card(ctx: Ctx, event: Inbound) -> Outcome:
     number = ctx.data.get("number")
+    if event.kind is Kind.BUTTON and event.text == BACK and number:
+        return Next("ficha")  # after the files: the card again
     if event.kind is not Kind.BUTTON or event.text not in ACTIONS or not number:
         return await answer_list(ctx, event)
     services = ctx.services
@@ -106,9 +108,11 @@ async def answer_card(ctx: Ctx, event: Inbound) -> Outcome:
         documents = await services.desk_files(number)
         if not documents:
             return Stay([Outbound("mesa.sin_adjuntos", {"number": number})])
-        return Stay(
-            [Outbound("mesa.adjunto", {"name": d.filename}, document=d) for d in documents]
-        )
+        sent = [Outbound("mesa.adjunto", {"name": d.filename}, document=d) for d in documents]
+        # The files end with a way on, not in a dead end.
+        after = {"number": number, "count": len(documents)}
+        nav = rows(*_nav(Choice(BACK, "btn.desk_back")), per_row=2)
+        return Stay([*sent, Outbound("mesa.adjuntos_fin", after, nav)])
     if event.text == "reply":
         return Next("responder")
     if event.text == "observe":

@@ -32,12 +32,13 @@ from conversations.flow import (
     Person,
     Start,
     Stay,
+    WithdrawConsent,
 )
 from conversations.password_guard import looks_like_credentials
 from conversations.state import Frame, State
 from conversations.status import PREFIX as TICKET_PREFIX  # the desk's queue uses it too
 from conversations.status import find_number
-from conversations.text import IntentMatcher, normalize
+from conversations.text import IntentMatcher, normalize, normalize_label
 from conversations.turn_parts import (
     DESK_FLOW,
     DRAFT_CONTINUE,
@@ -134,8 +135,16 @@ class Engine:
         return self._by_command.get(command)
 
     def label_matches(self, choice: list[Any], text: str) -> bool:
+        """Typed as shown, or as people write it: accents, case, "(sa)" and the label's
+        synonyms ("alcaldesa" for "Alcalde o alcaldesa") do not matter."""
         wanted = normalize(text)
-        return bool(wanted) and any(normalize(form) == wanted for form in self._forms(choice))
+        if not wanted:
+            return False
+        forms = self._forms(choice)
+        if any(normalize(form) == wanted for form in forms):
+            return True
+        bare = normalize_label(text)
+        return bool(bare) and any(normalize_label(form) == bare for form in forms)
 
     def label_starts(self, choice: list[Any], prefix: str) -> bool:
         """A label (or its short form) starts with ``prefix`` (normalized)."""
@@ -146,7 +155,8 @@ class Engine:
         key, data = choice[1], choice[2]
         short = self._labels.short(key, data)
         full = self._labels.label(key, data)
-        return [full] if short is None else [full, short]
+        forms = [full] if short is None else [full, short]
+        return forms + self._labels.synonyms(key)
 
     @property
     def faq_targets(self) -> Mapping[str, str]:
@@ -593,14 +603,18 @@ class _Turn(DraftsMixin, TicketsMixin):
             self.say("common.unsupported_here")
         await self.to_menu(hint=event.kind is Kind.TEXT)
 
-    def answer_faq(self, key: str) -> None:
-        """A common question answered from the locale, with a button to act on it."""
+    def faq_button(self, key: str) -> list[Choice]:
+        """The button to the flow a common question's answer points to (none when that flow
+        is not open to this person)."""
         target = self.engine.faq_targets.get(key)
-        buttons = []
         if target and target in self.engine.flows and self.allowed(self.engine.flows[target]):
             label = self.engine.flows[target].menu_label or "btn.menu"
-            buttons.append(Choice(MENU_PREFIX + target, label))
-        buttons.append(Choice(CHOICE_MENU, "btn.menu"))
+            return [Choice(MENU_PREFIX + target, label)]
+        return []
+
+    def answer_faq(self, key: str) -> None:
+        """A common question answered from the locale, with a button to act on it."""
+        buttons = [*self.faq_button(key), Choice(CHOICE_MENU, "btn.menu")]
         self.put_question(Outbound(f"faq.{key}", {}, rows(*buttons)))
 
     async def answer_step(self, event: Inbound) -> None:
@@ -631,6 +645,8 @@ class _Turn(DraftsMixin, TicketsMixin):
         ):
             return
         self.reply.effects.extend(outcome.effects)
+        if any(isinstance(effect, WithdrawConsent) for effect in outcome.effects):
+            self.state.drafts.clear()  # unsent answers were kept under that consent
         await self.follow(flow, frame, outcome, before)
 
     async def answer_aside(self, text: str, current: Flow) -> bool:
@@ -644,7 +660,9 @@ class _Turn(DraftsMixin, TicketsMixin):
         if intent is None:
             return False
         if intent.startswith(FAQ):
-            self.say(intent.replace(FAQ, "faq.", 1))
+            # The answer keeps its button (it works from any message), then the question.
+            key = intent[len(FAQ) :]
+            self.reply.messages.append(Outbound(f"faq.{key}", {}, rows(*self.faq_button(key))))
             await self.ask_current()
             return True
         flow = self.engine.flows[intent]

@@ -38,6 +38,12 @@ class RecordConsent(Effect):
 
 
 @dataclass(frozen=True)
+class WithdrawConsent(RecordConsent):
+    """The person takes their consent back: recorded as declined (the engine discards the
+    drafts, kept under that consent)."""
+
+
+@dataclass(frozen=True)
 class ForgetMe(Effect):
     """Erase what is stored about the person (tickets stay, as administrative records)."""
 
@@ -108,6 +114,10 @@ class Labels(Protocol):
 
     def short(self, key: str, data: Mapping[str, Any]) -> str | None:
         """The label's short form, for channels with narrow buttons (None: it has none)."""
+        ...
+
+    def synonyms(self, key: str) -> list[str]:
+        """Other ways people type the label ("alcaldesa" for "Alcalde o alcaldesa")."""
         ...
 
 

@@ -1,4 +1,5 @@
-"""Ayuda: what the assistant does, its commands, and how to reach the help desk."""
+"""Ayuda: what the assistant does, every command the person can use, and how to reach a
+person at the help desk."""
 
 from __future__ import annotations
 
@@ -6,8 +7,21 @@ from conversations.events import Outbound
 from conversations.flow import Ctx, Flow, Step
 
 
+def commands(ctx: Ctx) -> tuple[list[str], list[str]]:
+    """The slash commands anyone may use (as the engine lists them for the channel's menu)
+    and those only the help desk's staff have."""
+    public: list[str] = []
+    staff: list[str] = []
+    for flow in ctx.flows.values():
+        names = [name for name in (flow.command, *flow.commands) if name]
+        (staff if flow.staff_only else public).extend(names)
+    return ["start", "menu", *public, "atras", "cancelar"], staff
+
+
 async def ask_help(ctx: Ctx) -> list[Outbound]:
-    return [Outbound("ayuda.main", {"flows": sorted(ctx.flows)})]
+    public, staff = commands(ctx)
+    data = {"commands": public, "staff_commands": staff if ctx.person.is_staff else []}
+    return [Outbound("ayuda.main", data)]
 
 
 FLOW = Flow(

@@ -145,8 +145,8 @@ FLOW = Flow(
             ),
             answer_action,
         ),
-        _person_step("nombres", validators.name, "nombres"),
-        _person_step("apellidos", validators.name, "apellidos"),
+        _person_step("nombres", validators.person_name, "nombres"),
+        _person_step("apellidos", validators.person_name, "apellidos"),
         _person_step("dni", validators.dni, "dni"),
         _person_step("cargo", validators.name, "cargo"),
         field_step(

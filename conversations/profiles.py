@@ -170,8 +170,8 @@ STEPS: tuple[Step, ...] = (
     ),
     # Not numbered: it repeats per section, and is skipped when one person holds them all.
     Step("perfil_seccion", ask_section, answer_section, counted=False, repeats=True),
-    _person_step("nombres", validators.name, "nombres"),
-    _person_step("apellidos", validators.name, "apellidos"),
+    _person_step("nombres", validators.person_name, "nombres"),
+    _person_step("apellidos", validators.person_name, "apellidos"),
     _person_step("dni", validators.dni, "dni"),
     _person_step("cargo", validators.name, "cargo"),
     field_step(

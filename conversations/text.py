@@ -7,6 +7,9 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 
 _NOT_WORD = re.compile(r"[^\w]+")
+# "Alcalde(sa)", "Ministro(a)", "trámite(s)", "director/a": the forms people write to cover
+# both genders or numbers, dropped so that what is left matches the plain word.
+_GENDER_MARK = re.compile(r"\(\s*(?:a|as|o|os|s|es|sa|esa)\s*\)|/(?:a|as|sa|esa)\b", re.IGNORECASE)
 
 
 def normalize(text: str) -> str:
@@ -14,6 +17,11 @@ def normalize(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _NOT_WORD.sub(" ", bare.casefold()).replace("_", " ").strip()
+
+
+def normalize_label(text: str) -> str:
+    """A typed label compared as :func:`normalize` does, without a "(sa)" or "(a)"."""
+    return normalize(_GENDER_MARK.sub("", text))
 
 
 class IntentMatcher:

@@ -6,9 +6,10 @@ here raises on bad user input, reads the clock or touches the network.
 
 Codes: ``ruc_not_digits``, ``ruc_length``, ``ruc_check_digit``, ``ruc_not_entity``,
 ``dni_format``, ``phone_format``, ``phone_not_mobile``, ``phone_not_peru``,
-``email_syntax``, ``email_webmail``, ``date_format``, ``date_invalid``, ``date_future``,
-``date_too_old``, ``text_too_short``, ``text_too_long``, ``text_no_letters``,
-``text_invalid_chars``, ``code_format``.
+``email_syntax``, ``email_webmail``, ``date_format``, ``date_no_year``, ``date_invalid``,
+``date_future``, ``date_too_old``, ``text_too_short``, ``text_too_long``, ``text_no_letters``,
+``text_invalid_chars``, ``name_digits``, ``name_chars``, ``entity_one_word``,
+``code_format``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from importlib import resources
 from typing import Final, Generic, TypeAlias, TypeVar
 
 import phonenumbers
+from babel.dates import get_month_names
 from email_validator import EmailNotValidError, validate_email
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, ValidationError
 from stdnum.pe import cui as stdnum_cui
@@ -200,23 +202,83 @@ def email(text: str) -> Result[EmailCheck]:
 
 # --- Dates ----------------------------------------------------------------------------------
 
-_DATE: Final = re.compile(r"([0-9]{1,2})([/.\-])([0-9]{1,2})\2([0-9]{4})")
+_DATE: Final = re.compile(r"([0-9]{1,2})([/.\-])([0-9]{1,2})\2([0-9]{4}|[0-9]{2})")
+_ISO_DATE: Final = re.compile(r"([0-9]{4})([/\-])([0-9]{1,2})\2([0-9]{1,2})")
+_NO_YEAR: Final = re.compile(r"[0-9]{1,2}\s*[/.\-]\s*[0-9]{1,2}")
+# "5 de octubre de 2026", "5 oct 2026", "lunes 5 de octubre del 2026", "5-oct-26", "1.º de…"
+_WORDS_DATE: Final = re.compile(
+    r"(?:[a-z]+,?\s+)?([0-9]{1,2})(?:ro|\.o|\.?°)?(?:\s+de)?[\s\-/.]*([a-z]+)\.?"
+    r"(?:[\s\-/.,]+(?:de|del)?\s*([0-9]{4}|[0-9]{2}))?"
+)
+# Month names as Peruvians write them: Babel's Spanish names and abbreviations, plus the
+# forms Babel does not give ("setiembre", Peru's spelling, and "set", "sep").
+_EXTRA_MONTHS: Final = {"setiembre": 9, "set": 9, "sep": 9, "sept": 9}
 OLDEST_DATE: Final = date(2000, 1, 1)
 
 
-def past_date(text: str, today: date) -> Result[date]:
-    """A date written ``dd/mm/aaaa`` (also ``d/m/aaaa``, ``dd-mm-aaaa``, ``dd.mm.aaaa``).
+def _plain(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
-    It must be between 01/01/2000 and ``today`` inclusive. Codes: ``date_format`` (not that
-    shape, or mixed separators), ``date_invalid`` (no such day, e.g. 31/02/2026),
-    ``date_future`` (after ``today``), ``date_too_old`` (before 01/01/2000).
+
+@cache
+def _months() -> dict[str, int]:
+    months = dict(_EXTRA_MONTHS)
+    for width in ("wide", "abbreviated"):
+        for context in ("format", "stand-alone"):
+            names = get_month_names(width, context, locale="es_PE")
+            months.update(
+                {_plain(str(name)).rstrip("."): number for number, name in names.items()}
+            )
+    return months
+
+
+def _year(digits: str) -> int:
+    """Two digits are this century's: "26" is 2026 (an older one is refused as too old)."""
+    return 2000 + int(digits) if len(digits) == 2 else int(digits)
+
+
+def _date_parts(text: str) -> tuple[int, int, int] | Invalid:
+    """(year, month, day) as typed, or why it cannot be read."""
+    compact = _plain(text).strip()
+    match = _DATE.fullmatch(compact)
+    if match is not None:
+        day, _, month, year = match.groups()
+        return _year(year), int(month), int(day)
+    match = _ISO_DATE.fullmatch(compact)
+    if match is not None:
+        year, _, month, day = match.groups()
+        return int(year), int(month), int(day)
+    if _NO_YEAR.fullmatch(compact):
+        return Invalid("date_no_year")
+    match = _WORDS_DATE.fullmatch(compact)
+    if match is not None:
+        day, name, year = match.groups()
+        month = _months().get(name)
+        if month is None:
+            return Invalid("date_format")
+        if year is None:
+            return Invalid("date_no_year")
+        return _year(year), month, int(day)
+    return Invalid("date_format")
+
+
+def past_date(text: str, today: date) -> Result[date]:
+    """A date as people type it: ``15/03/2026``, ``5/3/26``, ``05-03-2026``, ``05.03.2026``,
+    ``2026-03-05``, ``15 de marzo de 2026``, ``15 mar 2026``, ``lunes 15 de marzo del 2026``
+    (accents and case do not matter; two-digit years are this century's).
+
+    It must be between 01/01/2000 and ``today`` inclusive. Codes: ``date_format`` (none of
+    those shapes, mixed separators, an unknown month), ``date_no_year`` (day and month only:
+    which year is a guess), ``date_invalid`` (no such day, e.g. 31/02/2026), ``date_future``
+    (after ``today``), ``date_too_old`` (before 01/01/2000).
     """
-    match = _DATE.fullmatch(text.strip())
-    if match is None:
-        return Invalid("date_format")
-    day, _, month, year = match.groups()
+    parts = _date_parts(text)
+    if isinstance(parts, Invalid):
+        return parts
+    year, month, day = parts
     try:
-        value = date(int(year), int(month), int(day))
+        value = date(year, month, day)
     except ValueError:
         return Invalid("date_invalid")
     if value > today:
@@ -288,6 +350,43 @@ def name(text: str) -> Result[str]:
     if _ZERO_WIDTH_JOINER in text:
         return Invalid("text_invalid_chars")
     return free_text(text, NAME_MIN_LEN, NAME_MAX_LEN)
+
+
+_NAME_SIGNS: Final = frozenset(" '\u2019-.")  # space, apostrophes, hyphen, dot
+
+
+def person_name(text: str) -> Result[str]:
+    """Nombres or apellidos: :func:`name`, and only letters, spaces, apostrophes, hyphens
+    and dots ("María-José", "D'Angelo", "Ma. del Pilar"). Codes: those of :func:`name`,
+    ``name_digits`` (a digit: "Ana123"), ``name_chars`` (any other sign: "Ana_María", "@")."""
+    result = name(text)
+    if isinstance(result, Invalid):
+        return result
+    if any(ch.isdigit() for ch in result.value):
+        return Invalid("name_digits")
+    if any(not (ch.isalpha() or ch in _NAME_SIGNS) for ch in result.value):
+        return Invalid("name_chars")
+    return result
+
+
+ENTITY_MIN_LEN: Final = 3
+ENTITY_MAX_LEN: Final = 200
+_LONG_WORD: Final = 5  # letters of a word that is more than an abbreviation ("Muni", "SJL")
+
+
+def entity_name(text: str) -> Result[str]:
+    """An entity's full name: more than one word, one of them a real word (five letters or
+    more), e.g. "Municipalidad Distrital de San Juan de Lurigancho", or an acronym followed
+    by its name ("SUNAT Superintendencia Nacional..."). Codes: those of :func:`free_text`,
+    ``entity_one_word`` (one word or only abbreviations: "Muni", "MDSJL", "Muni SJL")."""
+    result = free_text(text, ENTITY_MIN_LEN, ENTITY_MAX_LEN)
+    if isinstance(result, Invalid):
+        return result
+    words = [w for w in re.split(r"[\s,;]+", result.value) if any(ch.isalpha() for ch in w)]
+    longest = max((sum(ch.isalpha() for ch in w) for w in words), default=0)
+    if len(words) < 2 or longest < _LONG_WORD:
+        return Invalid("entity_one_word")
+    return result
 
 
 # --- Verification code ----------------------------------------------------------------------

@@ -18,10 +18,16 @@ from bot.errors import PermanentDelivery
 from bot.outbox import OutboxWorker
 from bot.payload import Rendered, render
 from bot.store import OutboxRow
+from bot.texts import Capabilities
 from conversations.events import FileInfo, Inbound, Kind
 from conversations.text import normalize
 
 _ids = itertools.count(1)
+# The test chat deletes a pasted password, offers its number and takes swipe replies, as
+# Telegram does; it shows a card's new version as a new message.
+TEST_CAPABILITIES = Capabilities(
+    deletes_messages=True, shares_contact=True, quotes=True, carrier="Telegram"
+)
 
 
 class FakeClock:
@@ -48,15 +54,18 @@ class Screen:
 
 
 class RecordingTransport:
-    def __init__(self, app: App, screen: Screen) -> None:
+    def __init__(
+        self, app: App, screen: Screen, capabilities: Capabilities = TEST_CAPABILITIES
+    ) -> None:
         self.app = app
         self.screen = screen
+        self.capabilities = capabilities
         self.blocked = False  # the user blocked the bot: every delivery is refused
 
     async def deliver(self, row: OutboxRow) -> str | None:
         if self.blocked:
             raise PermanentDelivery("blocked: Forbidden: bot was blocked by the user")
-        rendered = render(self.app.texts, row.payload)
+        rendered = render(self.app.texts, row.payload, self.capabilities)
         if rendered.delete_ref is not None:
             self.screen.deleted.append(rendered.delete_ref)
             return None
@@ -85,13 +94,19 @@ class MemoryMailer:
 
 
 class Driver:
-    def __init__(self, app: App, chat_id: str = "1001", channel: str = "test") -> None:
+    def __init__(
+        self,
+        app: App,
+        chat_id: str = "1001",
+        channel: str = "test",
+        capabilities: Capabilities = TEST_CAPABILITIES,
+    ) -> None:
         self.app = app
         self.files: dict[str, bytes] = {}
         self.chat_id = chat_id
         self.channel = channel
         self.screen = Screen()
-        self.transport = RecordingTransport(app, self.screen)
+        self.transport = RecordingTransport(app, self.screen, capabilities)
         self.worker = OutboxWorker(
             app.store, channel, self.transport, app.clock, sleep=self._backoff
         )
@@ -100,7 +115,7 @@ class Driver:
 
     async def peer(self, chat_id: str, *, staff: bool = False) -> Driver:
         """Another person on the same app (a help-desk specialist with ``staff``)."""
-        other = Driver(self.app, chat_id, self.channel)
+        other = Driver(self.app, chat_id, self.channel, self.transport.capabilities)
         other.peers = self.peers
         self.peers[chat_id] = other
         if staff:

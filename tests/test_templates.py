@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -151,6 +152,10 @@ SAMPLES: dict[str, Any] = {
     "flow": "perfiles",
     "sections": ["Datos generales", NASTY],
     "flows": ["requisitos", "ayuda"],
+    "commands": ["start", "menu", "perfiles"],
+    "album": False,
+    "file_count": 2,
+    "staff_commands": ["pendientes"],
     "consented": True,
     "since": "2026-12-03T15:00:00+00:00",
     "part": "resolucion",
@@ -281,3 +286,134 @@ def test_a_detail_and_a_card_queued_before_issue_16_still_render() -> None:
     assert "• 02/12/2026 10:00 — Registrado" in TEXTS.plain("estado.detail", detail)
     card = {k: v for k, v in sample_for("mesa.ficha").items() if k not in ("review", "holders")}
     assert "Historial" in TEXTS.plain("mesa.ficha", card)
+
+
+# --- Every template, every variant: counts 0, 1, 2, each ticket type, each channel -------
+from bot.channels.telegram import CAPABILITIES as TELEGRAM  # noqa: E402
+from bot.channels.terminal import CAPABILITIES as TERMINAL  # noqa: E402
+from bot.channels.whatsapp import CAPABILITIES as WHATSAPP  # noqa: E402
+
+CHANNELS = {"telegram": TELEGRAM, "whatsapp": WHATSAPP, "terminal": TERMINAL}
+TYPES = ("accesos", "consulta", "perfiles")
+STATES = ("Registrado", "En atención", "Observado", "Atendido", "Cerrado", "Anulado")
+QUESTION_LIMIT = 300  # characters of a question (locales/es/README.md)
+HACKS = ("(s)", "(es)", "(a)", "(as)", "(os)", "(sa)")
+
+
+def _with_count(value: Any, count: int) -> Any:
+    """A sample with every number set to ``count`` and every list cut to ``count`` items."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return -count if value < 0 else count
+    if isinstance(value, list):
+        items = value[:count] if len(value) >= count else value * count
+        return [_with_count(item, count) for item in items[:count]]
+    if isinstance(value, dict):
+        return {k: _with_count(v, count) for k, v in value.items()}
+    return value
+
+
+def _with_type(value: Any, kind: str) -> Any:
+    if isinstance(value, list):
+        return [_with_type(item, kind) for item in value]
+    if isinstance(value, dict):
+        return {k: (kind if k == "type" else _with_type(v, kind)) for k, v in value.items()}
+    return value
+
+
+def variants(key: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    base = sample_for(key)
+    states = STATES if "state" in base else (None,)
+    for count in (0, 1, 2):
+        for kind in TYPES:
+            for state in states:
+                data = _with_type(_with_count(base, count), kind)
+                if state is not None:
+                    data["state"] = state
+                if "type" in base:
+                    data["type"] = kind
+                if "number" in base:  # a ticket's number, cut by short labels
+                    data["number"] = "PTE-2026-000001"
+                for name, capabilities in CHANNELS.items():
+                    label = f"{key} count={count} type={kind} state={state} canal={name}"
+                    yield label, {**data, "canal": capabilities.as_data()}
+
+
+def _questions(text: str) -> list[str]:
+    """Each question in a message: the line that holds a «¿…?»."""
+    return [line for line in text.splitlines() if "¿" in line and "?" in line]
+
+
+KEYS_SHOWN = re.compile(
+    r"\b(?:" + "|".join(sorted({k.split(".")[0] for k in TEXTS.sources})) + r")\.[a-z_]+\b"
+)
+
+
+@pytest.mark.parametrize("key", sorted(TEXTS.sources))
+def test_every_variant_reads_well(key: str) -> None:
+    """No '(s)' plural hacks, no doubled spaces, no empty first or last line, questions
+    that fit a phone screen, nothing left unrendered, user data escaped."""
+    for label, data in variants(key):
+        raw = TEXTS.template(key).render(data)
+        plain = to_plain(raw)
+        for hack in HACKS:
+            assert hack not in plain.replace(NASTY, "X"), f"{label}: {hack!r} in {plain!r}"
+        assert "  " not in plain, f"{label}: doubled space in {plain!r}"
+        if not raw.strip():
+            continue  # a part included by others, empty for this data
+        lines = raw.strip(" ").split("\n")
+        assert lines[0].strip(), f"{label}: starts with an empty line: {raw!r}"
+        last = lines[:-1] if lines[-1] == "" and len(lines) > 1 else lines
+        assert last[-1].strip(), f"{label}: ends with an empty line: {raw!r}"
+        for question in _questions(plain):
+            assert len(question) <= QUESTION_LIMIT, f"{label}: question of {len(question)}"
+        assert "{{" not in plain, f"{label}: unrendered Jinja"
+        assert "{%" not in plain, f"{label}: unrendered Jinja"
+        shown = [k for k in KEYS_SHOWN.findall(plain) if k in TEXTS.sources]
+        assert not shown, f"{label}: a template key shows: {shown}"
+        if NASTY in str(data) and not key.endswith(SHORT_SUFFIX) and "<R" in raw:
+            raise AssertionError(f"{label}: user data not escaped")
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_a_notice_agrees_with_the_ticket_type(kind: str) -> None:
+    data = {"number": "PTE-2026-000001", "type": kind, "message": None, "part": None}
+    text = TEXTS.plain("aviso.estado", {**data, "state": "En atención"})
+    noun, pronoun = {
+        "accesos": ("tu solicitud de accesos", "la"),
+        "consulta": ("tu consulta", "la"),
+        "perfiles": ("tu cambio de perfiles", "lo"),
+    }[kind]
+    assert f"{noun} pasó a En atención — un especialista {pronoun} está revisando." in text
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [(0, "Te quedan 0 intentos"), (1, "Te queda 1 intento:"), (4, "Te quedan 4 intentos")],
+)
+def test_counts_pick_the_singular_or_the_plural(count: int, expected: str) -> None:
+    assert expected in TEXTS.plain("errors.code_wrong", {"left": count})
+
+
+def test_the_password_warning_follows_what_the_channel_can_do() -> None:
+    told = {
+        name: TEXTS.plain("common.password_warning", {"canal": caps.as_data()})
+        for name, caps in CHANNELS.items()
+    }
+    assert "Borré tu mensaje" in told["telegram"]
+    for name in ("whatsapp", "terminal"):
+        assert "Borré" not in told[name]
+        assert "te pido que lo borres" in told[name]
+    share = {
+        name: TEXTS.plain("solicitud.celular", {"share": True, "canal": caps.as_data()})
+        for name, caps in CHANNELS.items()
+    }
+    assert "Compartir mi número" in share["telegram"]
+    assert "Compartir mi número" in share["whatsapp"]
+    assert "Compartir mi número" not in share["terminal"]
+
+
+def test_templates_choose_by_capability_not_by_channel_name() -> None:
+    for key, source in TEXTS.sources.items():
+        assert not re.search(r"channel\s*==|canal\s*==", source), key

@@ -47,6 +47,7 @@ from bot.outbox import OutboxWorker
 from bot.pacer import Pacer
 from bot.payload import Rendered, render
 from bot.store import OutboxRow
+from bot.texts import Capabilities
 from conversations.events import FileInfo, Inbound, Kind
 
 # Time periods as timedelta (PTB 22 warns on every int access otherwise).
@@ -54,6 +55,15 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
+# A bot deletes what the person sent in a private chat, edits its own cards, offers "share my
+# number" on a reply keyboard, and the person can answer one message (reply).
+CAPABILITIES = Capabilities(
+    deletes_messages=True,
+    shares_contact=True,
+    edits_messages=True,
+    quotes=True,
+    carrier="Telegram",
+)
 JOBS_EVERY = 600.0  # seconds between runs of the scheduled jobs
 PICK_UP_EVERY = 2.0  # seconds between looks for rows other processes committed
 MAX_ATTEMPTS = 10  # 5xx/time-outs in a row (~14 min of backoff) before a row is left to staff
@@ -167,7 +177,7 @@ class TelegramTransport:
         self.application = application
 
     async def deliver(self, row: OutboxRow) -> str | None:
-        rendered = render(self.app.texts, row.payload)
+        rendered = render(self.app.texts, row.payload, CAPABILITIES)
         bot = self.application.bot
         if rendered.delete_ref is not None:
             try:

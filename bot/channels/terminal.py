@@ -16,10 +16,13 @@ from bot.app import App
 from bot.outbox import OutboxWorker
 from bot.payload import Button, render
 from bot.store import OutboxRow
+from bot.texts import Capabilities
 from conversations.events import FileInfo, Inbound, Kind
 
 CHANNEL = "terminal"
 ATTACH = "/adjuntar"
+# Nothing typed can be taken back, nothing edited, no contact to share, no message to answer.
+CAPABILITIES = Capabilities()
 
 
 class TerminalTransport:
@@ -30,7 +33,7 @@ class TerminalTransport:
         self.buttons: list[Button] = []
 
     async def deliver(self, row: OutboxRow) -> str | None:
-        rendered = render(self.texts, row.payload)
+        rendered = render(self.texts, row.payload, CAPABILITIES)
         if rendered.delete_ref is not None:
             return None  # a terminal cannot take back what was typed
         lines = [rendered.plain]

@@ -43,10 +43,14 @@ from bot.jobs import run_all
 from bot.outbox import OutboxWorker
 from bot.payload import render
 from bot.store import OutboxRow
+from bot.texts import Capabilities
 from conversations.events import FileInfo, Inbound, Kind
 from conversations.text import normalize
 
 log = logging.getLogger(__name__)
+# WhatsApp cannot delete what the officer sent nor edit a message it sent; it has a share-number
+# option (see the render module) and swipe replies.
+CAPABILITIES = Capabilities(shares_contact=True, quotes=True, carrier="WhatsApp (Meta)")
 JOBS_EVERY = 600.0
 PICK_UP_EVERY = 2.0
 FILE_TRIES = 3
@@ -132,7 +136,7 @@ class WhatsAppTransport:
         self._media: dict[str, str] = {}  # sha256 -> uploaded media id
 
     async def deliver(self, row: OutboxRow) -> str | None:
-        rendered = render(self.app.texts, row.payload)
+        rendered = render(self.app.texts, row.payload, CAPABILITIES)
         if rendered.delete_ref is not None:
             return None  # WhatsApp cannot delete the officer's message; the warning still goes
         now = self.app.clock.now()

@@ -36,7 +36,7 @@ def settings(tmp_path: Path, api: FakeBotAPI) -> Settings:
 async def officer(user: FakeUser) -> list[str]:
     texts = [m.text for m in await user.say("/start", n=2, timeout=60)]
     texts += [m.text for m in await user.press("Acepto", n=2, timeout=60)]
-    texts += [m.text for m in await user.press("📋 Requisitos y pasos", timeout=60)]
+    texts += [m.text for m in await user.press("Requisitos y pasos", timeout=60)]
     texts += [m.text for m in await user.press("Siguiente ▶", timeout=60)]
     return texts
 

@@ -180,6 +180,6 @@ async def test_a_whole_request_through_the_driver_logs_nothing_personal(
 async def to_step_rest(user: Driver) -> None:
     await user.send("Resolución de Alcaldía N.° 045-2026-MDSJL")
     await user.send("15/10/2026")
-    await user.click("Alcalde(sa)")
+    await user.click("Alcalde o alcaldesa")
     await user.upload(PDF)
     await user.click("Yo")

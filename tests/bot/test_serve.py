@@ -84,7 +84,7 @@ async def test_both_webhooks_and_health_on_one_server(
             assert response.status == 200
         greeting, notice = await ana.expect(2)
         assert "Asistente PTE" in greeting.text
-        assert notice.button_labels == ["Acepto", "No acepto"]
+        assert notice.button_labels == ["Acepto", "No acepto", "Aviso completo"]
         # The same update again (Telegram retrying) is answered once.
         async with session.post(url, json=update, headers=headers) as response:
             assert response.status == 200
@@ -99,7 +99,7 @@ async def test_both_webhooks_and_health_on_one_server(
     # WhatsApp on the same server.
     wa = graph.user("51987654321")
     _greeting, wa_notice = await wa.say("hola", n=2)
-    assert wa_notice.labels == ["Acepto", "No acepto"]
+    assert wa_notice.labels == ["Acepto", "No acepto", "Aviso completo"]
 
 
 async def test_health_fails_when_the_store_is_unreachable(server: tuple[Server, str]) -> None:

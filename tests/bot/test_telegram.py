@@ -54,11 +54,11 @@ async def test_new_user_consents_and_walks_through_the_requirements(
     ana = api.user(5001, first_name="Ana")
     greeting, notice = await ana.say("/start", n=2)
     assert "Asistente PTE" in greeting.text
-    assert notice.button_labels == ["Acepto", "No acepto"]
+    assert notice.button_labels == ["Acepto", "No acepto", "Aviso completo"]
     thanks, menu = await ana.press("Acepto", n=2)
     assert "Guardé tu aceptación" in thanks.text
-    assert "📋 Requisitos y pasos" in menu.button_labels
-    (card,) = await ana.press("📋 Requisitos y pasos")
+    assert "Requisitos y pasos" in menu.button_labels
+    (card,) = await ana.press("Requisitos y pasos")
     assert "Paso 1 de 7" in card.text
     (edited,) = await ana.press("Siguiente ▶")
     assert edited.edited
@@ -85,7 +85,7 @@ async def test_restart_mid_walkthrough_resumes_at_the_same_card(
     stop = await start_bot()
     ana = api.user(5002)
     await consent(ana)
-    await ana.press("📋 Requisitos y pasos")
+    await ana.press("Requisitos y pasos")
     await ana.press("Siguiente ▶")
     await stop()
 
@@ -101,7 +101,7 @@ async def test_same_card_twice_is_not_an_error(api: FakeBotAPI, start_bot: Start
     await start_bot()
     ana = api.user(5003)
     await consent(ana)
-    await ana.press("📋 Requisitos y pasos")
+    await ana.press("Requisitos y pasos")
     await ana.press("Siguiente ▶")
     card, previous = ana.find_button("◀ Anterior")
     await ana.tap_data(previous["callback_data"], message_id=card.message_id)
@@ -162,7 +162,7 @@ async def test_pte_bot_run_killed_mid_walkthrough_resumes(
     try:
         await ana.say("/start", n=2, timeout=30)
         await ana.press("Acepto", n=2)
-        await ana.press("📋 Requisitos y pasos")
+        await ana.press("Requisitos y pasos")
         await ana.press("Siguiente ▶")
         await ana.settle()  # delivered and marked; the kill comes between two answers
         process.kill()  # SIGKILL: no shutdown, no offset confirmation
@@ -212,11 +212,11 @@ async def test_a_reply_that_cannot_render_is_replaced_by_an_apology_with_the_men
         ana = api.user(5011)
         await consent(ana)
         menu, apology = await ana.say("/start", n=2)
-        assert "📋 Requisitos y pasos" in menu.button_labels
+        assert "Requisitos y pasos" in menu.button_labels
         assert apology.text.startswith("Lo siento, no pude mostrarte")
         assert apology.button_labels == ["Menú"]
         [again] = await ana.press("Menú")
-        assert "📋 Requisitos y pasos" in again.button_labels
+        assert "Requisitos y pasos" in again.button_labels
         assert rejected(api) == []
     finally:
         stop.set()

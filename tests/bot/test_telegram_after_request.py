@@ -93,7 +93,7 @@ def texts(messages: list[BotMessage]) -> str:
 
 async def consultation_until_attachments(user: FakeUser) -> None:
     """From the menu to the attachments question of a consulta about ENTITY (a new RUC)."""
-    [entity_question] = await user.press("💬 Hacer una consulta")
+    [entity_question] = await user.press("Hacer una consulta")
     assert "Escribe su RUC" in entity_question.text
     [name_question] = await user.say(RUC)
     assert "nombre completo de la entidad" in name_question.text
@@ -149,7 +149,7 @@ async def test_consultation_with_an_album_is_answered_once_and_keeps_three_files
     assert summary.button_labels == ["✅ Confirmar y enviar", "✏️ Corregir"]
 
     number = await confirm_consultation(ana)
-    assert "Va con 3 adjuntos" in texts(ana.messages)
+    assert "con 3 adjuntos" in texts(ana.messages)
     assert query(settings, "SELECT count(*) FROM tickets WHERE type = 'consulta'") == [(1,)]
 
     # The ticket's detail, by typing its number.
@@ -240,7 +240,7 @@ async def test_profile_update_only_after_the_request_was_attended(
     # Registered only: refused.
     [refusal] = await user.press("Actualizar perfiles")
     assert "Aún no figuras así" in refusal.text
-    assert refusal.button_labels == ["Solicitar accesos al PTE", "💬 Hacer una consulta", "Menú"]
+    assert refusal.button_labels == ["Solicitar accesos al PTE", "Hacer una consulta", "Menú"]
     await user.press("Menú")
 
     set_state(settings, number, "Atendido")
@@ -249,7 +249,7 @@ async def test_profile_update_only_after_the_request_was_attended(
     assert "¿En qué entidad quieres cambiar perfiles?" in entity_question.text
     assert entity_question.button_labels == [ENTITY]
     [sections] = await user.press(ENTITY)
-    assert "Elige la(s) sección(es)" in sections.text
+    assert "Elige las secciones" in sections.text
     assert "Continuar ▶" not in sections.button_labels
     [toggled] = await user.press("Presupuesto")
     assert "✅ Presupuesto" in toggled.button_labels

@@ -63,7 +63,7 @@ async def specialist(api: FakeBotAPI) -> FakeUser:
     staff = api.user(STAFF_ID, first_name="Rosa")
     await staff.say("/start", n=2)
     menu = (await staff.press("Acepto", n=2))[-1]
-    assert "🗂 Bandeja de la mesa" in menu.button_labels
+    assert "Bandeja de la mesa" in menu.button_labels
     return staff
 
 
@@ -92,7 +92,7 @@ async def test_observe_correct_attend_through_telegram(
     # Tomar → the officer hears "En atención".
     await staff.press("🙋 Tomar", n=2)
     [taken] = await officer.user.expect(1)
-    assert f"{number}: tu trámite pasó a En atención" in taken.text
+    assert f"{number}: tu solicitud de accesos pasó a En atención" in taken.text
 
     # An officer replaying the specialist's buttons changes nothing and learns nothing.
     observe_data = staff.last.callback_data["⚠️ Observar"]
@@ -118,7 +118,7 @@ async def test_observe_correct_attend_through_telegram(
     assert "Paso 10 de 15" in question.text
     await officer.say("Resolución de Alcaldía N.° 046-2026-MDSJL")
     await officer.say("16/03/2025")
-    await officer.press("Alcalde(sa)")
+    await officer.press("Alcalde o alcaldesa")
     signed = make_pdf(pages=3)
     summary = (await officer.send_document(signed, "firmada.pdf"))[-1]
     assert f"Revisa tu corrección de {number}" in summary.text

@@ -252,7 +252,7 @@ STEPS: list[tuple[str, Callable[[Officer], Awaitable[list[BotMessage]]], str]] =
     ("celular", lambda o: o.share_contact(PHONE), "Paso 10 de 15"),
     ("res_numero", lambda o: o.say(RESOLUTION), "Paso 11 de 15"),
     ("res_fecha", lambda o: o.say(RESOLUTION_DATE), "Paso 12 de 15"),
-    ("res_autoridad", lambda o: o.press("Alcalde(sa)"), "Paso 13 de 15"),
+    ("res_autoridad", lambda o: o.press("Alcalde o alcaldesa"), "Paso 13 de 15"),
     ("res_pdf", lambda o: o.send_document(PDF, "Resolución 045-2026.pdf"), "Paso 14 de 15"),
     ("perfiles_modo", lambda o: o.press("Yo"), "Paso 15 de 15"),
 ]
@@ -304,8 +304,8 @@ async def test_whole_request_through_telegram_with_a_real_smtp_server(
     assert "Pérez &lt;Ruiz&gt; &amp; Cía" in summary.html  # ...because it was escaped
     assert f"(RUC {RUC})" in summary.text
     assert f"{OFFICER_EMAIL} · {PHONE}" in summary.text
-    assert f"{RESOLUTION}, del {RESOLUTION_DATE}, emitida por Alcalde(sa)" in summary.text
-    assert "(PDF de 2 página(s))" in summary.text
+    assert f"{RESOLUTION}, del {RESOLUTION_DATE}, emitida por Alcalde o alcaldesa" in summary.text
+    assert "(PDF de 2 páginas)" in summary.text
     assert summary.text.count(": tú") == len(TEXTS.sections) == 10
 
     registered, formato, menu = await officer.press("✅ Confirmar y enviar", n=3)
@@ -398,12 +398,11 @@ async def test_refused_files_are_explained_and_the_question_asked_again(
     assert big_id not in fetched
     assert len(fetched) == 1  # only the executable was downloaded (and refused)
 
-    # A photo of the resolution.
+    # A photo of the resolution: a page of a PDF to be built, unless a PDF comes after all.
     await officer.user.send_photo(make_png())
-    refusal, again = await officer.user.expect(2)
-    assert refusal.text == text("errors.photo_not_pdf")
-    assert "PDF" in refusal.text
-    assert question in again.text
+    [page] = await officer.user.expect(1)
+    assert "Recibí la página 1" in page.text
+    assert page.button_labels == ["Listo, armar el PDF"]
 
     # A real PDF is then accepted.
     [profiles] = await officer.send_document(PDF, "resolucion.pdf")

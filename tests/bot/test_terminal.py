@@ -97,4 +97,4 @@ async def test_staff_work_the_queue_from_another_terminal(
     assert "Estado: En atención · a tu cargo" in desk
     assert "pasó a En atención" not in desk  # the officer's notice is not shown to staff
     later = terminal("ana", "hola\n")
-    assert "PTE-2026-000001: tu trámite pasó a En atención" in later
+    assert "PTE-2026-000001: tu solicitud de accesos pasó a En atención" in later

@@ -42,7 +42,7 @@ async def file_request(
     await officer.send("987 654 321")
     await officer.send("Resolución de Alcaldía N.° 045-2026-MDSJL")
     await officer.send("15/10/2026")
-    await officer.click("Alcalde(sa)")
+    await officer.click("Alcalde o alcaldesa")
     await officer.upload(PDF)
     await officer.click("Yo")
     await officer.click("Confirmar y enviar")

@@ -22,12 +22,12 @@ from tests.fakes.graph_api import FakeGraphAPI, FakeWhatsAppUser
 
 ANA = "51987654321"
 MENU = [
-    "📋 Requisitos y pasos",
+    "Requisitos y pasos",
     "Solicitar accesos al PTE",
     "Actualizar perfiles",
-    "💬 Hacer una consulta",
+    "Hacer una consulta",
     "Estado de mis trámites",
-    "❓ Ayuda",
+    "Ayuda",
 ]
 
 
@@ -90,7 +90,7 @@ async def test_hola_is_answered_with_consent_then_the_six_entry_menu(
     assert "<b>" not in notice.text
     assert "Ley 29733" in notice.text
     assert notice.type == "button"
-    assert notice.labels == ["Acepto", "No acepto"]
+    assert notice.labels == ["Acepto", "No acepto", "Aviso completo"]
 
     thanks, menu = await ana.tap("Acepto", n=2)
     assert "Guardé tu aceptación" in thanks.text
@@ -159,7 +159,7 @@ async def test_a_long_list_is_paginated_and_every_page_fits(
 ) -> None:
     ana = graph.user(ANA)
     await consent(ana)
-    await ana.tap("💬 Hacer una consulta")
+    await ana.tap("Hacer una consulta")
     await ana.say("20131312955")
     [sections] = await ana.say("Municipalidad de Prueba")
     assert sections.type == "list"
@@ -182,7 +182,7 @@ async def test_a_consulta_with_an_image_goes_through_the_media_download_flow(
 ) -> None:
     ana = graph.user(ANA)
     await consent(ana)
-    await ana.tap("💬 Hacer una consulta")
+    await ana.tap("Hacer una consulta")
     await ana.say("20131312955")
     await ana.say("Municipalidad de Prueba")
     await ana.tap("Más opciones ▸")

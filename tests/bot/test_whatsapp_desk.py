@@ -36,7 +36,7 @@ async def test_a_specialist_on_whatsapp_takes_observes_and_hears_back(
     rosa = graph.user(ROSA, "Rosa")
     await rosa.say("hola", n=2)
     menu = (await rosa.tap("Acepto", n=2))[-1]
-    assert "🗂 Bandeja de la mesa" in menu.labels
+    assert "Bandeja de la mesa" in menu.labels
     queue = (await rosa.say("/pendientes"))[-1]
     assert number in queue.text
     [row] = [label for label in queue.labels if number in label]

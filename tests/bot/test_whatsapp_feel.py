@@ -43,7 +43,7 @@ async def consented(graph: FakeGraphAPI, wa_id: str = ANA) -> FakeWhatsAppUser:
 
 async def to_description(ana: FakeWhatsAppUser, known: bool = False) -> Sent:
     """A consulta up to "Paso 3 de 5", the description."""
-    first = (await ana.tap("💬 Hacer una consulta"))[-1]
+    first = (await ana.tap("Hacer una consulta"))[-1]
     if known:
         assert first.type == "button"  # one remembered entity: a button, not a list
         assert first.labels == ["Sí, esa entidad"]
@@ -153,7 +153,7 @@ async def test_a_short_greeting_after_a_day_is_not_refused_as_too_short(
     clock.advance(hours=30)  # the template's quick-reply button, and a word that names an entry
     await ana.send("button", {"text": "Ver novedades", "payload": "novedades"})
     [menu] = await ana.expect(1)
-    assert menu.labels[0] == "📋 Requisitos y pasos"  # at the menu, the consulta kept
+    assert menu.labels[0] == "Requisitos y pasos"  # at the menu, the consulta kept
     assert "Tienes una consulta en curso" in menu.text
     clock.advance(hours=30)
     [status] = await ana.say("quiero ver el estado de mi trámite")
@@ -170,12 +170,12 @@ async def test_old_menus_and_tickets_work_and_a_closed_question_is_refused_brief
 ) -> None:
     ana = await consented(graph)
     number = await registered_consulta(ana, settings)
-    first_menu = next(m for m in ana.outputs if "📋 Requisitos y pasos" in m.labels)
-    [card] = await ana.tap("📋 Requisitos y pasos")
+    first_menu = next(m for m in ana.outputs if "Requisitos y pasos" in m.labels)
+    [card] = await ana.tap("Requisitos y pasos")
     assert "Paso 1 de 7" in card.text
 
-    # "💬 Hacer una consulta" on the very first menu, while on a requirements card.
-    [entity] = await tap_on(ana, first_menu, "💬 Hacer una consulta")
+    # "Hacer una consulta" on the very first menu, while on a requirements card.
+    [entity] = await tap_on(ana, first_menu, "Hacer una consulta")
     assert "Paso 1 de 5" in entity.text
 
     # "Siguiente ▶" on the card answers a question no longer open: one short message.
@@ -189,7 +189,7 @@ async def test_old_menus_and_tickets_work_and_a_closed_question_is_refused_brief
     # "Estado de mis trámites" and a ticket from lists that are no longer open.
     [tickets] = await tap_on(ana, first_menu, "Estado de mis trámites")
     await ana.tap("Menú")
-    await ana.tap("💬 Hacer una consulta")
+    await ana.tap("Hacer una consulta")
     [detail] = await tap_on(ana, tickets, f"N.° {number[-6:]} · Registrado")
     assert f"*{number}* · Consulta" in detail.text
     assert refused(graph) == []
@@ -257,7 +257,7 @@ async def test_short_choices_are_buttons_and_lists_are_spoken_of_as_options(
     graph: FakeGraphAPI, settings: Settings, wa_server: Server
 ) -> None:
     ana = await consented(graph)
-    await ana.tap("📋 Requisitos y pasos")
+    await ana.tap("Requisitos y pasos")
     for _card in range(6):
         [ready] = await ana.tap("Siguiente ▶")
     assert "Paso 7 de 7" in ready.text
@@ -270,7 +270,7 @@ async def test_short_choices_are_buttons_and_lists_are_spoken_of_as_options(
     assert answer.type == "button"
     assert answer.labels == ["Mis trámites", "Menú"]  # "Estado de mis trámites", shortened
 
-    await ana.tap("💬 Hacer una consulta")
+    await ana.tap("Hacer una consulta")
     await ana.say(RUC)
     [sections] = await ana.say(ENTITY)
     assert sections.type == "list"

@@ -65,7 +65,7 @@ STEPS: list[tuple[str, Action, str]] = [
     ("celular", lambda u, m: u.tap("Compartir mi número"), "Paso 10 de 15"),
     ("res_numero", lambda u, m: u.say(RESOLUTION), "Paso 11 de 15"),
     ("res_fecha", lambda u, m: u.say(RESOLUTION_DATE), "Paso 12 de 15"),
-    ("res_autoridad", lambda u, m: u.tap("Alcalde(sa)"), "Paso 13 de 15"),
+    ("res_autoridad", lambda u, m: u.tap("Alcalde o alcaldesa"), "Paso 13 de 15"),
     ("res_pdf", lambda u, m: _send_pdf(u), "Paso 14 de 15"),
     ("perfiles_modo", lambda u, m: u.tap("Yo"), "Paso 15 de 15"),
 ]

@@ -71,7 +71,7 @@ async def to_step(user: Driver, mailer: MemoryMailer, until: str) -> None:
         ("celular", lambda: user.send("987 654 321")),
         ("res_numero", lambda: user.send("Resolución de Alcaldía N.° 045-2026-MDSJL")),
         ("res_fecha", lambda: user.send("15/10/2026")),
-        ("res_autoridad", lambda: user.click("Alcalde(sa)")),
+        ("res_autoridad", lambda: user.click("Alcalde o alcaldesa")),
         ("res_pdf", lambda: user.upload(PDF)),
         ("perfiles_modo", lambda: user.click("Yo")),
     ]
@@ -88,7 +88,7 @@ async def test_full_request_in_18_interactions(user: Driver, mailer: MemoryMaile
     assert "Paso 15 de 15" in summary.plain
     assert ENTITY in summary.plain
     assert "Pérez &lt;Ruiz&gt; &amp; Cía" in summary.html
-    assert "emitida por Alcalde(sa) (PDF de 2 página(s))" in summary.plain
+    assert "emitida por Alcalde o alcaldesa (PDF de 2 páginas)" in summary.plain
     replies = await user.click("Confirmar y enviar")  # interaction 18
     registered, formato = replies[0], replies[1]
     assert "Solicitud registrada: PTE-2026-000001" in registered.plain
@@ -152,8 +152,8 @@ async def test_ticket_row_and_first_event(user: Driver, mailer: MemoryMailer) ->
         ("celular", "98x", "No reconozco"),
         ("res_numero", "Resolución de Alcaldía", "numeración"),
         ("res_fecha", "31/02/2026", "no existe"),
-        ("res_fecha", "15/12/2026", "posterior a hoy"),
-        ("res_fecha", "ayer", "dd/mm/aaaa"),
+        ("res_fecha", "15/12/2026", "aún no llega"),
+        ("res_fecha", "ayer", "15/03/2026"),
     ],
 )
 async def test_invalid_answer_is_refused_and_asked_again(
@@ -172,7 +172,7 @@ async def test_unusual_domain_is_accepted_and_flagged(user: Driver, mailer: Memo
     await user.send(mailer.last_code())
     for answer in ("987654321", "Resolución N.° 1-2026", "01/10/2026"):
         await user.send(answer)
-    await user.click("Rector(a)")
+    await user.click("Rector o rectora")
     await user.upload(PDF)
     await user.click("Yo")
     await user.click("Confirmar y enviar")
@@ -194,11 +194,16 @@ async def test_wrong_code_counts_down_then_locks(user: Driver, mailer: MemoryMai
     await to_step(user, mailer, "codigo")
     good = mailer.last_code()
     wrong = "000000" if good != "000000" else "111111"
-    for left in (4, 3, 2, 1):
+    for left in (4, 3, 2):
         replies = await user.send(wrong)
-        assert f"Te quedan {left} intento(s)" in replies[0].plain
+        assert f"Te quedan {left} intentos" in replies[0].plain
+    replies = await user.send(wrong)
+    assert "Te queda 1 intento:" in replies[0].plain
     replies = await user.send(wrong)
     assert "Superaste los 5 intentos" in replies[0].plain
+    # The question no longer asks for that code: it says how to get a new one.
+    assert "Escríbelo aquí" not in replies[-1].plain
+    assert "Reenviar código" in replies[-1].plain
     replies = await user.send(good)  # even the right code is refused now
     assert "Superaste los 5 intentos" in replies[0].plain
 
@@ -282,12 +287,12 @@ async def test_oversize_file_is_refused_before_download(
     assert fetched == []
 
 
-async def test_photo_of_the_resolution_gets_an_explanation(
+async def test_a_damaged_photo_of_the_resolution_is_refused_saying_why(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "res_pdf")
     replies = await user.upload(b"\xff\xd8\xff\xe0" + b"\x00" * 100, name=None, photo=True)
-    assert "necesito la resolución en PDF" in replies[0].plain
+    assert "No pude abrir esa imagen" in replies[0].plain
 
 
 async def test_corregir_changes_a_part_and_returns_to_the_summary(
@@ -431,7 +436,7 @@ async def test_silent_draft_gets_one_reminder_before_it_expires(
     user.worker.submit(rows)
     await user.worker.drain()
     assert "sigue en curso (paso 6 de 15)" in user.screen.last.plain
-    assert "en 4 día(s)" in user.screen.last.plain
+    assert "en 4 días" in user.screen.last.plain
     assert await remind_drafts(user.app, clock.now()) == []  # once, also after a restart
     replies = await user.send("Jefa de TI")  # the draft is still there
     assert "Paso 7 de 15" in replies[-1].plain
@@ -444,7 +449,7 @@ async def test_refused_and_abandoned_files_are_purged(
 
     png = tiny_png()
     await to_step(user, mailer, "res_pdf")
-    await user.upload(png, name=None, mime="image/png", photo=True)  # refused by the step
+    await user.upload(png, name=None, mime="image/png", photo=True)  # a page, then not used
     await user.upload(PDF)  # kept: the draft refers to it
     assert await count_rows(user, "files") == 2
     assert await purge_orphan_files(user.app, clock.now()) == 0  # within the day of grace

@@ -54,9 +54,9 @@ async def test_queue_shows_the_ticket_and_tomar_tells_the_officer(
     await registered(user, mailer)
     staff = await staff_member(user)
     menu = staff.screen.last
-    assert "🗂 Bandeja de la mesa" in [b.label for row in menu.buttons for b in row]
+    assert "Bandeja de la mesa" in [b.label for row in menu.buttons for b in row]
     queue = (await staff.send("/pendientes"))[-1]
-    assert "1 trámite(s) abierto(s)" in queue.plain
+    assert "1 trámite abierto" in queue.plain
     assert f"🆕 {NUMBER} · Accesos · Registrado · quedan 5 d.h. · {ENTITY}" in queue.plain
     card = (await staff.click(f"🆕 {NUMBER} · 5 d"))[-1]
     assert "Responsable: Ana María Pérez Ruiz · DNI 45678912" in card.plain
@@ -70,7 +70,7 @@ async def test_queue_shows_the_ticket_and_tomar_tells_the_officer(
     assert "Estado: En atención · a tu cargo" in replies[-1].plain
     notice = user.screen.messages[seen:]
     assert len(notice) == 1
-    assert f"{NUMBER}: tu trámite pasó a En atención" in notice[0].plain
+    assert f"{NUMBER}: tu solicitud de accesos pasó a En atención" in notice[0].plain
     assert (await ticket_row(user))["assignee"] == STAFF
 
 
@@ -127,7 +127,7 @@ async def test_observe_the_resolution_then_the_officer_corrects_it(
     assert "Paso 10 de 15" in question.plain  # straight to the resolution's number
     await user.send("Resolución de Alcaldía N.° 046-2026-MDSJL")
     await user.send("16/10/2026")
-    await user.click("Alcalde(sa)")
+    await user.click("Alcalde o alcaldesa")
     signed = make_pdf(pages=3)
     summary = (await user.upload(signed, name="firmada.pdf"))[-1]
     assert f"Revisa tu corrección de {NUMBER}" in summary.plain
@@ -279,6 +279,12 @@ async def test_search_by_ruc_and_by_name_and_files(user: Driver, mailer: MemoryM
     files = await staff.click("Ver adjuntos")
     names = [f.document["filename"] for f in files if f.document]
     assert names == ["Formato_Perfiles_PTE-2026-000001.xlsx", "Resolucion_PTE-2026-000001.pdf"]
+    # The files end with a way on: back to the card, the queue, the menu.
+    assert "Esos son los 2 archivos" in files[-1].plain
+    labels = [b.label for row in files[-1].buttons for b in row]
+    assert labels == ["◀ Volver a la ficha", "📥 Bandeja", "Menú"]
+    card = (await staff.click("◀ Volver a la ficha"))[-1]
+    assert f"🗂 {NUMBER}" in card.plain
 
 
 async def test_undeliverable_notice_shows_on_the_card(user: Driver, mailer: MemoryMailer) -> None:
@@ -288,7 +294,7 @@ async def test_undeliverable_notice_shows_on_the_card(user: Driver, mailer: Memo
     await staff.send(f"/ticket {NUMBER}")
     await staff.click("Tomar")  # "En atención" cannot reach the officer
     card = (await staff.send(f"/ticket {NUMBER}"))[-1]
-    assert "1 aviso(s) no llegaron al responsable (bloqueó el bot)" in card.plain
+    assert "1 aviso no llegó al responsable (bloqueó el bot)" in card.plain
 
 
 async def test_officer_withdraws_a_request_nobody_started(
@@ -486,3 +492,43 @@ async def test_an_access_request_is_attended_with_a_message(
     notice = user.screen.messages[seen].plain
     assert "Mensaje de la mesa de ayuda: Te enviamos también el manual del usuario." in notice
     assert "Los accesos se enviaron a tu correo institucional" in notice
+
+
+async def test_an_answer_to_the_desk_takes_a_screenshot(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    from tests.conversations.test_access_request import tiny_png
+
+    staff = await taken(user, mailer)
+    await staff.click("Responder")
+    await staff.send("¿Puedes enviarme una captura del error?")
+    await user.click("Responder")
+    received = await user.upload(tiny_png(), name="captura.png", mime="image/png", photo=True)
+    assert "Recibido (1 de 10)" in received[-1].plain
+    refused = await user.upload(b"MZ" + b"\x00" * 64, name="virus.exe", mime=None)
+    assert "No puedo recibir ese tipo de archivo" in refused[-1].plain  # checked as a consulta's
+    seen = len(staff.screen.messages)
+    done = await user.send("Esta es la pantalla que veo.")
+    assert "con 1 archivo" in done[0].plain
+    relayed, document = staff.screen.messages[seen : seen + 2]
+    assert "el responsable respondió, con 1 archivo" in relayed.plain
+    assert "Esta es la pantalla que veo." in relayed.plain
+    assert document.document is not None
+    assert document.document["filename"] == f"Respuesta_01_{NUMBER}.png"
+    await staff.send(f"/ticket {NUMBER}")
+    files = await staff.click("Ver adjuntos")
+    names = [f.document["filename"] for f in files if f.document]
+    assert f"Respuesta_01_{NUMBER}.png" in names
+
+
+async def test_files_alone_go_with_enviar(user: Driver, mailer: MemoryMailer) -> None:
+    from tests.conversations.test_access_request import tiny_png
+
+    staff = await taken(user, mailer)
+    await staff.click("Responder")
+    await staff.send("¿Tienes la constancia?")
+    await user.click("Responder")
+    await user.upload(tiny_png(), name="constancia.png", mime="image/png")
+    done = await user.click("Enviar")
+    assert "Envié tu respuesta con 1 archivo" in done[0].plain
+    assert "(sin texto)" in staff.screen.messages[-2].plain

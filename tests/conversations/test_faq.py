@@ -16,8 +16,14 @@ from tests.driver import Driver
             "Formato de Registro de Perfiles",
             "Solicitar accesos al PTE",
         ),
-        ("quiero cambiar al responsable de presupuesto", "responsable del PTE", None),
-        ("Olvidé mi clave", "Acceso o contraseña", "💬 Hacer una consulta"),
+        (
+            "quiero cambiar al responsable de presupuesto",
+            "responsable del PTE",
+            "Actualizar perfiles",
+        ),
+        ("Quiero hablar con una persona", "mesadeayuda@", "Hacer una consulta"),
+        ("no entiendo", "Puedes tocar los botones", "Ayuda"),
+        ("Olvidé mi clave", "Acceso o contraseña", "Hacer una consulta"),
         ("¿ya me respondieron?", "correo institucional", "Estado de mis trámites"),
     ],
 )

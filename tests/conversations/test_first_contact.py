@@ -13,12 +13,17 @@ def texts(messages: list) -> str:  # type: ignore[type-arg]
 async def test_first_message_greets_and_asks_for_consent(user: Driver) -> None:
     replies = await user.send("hola")
     assert "Soy el Asistente PTE" in texts(replies)
-    notice = replies[-1]
+    notice = question = replies[-1]
     assert "Ley 29733" in notice.plain
-    for fact in ("Quién los trata", "Para qué", "Qué datos", "Quién los recibe",
-                 "Cuánto tiempo", "fuera del Perú", "ARCO"):  # fmt: skip
+    for fact in (
+        "Quién los trata", "Para qué", "Qué datos", "obligatorios", "Quién los recibe",
+        "Cuánto tiempo", "servidores de Telegram fuera del Perú", "ARCO",
+        "Autoridad Nacional de Protección de Datos Personales", "/privacidad",
+    ):  # fmt: skip
         assert fact in notice.plain
-    assert [b.label for b in notice.buttons[0]] == ["Acepto", "No acepto"]
+    assert "¿Aceptas?" in question.plain
+    assert [b.label for b in question.buttons[0]] == ["Acepto", "No acepto"]
+    assert [b.label for b in question.buttons[1]] == ["Aviso completo"]
 
 
 async def test_accepting_records_time_and_version_and_opens_the_menu(user: Driver) -> None:
@@ -27,13 +32,13 @@ async def test_accepting_records_time_and_version_and_opens_the_menu(user: Drive
     menu = replies[-1]
     assert "¿Qué necesitas hacer?" in menu.plain
     labels = [b.label for row in menu.buttons for b in row]
-    assert "📋 Requisitos y pasos" in labels
-    assert "❓ Ayuda" in labels
+    assert "Requisitos y pasos" in labels
+    assert "Ayuda" in labels
     async with user.app.store.reading() as conn:
         rows = list(
             await conn.execute_fetchall("SELECT notice_version, accepted, at FROM consents")
         )
-    assert rows == [("2026-11", 1, "2026-12-02T15:00:00.000000+00:00")]
+    assert rows == [("2026-12", 1, "2026-12-02T15:00:00.000000+00:00")]
 
 
 async def test_consent_is_asked_before_anything_else(user: Driver) -> None:
@@ -57,11 +62,13 @@ async def test_other_text_during_the_notice_asks_again(user: Driver) -> None:
 async def test_declining_still_allows_reading_the_requirements(user: Driver) -> None:
     await user.send("/start")
     replies = await user.click("No acepto")
-    assert "no guardaré datos tuyos" in texts(replies)
+    assert "no guardé ningún dato tuyo" in texts(replies)
+    # The requirements are named once, by the menu, not twice in a row.
+    assert texts(replies).count("requisitos") == 1
     menu = replies[-1]
     labels = [b.label for row in menu.buttons for b in row]
-    assert labels == ["📋 Requisitos y pasos", "❓ Ayuda", "Aviso de privacidad"]
-    card = (await user.click("📋 Requisitos y pasos"))[-1]
+    assert labels == ["Requisitos y pasos", "Ayuda", "Aviso de privacidad"]
+    card = (await user.click("Requisitos y pasos"))[-1]
     assert "Paso 1 de 7" in card.plain
     async with user.app.store.reading() as conn:
         rows = list(await conn.execute_fetchall("SELECT accepted FROM consents"))
@@ -81,7 +88,7 @@ async def test_privacidad_after_accepting_shows_the_version(user: Driver) -> Non
     await user.send("/start")
     await user.click("Acepto")
     replies = await user.send("/privacidad")
-    assert "Aceptaste el aviso de privacidad (versión 2026-11)" in replies[-1].plain
+    assert "Aceptaste el aviso de privacidad (versión 2026-12)" in replies[-1].plain
 
 
 async def test_new_notice_version_asks_again(make_app: AppFactory) -> None:
@@ -94,3 +101,68 @@ async def test_new_notice_version_asks_again(make_app: AppFactory) -> None:
     replies = await user.send("menú")
     assert "Aviso versión 2027-01" in replies[-1].plain
     await user.stop()
+
+
+async def test_the_whole_notice_is_one_tap_away_and_says_what_the_law_asks(user: Driver) -> None:
+    await user.send("/start")
+    replies = await user.click("Aviso completo")
+    full, question = replies[-2:]
+    for fact in (
+        "Titular del banco de datos", "con domicilio en", "Finalidades", "consultas",
+        "obligatorios", "si no los das, no puedo registrarlo", "Destinatarios",
+        "transferencia internacional", "Telegram", "Conservación", "acceso, rectificación,",
+        "Autoridad Nacional de Protección de Datos Personales", "retirarlo",
+    ):  # fmt: skip
+        assert fact in full.plain, fact
+    assert "¿Aceptas?" in question.plain
+    assert "Guardé tu aceptación" in texts(await user.click("Acepto"))
+
+
+async def test_the_notice_names_the_channel_that_carries_the_messages(
+    make_app: AppFactory,
+) -> None:
+    from bot.channels.terminal import CAPABILITIES as TERMINAL
+    from bot.channels.whatsapp import CAPABILITIES as WHATSAPP
+
+    app = await make_app()
+    on_whatsapp = Driver(app, "2001", capabilities=WHATSAPP)
+    at_terminal = Driver(app, "2002", capabilities=TERMINAL)
+    for driver in (on_whatsapp, at_terminal):
+        await driver.start()
+    notice = (await on_whatsapp.send("/start"))[-1].plain
+    assert "servidores de WhatsApp (Meta) fuera del Perú" in notice
+    notice = (await at_terminal.send("/start"))[-1].plain
+    assert "fuera del Perú" not in notice
+    await on_whatsapp.stop()
+    await at_terminal.stop()
+
+
+async def test_withdrawing_consent_says_first_what_changes(user: Driver) -> None:
+    await user.send("/start")
+    await user.click("Acepto")
+    await user.send("/consulta")  # something in course, then /privacidad
+    await user.send("20131312955")
+    replies = await user.send("/privacidad")
+    assert "Aviso de privacidad del Asistente PTE" in replies[-2].plain
+    confirm = (await user.click("Retirar consentimiento"))[-1].plain
+    for change in ("ya no podrás enviar", "borro lo que tengas en curso",
+                   "siguen su curso", "/borrar_mis_datos"):  # fmt: skip
+        assert change in confirm
+    replies = await user.click("Sí, retirarlo")
+    assert "retiré tu consentimiento" in texts(replies)
+    assert "Tienes una consulta en curso" not in texts(replies)  # the draft went
+    async with user.app.store.reading() as conn:
+        rows = list(await conn.execute_fetchall("SELECT accepted FROM consents ORDER BY id"))
+    assert rows == [(1,), (0,)]
+    replies = await user.send("/consulta")
+    assert "debes aceptar el aviso de privacidad" in texts(replies)
+
+
+async def test_keeping_consent_changes_nothing(user: Driver) -> None:
+    await user.send("/start")
+    await user.click("Acepto")
+    await user.send("/privacidad")
+    await user.click("Retirar consentimiento")
+    replies = await user.click("No, mantenerlo")
+    assert "sigue como estaba" in texts(replies)
+    assert "¿Qué necesitas hacer?" in replies[-1].plain

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import itertools
 import json
 import os
@@ -172,10 +173,19 @@ REQUEST_STEPS: list[tuple[str, Action]] = [
     ("celular", send("987 654 321")),
     ("res_numero", send("Resolución de Alcaldía N.° 045-2026-MDSJL")),
     ("res_fecha", send("15/10/2026")),
-    ("res_autoridad", click("Alcalde(sa)")),
+    ("res_autoridad", click("Alcalde o alcaldesa")),
     ("res_pdf", upload(PDF)),
     ("perfiles_modo", click("Yo")),
 ]
+
+
+def _jpeg() -> bytes:
+    """A photo of a page (a resolution that exists only on paper)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (40, 60), "white").save(out, "JPEG")
+    return out.getvalue()
 
 
 def request_until(step: str) -> list[Action]:
@@ -230,6 +240,8 @@ def _scenarios() -> Iterator[Scenario]:
     yield Scenario("privacidad", "privacidad", "notice", [*START, send("/privacidad")])
     declined = [send("/start"), click("No acepto"), send("/privacidad")]
     yield Scenario("privacidad-declined", "privacidad", "notice", declined)
+    withdraw = [*START, send("/privacidad"), click("Retirar consentimiento")]
+    yield Scenario("privacidad-retirar", "privacidad", "retirar", withdraw)
     cards = ["quien", "resolucion", "formato", "envio", "plazo", "accesos", "lista"]
     for i, card in enumerate(cards):
         walk = [*REQUIREMENTS, *[click("Siguiente")] * i]
@@ -267,6 +279,12 @@ def _scenarios() -> Iterator[Scenario]:
         "res_autoridad_otra",
         [*request_until("res_autoridad"), click("Otra")],
         other_authority,
+    )
+    yield Scenario(
+        "solicitud.res_fotos",
+        "solicitud",
+        "res_fotos",
+        [*request_until("res_pdf"), upload(_jpeg()), click("Listo, armar el PDF")],
     )
     yield Scenario(
         "solicitud.perfil_seccion",

@@ -11,7 +11,7 @@ async def test_my_data_shows_what_is_stored(user: Driver, mailer: MemoryMailer) 
     await user.click("Confirmar y enviar")
     await user.send("/solicitar")
     shown = (await user.send("/mis_datos"))[0].plain
-    assert "versión 2026-11, aceptado el 02/12/2026 10:00" in shown
+    assert "versión 2026-12, aceptado el 02/12/2026 10:00" in shown
     assert "ana.perez@munisjl.gob.pe" in shown
     assert "PTE-2026-000001 (Registrado)" in shown
     assert "Solicitud en curso: sí" in shown

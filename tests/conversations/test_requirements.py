@@ -13,7 +13,7 @@ async def consented(user: Driver) -> None:
 
 async def test_walkthrough_goes_through_every_card_in_order(user: Driver) -> None:
     await consented(user)
-    card = (await user.click("📋 Requisitos y pasos"))[-1]
+    card = (await user.click("Requisitos y pasos"))[-1]
     seen = [card.plain]
     for _ in range(6):
         card = (await user.click("Siguiente"))[-1]
@@ -38,7 +38,7 @@ async def test_walkthrough_goes_through_every_card_in_order(user: Driver) -> Non
 
 async def test_card_buttons_edit_the_card_in_place(user: Driver) -> None:
     await consented(user)
-    await user.click("📋 Requisitos y pasos")
+    await user.click("Requisitos y pasos")
     replies = await user.click("Siguiente")
     assert len(replies) == 1
     assert replies[0].edit_ref is not None
@@ -46,7 +46,7 @@ async def test_card_buttons_edit_the_card_in_place(user: Driver) -> None:
 
 async def test_anterior_goes_back_one_card(user: Driver) -> None:
     await consented(user)
-    await user.click("📋 Requisitos y pasos")
+    await user.click("Requisitos y pasos")
     await user.click("Siguiente")
     await user.click("Siguiente")
     card = (await user.click("Anterior"))[-1]
@@ -55,7 +55,7 @@ async def test_anterior_goes_back_one_card(user: Driver) -> None:
 
 async def test_atras_typed_goes_back(user: Driver) -> None:
     await consented(user)
-    await user.click("📋 Requisitos y pasos")
+    await user.click("Requisitos y pasos")
     await user.click("Siguiente")
     card = (await user.send("atrás"))[-1]
     assert "Paso 1 de 7" in card.plain
@@ -65,14 +65,14 @@ async def test_atras_typed_goes_back(user: Driver) -> None:
 
 async def test_menu_button_leaves_the_walkthrough(user: Driver) -> None:
     await consented(user)
-    await user.click("📋 Requisitos y pasos")
+    await user.click("Requisitos y pasos")
     menu = (await user.click("Menú"))[-1]
     assert "¿Qué necesitas hacer?" in menu.plain
 
 
 async def test_free_text_on_a_card_points_to_the_buttons(user: Driver) -> None:
     await consented(user)
-    await user.click("📋 Requisitos y pasos")
+    await user.click("Requisitos y pasos")
     replies = await user.send("ok")
     assert "Usa los botones" in replies[0].plain
     assert "Paso 1 de 7" in replies[-1].plain
@@ -91,7 +91,7 @@ async def test_stale_button_is_refused_briefly_and_the_open_question_stays(
     user: Driver,
 ) -> None:
     await consented(user)
-    await user.click("📋 Requisitos y pasos")
+    await user.click("Requisitos y pasos")
     first_next, _ = user.button("Siguiente")
     await user.click("Siguiente")
     [refusal] = await user.click_data(first_next)  # one short message, not the card again
@@ -105,7 +105,7 @@ async def test_restart_mid_walkthrough_resumes_at_the_same_card(make_app: AppFac
     user = Driver(app)
     await user.start()
     await consented(user)
-    await user.click("📋 Requisitos y pasos")
+    await user.click("Requisitos y pasos")
     await user.click("Siguiente")
     await user.click("Siguiente")
     next_button, _ = user.button("Siguiente")

@@ -135,7 +135,7 @@ async def test_detail_after_attended_shows_what_is_current(
     await user.click("Corregir")
     await user.send("Resolución de Alcaldía N.° 045-2026-MDSJL")
     await user.send("15/10/2026")
-    await user.click("Alcalde(sa)")
+    await user.click("Alcalde o alcaldesa")
     await user.upload(make_pdf(pages=3), name="firmada.pdf")
     await user.click("Confirmar y enviar")
     await staff.send(f"/ticket {number}")

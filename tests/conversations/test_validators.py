@@ -184,10 +184,27 @@ def test_webmail_list_is_loaded_from_data_file() -> None:
         ("03/12/2026", Invalid("date_future")),
         ("01/01/2027", Invalid("date_future")),
         ("31/12/1999", Invalid("date_too_old")),
-        ("2026-03-15", Invalid("date_format")),
-        ("15/03/26", Invalid("date_format")),
+        ("2026-03-15", Valid(date(2026, 3, 15))),
+        ("15/03/26", Valid(date(2026, 3, 15))),
+        ("5/10/26", Valid(date(2026, 10, 5))),
+        ("05-10-2026", Valid(date(2026, 10, 5))),
+        ("5 de octubre de 2026", Valid(date(2026, 10, 5))),
+        ("5 oct 2026", Valid(date(2026, 10, 5))),
+        ("5 Oct. 2026", Valid(date(2026, 10, 5))),
+        ("lunes 5 de octubre del 2026", Valid(date(2026, 10, 5))),
+        ("1ro de setiembre de 2026", Valid(date(2026, 9, 1))),
+        ("1.º de setiembre de 2026", Valid(date(2026, 9, 1))),
+        ("15 sept 2026", Valid(date(2026, 9, 15))),
+        ("5 DE MARZO DE 2026", Valid(date(2026, 3, 5))),
+        ("5-oct-26", Valid(date(2026, 10, 5))),
+        ("5/10", Invalid("date_no_year")),  # which year is a guess: asked again
+        ("5 de octubre", Invalid("date_no_year")),
+        ("31 de febrero de 2026", Invalid("date_invalid")),
+        ("5 de octubrx de 2026", Invalid("date_format")),
+        ("05102026", Invalid("date_format")),
+        ("5/10/27", Invalid("date_future")),
+        ("5/10/99", Invalid("date_future")),  # 2099: two digits are this century's
         ("15/03-2026", Invalid("date_format")),
-        ("15 de marzo de 2026", Invalid("date_format")),
         ("115/03/2026", Invalid("date_format")),
         ("", Invalid("date_format")),
     ],
@@ -264,3 +281,40 @@ def test_free_text_rejects_bad_bounds() -> None:
 )
 def test_verification_code(text: str, expected: validators.Result[str]) -> None:
     assert validators.verification_code(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Ana María", Valid("Ana María")),
+        ("María-José", Valid("María-José")),
+        ("D'Angelo", Valid("D'Angelo")),
+        ("Ma. del Pilar", Valid("Ma. del Pilar")),
+        ("Ana123", Invalid("name_digits")),
+        ("Ana_María", Invalid("name_chars")),
+        ("Ana @ María", Invalid("name_chars")),
+        ("A", Invalid("text_too_short")),
+    ],
+)
+def test_person_name(text: str, expected: validators.Result[str]) -> None:
+    assert validators.person_name(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Municipalidad Distrital de San Juan de Lurigancho", True),
+        ("SUNAT Superintendencia Nacional de Aduanas y de Administración Tributaria", True),
+        ("MDSJL – Municipalidad Distrital de San Juan de Lurigancho", True),
+        ("Poder Judicial", True),
+        ("Muni", False),
+        ("MDSJL", False),
+        ("Muni SJL", False),
+        ("Congreso", False),
+    ],
+)
+def test_entity_name_is_the_full_name(text: str, expected: bool) -> None:
+    result = validators.entity_name(text)
+    assert isinstance(result, Valid) is expected
+    if not expected:
+        assert result == Invalid("entity_one_word")
