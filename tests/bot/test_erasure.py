@@ -134,7 +134,7 @@ async def test_erasure_leaves_nothing_of_the_person_outside_the_tickets(
     assert "45678912" in card.text
     # The same number writing again is someone new, asked for consent.
     _greeting, notice = await ana.say("hola", n=2)
-    assert notice.labels == ["Acepto", "No acepto"]
+    assert notice.labels[:2] == ["Acepto", "No acepto"]
 
 
 async def test_the_confirmation_is_deleted_once_delivered(make_app: AppFactory) -> None:
