@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 OPEN_STATES = (REGISTERED, IN_PROGRESS, OBSERVED)
 DONE_STATES = (ATTENDED, CLOSED, CANCELLED)  # no clock any more: the queue shows no days left
+EMAIL = "email"  # the "channel" of a specialist who works the ticket by mail
 REVIEW_FLAG = "dominio por revisar"  # an institutional email on an unusual domain
 QUEUE_LIMIT = 20
 HISTORY_SHOWN = 8
@@ -378,17 +379,25 @@ async def officer_message(app: App, tx: Tx, ticket: Ticket, text: str) -> bool:
 
 
 async def tell_staff(app: App, tx: Tx, ticket: Ticket, message: Outbound) -> list[OutboxRow]:
-    """To the specialist who took the ticket; if nobody did, to the staff group, or else to
-    every staff member."""
+    """To the specialist who took the ticket (by mail if they took it by mail); if nobody
+    did, to the staff group, or else to every staff member (or, with inbound mail on and no
+    staff chat at all, to the help desk's mailbox)."""
     if ticket.assignee is not None:
         targets = [ticket.assignee]
     elif app.settings.staff_chat_id is not None:
         targets = [("telegram", str(app.settings.staff_chat_id))]
     else:
         targets = [(ch, chat) for ch, chats in app.staff.items() for chat in sorted(chats)]
+        if not targets and app.settings.imap_host:  # a desk that works only by mail
+            targets = [(EMAIL, app.settings.helpdesk_email)]
     payload = encode(message, 0, None)
     sent: list[OutboxRow] = []
     for channel, chat in targets:
+        if channel == EMAIL:  # a specialist who took it by mail (see bot.mail_desk)
+            from bot.mail_desk import mail_notice
+
+            await mail_notice(app, tx, ticket, chat, message)
+            continue
         sent += await tx.enqueue(channel, chat, [(payload, False)], ticket.id)
     return sent
 

@@ -23,10 +23,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 
-
 # The desk's ticketing system's number in its acknowledgements: "Ticket#1234567",
 # "Ticket #1234567", "[#123456]", "Ticket N° 123456". Group 1 is the number.
-DEFAULT_DESK_TICKET_PATTERN = r"(?i)(?:\bticket\s*(?:#|n\.?\s*[°º]|nro\.?|n[uú]mero)\s*|\[#)(\d{3,12})"
+DEFAULT_DESK_TICKET_PATTERN = (
+    r"(?i)(?:\bticket\s*(?:#|n\.?\s*[°º]|nro\.?|n[uú]mero)\s*|\[#)(\d{3,12})"
+)
 
 
 def _env(name: str) -> AliasChoices:
