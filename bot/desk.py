@@ -139,14 +139,15 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
     """Everything a specialist needs to work the ticket, and the actions that apply now."""
     row = await tx.fetchone(
         "SELECT t.id, t.type, t.state, t.registered_at, t.due_on, t.paused_days_left, t.flags,"
-        " t.data, t.observed_part, t.assignee_channel, t.assignee_chat, t.entity_name, e.ruc"
-        " FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id WHERE t.number = ?",
+        " t.data, t.observed_part, t.assignee_channel, t.assignee_chat, t.entity_name, e.ruc,"
+        " t.desk_number FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id"
+        " WHERE t.number = ?",
         (number,),
     )
     if row is None:
         return None
     (ticket_id, kind, state, registered, due_on, paused, flags, raw, part,
-     a_channel, a_chat, entity, ruc) = row  # fmt: skip
+     a_channel, a_chat, entity, ruc, desk_number) = row  # fmt: skip
     data = json.loads(raw)
     events = await tx.fetchall(
         "SELECT at, actor, from_state, to_state, message, kind FROM ticket_events"
@@ -181,6 +182,7 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
         "state": state,
         "entity": entity,
         "ruc": ruc,
+        "desk_number": desk_number,  # the desk's own ticketing system's number, if known
         "registered_at": registered,
         "due": due_on,
         "left": app.calendar.business_days_between(today, due),

@@ -110,13 +110,15 @@ async def handle(
         return review("bounce")
     hour_ago = iso(arrived.replace(microsecond=0) - _HOUR)
     (recent,) = await tx.fetchone(
-        "SELECT count(*) FROM mail_inbox WHERE sender = ? AND arrived_at > ?",
+        "SELECT count(*) FROM mail_inbox WHERE sender = ? AND arrived_at > ?"
+        " AND outcome != 'pending'",
         (mail.sender, hour_ago),
     )
     if recent >= app.settings.imap_sender_limit:
         return review("rate")
     if mail.message_id and await tx.fetchone(
-        "SELECT 1 FROM mail_inbox WHERE message_id = ? AND outcome != 'review' LIMIT 1",
+        "SELECT 1 FROM mail_inbox WHERE message_id = ?"
+        " AND outcome NOT IN ('review', 'pending') LIMIT 1",
         (mail.message_id,),
     ):
         return Handled("duplicate")

@@ -150,7 +150,7 @@ async def export_rows(app: App) -> list[list[str]]:
                 " (SELECT count(*) FROM ticket_events v WHERE v.ticket_id = t.id"
                 "  AND v.kind = 'estado' AND v.to_state = 'Observado'),"
                 " (SELECT max(v.at) FROM ticket_events v WHERE v.ticket_id = t.id"
-                "  AND v.to_state = 'Cerrado')"
+                "  AND v.to_state = 'Cerrado'), t.desk_number"
                 " FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id ORDER BY t.id"
             )
         )
@@ -163,7 +163,7 @@ async def export_rows(app: App) -> list[list[str]]:
             by_person[row[9]] = requests[row[0]]["resp"]
     table = []
     for (number, kind, state, ruc, name, registered, due, flags, _data, person, assignee,
-         observed, closed) in rows:  # fmt: skip
+         observed, closed, desk_number) in rows:  # fmt: skip
         data = requests[number]
         base = requests.get(data.get("base", ""), {})
         resp = data.get("resp") or base.get("resp") or by_person.get(person) or {}
@@ -173,6 +173,7 @@ async def export_rows(app: App) -> list[list[str]]:
              f"{resp.get('nombres', '')} {resp.get('apellidos', '')}".strip(),
              resp.get("email", ""), resp.get("phone", ""),
              staff_name(app, assignee) if assignee else "", str(observed),
-             dates.date_time(closed) if closed else "", ", ".join(json.loads(flags))]
+             dates.date_time(closed) if closed else "", ", ".join(json.loads(flags)),
+             desk_number or ""]
         )  # fmt: skip
     return table
