@@ -138,6 +138,9 @@ class ImapSession:
             await asyncio.wait_for(self._call(self._logout), timeout=5)
         except (ImapError, TimeoutError):
             self.abort()
+            if self._imap is not None:
+                with contextlib.suppress(OSError):
+                    self._imap.shutdown()  # closes the socket (logout would have)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _logout(self) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from bot.app import create_app
+from bot.imap import ImapSession
 from bot.mail_inbound import MailReader, session_for
 from bot.settings import Settings
 from bot.staff_cli import export_rows
@@ -384,6 +385,7 @@ KILLED_CHILD = """
 import asyncio, os, sys, time
 from pathlib import Path
 from bot.app import create_app
+from bot.imap import ImapSession
 from bot.mail_inbound import MailReader, session_for
 from bot.settings import Settings
 
@@ -462,3 +464,140 @@ async def test_kill_9_before_or_after_the_commit_relays_exactly_once(
                                             ("%sobrevive%",))
             )  # fmt: skip
         assert len(pending) == 1
+
+
+# ------------------------------------------------------------ the live reader
+class Proxy:
+    """A TCP relay to Dovecot that can drop every connection at once (a network cut)."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._relay, HOST, 0)
+        self.port = int(self.server.sockets[0].getsockname()[1])
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(HOST, self.target)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def drop(self) -> None:
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+
+    async def stop(self) -> None:
+        self.drop()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+async def until(check: Any, within: float) -> float:
+    """Wait until ``check()`` is true; returns the seconds it took."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < within, "timed out"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - start
+
+
+async def test_idle_wakes_the_reader_and_a_dropped_connection_is_opened_again(
+    desk: Desk,
+) -> None:
+    proxy = Proxy(desk.dovecot.port)
+    await proxy.start()
+    rows: list[OutboxRow] = []
+    reader = MailReader(
+        desk.user.app,
+        rows.extend,
+        session_factory=lambda: ImapSession(HOST, proxy.port, "none", desk.mailbox, PASSWORD),
+    )
+    reader.start()
+    try:
+        await until(lambda: reader.idle_cycles >= 1, within=5)
+        await asyncio.sleep(0.2)  # IDLE under way
+        desk.deliver(reply(STAFF, "Llega mientras el lector espera en IDLE.", desk))
+        woke = await until(lambda: reader.counts["relayed"] == 1, within=5)
+        assert woke < 2  # the server's word, not a 60-second poll
+
+        proxy.drop()  # the connection dies during IDLE
+        desk.deliver(reply(STAFF, "Llega durante el corte.", desk))
+        await until(lambda: reader.counts["relayed"] == 2, within=10)
+        assert reader.connections == 2
+    finally:
+        await reader.stop()
+        await proxy.stop()
+    await desk.user.deliver(rows)
+    texts = [m.plain for m in desk.user.screen.messages]
+    assert sum("mientras el lector espera" in t for t in texts) == 1
+    assert sum("durante el corte" in t for t in texts) == 1
+
+
+class NoIdle(ImapSession):
+    @property
+    def has_idle(self) -> bool:
+        return False
+
+
+async def test_without_idle_the_reader_polls(desk: Desk) -> None:
+    app = desk.user.app
+    app.settings = app.settings.model_copy(update={"imap_poll_seconds": 0.3})
+    reader = MailReader(
+        app,
+        lambda rows: None,
+        session_factory=lambda: NoIdle(HOST, desk.dovecot.port, "none", desk.mailbox, PASSWORD),
+    )
+    reader.start()
+    try:
+        await until(reader.ready.is_set, within=5)
+        desk.deliver(reply(STAFF, "Leído en la siguiente vuelta.", desk))
+        await until(lambda: reader.counts["relayed"] == 1, within=5)
+        assert reader.idle_cycles == 0
+    finally:
+        await reader.stop()
+
+
+async def test_a_backlog_of_500_mails_is_worked_through_in_under_30_seconds(
+    desk: Desk,
+) -> None:
+    app = desk.user.app
+    app.settings = app.settings.model_copy(update={"imap_sender_limit": 1000})
+    senders = [STAFF, COLLEAGUE, "maria.diaz@soporte.gob.pe"]
+    backlog = [
+        reply(senders[n % 3], f"Avance número {n} del trámite.", desk) for n in range(450)
+    ] + [mail(f"boletin{n}@ejemplo.com", "Oferta", "Compre ya") for n in range(50)]
+    desk.deliver(*backlog)
+    session = session_for(app)
+    await session.open()
+    try:
+        await session.ensure_folder("Revisar")
+        start = time.monotonic()
+        worked = await desk.reader.work(session, await session.select("INBOX"))
+        took = time.monotonic() - start
+    finally:
+        await session.close()
+    print(f"500 waiting mails worked through in {took:.2f} s")
+    assert worked == 500
+    assert took < 30
+    assert desk.reader.counts == {"relayed": 450, "review:no_ticket": 50}
+    assert desk.dovecot.uids(desk.mailbox, "INBOX", "UNSEEN") == []
+    assert len(desk.dovecot.uids(desk.mailbox, "Revisar")) == 50
+    async with app.store.reading() as conn:
+        rows = await conn.execute_fetchall("SELECT count(*) FROM outbox WHERE ticket_id = 1")
+    assert next(iter(rows))[0] >= 450
