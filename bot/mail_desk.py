@@ -328,7 +328,7 @@ async def answer_refused_files(
         return
     data = {
         "number": ticket.number,
-        "files": [{"name": f.name, "refusal": f.refusal} for f in refused],
+        "refused": [{"name": f.name, "refusal": f.refusal} for f in refused],
     }
     await mail_staff(app, tx, ticket, mail.sender, "correo.adjuntos_rechazados", data, mail)
 
