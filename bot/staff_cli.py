@@ -6,6 +6,7 @@ set-state NUMBER STATE    a validated transition, recorded and notified to the o
                           (Atendido of a consulta needs --message: the answer)
 export-csv FILE           every ticket, Spanish column names
 backup FILE               SQLite online backup, safe while the bot runs
+mail [--days N]           inbound mail of the last N days: applied, and left for review by why
 
 A number is read as the chat reads it: ``pte-2026-3`` is ``PTE-2026-000003``. Times are Lima
 time (``dd/mm/aaaa hh:mm``). Every CSV cell that a spreadsheet would run as a formula (it
@@ -19,7 +20,7 @@ import argparse
 import csv
 import json
 import sqlite3
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -71,6 +72,8 @@ def add_parser(commands: Any) -> None:
     change.add_argument("--by", default="shell", help="who makes the change")
     export = actions.add_parser("export-csv", help="every ticket as CSV")
     export.add_argument("file", type=Path)
+    mail = actions.add_parser("mail", help="inbound mail: what was applied, what awaits review")
+    mail.add_argument("--days", type=int, default=7, help="how far back to count")
     backup = actions.add_parser("backup", help="online backup of the database")
     backup.add_argument("file", type=Path)
 
@@ -129,6 +132,18 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
                 writer.writerow([spreadsheet_safe(cell) for cell in row])
         out.write(texts.plain("staff.exported", {"count": len(table), "file": str(args.file)}))
         out.write("\n")
+    elif args.action == "mail":
+        since = dates.lima_date(app.clock.now()) - timedelta(days=args.days)
+        async with app.store.reading() as conn:
+            counted = list(
+                await conn.execute_fetchall(
+                    "SELECT outcome, coalesce(reason, ''), count(*) FROM mail_inbox"
+                    " WHERE processed_at >= ? GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2",
+                    (since.isoformat(),),
+                )
+            )
+        rows = [{"outcome": o, "reason": r, "count": n} for o, r, n in counted]
+        out.write(texts.plain("correo.resumen", {"rows": rows, "days": args.days}) + "\n")
     elif args.action == "backup":
         create_private(args.file)  # 0600 before SQLite writes a byte of it
         target = sqlite3.connect(args.file)

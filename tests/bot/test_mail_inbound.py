@@ -7,7 +7,9 @@ on the test channel; what the assistant mails back goes through the mail outbox.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
 import os
 import signal
 import sys
@@ -23,6 +25,7 @@ from bot.imap import ImapSession
 from bot.mail_inbound import MailReader, session_for
 from bot.settings import Settings
 from bot.staff_cli import export_rows
+from bot.staff_cli import run as staff_run
 from bot.store import OutboxRow
 from tests.bot.imap_harness import (
     HOST,
@@ -601,3 +604,15 @@ async def test_a_backlog_of_500_mails_is_worked_through_in_under_30_seconds(
     async with app.store.reading() as conn:
         rows = await conn.execute_fetchall("SELECT count(*) FROM outbox WHERE ticket_id = 1")
     assert next(iter(rows))[0] >= 450
+
+
+async def test_staff_mail_counts_what_was_applied_and_what_awaits_review(desk: Desk) -> None:
+    desk.deliver(
+        reply(STAFF, "Lo vemos hoy.", desk),
+        mail("boletin@ejemplo.com", "Oferta", "Compre ya"),
+    )
+    await desk.read()
+    out = io.StringIO()
+    await staff_run(desk.user.app, argparse.Namespace(action="mail", days=7), out)
+    assert "1 · mensaje de la mesa de ayuda enviado al responsable" in out.getvalue()
+    assert "1 · en la carpeta de revisión: sin trámite" in out.getvalue()
