@@ -142,8 +142,9 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
                     (since.isoformat(),),
                 )
             )
-        rows = [{"outcome": o, "reason": r, "count": n} for o, r, n in counted]
-        out.write(texts.plain("correo.resumen", {"rows": rows, "days": args.days}) + "\n")
+        summary = [{"outcome": o, "reason": r, "count": n} for o, r, n in counted]
+        data = {"mail_counts": summary, "days": args.days}
+        out.write(texts.plain("correo.resumen", data) + "\n")
     elif args.action == "backup":
         create_private(args.file)  # 0600 before SQLite writes a byte of it
         target = sqlite3.connect(args.file)
