@@ -12,15 +12,17 @@ The rules, in order (the first that applies wins):
    ticket number → ``desk_number`` (stored, the officer told); any other automatic mail
    (out-of-office, loops) → review ``automatic``.
 7. No ticket → review ``no_ticket``.
-8. From the desk (``PTEBOT_STAFF_EMAILS`` or the help-desk address): a first-line command
+8. The receiving server says the sender's domain failed DMARC (or SPF without DKIM) →
+   review ``unauthenticated``: a desk or officer address may be forged.
+9. From the desk (``PTEBOT_STAFF_EMAILS`` or the help-desk address): a first-line command
    (``#en-atencion``, ``#observado <parte>``, ``#atendido``, ``#cerrado``) goes through
    :mod:`bot.desk` with the chat desk's rules; a refused or mistyped one changes nothing and
    is answered by mail with the reason and the commands that apply. Otherwise the new text
    (no quoted history, no signature) and the accepted attachments reach the officer as the
    desk's message → ``relayed`` (``command``/``refused`` for commands).
-9. From the ticket's officer (an address of theirs) → appended as the officer's message,
+10. From the ticket's officer (an address of theirs) → appended as the officer's message,
    the specialist told → ``officer``.
-10. Anyone else → review ``sender``.
+11. Anyone else → review ``sender``.
 
 Nothing sent to review reaches a chat. The caller records the outcome with the mail's UID
 in the same transaction.
@@ -133,6 +135,8 @@ async def handle(
         return review("automatic", ticket_id)
     if ticket is None:
         return review("no_ticket")
+    if mail.unauthenticated:  # a desk or officer address that may be forged
+        return review("unauthenticated", ticket.id)
     if staff:
         return await from_desk(app, tx, ticket, mail, files)
     if mail.sender in await officer_addresses(tx, ticket):

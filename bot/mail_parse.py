@@ -46,6 +46,8 @@ class ParsedMail:
     text: str  # the whole plain text
     files: list[MailFile] = field(default_factory=list)
     automatic: str | None = None  # "bounce" | "auto_reply" | None (a person wrote it)
+    # The receiving server said the From domain failed DMARC (or SPF with no DKIM pass).
+    unauthenticated: bool = False
 
     @property
     def ticket_tag(self) -> str | None:
@@ -78,6 +80,7 @@ def parse(raw: bytes) -> ParsedMail:
         text=text,
         files=files,
         automatic=automatic(message, sender),
+        unauthenticated=failed_authentication(message),
     )
 
 
@@ -108,6 +111,18 @@ def automatic(message: Message, sender: str) -> str | None:
     if message.get("List-Id") or message.get("List-Unsubscribe"):
         return "auto_reply"
     return None
+
+
+def failed_authentication(message: Message) -> bool:
+    """What the receiving server wrote in Authentication-Results (RFC 8601): a From that
+    fails DMARC, or fails SPF without a passing DKIM signature, may be forged. A server that
+    writes no such header tells nothing, and nothing is concluded."""
+    results = " ".join(str(v) for v in message.get_all("Authentication-Results", [])).lower()
+    if not results:
+        return False
+    if re.search(r"\bdmarc=fail\b", results):
+        return True
+    return bool(re.search(r"\bspf=fail\b", results)) and not re.search(r"\bdkim=pass\b", results)
 
 
 def _body(message: EmailMessage) -> tuple[str, list[MailFile]]:

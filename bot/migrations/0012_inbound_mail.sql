@@ -24,8 +24,10 @@ CREATE INDEX mail_inbox_message_id ON mail_inbox(message_id) WHERE message_id IS
 CREATE INDEX mail_inbox_sender ON mail_inbox(sender, arrived_at);
 CREATE INDEX mail_inbox_not_done ON mail_inbox(folder, uidvalidity) WHERE done_at IS NULL;
 
--- The ticket each mail we send is about: a reply names it in In-Reply-To/References.
-ALTER TABLE mail_outbox ADD COLUMN ticket_id INTEGER REFERENCES tickets(id);
+-- The ticket (tickets.id) each mail we send is about: a reply names the mail in
+-- In-Reply-To/References. No REFERENCES clause: a mail outlives nothing it points to, and
+-- a column in a foreign key could not be dropped again.
+ALTER TABLE mail_outbox ADD COLUMN ticket_id INTEGER;
 CREATE INDEX mail_outbox_message_id ON mail_outbox(message_id) WHERE message_id IS NOT NULL;
 
 -- The help desk's own ticketing system's number, from its automatic acknowledgement.

@@ -15,13 +15,17 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from bot.app import create_app
 from bot.imap import ImapSession
+from bot.mail import SmtpMailer
 from bot.mail_inbound import MailReader, session_for
 from bot.settings import Settings
 from bot.staff_cli import export_rows
@@ -35,6 +39,8 @@ from tests.bot.imap_harness import (
     mail,
     running_dovecot,
 )
+from tests.bot.test_mail import Collector
+from tests.bot.test_mail import free_port as smtp_port
 from tests.conversations.test_access_request import to_step
 from tests.conversations.test_consultation import tiny_png
 from tests.driver import Driver, FakeClock, MemoryMailer
@@ -616,3 +622,64 @@ async def test_staff_mail_counts_what_was_applied_and_what_awaits_review(desk: D
     await staff_run(desk.user.app, argparse.Namespace(action="mail", days=7), out)
     assert "1 · mensaje de la mesa de ayuda enviado al responsable" in out.getvalue()
     assert "1 · en la carpeta de revisión: sin trámite" in out.getvalue()
+
+
+async def test_a_desk_address_that_fails_authentication_is_not_trusted(desk: Desk) -> None:
+    forged = reply(
+        STAFF,
+        "#atendido",
+        desk,
+        headers={"Authentication-Results": "mx.pcm.gob.pe; spf=fail; dkim=none; dmarc=fail"},
+    )
+    desk.deliver(forged)
+    assert await desk.read() == []
+    assert (await desk.ticket())["state"] == "Registrado"
+    assert desk.reader.counts == {"review:unauthenticated": 1}
+
+
+async def test_the_answer_to_a_refused_command_goes_out_over_smtp_threaded(
+    dovecot: Dovecot, mailbox: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The same refusal, through a real SMTP server (the SMTP tests' aiosmtpd collector)."""
+    collector = Collector()
+    controller = Controller(
+        collector, hostname=HOST, port=smtp_port(), server_hostname="smtp.test"
+    )
+    controller.start()
+    settings = imap_settings(tmp_path / "smtp", dovecot.port, mailbox)
+    smtp = SmtpMailer(HOST, controller.port, None, None, starttls=False, timeout=5)
+
+    class Both(MemoryMailer):  # over SMTP, and kept for the flow's verification code
+        async def send(self, msg: EmailMessage) -> str:
+            await smtp.send(msg)
+            return await super().send(msg)
+
+    both = Both()
+    app = await create_app(settings, clock, both)
+    user = Driver(app)
+    await user.start()
+    try:
+        await to_step(user, both, "resumen")
+        await user.click("Confirmar y enviar")
+        await app.mail.send_due()
+        request = next(r for r in collector.received if b"Solicitud de accesos" in r.content)
+        request_id = str(message_from_bytes(request.content, policy=policy.default)["Message-ID"])
+        dovecot.append(
+            mailbox,
+            mail(STAFF, f"RE: Solicitud [{NUMBER}]", "#cerrado", in_reply_to=request_id),
+        )
+        desk = Desk(dovecot, mailbox, user, MemoryMailer())
+        await desk.read()
+        answer = message_from_bytes(collector.received[-1].content, policy=policy.default)
+        assert collector.received[-1].rcpt_tos == [STAFF]
+        assert str(answer["Subject"]) == f"RE: Solicitud [{NUMBER}]"
+        assert answer["Auto-Submitted"] == "auto-replied"
+        assert answer["References"].endswith(str(answer["In-Reply-To"]))
+        assert request_id in str(answer["References"])
+        body = answer.get_body()
+        assert body is not None
+        assert "no corresponde «#cerrado»" in body.get_content()
+    finally:
+        await user.stop()
+        await app.close()
+        controller.stop()

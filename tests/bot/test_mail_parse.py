@@ -193,3 +193,21 @@ def test_a_desk_pattern_without_a_group_is_refused(tmp_path: Path) -> None:
         Settings(  # type: ignore[call-arg]
             data_dir=tmp_path, desk_ticket_pattern=r"Ticket#\d+", _env_file=None
         )
+
+
+@pytest.mark.parametrize(
+    ("results", "forged"),
+    [
+        (None, False),
+        ("mx.pcm.gob.pe; spf=pass dkim=pass dmarc=pass", False),
+        ("mx.pcm.gob.pe; dmarc=fail (p=none) header.from=mesa.gob.pe", True),
+        ("mx.pcm.gob.pe; spf=fail smtp.mailfrom=mesa.gob.pe; dkim=none", True),
+        ("mx.pcm.gob.pe; spf=fail smtp.mailfrom=mesa.gob.pe; dkim=pass", False),
+    ],
+)
+def test_a_sender_the_server_could_not_authenticate(results: str | None, forged: bool) -> None:
+    headers = {"Authentication-Results": results} if results else {}
+    assert (
+        parse(mail("ana@mesa.gob.pe", "Asunto", "Texto", headers=headers)).unauthenticated
+        is forged
+    )
