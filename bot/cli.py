@@ -99,6 +99,7 @@ async def _staff(settings: Settings, args: argparse.Namespace) -> None:
 
 async def _run(settings: Settings) -> None:
     from bot.channels.telegram import TelegramChannel, run_polling
+    from bot.mail_inbound import start_mail_reader
 
     settings.require("TELEGRAM_BOT_TOKEN")
     app = await create_app(settings)
@@ -106,10 +107,14 @@ async def _run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    channel = TelegramChannel(app)
+    reader = start_mail_reader(app, channel.worker.submit)
     try:
         log.info("Telegram long polling started")
-        await run_polling(TelegramChannel(app), stop)
+        await run_polling(channel, stop)
     finally:
+        if reader is not None:
+            await reader.stop()
         await app.close()
 
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 OPEN_STATES = (REGISTERED, IN_PROGRESS, OBSERVED)
 DONE_STATES = (ATTENDED, CLOSED, CANCELLED)  # no clock any more: the queue shows no days left
+EMAIL = "email"  # the "channel" of a specialist who works the ticket by mail
 REVIEW_FLAG = "dominio por revisar"  # an institutional email on an unusual domain
 QUEUE_LIMIT = 20
 HISTORY_SHOWN = 8
@@ -138,14 +139,15 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
     """Everything a specialist needs to work the ticket, and the actions that apply now."""
     row = await tx.fetchone(
         "SELECT t.id, t.type, t.state, t.registered_at, t.due_on, t.paused_days_left, t.flags,"
-        " t.data, t.observed_part, t.assignee_channel, t.assignee_chat, t.entity_name, e.ruc"
-        " FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id WHERE t.number = ?",
+        " t.data, t.observed_part, t.assignee_channel, t.assignee_chat, t.entity_name, e.ruc,"
+        " t.desk_number FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id"
+        " WHERE t.number = ?",
         (number,),
     )
     if row is None:
         return None
     (ticket_id, kind, state, registered, due_on, paused, flags, raw, part,
-     a_channel, a_chat, entity, ruc) = row  # fmt: skip
+     a_channel, a_chat, entity, ruc, desk_number) = row  # fmt: skip
     data = json.loads(raw)
     events = await tx.fetchall(
         "SELECT at, actor, from_state, to_state, message, kind FROM ticket_events"
@@ -180,6 +182,7 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
         "state": state,
         "entity": entity,
         "ruc": ruc,
+        "desk_number": desk_number,  # the desk's own ticketing system's number, if known
         "registered_at": registered,
         "due": due_on,
         "left": app.calendar.business_days_between(today, due),
@@ -409,17 +412,25 @@ async def officer_message(
 
 
 async def tell_staff(app: App, tx: Tx, ticket: Ticket, message: Outbound) -> list[OutboxRow]:
-    """To the specialist who took the ticket; if nobody did, to the staff group, or else to
-    every staff member."""
+    """To the specialist who took the ticket (by mail if they took it by mail); if nobody
+    did, to the staff group, or else to every staff member (or, with inbound mail on and no
+    staff chat at all, to the help desk's mailbox)."""
     if ticket.assignee is not None:
         targets = [ticket.assignee]
     elif app.settings.staff_chat_id is not None:
         targets = [("telegram", str(app.settings.staff_chat_id))]
     else:
         targets = [(ch, chat) for ch, chats in app.staff.items() for chat in sorted(chats)]
+        if not targets and app.settings.imap_host:  # a desk that works only by mail
+            targets = [(EMAIL, app.settings.helpdesk_email)]
     payload = encode(message, 0, None)
     sent: list[OutboxRow] = []
     for channel, chat in targets:
+        if channel == EMAIL:  # a specialist who took it by mail (see bot.mail_desk)
+            from bot.mail_desk import mail_notice
+
+            await mail_notice(app, tx, ticket, chat, message)
+            continue
         sent += await tx.enqueue(channel, chat, [(payload, False)], ticket.id)
     return sent
 

@@ -17,7 +17,7 @@ import logging
 import re
 import secrets
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -73,6 +73,7 @@ def build_message(
     text_body: str,
     attachments: list[Attachment],
     now: datetime | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> EmailMessage:
     """A UTF-8 message with Message-ID and Date; attachments are carried byte for byte.
 
@@ -91,6 +92,8 @@ def build_message(
     # An explicit domain: make_msgid() would otherwise call socket.getfqdn(), a DNS lookup
     # that can stall for seconds and leaks the host's name.
     msg["Message-ID"] = make_msgid(domain=_msgid_domain(sender))
+    for name, value in (headers or {}).items():  # In-Reply-To, References, Auto-Submitted
+        msg[name] = " ".join(value.split())
     msg.set_content(text_body, charset="utf-8")
     for attachment in attachments:
         maintype, slash, subtype = attachment.mime_type.partition("/")

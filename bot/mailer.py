@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import traceback
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -57,7 +58,11 @@ class MailOutbox:
         subject: str,
         body: str,
         attachments: list[Attachment],
-    ) -> None:
+        ticket_id: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """Write the mail in ``tx``; returns its Message-ID. ``ticket_id`` names the ticket
+        it is about, so that a reply to it (In-Reply-To/References) finds the ticket."""
         message = build_message(
             sender=self.sender,
             to=to,
@@ -66,19 +71,23 @@ class MailOutbox:
             text_body=body,
             attachments=attachments,
             now=tx.now,
+            headers=headers,
         )
+        message_id = str(message["Message-ID"])
         await tx.execute(
-            "INSERT INTO mail_outbox (kind, message, message_id, created_at, next_attempt_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO mail_outbox (kind, message, message_id, ticket_id, created_at,"
+            " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 kind,
                 message.as_bytes(policy=policy.SMTP),
-                str(message["Message-ID"]),
+                message_id,
+                ticket_id,
                 tx.stamp,
                 tx.stamp,
             ),
         )
         self._wake.set()  # the worker reads under the store lock, so after this commits
+        return message_id
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="mail-outbox")

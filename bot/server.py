@@ -41,8 +41,11 @@ from bot.errors import ConfigError
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bot.channels.telegram import TelegramChannel
     from bot.channels.whatsapp import WhatsAppChannel
+    from bot.store import OutboxRow
 
 log = logging.getLogger(__name__)
 TELEGRAM_PATH = "/webhooks/telegram"
@@ -389,8 +392,20 @@ async def build_server(app: App) -> Server:
     return Server(app, telegram, whatsapp)
 
 
+def deliver_to(server: Server) -> Callable[[list[OutboxRow]], None]:
+    """Rows written by the mail reader, to the workers of the channels that are on."""
+
+    def deliver(rows: list[OutboxRow]) -> None:
+        for channel in (server.telegram, server.whatsapp):
+            if channel is not None:
+                channel.worker.submit(rows)
+
+    return deliver
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     from bot.app import create_app
+    from bot.mail_inbound import start_mail_reader
 
     channels_of(settings)  # a missing setting stops here, before anything opens
     app = await create_app(settings)
@@ -398,9 +413,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         server = await build_server(app)
         addresses = await server.start()
         log.info("serving on %s", ", ".join(addresses))
+        reader = start_mail_reader(app, deliver_to(server))
         try:
             await stop.wait()
         finally:
+            if reader is not None:
+                await reader.stop()
             await server.stop()
     finally:
         await app.close()

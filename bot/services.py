@@ -206,13 +206,14 @@ class TurnServices(DeskServices):
         count as the desk's card, and whether there is a Formato to download again."""
         row = await self.tx.fetchone(
             "SELECT t.id, t.number, t.type, t.state, t.person_id, t.registered_at, t.due_on,"
-            " t.paused_days_left, t.entity_name, e.ruc FROM tickets t"
+            " t.paused_days_left, t.entity_name, e.ruc, t.desk_number FROM tickets t"
             " LEFT JOIN entities e ON e.id = t.entity_id WHERE t.number = ?",
             (number,),
         )
         if row is None or (row[4] != self.who.person_id and not self.who.is_staff):
             return None
-        ticket_id, number, kind, state, _owner, registered, due_on, paused, entity, ruc = row
+        (ticket_id, number, kind, state, _owner, registered, due_on, paused, entity, ruc,
+         desk_number) = row  # fmt: skip
         events = await self.tx.fetchall(
             "SELECT at, actor, to_state, message, kind FROM ticket_events"
             " WHERE ticket_id = ? AND kind != 'asignacion' ORDER BY id",
@@ -229,6 +230,7 @@ class TurnServices(DeskServices):
             "state": state,
             "entity": entity,
             "ruc": ruc,
+            "desk_number": desk_number,
             "registered_at": registered,
             "due": due_on,
             "days_left": left,

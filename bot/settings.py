@@ -6,13 +6,28 @@ Names are those of ``operations.md``; operators and tests rely on them. Tests bu
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+
+# The desk's ticketing system's number in its acknowledgements: "Ticket#1234567",
+# "Ticket #1234567", "[#123456]", "Ticket N° 123456". Group 1 is the number.
+DEFAULT_DESK_TICKET_PATTERN = (
+    r"(?i)(?:\bticket\s*(?:#|n\.?\s*[°º]|nro\.?|n[uú]mero)\s*|\[#)(\d{3,12})"
+)
 
 
 def _env(name: str) -> AliasChoices:
@@ -87,6 +102,27 @@ class Settings(BaseSettings):
     staff_names: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, validation_alias=_env("PTEBOT_STAFF_NAMES")
     )
+    # Inbound mail (IMAP): the mailbox where desk replies, acknowledgements and officers'
+    # replies arrive. Off while the host is unset.
+    imap_host: str | None = Field(None, validation_alias=_env("PTEBOT_IMAP_HOST"))
+    imap_port: int = Field(993, validation_alias=_env("PTEBOT_IMAP_PORT"))
+    imap_username: str | None = Field(None, validation_alias=_env("PTEBOT_IMAP_USERNAME"))
+    imap_password: SecretStr | None = Field(None, validation_alias=_env("PTEBOT_IMAP_PASSWORD"))
+    imap_security: Literal["ssl", "starttls", "none"] = Field(
+        "ssl", validation_alias=_env("PTEBOT_IMAP_SECURITY")
+    )
+    imap_folder: str = Field("INBOX", validation_alias=_env("PTEBOT_IMAP_FOLDER"))
+    imap_review_folder: str = Field("Revisar", validation_alias=_env("PTEBOT_IMAP_REVIEW_FOLDER"))
+    # Seconds between checks when the server offers no IDLE.
+    imap_poll_seconds: float = Field(60.0, gt=0, validation_alias=_env("PTEBOT_IMAP_POLL_SECONDS"))
+    # A sender with more mails than this in one hour is held in the review folder.
+    imap_sender_limit: int = Field(30, ge=1, validation_alias=_env("PTEBOT_IMAP_SENDER_LIMIT"))
+    staff_emails: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), validation_alias=_env("PTEBOT_STAFF_EMAILS")
+    )
+    desk_ticket_pattern: str = Field(
+        DEFAULT_DESK_TICKET_PATTERN, validation_alias=_env("PTEBOT_DESK_TICKET_PATTERN")
+    )
     log_level: str = Field("INFO", validation_alias=_env("PTEBOT_LOG_LEVEL"))
     # Telegram's flood limits: messages per second for the whole bot, per minute per group.
     telegram_flood_limit: float = Field(
@@ -134,6 +170,29 @@ class Settings(BaseSettings):
             return names
         return value
 
+    @field_validator("staff_emails", mode="before")
+    @classmethod
+    def _split_emails(cls, value: object) -> object:
+        # "ana@mesa.gob.pe, @gobiernodigital.gob.pe": addresses or whole domains, any case.
+        if isinstance(value, str):
+            parts = value.replace(";", ",").split(",")
+            return frozenset(part.strip().lower() for part in parts if part.strip())
+        return value
+
+    @field_validator("desk_ticket_pattern")
+    @classmethod
+    def _one_group(cls, value: str) -> str:
+        if re.compile(value).groups < 1:
+            raise ValueError("the pattern needs one group: the number")
+        return value
+
+    @model_validator(mode="after")
+    def _plain_imap_only_on_loopback(self) -> Settings:
+        # A password in clear text is acceptable only to this machine (tests, a local relay).
+        if self.imap_host and self.imap_security == "none" and not is_loopback(self.imap_host):
+            raise ValueError("PTEBOT_IMAP_SECURITY=none is accepted only for a loopback host")
+        return self
+
     @property
     def database_path(self) -> Path:
         return self.data_dir / "ptebot.sqlite3"
@@ -144,6 +203,15 @@ class Settings(BaseSettings):
             field = _FIELD_BY_ENV[name]
             if getattr(self, field) in (None, ""):
                 raise ConfigError(f"missing setting {name} (see README, Configure)")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 _FIELD_BY_ENV = {

@@ -6,6 +6,7 @@ set-state NUMBER STATE    a validated transition, recorded and notified to the o
                           (Atendido of a consulta needs --message: the answer)
 export-csv FILE           every ticket, Spanish column names
 backup FILE               SQLite online backup, safe while the bot runs
+mail [--days N]           inbound mail of the last N days: applied, and left for review by why
 
 A number is read as the chat reads it: ``pte-2026-3`` is ``PTE-2026-000003``. Times are Lima
 time (``dd/mm/aaaa hh:mm``). Every CSV cell that a spreadsheet would run as a formula (it
@@ -19,7 +20,7 @@ import argparse
 import csv
 import json
 import sqlite3
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -71,6 +72,8 @@ def add_parser(commands: Any) -> None:
     change.add_argument("--by", default="shell", help="who makes the change")
     export = actions.add_parser("export-csv", help="every ticket as CSV")
     export.add_argument("file", type=Path)
+    mail = actions.add_parser("mail", help="inbound mail: what was applied, what awaits review")
+    mail.add_argument("--days", type=int, default=7, help="how far back to count")
     backup = actions.add_parser("backup", help="online backup of the database")
     backup.add_argument("file", type=Path)
 
@@ -129,6 +132,19 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
                 writer.writerow([spreadsheet_safe(cell) for cell in row])
         out.write(texts.plain("staff.exported", {"count": len(table), "file": str(args.file)}))
         out.write("\n")
+    elif args.action == "mail":
+        since = dates.lima_date(app.clock.now()) - timedelta(days=args.days)
+        async with app.store.reading() as conn:
+            counted = list(
+                await conn.execute_fetchall(
+                    "SELECT outcome, coalesce(reason, ''), count(*) FROM mail_inbox"
+                    " WHERE processed_at >= ? GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2",
+                    (since.isoformat(),),
+                )
+            )
+        summary = [{"outcome": o, "reason": r, "count": n} for o, r, n in counted]
+        data = {"mail_counts": summary, "days": args.days}
+        out.write(texts.plain("correo.resumen", data) + "\n")
     elif args.action == "backup":
         create_private(args.file)  # 0600 before SQLite writes a byte of it
         target = sqlite3.connect(args.file)
@@ -150,7 +166,7 @@ async def export_rows(app: App) -> list[list[str]]:
                 " (SELECT count(*) FROM ticket_events v WHERE v.ticket_id = t.id"
                 "  AND v.kind = 'estado' AND v.to_state = 'Observado'),"
                 " (SELECT max(v.at) FROM ticket_events v WHERE v.ticket_id = t.id"
-                "  AND v.to_state = 'Cerrado')"
+                "  AND v.to_state = 'Cerrado'), t.desk_number"
                 " FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id ORDER BY t.id"
             )
         )
@@ -163,7 +179,7 @@ async def export_rows(app: App) -> list[list[str]]:
             by_person[row[9]] = requests[row[0]]["resp"]
     table = []
     for (number, kind, state, ruc, name, registered, due, flags, _data, person, assignee,
-         observed, closed) in rows:  # fmt: skip
+         observed, closed, desk_number) in rows:  # fmt: skip
         data = requests[number]
         base = requests.get(data.get("base", ""), {})
         resp = data.get("resp") or base.get("resp") or by_person.get(person) or {}
@@ -173,6 +189,7 @@ async def export_rows(app: App) -> list[list[str]]:
              f"{resp.get('nombres', '')} {resp.get('apellidos', '')}".strip(),
              resp.get("email", ""), resp.get("phone", ""),
              staff_name(app, assignee) if assignee else "", str(observed),
-             dates.date_time(closed) if closed else "", ", ".join(json.loads(flags))]
+             dates.date_time(closed) if closed else "", ", ".join(json.loads(flags)),
+             desk_number or ""]
         )  # fmt: skip
     return table

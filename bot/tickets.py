@@ -246,6 +246,7 @@ async def _request_files(
             Attachment(pdf_name, resolution, "application/pdf"),
             Attachment(formato_name, workbook, XLSX),
         ],
+        ticket_id=ticket_id,
     )
     return Document(stored.sha256, formato_name, XLSX)
 
@@ -295,6 +296,7 @@ async def open_consultation(app: App, tx: Tx, who: Who, data: dict[str, Any]) ->
         ),
         body=body,
         attachments=attachments,
+        ticket_id=ticket_id,
     )
     await post_new_ticket(app, tx, number)
     return Submitted(number, due, TERM_DAYS, None)
@@ -375,6 +377,7 @@ async def open_profile_update(app: App, tx: Tx, who: Who, data: dict[str, Any]) 
             },
         ),
         attachments=[Attachment(name, workbook, XLSX)],
+        ticket_id=ticket_id,
     )
     await post_new_ticket(app, tx, number)
     return Submitted(number, due, TERM_DAYS, Document(stored.sha256, name, XLSX))

@@ -214,6 +214,14 @@ SAMPLES["holders"] = [
     {"section": "Presupuesto", "code": "presupuesto", "people": [PERSON, PERSON], "touched": True},
     {"section": NASTY, "code": "personal", "people": [], "touched": False},
 ]
+SAMPLES["refused"] = [  # attachments of a desk mail not forwarded (correo.toml)
+    {"name": NASTY, "refusal": "pdf_encrypted"},
+    {"name": NASTY, "refusal": "too_many"},
+]
+SAMPLES["mail_counts"] = [  # pte-bot staff mail (correo.toml)
+    {"outcome": "relayed", "reason": "", "count": 3},
+    {"outcome": "review", "reason": "no_ticket", "count": 2},
+]
 SAMPLES["page"] = 2  # whatsapp.more_body: a page of a long list
 SAMPLES["pages"] = 3
 SAMPLES["tomorrow"] = SAMPLES["items"]

@@ -256,7 +256,7 @@ async def test_csv_has_who_filed_who_works_it_and_how_it_ended(
     assert header == [
         "Trámite", "Tipo", "Estado", "RUC", "Entidad", "Registrado", "Vence", "Responsable",
         "Correo del responsable", "Celular del responsable", "Asignado a", "Veces observado",
-        "Cerrado el", "Alertas",
+        "Cerrado el", "Alertas", "N.° en la mesa de ayuda",
     ]  # fmt: skip
     request, change, question = (dict(zip(header, row, strict=True)) for row in rows)
     assert request["Registrado"] == "02/12/2026 10:00"  # Lima, not 15:00 UTC

@@ -160,7 +160,7 @@ async def test_consultation_with_an_album_is_answered_once_and_keeps_three_files
     assert f"Entidad: {ENTITY} (RUC {RUC})" in detail[0].text
 
     # The help desk receives the three files byte for byte.
-    [mail] = await smtp.inbox.wait_for(f"Consulta PTE – {ENTITY} – {number}")
+    [mail] = await smtp.inbox.wait_for(f"Consulta PTE – {ENTITY} [{number}]")
     assert mail.rcpt_tos == [HELP_DESK]
     files = attachments(mail.message)
     body = mail.message.get_body(("plain",))

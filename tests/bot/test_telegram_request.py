@@ -344,7 +344,7 @@ async def test_whole_request_through_telegram_with_a_real_smtp_server(
     assert RUC in cells
 
     # The mail to the help desk, as the SMTP server received it.
-    subject = f"Solicitud de accesos al PTE – {ENTITY} – {number}"
+    subject = f"Solicitud de accesos al PTE – {ENTITY} [{number}]"
     [request] = await smtp.inbox.wait_for("Solicitud de accesos al PTE")
     mail = request.message
     assert mail["Subject"] == subject

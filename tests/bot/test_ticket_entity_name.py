@@ -99,6 +99,10 @@ async def test_existing_tickets_are_backfilled_with_the_name_their_officer_sent(
     # The database as release 0006 left it: no entity_name, and the RUC renamed since.
     db = sqlite3.connect(settings.database_path)
     db.execute("ALTER TABLE tickets DROP COLUMN entity_name")
+    db.execute("DROP TABLE mail_inbox")  # 0012, later than 0006 too
+    db.execute("DROP INDEX mail_outbox_message_id")
+    db.execute("ALTER TABLE mail_outbox DROP COLUMN ticket_id")
+    db.execute("ALTER TABLE tickets DROP COLUMN desk_number")
     db.execute("ALTER TABLE mail_outbox DROP COLUMN message_id")  # 0008, later than 0006
     db.execute("UPDATE entities SET name = ?", (OTHER_NAME,))
     db.execute("PRAGMA user_version = 6")

@@ -107,7 +107,7 @@ async def test_full_request_in_18_interactions(user: Driver, mailer: MemoryMaile
     request_mail = mailer.sent[-1]
     assert request_mail["To"] == "mesadeayuda@gobiernodigital.gob.pe"
     assert request_mail["Cc"] == "ana.perez@munisjl.gob.pe"
-    assert request_mail["Subject"] == f"Solicitud de accesos al PTE – {ENTITY} – PTE-2026-000001"
+    assert request_mail["Subject"] == f"Solicitud de accesos al PTE – {ENTITY} [PTE-2026-000001]"
     attachments = {a.get_filename(): a.get_content() for a in request_mail.iter_attachments()}
     assert attachments["Resolucion_PTE-2026-000001.pdf"] == PDF
     assert "Formato_Perfiles_PTE-2026-000001.xlsx" in attachments

@@ -51,7 +51,7 @@ async def test_consulta_with_two_screenshots_and_a_pdf(user: Driver, mailer: Mem
     assert "Consulta registrada: PTE-2026-000001" in replies[0].plain
     assert await count_rows(user, "ticket_files") == 3
     mail = mailer.sent[-1]
-    assert mail["Subject"] == "Consulta PTE – Municipalidad de Prueba – PTE-2026-000001"
+    assert mail["Subject"] == "Consulta PTE – Municipalidad de Prueba [PTE-2026-000001]"
     assert len(list(mail.iter_attachments())) == 3
     detail = (await user.send("PTE-2026-000001"))[-1].plain
     assert "Consulta" in detail
