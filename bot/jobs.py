@@ -105,8 +105,11 @@ def unrecorded_files(root: Path, recorded: set[str], older_than: float) -> list[
     return [
         path
         for path in root.glob("??/??/*")
-        if len(path.name) == 64
-        and path.name not in recorded
+        if (
+            (len(path.name) == 64 and path.name not in recorded)
+            # A kill -9 while a file was being written leaves its temporary part behind.
+            or (path.name.startswith(".tmp-") and path.name.endswith(".part"))
+        )
         and path.is_file()
         and path.stat().st_mtime < older_than
     ]

@@ -34,3 +34,18 @@ async def test_purge_removes_a_file_whose_row_never_committed(user: Driver) -> N
     await purge_orphan_files(user.app, user.app.clock.now())
     assert not stored.path.exists()
     assert fresh.path.exists()  # within the grace day: its row may be about to commit
+
+
+async def test_purge_removes_a_part_left_by_a_kill_while_writing(user: Driver) -> None:
+    """Found by two copies of the suite at once: the soak's kill -9 fell inside a file's write
+    and its temporary part stayed forever (the purge only knew finished files)."""
+    stored = user.app.files.put(b"%PDF-1.4 a neighbour")
+    part = stored.path.parent / ".tmp-killed.part"
+    part.write_bytes(b"%PDF-1.4 half writ")
+    old = time.time() - timedelta(days=2).total_seconds()
+    os.utime(part, (old, old))
+    fresh = stored.path.parent / ".tmp-now.part"
+    fresh.write_bytes(b"%PDF-1.4 being written")
+    await purge_orphan_files(user.app, user.app.clock.now())
+    assert not part.exists()
+    assert fresh.exists()  # within the grace day: it may be about to be renamed
