@@ -12,19 +12,19 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Protocol
 
+from bot.clock import Clock, SystemClock
 from bot.delivery.mail_outbox import MailOutbox
 from bot.delivery.payload import encode
 from bot.domain import files
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.erasure import AfterCommit, erase
 from bot.domain.files import FileStore
-from bot.domain.tickets import add_file
+from bot.domain.records import add_file
+from bot.domain.types import Services, Who
 from bot.mail.smtp import EmlMailer, Mailer, SmtpMailer
 from bot.modes import secure_data_dir
-from bot.services import Services, TurnServices, Who
+from bot.services import TurnServices
 from bot.settings import Settings
 from bot.store.database import ChatRecord, OutboxRow, Store, Tx
 from bot.texts import Texts
@@ -36,15 +36,6 @@ from conversations.state import State
 from conversations.text import IntentMatcher, normalize
 
 log = logging.getLogger(__name__)
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 Fetch = Callable[[str], Awaitable[bytes]]

@@ -16,33 +16,25 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot import dates
 from bot.desk import card as desk
+from bot.desk.intake import open_access_request, open_consultation, open_profile_update
 from bot.desk.services import DeskServices
-from bot.domain import dates
+from bot.domain import files
+from bot.domain.records import add_file
+from bot.domain.types import Submitted, Who
 from bot.store.database import Tx, iso
-from bot.texts import Section
-from conversations.events import Document
+from bot.store.retention import CODE_LIFETIME
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.domain.types import Context
 
 log = logging.getLogger(__name__)
 
-CODE_LIFETIME = timedelta(minutes=10)
 CODE_RESEND_AFTER = timedelta(seconds=60)
 CODE_MAX_TRIES = 5
 HISTORY_SHOWN = 8  # the latest events in the officer's view of a ticket
 FINISHED = ("Atendido", "Cerrado", "Anulado")  # no news will come of these tickets
-
-
-@dataclass
-class Services:
-    """What flows may use besides their own state (narrow, read-mostly)."""
-
-    notice_version: str
-    sections: list[Section]
-    helpdesk_email: str
-    local_outbox: str | None  # where mail is written when no SMTP server is configured
 
 
 @dataclass(frozen=True)
@@ -50,30 +42,12 @@ class CodeSent:
     wait_seconds: int = 0
 
 
-@dataclass(frozen=True)
-class Submitted:
-    number: str
-    due: date
-    business_days: int
-    formato: Document | None
-
-
-@dataclass(frozen=True)
-class Who:
-    person_id: int
-    identity_id: int
-    channel: str
-    chat_id: str
-    is_staff: bool = False
-    local: bool = False  # writing at the machine the assistant runs on (the terminal chat)
-
-
 def _hash(salt: str, code: str) -> str:
     return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
 
 
 class TurnServices(DeskServices):
-    def __init__(self, app: App, tx: Tx, who: Who) -> None:
+    def __init__(self, app: Context, tx: Tx, who: Who) -> None:
         self.app = app
         self.tx = tx
         self.who = who
@@ -95,9 +69,6 @@ class TurnServices(DeskServices):
         """One PDF from photos already stored (one page each), checked as any PDF sent and
         stored: {"sha256", "pages", "name", "size"}, or the refusal code."""
         import asyncio
-
-        from bot.domain import files
-        from bot.domain.tickets import add_file
 
         images = [await asyncio.to_thread(self.app.files.read, sha) for sha in photos]
         try:
@@ -313,19 +284,13 @@ class TurnServices(DeskServices):
         return list(entities.values())
 
     async def submit_profile_update(self, data: Mapping[str, Any]) -> Submitted:
-        from bot.domain.tickets import open_profile_update
-
         allowed = {e["ruc"]: e["ticket"] for e in await self.managed_entities()}
         if allowed.get(data["ruc"]) != data["base"]:  # checked again on the server
             raise PermissionError("not the verified responsible of this entity")
         return await open_profile_update(self.app, self.tx, self.who, dict(data))
 
     async def submit_consultation(self, data: Mapping[str, Any]) -> Submitted:
-        from bot.domain.tickets import open_consultation
-
         return await open_consultation(self.app, self.tx, self.who, dict(data))
 
     async def submit_access_request(self, data: Mapping[str, Any]) -> Submitted:
-        from bot.domain.tickets import open_access_request
-
         return await open_access_request(self.app, self.tx, self.who, dict(data))

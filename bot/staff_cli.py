@@ -24,9 +24,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot import dates
 from bot.app import App
 from bot.desk.card import AnswerRequired, attend, card, staff_name
-from bot.domain import dates
 from bot.domain.workflow import ATTENDED, PARTS, STATES, change_state
 from bot.errors import PteBotError
 from bot.modes import create_private, open_private
@@ -118,7 +118,7 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
                     raise AnswerMissing(line) from None
             else:
                 changed = await change_state(
-                    app, tx, number, args.state, actor, args.message,
+                    app.calendar, tx, number, args.state, actor, args.message,
                     part=getattr(args, "part", None),
                 )  # fmt: skip
         out.write(texts.plain("staff.changed", vars(changed)) + "\n")

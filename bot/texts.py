@@ -29,8 +29,7 @@ from typing import Any
 import jinja2
 from babel import Locale
 
-from bot import short_forms
-from bot.domain import dates
+from bot import dates, short_forms
 
 DATA_FILE = "datos.toml"
 SHORT_SUFFIX = "_corto"  # "btn.ticket_corto": the short form of the label "btn.ticket"

@@ -245,7 +245,7 @@ async def staff(app: App, rng: random.Random, c: Counters, stop: asyncio.Event) 
         number, state = found[0]
         target = IN_PROGRESS if state == REGISTERED else ATTENDED
         async with app.store.transaction(app.clock.now()) as tx:
-            await change_state(app, tx, number, target, "staff:soak:1")
+            await change_state(app.calendar, tx, number, target, "staff:soak:1")
         c.staff_moves += 1
 
 

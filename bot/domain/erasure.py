@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from bot.store.database import ChatRecord, Tx
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.domain.types import Context
 
 log = logging.getLogger(__name__)
 PERSONAL_KEYS = ("nombres", "apellidos", "dni", "email", "phone")
@@ -51,7 +51,7 @@ SHA256 = re.compile(r"\b[0-9a-f]{64}\b")
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-async def erase(app: App, tx: Tx, chat: ChatRecord, channel: str, chat_id: str) -> AfterCommit:
+async def erase(app: Context, tx: Tx, chat: ChatRecord, channel: str, chat_id: str) -> AfterCommit:
     """Erase the person of ``chat`` in ``tx``; returns what to do once it committed."""
     person = chat.person_id
     state = await tx.fetchone(

@@ -27,7 +27,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from bot.domain import dates
+from bot import dates
 
 # Spanish labels of the form: they are the document's data (the help desk reads Spanish),
 # not interface text, so they live here rather than in locales/.

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from bot import dates
 from bot.delivery.payload import encode
-from bot.domain import dates
 from bot.errors import PteBotError
 from bot.store.database import OutboxRow, Tx
 from conversations.events import Choice, Outbound, rows
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.domain.calendar import BusinessCalendar
 
 REGISTERED, IN_PROGRESS, OBSERVED = "Registrado", "En atención", "Observado"
 ATTENDED, CLOSED, CANCELLED = "Atendido", "Cerrado", "Anulado"
@@ -102,7 +102,7 @@ async def tell_officer(
 
 
 async def change_state(
-    app: App,
+    calendar: BusinessCalendar,
     tx: Tx,
     number: str,
     to_state: str,
@@ -129,13 +129,13 @@ async def change_state(
     today = dates.lima_date(tx.now)
     due = date.fromisoformat(due_on)
     if to_state == OBSERVED:  # the clock stops; what was left is shown while it waits
-        paused = max(0, app.calendar.business_days_between(today, due))
+        paused = max(0, calendar.business_days_between(today, due))
         part = part if part in PARTS else "otro"
     elif state == OBSERVED:  # the business days spent Observado do not count
         observed_on = today
         if observed_at:
             observed_on = dates.lima_date(datetime.fromisoformat(observed_at))
-        due = app.calendar.due_after_pause(due, observed_on, today)
+        due = calendar.due_after_pause(due, observed_on, today)
         paused = None
     await tx.execute(
         "UPDATE tickets SET state = ?, due_on = ?, paused_days_left = ?, updated_at = ?,"

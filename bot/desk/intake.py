@@ -1,7 +1,8 @@
-"""Tickets: numbers per year, due dates in business days, and opening an access request.
+"""Opening a request: the officer's submission becomes a ticket, its Formato, its mail.
 
 Opening a request is one transaction: the entity, the ticket, its first event, its files
-(the resolution as received and the generated Formato) and the mail to the help desk.
+(the resolution as received and the generated Formato), the mail to the help desk and the
+staff's notice. The ticket's own rows are :mod:`bot.domain.records`.
 """
 
 from __future__ import annotations
@@ -12,50 +13,26 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from bot.desk.card import REVIEW_FLAG, post_new_ticket, review_addresses, tell_staff
-from bot.domain import dates, registry, workflow
+from bot.domain import registry, workflow
 from bot.domain.correction import changed_fields, replaced_files
 from bot.domain.formato import FormatoData, Person, ProfileRow, build_formato, formato_filename
+from bot.domain.records import (
+    EXTENSIONS,
+    MIMES,
+    TERM_DAYS,
+    XLSX,
+    add_file,
+    create_ticket,
+    upsert_entity,
+)
+from bot.domain.types import Submitted
 from bot.mail.smtp import Attachment
 from bot.store.database import Tx
 from conversations.events import Document, Outbound, rows
 from conversations.profiles import assignments
 
 if TYPE_CHECKING:
-    from bot.app import App
-    from bot.services import Submitted, Who
-
-TERM_DAYS = 5
-REGISTERED = "Registrado"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-async def next_number(tx: Tx, year: int) -> str:
-    row = await tx.fetchone(
-        "INSERT INTO ticket_counters (year, last) VALUES (?, 1)"
-        " ON CONFLICT (year) DO UPDATE SET last = last + 1 RETURNING last",
-        (year,),
-    )
-    return f"PTE-{year}-{row[0]:06d}"
-
-
-async def upsert_entity(tx: Tx, ruc: str, name: str) -> int:
-    """The RUC's row, its name now the last one typed: only a suggestion for the next request
-    (each ticket keeps the name its officer sent in ``tickets.entity_name``)."""
-    row = await tx.fetchone(
-        "INSERT INTO entities (ruc, name, updated_at) VALUES (?, ?, ?)"
-        " ON CONFLICT (ruc) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at"
-        " RETURNING id",
-        (ruc, name, tx.stamp),
-    )
-    return int(row[0])
-
-
-async def add_file(tx: Tx, sha256: str, size: int, mime: str, kind: str) -> None:
-    await tx.execute(
-        "INSERT OR IGNORE INTO files (sha256, size, mime, kind, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (sha256, size, mime, kind, tx.stamp),
-    )
+    from bot.domain.types import Context, Who
 
 
 def _person(data: dict[str, Any]) -> Person:
@@ -69,59 +46,18 @@ def _person(data: dict[str, Any]) -> Person:
     )
 
 
-async def create_ticket(
-    app: App, tx: Tx, who: Who, kind: str, data: dict[str, Any]
-) -> tuple[str, int, date]:
-    """A new ticket in state Registrado, with its first event: (number, id, due date)."""
-    today = dates.lima_date(tx.now)
-    received = app.calendar.reception_day(today)
-    due = app.calendar.add_business_days(today, TERM_DAYS)
-    number = await next_number(tx, today.year)
-    entity_id = await upsert_entity(tx, data["ruc"], data["entity_name"])
-    row = await tx.fetchone(
-        "INSERT INTO tickets (number, type, state, entity_id, entity_name, person_id,"
-        " identity_id, registered_at, received_on, due_on, data, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (
-            number,
-            kind,
-            REGISTERED,
-            entity_id,
-            data["entity_name"],
-            who.person_id,
-            who.identity_id,
-            tx.stamp,
-            received.isoformat(),
-            due.isoformat(),
-            json.dumps(data, ensure_ascii=False),
-            tx.stamp,
-        ),
-    )
-    ticket_id = int(row[0])
-    await tx.execute(
-        "INSERT INTO ticket_events (ticket_id, at, actor, from_state, to_state)"
-        " VALUES (?, ?, 'officer', NULL, ?)",
-        (ticket_id, tx.stamp, REGISTERED),
-    )
-    return number, ticket_id, due
-
-
-async def open_access_request(app: App, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
-    from bot.services import Submitted
-
-    number, ticket_id, due = await create_ticket(app, tx, who, "accesos", data)
+async def open_access_request(app: Context, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
+    number, ticket_id, due = await create_ticket(app.calendar, tx, who, "accesos", data)
     document = await _request_files(app, tx, number, ticket_id, data, due, correction=None)
     await post_new_ticket(app, tx, number)
     return Submitted(number, due, TERM_DAYS, document)
 
 
 async def resubmit_access_request(
-    app: App, tx: Tx, who: Who, ticket: workflow.Ticket, data: dict[str, Any]
+    app: Context, tx: Tx, who: Who, ticket: workflow.Ticket, data: dict[str, Any]
 ) -> Submitted:
     """An observed request corrected by its officer: the same ticket with the new data, a
     new Formato, the files and mail again, and the ticket back to "En atención"."""
-    from bot.services import Submitted
-
     clean = {k: v for k, v in data.items() if k not in ("ticket", "correcting", "known_name")}
     old, part = await tx.fetchone(
         "SELECT data, observed_part FROM tickets WHERE id = ?", (ticket.id,)
@@ -147,7 +83,7 @@ async def resubmit_access_request(
         ),
     )
     changed = await workflow.change_state(
-        app, tx, ticket.number, workflow.IN_PROGRESS, "officer", notify=False
+        app.calendar, tx, ticket.number, workflow.IN_PROGRESS, "officer", notify=False
     )
     document = await _request_files(
         app, tx, ticket.number, ticket.id, clean, changed.due, correction=correction
@@ -160,7 +96,7 @@ async def resubmit_access_request(
 
 
 async def _request_files(
-    app: App,
+    app: Context,
     tx: Tx,
     number: str,
     ticket_id: int,
@@ -251,16 +187,14 @@ async def _request_files(
     return Document(stored.sha256, formato_name, XLSX)
 
 
-def authority_text(app: App, res: dict[str, Any]) -> str:
+def authority_text(app: Context, res: dict[str, Any]) -> str:
     if res.get("autoridad_texto"):
         return str(res["autoridad_texto"])
     return app.texts.label(f"btn.authority_{res['autoridad']}", {})
 
 
-async def open_consultation(app: App, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
-    from bot.services import Submitted
-
-    number, ticket_id, due = await create_ticket(app, tx, who, "consulta", data)
+async def open_consultation(app: Context, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
+    number, ticket_id, due = await create_ticket(app.calendar, tx, who, "consulta", data)
     attachments = []
     listed = []  # each file's name in the mail, with the words the officer sent with it
     for index, file in enumerate(data.get("files", []), start=1):
@@ -302,27 +236,15 @@ async def open_consultation(app: App, tx: Tx, who: Who, data: dict[str, Any]) ->
     return Submitted(number, due, TERM_DAYS, None)
 
 
-EXTENSIONS = {"pdf": "pdf", "png": "png", "jpeg": "jpg", "docx": "docx", "xlsx": "xlsx"}
-MIMES = {
-    "pdf": "application/pdf",
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "xlsx": XLSX,
-}
-
-
-async def open_profile_update(app: App, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
+async def open_profile_update(app: Context, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
     """A ticket of type perfiles with the Formato of the registry after the change: the first
     request plus every attended change, then this one (rows it removes marked "dar de baja")."""
-    from bot.services import Submitted
-
     row = await tx.fetchone("SELECT data FROM tickets WHERE number = ?", (data["base"],))
     base = json.loads(row[0])
     sections = app.services.sections
     before = await registry.current(tx, data["base"], sections)
     applied = registry.apply(before, data, sections)
-    number, ticket_id, due = await create_ticket(app, tx, who, "perfiles", data)
+    number, ticket_id, due = await create_ticket(app.calendar, tx, who, "perfiles", data)
     if data.get("person", {}).get("review"):
         await tx.execute(
             "UPDATE tickets SET flags = ? WHERE id = ?", (json.dumps([REVIEW_FLAG]), ticket_id)
