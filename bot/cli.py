@@ -98,8 +98,8 @@ async def _staff(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _run(settings: Settings) -> None:
+    from bot.channels.mail import start_mail_reader
     from bot.channels.telegram import TelegramChannel, run_polling
-    from bot.mail.inbound import start_mail_reader
 
     settings.require("TELEGRAM_BOT_TOKEN")
     app = await create_app(settings)

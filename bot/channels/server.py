@@ -404,7 +404,7 @@ def deliver_to(server: Server) -> Callable[[list[OutboxRow]], None]:
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     from bot.app import create_app
-    from bot.mail.inbound import start_mail_reader
+    from bot.channels.mail import start_mail_reader
 
     channels_of(settings)  # a missing setting stops here, before anything opens
     app = await create_app(settings)

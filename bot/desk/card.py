@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import dates
 from bot.delivery.payload import encode
-from bot.desk.by_mail import mail_notice
+from bot.desk.staff_mail import mail_notice
 from bot.domain import registry, workflow
 from bot.domain.correction import version_of
 from bot.domain.records import EXTENSIONS, MIMES
@@ -436,7 +436,7 @@ async def tell_staff(app: Context, tx: Tx, ticket: Ticket, message: Outbound) ->
     payload = encode(message, 0, None)
     sent: list[OutboxRow] = []
     for channel, chat in targets:
-        if channel == EMAIL:  # a specialist who took it by mail (see bot.mail.desk)
+        if channel == EMAIL:  # a specialist who took it by mail (see bot.desk.mail_rules)
             await mail_notice(app, tx, ticket, chat, message)
             continue
         sent += await tx.enqueue(channel, chat, [(payload, False)], ticket.id)

@@ -1,6 +1,6 @@
 """Inbound mail against a real Dovecot: the desk works a ticket by mail, the officer sees it.
 
-Mail is delivered with IMAP APPEND; the reader (:class:`bot.mail.inbound.MailReader`) reads
+Mail is delivered with IMAP APPEND; the reader (:class:`bot.channels.mail.MailReader`) reads
 it the way it does in production. What the officer sees is what the outbox rows render to
 on the test channel; what the assistant mails back goes through the mail outbox.
 """
@@ -24,8 +24,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from bot.app import create_app
+from bot.channels.mail import MailReader, session_for
 from bot.mail.imap import ImapSession
-from bot.mail.inbound import MailReader, session_for
 from bot.mail.smtp import SmtpMailer
 from bot.settings import Settings
 from bot.staff_cli import export_rows
@@ -395,7 +395,7 @@ import asyncio, os, sys, time
 from pathlib import Path
 from bot.app import create_app
 from bot.mail.imap import ImapSession
-from bot.mail.inbound import MailReader, session_for
+from bot.channels.mail import MailReader, session_for
 from bot.settings import Settings
 
 async def main(mode: str, marker: Path) -> None:

@@ -38,8 +38,8 @@ from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
 from bot.desk import card as desk
-from bot.desk.by_mail import mail_staff
 from bot.desk.services import REPLY_STATES
+from bot.desk.staff_mail import mail_staff
 from bot.domain import workflow
 from bot.domain.records import EXTENSIONS, add_file
 from bot.domain.workflow import (

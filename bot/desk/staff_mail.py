@@ -1,4 +1,4 @@
-"""Mail to a specialist who works the ticket by mail (see :mod:`bot.mail.desk`).
+"""Mail to a specialist who works the ticket by mail (see :mod:`bot.desk.mail_rules`).
 
 Kept beside the desk because the desk's notices (:func:`bot.desk.card.tell_staff`) reach
 such a specialist through it; reading inbound mail stays in :mod:`bot.mail`.
