@@ -108,7 +108,7 @@ async def _run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     channel = TelegramChannel(app)
-    reader = start_mail_reader(app, channel.worker.submit)
+    reader = start_mail_reader(app, app.deliver)
     try:
         log.info("Telegram long polling started")
         await run_polling(channel, stop)
