@@ -23,6 +23,7 @@ from bot.desk.services import DeskServices
 from bot.domain import files
 from bot.domain.records import add_file
 from bot.domain.types import Submitted, Who
+from bot.domain.workflow import ATTENDED, CANCELLED, CLOSED
 from bot.store.database import Tx, iso
 from bot.store.retention import CODE_LIFETIME
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 CODE_RESEND_AFTER = timedelta(seconds=60)
 CODE_MAX_TRIES = 5
 HISTORY_SHOWN = 8  # the latest events in the officer's view of a ticket
-FINISHED = ("Atendido", "Cerrado", "Anulado")  # no news will come of these tickets
+FINISHED = (ATTENDED, CLOSED, CANCELLED)  # no news will come of these tickets
 
 
 @dataclass(frozen=True)
@@ -264,7 +265,7 @@ class TurnServices(DeskServices):
         found = await self.tx.fetchall(
             "SELECT t.number, t.data, e.ruc, t.entity_name FROM tickets t"
             " JOIN entities e ON e.id = t.entity_id"
-            " WHERE t.person_id = ? AND t.type = 'accesos' AND t.state IN ('Atendido', 'Cerrado')"
+            " WHERE t.person_id = ? AND t.type = 'accesos' AND t.state IN ('atendido', 'cerrado')"
             " ORDER BY t.id DESC",
             (self.who.person_id,),
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -117,6 +118,13 @@ def _date_time(value: datetime | str) -> str:
     return dates.date_time(value)
 
 
+def state_code(text: str) -> str:
+    """A ticket state's code from its code or its name: "En atención" → "en_atencion" (a
+    row written before the codes, a name typed in the shell)."""
+    plain = unicodedata.normalize("NFKD", text.strip().lower())
+    return "".join(c for c in plain if not unicodedata.combining(c)).replace(" ", "_")
+
+
 def to_plain(text: str) -> str:
     """Telegram HTML → plain text: tags dropped, entities decoded."""
     return html.unescape(_TAG.sub("", text))
@@ -153,6 +161,8 @@ class Texts:
             plural=plural,
             cuenta=lambda n, one, other: f"{n} {plural(n, one, other)}",
             tipo=lambda kind: kinds.get(str(kind), kinds["tramite"])["nombre"],
+            # A ticket's state as people read it: template ``estado.state_<code>``.
+            estado=lambda state: self.label("estado.state_" + state_code(str(state)), {}),
             concuerda=lambda kind, masculine, feminine: (
                 feminine if kinds.get(str(kind), kinds["tramite"])["genero"] == "f" else masculine
             ),

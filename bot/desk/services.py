@@ -15,14 +15,22 @@ from typing import TYPE_CHECKING, Any
 from bot.desk import card as desk
 from bot.desk.intake import resubmit_access_request
 from bot.domain import workflow
-from bot.domain.workflow import CANCELLED, OBSERVED, REGISTERED, Ticket, TransitionError
+from bot.domain.workflow import (
+    ATTENDED,
+    CANCELLED,
+    IN_PROGRESS,
+    OBSERVED,
+    REGISTERED,
+    Ticket,
+    TransitionError,
+)
 from conversations.events import Document
 
 if TYPE_CHECKING:
     from bot.domain.types import Context, Submitted, Who
     from bot.store.database import Tx
 
-REPLY_STATES = ("Registrado", "En atención", "Observado", "Atendido")
+REPLY_STATES = (REGISTERED, IN_PROGRESS, OBSERVED, ATTENDED)
 
 
 class DeskServices:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from bot import dates
@@ -25,9 +26,26 @@ from conversations.events import Choice, Outbound, rows
 if TYPE_CHECKING:
     from bot.domain.calendar import BusinessCalendar
 
-REGISTERED, IN_PROGRESS, OBSERVED = "Registrado", "En atención", "Observado"
-ATTENDED, CLOSED, CANCELLED = "Atendido", "Cerrado", "Anulado"
-STATES = (REGISTERED, IN_PROGRESS, OBSERVED, ATTENDED, CLOSED, CANCELLED)
+
+class TicketState(StrEnum):
+    """A ticket's state, stored as this stable code; people read it through the template
+    ``estado.state_<code>`` (filter ``estado``), never the code itself."""
+
+    REGISTERED = "registrado"
+    IN_PROGRESS = "en_atencion"
+    OBSERVED = "observado"
+    ATTENDED = "atendido"
+    CLOSED = "cerrado"
+    CANCELLED = "anulado"
+
+
+REGISTERED, IN_PROGRESS, OBSERVED = (
+    TicketState.REGISTERED,
+    TicketState.IN_PROGRESS,
+    TicketState.OBSERVED,
+)
+ATTENDED, CLOSED, CANCELLED = TicketState.ATTENDED, TicketState.CLOSED, TicketState.CANCELLED
+STATES = tuple(TicketState)
 ALLOWED: dict[str, frozenset[str]] = {
     REGISTERED: frozenset({IN_PROGRESS, CANCELLED}),
     IN_PROGRESS: frozenset({OBSERVED, ATTENDED}),

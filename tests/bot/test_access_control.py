@@ -197,7 +197,7 @@ async def test_an_observed_ticket_is_fixed_by_its_owner_only(
     officer_a, officer_b = officers
     async with officer_b.app.store.reading() as conn:
         await conn.execute(
-            "UPDATE tickets SET state = 'Observado', observed_part = 'resolucion'"
+            "UPDATE tickets SET state = 'observado', observed_part = 'resolucion'"
             " WHERE number = ?",
             (B_TICKET,),
         )

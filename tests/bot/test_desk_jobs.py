@@ -90,10 +90,10 @@ async def test_attended_ticket_closes_itself_after_five_business_days(
     await staff.click("Sí, atender")
     clock.moment = datetime(2026, 12, 10, 15, 0, tzinfo=UTC)  # Thu 10 Dec: 4 business days
     await jobs(user)
-    assert (await ticket_row(user))["state"] == "Atendido"
+    assert (await ticket_row(user))["state"] == "atendido"
     clock.moment = datetime(2026, 12, 11, 15, 0, tzinfo=UTC)  # Fri 11 Dec: 5
     await jobs(user)
-    assert (await ticket_row(user))["state"] == "Cerrado"
+    assert (await ticket_row(user))["state"] == "cerrado"
     assert "pasó a Cerrado" in user.screen.last.plain
     card = (await staff.send(f"/ticket {NUMBER}"))[-1]
     assert "Cerrado (automático)" in card.plain
@@ -110,4 +110,4 @@ async def test_an_answer_after_attention_keeps_the_ticket_open(
     await user.send("No me llegó el correo con los accesos.")
     clock.advance(days=14)
     await jobs(user)
-    assert (await ticket_row(user))["state"] == "Atendido"
+    assert (await ticket_row(user))["state"] == "atendido"

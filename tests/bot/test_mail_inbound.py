@@ -195,7 +195,7 @@ async def test_each_command_by_mail_moves_the_ticket_and_the_officer_sees_it(
     assert "pasó a <b>En atención</b>" in shown[0].html
     assert "Lo reviso hoy." in shown[1].plain  # the rest of the mail, as the desk's message
     assert await desk.ticket() == {
-        "state": "En atención", "assignee": STAFF, "desk": None, "part": None,
+        "state": "en_atencion", "assignee": STAFF, "desk": None, "part": None,
     }  # fmt: skip
 
     desk.deliver(reply(STAFF, "#OBSERVADO Otro: ¿cuál es el número de la resolución?", desk))
@@ -209,7 +209,7 @@ async def test_each_command_by_mail_moves_the_ticket_and_the_officer_sees_it(
     # ticket is back En atención and the specialist who has it hears it by mail.
     desk.deliver(reply(OFFICER, "Es la Resolución de Alcaldía N.° 045-2026-MDSJL.", desk))
     await desk.read()
-    assert (await desk.ticket())["state"] == "En atención"
+    assert (await desk.ticket())["state"] == "en_atencion"
     told = desk.mails_to(STAFF)[-1].get_body().get_content()
     assert "Es la Resolución de Alcaldía N.° 045-2026-MDSJL." in told
     assert "volvió a «En atención»" in told
@@ -222,7 +222,7 @@ async def test_each_command_by_mail_moves_the_ticket_and_the_officer_sees_it(
     desk.deliver(reply(STAFF, "#cerrado", desk))
     shown = await desk.read()
     assert "pasó a <b>Cerrado</b>" in shown[0].html
-    assert (await desk.ticket())["state"] == "Cerrado"
+    assert (await desk.ticket())["state"] == "cerrado"
     assert desk.reader.counts == {"command": 4, "officer": 1}
 
 
@@ -236,7 +236,7 @@ async def test_a_refused_or_mistyped_command_changes_nothing_and_is_answered_by_
     shown = await desk.read()
     assert len(shown) == 1
     assert "pasó a <b>En atención</b>" in shown[0].html
-    assert (await desk.ticket())["state"] == "En atención"
+    assert (await desk.ticket())["state"] == "en_atencion"
     answers = desk.mails_to(STAFF)
     assert len(answers) == 2
     first = answers[0].get_body().get_content()
@@ -348,7 +348,7 @@ async def test_what_is_never_relayed_goes_to_the_review_folder_and_is_counted(
     assert desk.dovecot.uids(desk.mailbox, "INBOX") == []
     assert len(desk.dovecot.uids(desk.mailbox, "Revisar", "UNSEEN")) == 5  # left for people
     assert await desk.ticket() == {
-        "state": "Registrado", "assignee": None, "desk": None, "part": None,
+        "state": "registrado", "assignee": None, "desk": None, "part": None,
     }  # fmt: skip
 
 
@@ -633,7 +633,7 @@ async def test_a_desk_address_that_fails_authentication_is_not_trusted(desk: Des
     )
     desk.deliver(forged)
     assert await desk.read() == []
-    assert (await desk.ticket())["state"] == "Registrado"
+    assert (await desk.ticket())["state"] == "registrado"
     assert desk.reader.counts == {"review:unauthenticated": 1}
 
 

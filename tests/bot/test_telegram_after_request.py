@@ -243,7 +243,7 @@ async def test_profile_update_only_after_the_request_was_attended(
     assert refusal.button_labels == ["Solicitar accesos al PTE", "Hacer una consulta", "Menú"]
     await user.press("Menú")
 
-    set_state(settings, number, "Atendido")
+    set_state(settings, number, "atendido")
 
     [entity_question] = await user.press("Actualizar perfiles")
     assert "¿En qué entidad quieres cambiar perfiles?" in entity_question.text

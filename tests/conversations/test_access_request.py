@@ -129,11 +129,11 @@ async def test_ticket_row_and_first_event(user: Driver, mailer: MemoryMailer) ->
         )
         codes = list(await conn.execute_fetchall("SELECT code_hash FROM verification_codes"))
     number, kind, state, due, received, flags, data = ticket
-    assert (number, kind, state) == ("PTE-2026-000001", "accesos", "Registrado")
+    assert (number, kind, state) == ("PTE-2026-000001", "accesos", "registrado")
     assert (received, due) == ("2026-12-02", "2026-12-11")
     assert json.loads(flags) == []
     assert json.loads(data)["resp"]["verified"] is True
-    assert events == [(None, "Registrado")]
+    assert events == [(None, "registrado")]
     assert not re.fullmatch(r"\d{6}", codes[0][0])  # stored hashed
 
 

@@ -140,7 +140,7 @@ async def test_observe_the_resolution_then_the_officer_corrects_it(
     assert replies[1].document is not None
     assert replies[1].document["filename"].endswith("_v2.xlsx")
     row = await ticket_row(user)
-    assert row["state"] == "En atención"
+    assert row["state"] == "en_atencion"
     assert row["due"] == "2026-12-18"
     assert row["data"]["res"]["numero"] == "Resolución de Alcaldía N.° 046-2026-MDSJL"  # type: ignore[index]
     assert await count_rows(user, "tickets") == 1
@@ -183,7 +183,7 @@ async def test_correcting_again_is_refused_once_the_ticket_moved_on(
     await user.click("Confirmar y enviar")
     replies = await user.click_data(fix)  # the old notification's button, again
     assert "Ese botón es de una pregunta anterior" in replies[0].plain
-    assert (await ticket_row(user))["state"] == "En atención"
+    assert (await ticket_row(user))["state"] == "en_atencion"
 
 
 async def test_observation_of_kind_otro_is_answered_in_words(
@@ -203,7 +203,7 @@ async def test_observation_of_kind_otro_is_answered_in_words(
     relayed = staff.screen.messages[seen]
     assert "el responsable respondió" in relayed.plain
     assert "Sí, se publicó el 20 de octubre." in relayed.plain
-    assert (await ticket_row(user))["state"] == "En atención"
+    assert (await ticket_row(user))["state"] == "en_atencion"
 
 
 async def test_responder_relays_both_ways(user: Driver, mailer: MemoryMailer) -> None:
@@ -244,7 +244,7 @@ async def test_attend_then_close(user: Driver, mailer: MemoryMailer) -> None:
     assert "⚠️ Observar" not in labels
     await staff.click("Cerrar")
     assert "pasó a Cerrado" in user.screen.last.plain
-    assert (await ticket_row(user))["state"] == "Cerrado"
+    assert (await ticket_row(user))["state"] == "cerrado"
 
 
 async def test_a_stale_card_cannot_make_an_invalid_change(
@@ -261,7 +261,7 @@ async def test_a_stale_card_cannot_make_an_invalid_change(
     await colleague.click("Otro")
     replies = await colleague.send("Falta algo")
     assert "está Atendido: esa acción ya no corresponde" in replies[0].plain
-    assert (await ticket_row(user))["state"] == "Atendido"
+    assert (await ticket_row(user))["state"] == "atendido"
 
 
 async def test_search_by_ruc_and_by_name_and_files(user: Driver, mailer: MemoryMailer) -> None:
@@ -306,7 +306,7 @@ async def test_officer_withdraws_a_request_nobody_started(
     replies = await user.click("Sí, anular")
     assert f"Anulé el trámite {NUMBER}" in replies[0].plain
     assert "Estado: Anulado" in replies[-1].plain
-    assert (await ticket_row(user))["state"] == "Anulado"
+    assert (await ticket_row(user))["state"] == "anulado"
     staff = await staff_member(user)
     assert "La bandeja está vacía" in (await staff.send("/pendientes"))[-1].plain
 
@@ -338,7 +338,7 @@ async def test_staff_removed_from_the_list_loses_the_desk(
     user.app.staff["test"] = frozenset()
     replies = await staff.click("Atender")
     assert "Estado:" not in " ".join(r.plain for r in replies)
-    assert (await ticket_row(user))["state"] == "En atención"
+    assert (await ticket_row(user))["state"] == "en_atencion"
 
 
 async def test_search_marks_finished_work_without_a_clock(
@@ -465,7 +465,7 @@ async def test_a_consulta_is_attended_with_its_answer_read_in_the_chat(user: Dri
     assert "Ese botón es de una pregunta anterior" in refused[0].plain  # not offered: refused
     refused = await staff.sticker()
     assert "se atiende con su respuesta" in refused[0].plain
-    assert (await ticket_row(user))["state"] == "En atención"
+    assert (await ticket_row(user))["state"] == "en_atencion"
     seen = len(user.screen.messages)
     answer = "Hola Ana: el error 500 era del servidor.\nYa puedes publicar el presupuesto."
     done = await staff.send(answer)
@@ -477,7 +477,7 @@ async def test_a_consulta_is_attended_with_its_answer_read_in_the_chat(user: Dri
     assert "accesos" not in notice.plain
     assert "correo institucional" not in notice.plain
     assert "↩️ Responder" in [b.label for row in notice.buttons for b in row]
-    assert (await ticket_row(user))["state"] == "Atendido"
+    assert (await ticket_row(user))["state"] == "atendido"
 
 
 async def test_an_access_request_is_attended_with_a_message(

@@ -156,7 +156,7 @@ async def _code(w: World) -> None:
 async def _attended(w: World) -> None:
     # The help desk attends it (its own tools are staff-only and tested elsewhere).
     async with w.app.store.reading() as conn:
-        await conn.execute("UPDATE tickets SET state = 'Atendido'")
+        await conn.execute("UPDATE tickets SET state = 'atendido'")
 
 
 START = [send("/start"), click("Acepto")]

@@ -15,7 +15,7 @@ async def attended(user: Driver, mailer: MemoryMailer) -> None:
     await user.click("Confirmar y enviar")
     # The help desk attends it (its own tools come with the staff-desk issue).
     async with user.app.store.reading() as conn:
-        await conn.execute("UPDATE tickets SET state = 'Atendido'")
+        await conn.execute("UPDATE tickets SET state = 'atendido'")
 
 
 async def test_refused_without_an_attended_request(user: Driver, mailer: MemoryMailer) -> None:

@@ -202,7 +202,7 @@ async def test_a_profile_change_drafted_before_a_newer_request_was_attended(
     await to_step(user, mailer, "resumen")
     await user.click("Confirmar y enviar")
     async with user.app.store.reading() as conn:
-        await conn.execute("UPDATE tickets SET state = 'Atendido'")
+        await conn.execute("UPDATE tickets SET state = 'atendido'")
     await user.click("Actualizar perfiles")
     await user.click("Municipalidad de Pérez <Ruiz> & Cía")
     await user.click("Presupuesto")
@@ -213,7 +213,7 @@ async def test_a_profile_change_drafted_before_a_newer_request_was_attended(
         await conn.execute(
             "INSERT INTO tickets (number, type, state, entity_id, person_id, identity_id,"
             " registered_at, received_on, due_on, data, updated_at, entity_name)"
-            " SELECT 'PTE-2026-000050', type, 'Atendido', entity_id, person_id, identity_id,"
+            " SELECT 'PTE-2026-000050', type, 'atendido', entity_id, person_id, identity_id,"
             " registered_at, received_on, due_on, data, updated_at, entity_name FROM tickets"
         )
     replies = texts(await user.click("✅ Confirmar y enviar"))
@@ -232,7 +232,7 @@ async def test_a_profile_change_from_someone_no_longer_responsible_is_not_sent(
     await to_step(user, mailer, "resumen")
     await user.click("Confirmar y enviar")
     async with user.app.store.reading() as conn:
-        await conn.execute("UPDATE tickets SET state = 'Atendido'")
+        await conn.execute("UPDATE tickets SET state = 'atendido'")
     await user.click("Actualizar perfiles")
     await user.click("Municipalidad de Pérez <Ruiz> & Cía")
     await user.click("Presupuesto")
@@ -240,7 +240,7 @@ async def test_a_profile_change_from_someone_no_longer_responsible_is_not_sent(
     await user.click("Dar de baja")
     await user.send("Rotación de personal en la oficina de presupuesto")
     async with user.app.store.reading() as conn:
-        await conn.execute("UPDATE tickets SET state = 'Anulado'")
+        await conn.execute("UPDATE tickets SET state = 'anulado'")
     replies = texts(await user.click("✅ Confirmar y enviar"))
     assert "algo falló" not in replies
     assert "Ya no figuras como responsable" in replies
