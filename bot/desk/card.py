@@ -20,6 +20,7 @@ from bot.desk.staff_mail import mail_notice
 from bot.domain import registry, workflow
 from bot.domain.correction import version_of
 from bot.domain.records import EXTENSIONS, MIMES
+from bot.domain.ticket_types import KINDS, TicketType, kind_of
 from bot.domain.workflow import (
     ATTENDED,
     CANCELLED,
@@ -44,13 +45,8 @@ EMAIL = "email"  # the "channel" of a specialist who works the ticket by mail
 REVIEW_FLAG = "dominio por revisar"  # an institutional email on an unusual domain
 QUEUE_LIMIT = 20
 HISTORY_SHOWN = 8
-# Which parts an observation can name, by ticket type (consultas and profile updates are
-# answered in words: "otro").
-PARTS_BY_TYPE = {
-    "accesos": ("resolucion", "responsable", "perfiles", "otro"),
-    "perfiles": ("otro",),
-    "consulta": ("otro",),
-}
+# Which parts an observation can name, by ticket type (see bot.domain.ticket_types).
+PARTS_BY_TYPE = {code: kind.parts for code, kind in KINDS.items()}
 
 
 @dataclass(frozen=True)
@@ -176,7 +172,8 @@ async def card(app: Context, tx: Tx, number: str, viewer: Actor | None) -> dict[
     mine = viewer is not None and (a_channel, a_chat) == (viewer.channel, viewer.chat_id)
     sections = app.services.sections
     holders: list[dict[str, Any]] = []
-    if kind == "perfiles":  # who holds each section now (with this change once attended)
+    section = kind_of(kind).card_section
+    if kind == TicketType.PROFILES:  # who holds each section now (with this change once attended)
         now = await registry.current(tx, data.get("base", ""), sections)
         holders = registry.holders(now, sections)
         for row in holders:
@@ -204,10 +201,10 @@ async def card(app: Context, tx: Tx, number: str, viewer: Actor | None) -> dict[
         "profiles": [
             {"section": s.name, "person": p}
             for s, p in assignments(data, sections)
-            if kind == "accesos"
+            if section == "profiles"
         ],
-        "consulta": data if kind == "consulta" else None,
-        "update": data if kind == "perfiles" else None,
+        "consulta": data if section == "consulta" else None,
+        "update": data if section == "update" else None,
         "update_sections": [s.name for s in sections if s.code in data.get("sections", [])],
         "holders": holders,
         "files": [name for (name,) in files],
@@ -334,10 +331,10 @@ async def attend(
     profiles changed; an access request pointing to the institutional email. Any of them may
     carry a message."""
     ticket = await _open(tx, number)
-    if ticket.type == "consulta" and not (message and message.strip()):
+    if kind_of(ticket.type).answered and not (message and message.strip()):
         raise AnswerRequired(f"{number}: a consulta is attended with its answer")
     details: dict[str, Any] = {}
-    if ticket.type == "perfiles":
+    if ticket.type == TicketType.PROFILES:
         (raw,) = await tx.fetchone("SELECT data FROM tickets WHERE id = ?", (ticket.id,))
         change = json.loads(raw)
         sections = app.services.sections

@@ -25,6 +25,7 @@ from bot.domain.records import (
     create_ticket,
     upsert_entity,
 )
+from bot.domain.ticket_types import KINDS, TicketType
 from bot.domain.types import Submitted
 from bot.mail.smtp import Attachment
 from bot.store.database import Tx
@@ -33,6 +34,9 @@ from conversations.profiles import assignments
 
 if TYPE_CHECKING:
     from bot.domain.types import Context, Who
+
+ACCESS, CONSULTATION = KINDS[TicketType.ACCESS], KINDS[TicketType.CONSULTATION]
+PROFILES = KINDS[TicketType.PROFILES]
 
 
 def _person(data: dict[str, Any]) -> Person:
@@ -47,7 +51,7 @@ def _person(data: dict[str, Any]) -> Person:
 
 
 async def open_access_request(app: Context, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
-    number, ticket_id, due = await create_ticket(app.calendar, tx, who, "accesos", data)
+    number, ticket_id, due = await create_ticket(app.calendar, tx, who, ACCESS.type, data)
     document = await _request_files(app, tx, number, ticket_id, data, due, correction=None)
     await post_new_ticket(app, tx, number)
     return Submitted(number, due, TERM_DAYS, document)
@@ -58,7 +62,7 @@ async def resubmit_access_request(
 ) -> Submitted:
     """An observed request corrected by its officer: the same ticket with the new data, a
     new Formato, the files and mail again, and the ticket back to "En atención"."""
-    clean = {k: v for k, v in data.items() if k not in ("ticket", "correcting", "known_name")}
+    clean = ACCESS.stored({k: v for k, v in data.items() if k != "ticket"})
     old, part = await tx.fetchone(
         "SELECT data, observed_part FROM tickets WHERE id = ?", (ticket.id,)
     )
@@ -154,7 +158,7 @@ async def _request_files(
          ticket_id, stored.sha256, "formato", formato_name),
     )  # fmt: skip
     body = app.texts.plain(
-        "mail.request_body",
+        f"mail.{ACCESS.mail}_body",
         {
             "number": number,
             "entity": data["entity_name"],
@@ -170,10 +174,10 @@ async def _request_files(
         },
     )
     resolution = await asyncio.to_thread(app.files.read, pdf["sha256"])
-    subject = "mail.request_subject" if correction is None else "mail.correction_subject"
+    subject = f"mail.{ACCESS.mail}_subject" if correction is None else "mail.correction_subject"
     await app.mail.enqueue(
         tx,
-        kind="request",
+        kind=ACCESS.mail,
         to=[app.settings.helpdesk_email],
         cc=[data["resp"]["email"]],
         subject=app.texts.plain(subject, {"entity": data["entity_name"], "number": number}),
@@ -194,7 +198,7 @@ def authority_text(app: Context, res: dict[str, Any]) -> str:
 
 
 async def open_consultation(app: Context, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
-    number, ticket_id, due = await create_ticket(app.calendar, tx, who, "consulta", data)
+    number, ticket_id, due = await create_ticket(app.calendar, tx, who, CONSULTATION.type, data)
     attachments = []
     listed = []  # each file's name in the mail, with the words the officer sent with it
     for index, file in enumerate(data.get("files", []), start=1):
@@ -208,7 +212,7 @@ async def open_consultation(app: Context, tx: Tx, who: Who, data: dict[str, Any]
         attachments.append(Attachment(name, content, MIMES.get(file["kind"], "application/pdf")))
         listed.append({"name": name, "caption": file.get("caption")})
     body = app.texts.plain(
-        "mail.consulta_body",
+        f"mail.{CONSULTATION.mail}_body",
         {
             "number": number,
             "entity": data["entity_name"],
@@ -222,11 +226,11 @@ async def open_consultation(app: Context, tx: Tx, who: Who, data: dict[str, Any]
     )
     await app.mail.enqueue(
         tx,
-        kind="consulta",
+        kind=CONSULTATION.mail,
         to=[app.settings.helpdesk_email],
         cc=[],
         subject=app.texts.plain(
-            "mail.consulta_subject", {"entity": data["entity_name"], "number": number}
+            f"mail.{CONSULTATION.mail}_subject", {"entity": data["entity_name"], "number": number}
         ),
         body=body,
         attachments=attachments,
@@ -244,7 +248,7 @@ async def open_profile_update(app: Context, tx: Tx, who: Who, data: dict[str, An
     sections = app.services.sections
     before = await registry.current(tx, data["base"], sections)
     applied = registry.apply(before, data, sections)
-    number, ticket_id, due = await create_ticket(app.calendar, tx, who, "perfiles", data)
+    number, ticket_id, due = await create_ticket(app.calendar, tx, who, PROFILES.type, data)
     if data.get("person", {}).get("review"):
         await tx.execute(
             "UPDATE tickets SET flags = ? WHERE id = ?", (json.dumps([REVIEW_FLAG]), ticket_id)
@@ -275,14 +279,14 @@ async def open_profile_update(app: Context, tx: Tx, who: Who, data: dict[str, An
     names = {s.code: s.name for s in sections}
     await app.mail.enqueue(
         tx,
-        kind="perfiles",
+        kind=PROFILES.mail,
         to=[app.settings.helpdesk_email],
         cc=[base["resp"]["email"]],
         subject=app.texts.plain(
-            "mail.perfiles_subject", {"entity": data["entity_name"], "number": number}
+            f"mail.{PROFILES.mail}_subject", {"entity": data["entity_name"], "number": number}
         ),
         body=app.texts.plain(
-            "mail.perfiles_body",
+            f"mail.{PROFILES.mail}_body",
             {
                 "number": number,
                 "base": data["base"],

@@ -42,6 +42,7 @@ from bot.desk.services import REPLY_STATES
 from bot.desk.staff_mail import mail_staff
 from bot.domain import workflow
 from bot.domain.records import EXTENSIONS, add_file
+from bot.domain.ticket_types import kind_of
 from bot.domain.workflow import (
     ATTENDED,
     CANCELLED,
@@ -273,7 +274,7 @@ async def apply_command(
         elif command.name == "atendido":
             if state != IN_PROGRESS:
                 return "state"
-            if ticket.type == "consulta" and not command.text:
+            if kind_of(ticket.type).answered and not command.text:
                 return "no_answer"
             await desk.attend(app, tx, ticket.number, actor.tag, command.text or None)
         elif command.name == "cerrado":

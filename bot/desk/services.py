@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bot.desk import card as desk
 from bot.desk.intake import resubmit_access_request
 from bot.domain import workflow
+from bot.domain.ticket_types import TicketType
 from bot.domain.workflow import (
     ATTENDED,
     CANCELLED,
@@ -160,6 +161,6 @@ class DeskServices:
     async def resubmit_access_request(self, data: dict[str, Any]) -> Submitted | None:
         """The corrected request onto the same ticket, checked again on the server."""
         ticket = await self._own(str(data.get("ticket", "")))
-        if ticket is None or ticket.state != OBSERVED or ticket.type != "accesos":
+        if ticket is None or ticket.state != OBSERVED or ticket.type != TicketType.ACCESS:
             return None
         return await resubmit_access_request(self.app, self.tx, self.who, ticket, data)

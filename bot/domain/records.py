@@ -10,6 +10,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from bot import dates
+from bot.domain.ticket_types import kind_of
 from bot.domain.workflow import REGISTERED
 from bot.store.database import Tx
 
@@ -84,7 +85,7 @@ async def create_ticket(
             tx.stamp,
             received.isoformat(),
             due.isoformat(),
-            json.dumps(data, ensure_ascii=False),
+            json.dumps(kind_of(kind).stored(data), ensure_ascii=False),
             tx.stamp,
         ),
     )

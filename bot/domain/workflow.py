@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import dates
 from bot.delivery.payload import encode
+from bot.domain.ticket_types import kind_of
 from bot.errors import PteBotError
 from bot.store.database import OutboxRow, Tx
 from conversations.events import Choice, Outbound, rows
@@ -180,7 +181,7 @@ async def change_state(
         choices: tuple[tuple[Choice, ...], ...] = ()
         if to_state == OBSERVED:
             choices = rows(notice_choice("fix", number, "btn.notice_fix"))
-        elif to_state == ATTENDED and ticket.type == "consulta":  # a question after the answer
+        elif to_state == ATTENDED and kind_of(ticket.type).answered:  # a question after it
             choices = rows(notice_choice("reply", number, "btn.notice_reply"))
         notice = Outbound(
             "aviso.estado",
