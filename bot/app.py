@@ -256,7 +256,16 @@ class App:
                 chat.person_id, effect.notice_version, effect.accepted, event.channel
             )
         elif isinstance(effect, ForgetMe):
-            after_commit.append(await erase(self, tx, chat, event.channel, event.chat_id))
+            cleanup = await erase(
+                tx,
+                chat,
+                event.channel,
+                event.chat_id,
+                files=self.files,
+                store=self.store,
+                eml_outbox=self.settings.data_dir / "outbox",
+            )
+            after_commit.append(cleanup)
         else:  # pragma: no cover - a flow asked for something no service executes
             raise TypeError(f"no service executes {type(effect).__name__}")
 
