@@ -73,6 +73,8 @@ def _hash(salt: str, code: str) -> str:
 
 
 class TurnServices(DeskServices):
+    """The ports (:class:`conversations.ports.Ports`) for one turn, over its transaction."""
+
     def __init__(self, app: App, tx: Tx, who: Who) -> None:
         self.app = app
         self.tx = tx

@@ -35,6 +35,7 @@ from conversations.flow import (
     WithdrawConsent,
 )
 from conversations.password_guard import looks_like_credentials
+from conversations.ports import Ports, Reference
 from conversations.state import Frame, State
 from conversations.status import PREFIX as TICKET_PREFIX  # the desk's queue uses it too
 from conversations.status import find_number
@@ -79,7 +80,11 @@ class Intents:
 
 class Engine:
     def __init__(
-        self, flows: Sequence[Flow], labels: Labels, intents: Intents, services: Any = None
+        self,
+        flows: Sequence[Flow],
+        labels: Labels,
+        intents: Intents,
+        services: Reference | None = None,
     ) -> None:
         self.flows: dict[str, Flow] = {flow.name: flow for flow in flows}
         # command -> (flow, step to open; "" for the first)
@@ -112,10 +117,10 @@ class Engine:
         event: Inbound,
         person: Person,
         now: datetime,
-        services: Any = None,
+        services: Ports,
     ) -> Reply:
         reply = Reply(state)
-        turn = _Turn(self, reply, person, now, event, services or self.services)
+        turn = _Turn(self, reply, person, now, event, services)
         turn.expire_drafts()
         await turn.run()
         if state.frame is not None:
@@ -176,7 +181,7 @@ class _Turn(DraftsMixin, TicketsMixin):
         person: Person,
         now: datetime,
         event: Inbound,
-        services: Any,
+        services: Ports,
     ) -> None:
         self.engine = engine
         self.services = services

@@ -25,10 +25,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from conversations.events import Choice, Inbound, Outbound
+from conversations.ports import Ports
 
 
 class Effect:
-    """A domain command a step asks for; the application executes it in the same transaction."""
+    """A decision about the person's relation with the conversation (consent, erasure) that
+    the engine and the application act on after the step, in the same transaction. Ticket
+    work goes through the ports instead: see :mod:`conversations.ports` for the rule."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ class Ctx:
     data: dict[str, Any]
     person: Person
     now: datetime
-    services: Any
+    services: Ports
     flows: Mapping[str, Flow]
     progress: tuple[int, int] | None = None
     event: Inbound | None = None

@@ -19,6 +19,7 @@ from typing import Any
 from conversations import validators
 from conversations.events import Inbound, Kind, Outbound
 from conversations.flow import Again, Jump, Person
+from conversations.ports import Ports
 
 PREFIX = "n:"
 MESSAGE_MAX = 3000  # characters of a message relayed between officer and help desk
@@ -33,7 +34,7 @@ REPLY_FLOW = "respuesta"
 DESK_FLOW = "mesa"
 
 
-async def resolve(services: Any, person: Person, choice: str) -> Jump | None:
+async def resolve(services: Ports, person: Person, choice: str) -> Jump | None:
     """Where a notification's button leads, or None if it does not apply to this person."""
     action, _, number = choice[len(PREFIX) :].partition(":")
     if action in ("card", "sreply", "queue"):
@@ -50,7 +51,7 @@ async def resolve(services: Any, person: Person, choice: str) -> Jump | None:
     return None
 
 
-async def fix(services: Any, number: str) -> Jump | None:
+async def fix(services: Ports, number: str) -> Jump | None:
     """Straight into the observed part of the form, with the rest as it was sent."""
     observed = await services.observation(number)
     if observed is None:
@@ -63,7 +64,7 @@ async def fix(services: Any, number: str) -> Jump | None:
     return Jump(CORRECTION_FLOW, start, data)
 
 
-async def reply_to(services: Any, person: Person, ref: str, text: str) -> list[Outbound] | None:
+async def reply_to(services: Ports, person: Person, ref: str, text: str) -> list[Outbound] | None:
     """A swipe reply to a ticket's notification: relayed onto the ticket. None when the
     message replied to is not about a ticket this person may write on."""
     number = await services.ticket_for_message(ref)

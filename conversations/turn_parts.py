@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from conversations import notices
 from conversations.events import Choice, Inbound, Outbound, rows
 from conversations.flow import Jump, Person
+from conversations.ports import Ports
 from conversations.state import Frame, State
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class _TurnParts:
     person: Person
     now: datetime
     event: Inbound
-    services: Any
+    services: Ports
 
     def say(self, key: str, **data: Any) -> None:
         raise NotImplementedError
