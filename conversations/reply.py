@@ -15,6 +15,7 @@ from typing import Any
 from conversations.consultation import ATTACHMENT_KINDS, MAX_FILES
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Outcome, Stay, Step
+from conversations.names import FlowName
 from conversations.notices import typed_message
 
 SEND = "send"
@@ -76,7 +77,7 @@ async def answer_text(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 FLOW = Flow(
-    name="respuesta",
+    name=FlowName.REPLY,
     steps=(Step("texto", ask_text, answer_text, counted=False),),
     progress=False,
 )
