@@ -170,3 +170,15 @@ async def test_withdrawing_consent_discards_the_drafts(world: World) -> None:
     reply = await chat.tap("yes")
     assert reply.effects == [WithdrawConsent("2026-11", accepted=False)]
     assert chat.state.drafts == {}
+
+
+def test_the_memory_ports_implement_every_port() -> None:
+    """mypy checks the application's ports; this checks the memory ones in every run."""
+    import typing
+
+    from conversations.ports import Ports
+
+    members = typing._get_protocol_attrs(Ports)  # type: ignore[attr-defined]
+    ports = World().ports(1)
+    assert sorted(name for name in members if not hasattr(ports, name)) == []
+    assert len(members) > 30

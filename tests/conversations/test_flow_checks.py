@@ -210,3 +210,8 @@ def test_a_typo_in_a_target_or_a_key_would_be_seen(tmp_path: Path) -> None:
     assert _text(_argument(calls["Outbound"], 0, "key"), {}) == ("solicitud.nada", True)
     assert "resumenn" not in _flow_steps_by_module()["conversations.access_request"]
     assert "solicitud.nada" not in KEYS
+
+
+def test_every_flow_name_has_its_flow_in_the_catalog() -> None:
+    """A flow named in names.py but left out of catalog.all_flows() is unreachable."""
+    assert sorted(flow.name for flow in all_flows()) == sorted(FlowName)
