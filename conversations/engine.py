@@ -35,6 +35,8 @@ from conversations.flow import (
     WithdrawConsent,
 )
 from conversations.names import (
+    DRAFT_CONTINUE,
+    DRAFT_RESTART,
     FAQ_PREFIX,
     MENU_PREFIX,
     NOTICE_PREFIX,
@@ -50,9 +52,7 @@ from conversations.status import find_number
 from conversations.text import IntentMatcher, normalize, normalize_label
 from conversations.turn_parts import (
     DESK_FLOW,
-    DRAFT_CONTINUE,
     DRAFT_LIFETIME,
-    DRAFT_RESTART,
     STATUS_FLOW,
     DraftsMixin,
     TicketsMixin,

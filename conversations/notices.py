@@ -28,7 +28,6 @@ from conversations.names import (
     DESK_REPLY,
     NOTICE_PREFIX,
     REPLY_TEXT,
-    FlowName,
     StepRef,
 )
 from conversations.ports import Ports
@@ -41,7 +40,6 @@ FORM_PART_START = {
     "responsable": CORRECT_RESPONSIBLE,
     "perfiles": CORRECT_PROFILES,
 }
-REPLY_FLOW = FlowName.REPLY
 # Staff buttons: where each leads in the desk.
 DESK_ACTIONS = {"card": DESK_CARD, "sreply": DESK_REPLY, "queue": DESK_QUEUE}
 

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 STATUS_FLOW = FlowName.STATUS
 DESK_FLOW = FlowName.DESK
-__all__ = ["DRAFT_CONTINUE", "DRAFT_RESTART"]  # the engine imports them from here
 DRAFT_LIFETIME = timedelta(days=30)
 
 
