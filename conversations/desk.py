@@ -19,12 +19,12 @@ from typing import Any
 from conversations import validators
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Flow, Next, Outcome, Stay, Step
-from conversations.names import TICKET_PREFIX, FlowName
+from conversations.names import MENU_CHOICE, TICKET_PREFIX, FlowName
 from conversations.notices import typed_message
 from conversations.status import find_number
 
 TICKET = TICKET_PREFIX
-QUEUE, MENU, SEARCH, BACK = "queue", "menu", "search", "back"
+QUEUE, MENU, SEARCH, BACK = "queue", MENU_CHOICE, "search", "back"
 ACTIONS = ("take", "reply", "observe", "attend", "close", "files")
 
 

@@ -38,6 +38,7 @@ from conversations.names import (
     DRAFT_CONTINUE,
     DRAFT_RESTART,
     FAQ_PREFIX,
+    MENU_CHOICE,
     MENU_PREFIX,
     NOTICE_PREFIX,
     OPENED_FROM_OUTSIDE,
@@ -64,7 +65,7 @@ CONSENT_FLOW = FlowName.CONSENT
 FAQ = FAQ_PREFIX
 CHOICE_CANCEL_YES = "cancel_yes"
 CHOICE_CANCEL_NO = "cancel_no"
-CHOICE_MENU = "menu"
+CHOICE_MENU = MENU_CHOICE
 
 
 @dataclass

@@ -64,7 +64,8 @@ OPENED_FROM_OUTSIDE = (
     CORRECT_PROFILES,
 )
 
-# Prefixes of choice ids that work from any message, not only the open question's.
+# Choice ids that work from any message, not only the open question's.
+MENU_CHOICE = "menu"  # the main menu
 MENU_PREFIX = "f:"  # a main-menu entry: "f:<flow>"
 THEN = ">"  # "f:consent>consulta": the notice, then the flow asked for
 TICKET_PREFIX = "t:"  # a ticket in a list: "t:<number>"

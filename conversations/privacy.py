@@ -10,9 +10,9 @@ from __future__ import annotations
 from conversations.consent import answer_notice, full_notice, question
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Step, WithdrawConsent
-from conversations.names import FlowName
+from conversations.names import MENU_CHOICE, FlowName
 
-WITHDRAW, YES, NO, MENU = "withdraw", "yes", "no", "menu"
+WITHDRAW, YES, NO, MENU = "withdraw", "yes", "no", MENU_CHOICE
 
 
 async def ask_privacy(ctx: Ctx) -> list[Outbound]:

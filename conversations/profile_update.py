@@ -13,7 +13,7 @@ from typing import Any
 from conversations import validators
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Step
-from conversations.names import FlowName, menu_entry
+from conversations.names import MENU_CHOICE, FlowName, menu_entry
 from conversations.steps import ask, field_step, plain, put
 
 ACTIONS = ("reemplazar", "agregar", "baja")
@@ -29,7 +29,7 @@ async def ask_entity(ctx: Ctx) -> list[Outbound]:
         buttons = rows(
             Choice(menu_entry(FlowName.ACCESS_REQUEST), "menu.solicitud"),
             Choice(menu_entry(FlowName.CONSULTATION), "menu.consulta"),
-            Choice("menu", "btn.menu"),
+            Choice(MENU_CHOICE, "btn.menu"),
         )
         return [Outbound("perfiles_upd.not_allowed", {}, buttons)]
     buttons = rows(*[Choice(e["ruc"], "btn.entity_same", {"name": e["name"]}) for e in entities])

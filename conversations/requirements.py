@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, AskFn, Back, Ctx, Done, Flow, Next, Outcome, Start, Step
-from conversations.names import FlowName
+from conversations.names import MENU_CHOICE, FlowName
 
-NEXT, PREVIOUS, MENU = "next", "prev", "menu"
+NEXT, PREVIOUS, MENU = "next", "prev", MENU_CHOICE
 READY, NOT_YET = "ready", "not_yet"
 REQUEST_FLOW = FlowName.ACCESS_REQUEST
 

@@ -12,7 +12,7 @@ import re
 from conversations import notices
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Flow, Jump, Next, Outcome, Step
-from conversations.names import REPLY_TEXT, TICKET_PREFIX, FlowName, menu_entry
+from conversations.names import MENU_CHOICE, REPLY_TEXT, TICKET_PREFIX, FlowName, menu_entry
 
 TICKET = re.compile(r"\bPTE\s*-?\s*(\d{4})\s*-?\s*(\d{1,6})\b", re.IGNORECASE)
 PREFIX = TICKET_PREFIX
@@ -32,12 +32,12 @@ async def ask_list(ctx: Ctx) -> list[Outbound]:
     if not tickets:
         buttons = rows(
             Choice(menu_entry(FlowName.ACCESS_REQUEST), "btn.start_request_short"),
-            Choice("menu", "btn.menu"),
+            Choice(MENU_CHOICE, "btn.menu"),
         )
         return [Outbound("estado.none", {}, buttons)]
     buttons = rows(
         *[Choice(PREFIX + t["number"], "btn.ticket", t) for t in tickets],
-        Choice("menu", "btn.menu"),
+        Choice(MENU_CHOICE, "btn.menu"),
     )
     return [Outbound("estado.list", {"count": len(tickets)}, buttons)]
 
@@ -55,7 +55,7 @@ async def answer_list(ctx: Ctx, event: Inbound) -> Outcome:
 async def ask_detail(ctx: Ctx) -> list[Outbound]:
     number = ctx.data.get("number", "")
     detail = await ctx.services.ticket_detail(number)
-    nav = (Choice(BACK, "btn.my_tickets"), Choice("menu", "btn.menu"))
+    nav = (Choice(BACK, "btn.my_tickets"), Choice(MENU_CHOICE, "btn.menu"))
     if detail is None:
         return [Outbound("estado.not_found", {"number": number}, rows(*nav, per_row=2))]
     actions = [Choice(a, ACTION_LABELS[a]) for a in _actions(detail["state"])]
