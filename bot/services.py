@@ -1,7 +1,9 @@
 """What flows may ask of the application during one event, bound to that event's transaction.
 
 Everything a service writes (a verification code, a ticket, a mail to send) commits together
-with the conversation state and the replies, or not at all.
+with the conversation state and the replies, or not at all. :class:`TurnServices` implements
+the ports of :mod:`conversations.ports` (mypy checks it where ``App.process`` hands it to the
+engine).
 """
 
 from __future__ import annotations
@@ -73,8 +75,6 @@ def _hash(salt: str, code: str) -> str:
 
 
 class TurnServices(DeskServices):
-    """The ports (:class:`conversations.ports.Ports`) for one turn, over its transaction."""
-
     def __init__(self, app: App, tx: Tx, who: Who) -> None:
         self.app = app
         self.tx = tx
