@@ -46,6 +46,7 @@ from conversations.names import (
     TICKET_PREFIX,
     FlowName,
 )
+from conversations.notices import FORM_PART_START
 from conversations.password_guard import looks_like_credentials
 from conversations.ports import Ports, Reference
 from conversations.state import Frame, State
@@ -728,7 +729,7 @@ class _Turn(DraftsMixin, TicketsMixin):
 def check_references(flows: Mapping[str, Flow], intents: Intents) -> None:
     """What one flow names of another exists: the steps opened from outside their flow,
     and the flow each common question's answer offers (:class:`FlowError` otherwise)."""
-    for ref in OPENED_FROM_OUTSIDE:
+    for ref in (*OPENED_FROM_OUTSIDE, *FORM_PART_START.values()):
         if ref.flow in flows:
             flows[ref.flow].require(ref.step)
     if CONSENT_FLOW not in flows:

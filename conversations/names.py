@@ -3,8 +3,8 @@ their flow, and the prefixes of choice ids that work from any message.
 
 A flow names itself with :class:`FlowName`; a module that opens another flow, or one of its
 steps, uses the names here, so a typo is an import or type error. The engine checks at
-construction that every :class:`StepRef` in :data:`OPENED_FROM_OUTSIDE` is a step of its
-flow (when that flow is offered).
+construction that every :class:`StepRef` in :data:`OPENED_FROM_OUTSIDE` (and in
+``conversations.notices.FORM_PART_START``) is a step of its flow, when that flow is offered.
 """
 
 from __future__ import annotations
@@ -47,10 +47,8 @@ STATUS_LIST = StepRef(FlowName.STATUS, "lista")
 STATUS_DETAIL = StepRef(FlowName.STATUS, "detalle")
 # "Responder" on a ticket: the message to the help desk.
 REPLY_TEXT = StepRef(FlowName.REPLY, "texto")
-# "Corregir" an observation: straight into the observed part of the access request.
-CORRECT_RESPONSIBLE = StepRef(FlowName.CORRECTION, "nombres")
-CORRECT_RESOLUTION = StepRef(FlowName.CORRECTION, "res_numero")
-CORRECT_PROFILES = StepRef(FlowName.CORRECTION, "perfiles_modo")
+# ("Corregir" an observation leads into the observed part of the correction flow: those
+# steps are named by the form itself, see conversations.notices.FORM_PART_START.)
 
 OPENED_FROM_OUTSIDE = (
     DESK_QUEUE,
@@ -59,9 +57,6 @@ OPENED_FROM_OUTSIDE = (
     STATUS_LIST,
     STATUS_DETAIL,
     REPLY_TEXT,
-    CORRECT_RESPONSIBLE,
-    CORRECT_RESOLUTION,
-    CORRECT_PROFILES,
 )
 
 # Choice ids that work from any message, not only the open question's.

@@ -16,18 +16,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from conversations import validators
+from conversations import access_request, profiles, validators
 from conversations.events import Inbound, Kind, Outbound
 from conversations.flow import Again, Jump, Person
 from conversations.names import (
-    CORRECT_PROFILES,
-    CORRECT_RESOLUTION,
-    CORRECT_RESPONSIBLE,
     DESK_CARD,
     DESK_QUEUE,
     DESK_REPLY,
     NOTICE_PREFIX,
     REPLY_TEXT,
+    FlowName,
     StepRef,
 )
 from conversations.ports import Ports
@@ -35,10 +33,11 @@ from conversations.ports import Ports
 PREFIX = NOTICE_PREFIX
 MESSAGE_MAX = 3000  # characters of a message relayed between officer and help desk
 # Where "Corregir" leads for each part of an access request.
+# The form names its own steps: these follow when it changes.
 FORM_PART_START = {
-    "resolucion": CORRECT_RESOLUTION,
-    "responsable": CORRECT_RESPONSIBLE,
-    "perfiles": CORRECT_PROFILES,
+    "resolucion": StepRef(FlowName.CORRECTION, access_request.PART_START["resolucion"]),
+    "responsable": StepRef(FlowName.CORRECTION, access_request.PART_START["responsable"]),
+    "perfiles": StepRef(FlowName.CORRECTION, profiles.START),
 }
 # Staff buttons: where each leads in the desk.
 DESK_ACTIONS = {"card": DESK_CARD, "sreply": DESK_REPLY, "queue": DESK_QUEUE}
