@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-pickle", action="store_true", help="no Pickle peer")
     bench.add_argument("--scaling", action="store_true", help="1,000 vs 10,000 officers")
     bench.add_argument(
+        "--window",
+        type=int,
+        default=1,
+        help="product: updates in flight, fed through the update processor as polling does",
+    )
+    bench.add_argument(
         "--soak", action="store_true", help="officers with faults and kill -9, then invariants"
     )
     bench.add_argument("--seconds", type=float, default=60.0, help="soak: how long")
