@@ -867,7 +867,13 @@ async def scaling(
 def main(settings: Settings, args: argparse.Namespace) -> int:
     """``pte-bot bench``; prints human lines, then the JSON result as the last line."""
     os.environ.setdefault("PTB_TIMEDELTA", "true")
-    if getattr(args, "scaling", False):
+    if getattr(args, "status_lookup", False):
+        from bot.bench_status import status_lookup
+
+        result = asyncio.run(status_lookup(settings))
+        result["machine"] = machine()
+        ok = True
+    elif getattr(args, "scaling", False):
         result = asyncio.run(scaling(settings, window=getattr(args, "window", 1)))
         ok = all(run["replies_ok"] and run["durable_ok"] for run in result["runs"])
     else:

@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-pickle", action="store_true", help="no Pickle peer")
     bench.add_argument("--scaling", action="store_true", help="1,000 vs 10,000 officers")
     bench.add_argument(
+        "--status-lookup",
+        action="store_true",
+        help="status check with 1,000 vs 1,000,000 tickets",
+    )
+    bench.add_argument(
         "--window",
         type=int,
         default=1,

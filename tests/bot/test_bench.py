@@ -80,3 +80,12 @@ def test_bench_feeds_the_product_as_polling_does_with_a_window(
     assert result["replies_ok"] is True
     assert result["durable_ok"] is True
     assert result["transcripts_match"] is True  # same replies, in order per chat
+
+
+async def test_status_lookup_mode_compares_few_and_many_tickets(settings: Settings) -> None:
+    from bot.bench_status import status_lookup
+
+    result = await status_lookup(settings, sizes=(8, 40), lookups=5)
+
+    assert [run["tickets"] for run in result["runs"]] == [8, 40]
+    assert result["status_lookup_ratio"] > 0
