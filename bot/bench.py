@@ -512,7 +512,13 @@ class Product:
             and counts["conversations"] == officers
             and counts["sent"] == counts["outbox"]
         )
-        return {"db": counts, "durable_ok": durable, "first_payloads": [r[0] for r in first]}
+        store = self.channel.app.store
+        return {
+            "db": counts,
+            "durable_ok": durable,
+            "first_payloads": [r[0] for r in first],
+            "turns_per_commit": round(store.batched_turns / max(1, store.batches), 2),
+        }
 
     async def stop(self) -> None:
         assert self.channel is not None
@@ -790,6 +796,7 @@ async def compare(
         "p99_ms": round(product.percentile_ms(0.99), 3),
         "max_ms": round(product.percentile_ms(1.0), 3),
         "cpu_us_per_update": round(product.cpu_us_per_update, 1),
+        "turns_per_commit": product.extra.get("turns_per_commit"),
         "peak_rss_mb": round(product.peak_rss_mb, 1),
         "replies_ok": product.replies_ok,
         "durable_ok": product.extra.get("durable_ok"),

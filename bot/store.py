@@ -387,6 +387,8 @@ class Store:
         self._lock = asyncio.Lock()
         self._turns: deque[Turn[Any]] = deque()
         self._leader: asyncio.Task[None] | None = None
+        self.batches = 0  # batches of turns run, and the turns in them (for the benchmark)
+        self.batched_turns = 0
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -513,6 +515,8 @@ class Store:
                 raise
             log.error("a batch of %d turns was rolled back", len(outcomes), exc_info=error)
             return
+        self.batches += 1
+        self.batched_turns += len(outcomes)
         for done, value, failure in outcomes:
             if done.done.done():
                 continue
