@@ -505,11 +505,12 @@ class Store:
         except BaseException as error:
             if self.conn.in_transaction:
                 await asyncio.shield(self.conn.execute("ROLLBACK"))
-            for done, _, _ in outcomes:
-                if not done.done.done():
-                    done.done.set_exception(error)
-            for left in (turn, batch.next):
-                if left is not None and not left.done.done():
+            for left in [*(done for done, _, _ in outcomes), turn, batch.next]:
+                if left is None or left.done.done():
+                    continue
+                if isinstance(error, asyncio.CancelledError):
+                    left.done.cancel()
+                else:
                     left.done.set_exception(error)
             if not isinstance(error, Exception):
                 raise
