@@ -71,7 +71,7 @@ SCALING_SIZES = (1_000, 10_000)
 TARGETS = {
     "updates_per_s": 1_000.0,
     "ratio_vs_ceiling": 0.75,
-    "ratio_vs_pickle": 20.0,
+    "ratio_vs_pickle": 4.0,  # issue 18 (was 20x, above what the in-memory peer reaches)
     "p99_ms": 10.0,
     "scaling_tolerance": 0.15,
 }
