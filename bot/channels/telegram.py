@@ -66,6 +66,7 @@ CAPABILITIES = Capabilities(
 )
 JOBS_EVERY = 600.0  # seconds between runs of the scheduled jobs
 PICK_UP_EVERY = 2.0  # seconds between looks for rows other processes committed
+MESSAGE_LIMIT = 4096  # a message's text after its HTML is parsed, in UTF-16 code units
 MAX_ATTEMPTS = 10  # 5xx/time-outs in a row (~14 min of backoff) before a row is left to staff
 NOT_MODIFIED = "message is not modified"
 CANNOT_EDIT = ("message to edit not found", "message can't be edited")
@@ -175,6 +176,12 @@ class TelegramTransport:
     def __init__(self, app: App, application: TelegramApp) -> None:
         self.app = app
         self.application = application
+
+    def joins(self, row: OutboxRow) -> bool:
+        """A reply's acknowledgement and its question go as one message while the text
+        fits one (see :mod:`bot.outbox`): fewer messages against the flood limit."""
+        rendered = render(self.app.texts, row.payload, CAPABILITIES)
+        return len(rendered.plain.encode("utf-16-le")) // 2 <= MESSAGE_LIMIT
 
     async def deliver(self, row: OutboxRow) -> str | None:
         rendered = render(self.app.texts, row.payload, CAPABILITIES)
