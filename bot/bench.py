@@ -59,6 +59,7 @@ from telegram.warnings import PTBUserWarning
 from bot.app import create_app
 from bot.channels.telegram import TelegramApp, TelegramChannel
 from bot.errors import PteBotError
+from bot.payload import JOIN_SEPARATOR
 from bot.settings import Settings
 from bot.texts import Texts
 from conversations import requirements
@@ -241,8 +242,9 @@ class Action:
 def script(texts: Texts) -> list[Action]:
     """The conversation every officer has (8 updates)."""
     return [
-        Action("/start", 2),  # welcome + consent notice
-        Action(texts.label("btn.accept", {}), 2),  # thanks + main menu
+        # One message each since issue 18: the acknowledgement goes in front of the question.
+        Action("/start", 1),  # welcome + consent notice
+        Action(texts.label("btn.accept", {}), 1),  # thanks + main menu
         Action(texts.label("menu.requisitos", {}), 1),  # card 1 (a new message)
         *(Action(texts.label("btn.next", {}), 1) for _ in range(5)),  # cards 2-6, edited
     ]
@@ -583,9 +585,13 @@ def conversation(peer: PeerTexts, *, persistent: bool) -> ConversationHandler[An
     """The same conversation as a stock ``ConversationHandler``."""
     cards = [f"requisitos.{name}" for name in requirements.CARDS]
 
-    async def send(chat: int, context: ContextTypes.DEFAULT_TYPE, key: str) -> None:
+    async def send(chat: int, context: ContextTypes.DEFAULT_TYPE, *keys: str) -> None:
+        # Several keys: one message, as the product joins an acknowledgement and a question.
         await context.bot.send_message(
-            chat, peer.render(key), parse_mode=ParseMode.HTML, reply_markup=peer.keyboard(key)
+            chat,
+            JOIN_SEPARATOR.join(peer.render(key) for key in keys),
+            parse_mode=ParseMode.HTML,
+            reply_markup=peer.keyboard(keys[-1]),
         )
 
     def chat_of(update: Update) -> int:
@@ -594,9 +600,8 @@ def conversation(peer: PeerTexts, *, persistent: bool) -> ConversationHandler[An
 
     async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         chat = chat_of(update)
-        if peer.has("consent.welcome"):
-            await send(chat, context, "consent.welcome")
-        await send(chat, context, "consent.notice")
+        welcome = ("consent.welcome",) if peer.has("consent.welcome") else ()
+        await send(chat, context, *welcome, "consent.notice")
         return CONSENT
 
     async def consent(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
@@ -604,10 +609,8 @@ def conversation(peer: PeerTexts, *, persistent: bool) -> ConversationHandler[An
         assert query is not None
         await query.answer()
         accepted = query.data == "accept"
-        await send(
-            chat_of(update), context, "consent.accepted" if accepted else "consent.declined"
-        )
-        await send(chat_of(update), context, "menu.main")
+        answer = "consent.accepted" if accepted else "consent.declined"
+        await send(chat_of(update), context, answer, "menu.main")
         return MENU
 
     async def menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:

@@ -235,7 +235,11 @@ class OutboxWorker:
             if payload is None:
                 break
             candidate = dataclasses.replace(following, payload=payload)
-            if not joins(candidate):
+            try:
+                fits = joins(candidate)
+            except Exception:  # e.g. a template that does not render: each row on its own
+                fits = False  # (a poison row is then given up alone, as always)
+            if not fits:
                 break
             joined, rows = candidate, [*rows, following]
         return joined, rows
