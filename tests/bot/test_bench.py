@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import bench
+from bot.bench import throughput as bench
 from bot.settings import Settings
 from bot.texts import Texts
 
@@ -83,7 +83,7 @@ def test_bench_feeds_the_product_as_polling_does_with_a_window(
 
 
 async def test_status_lookup_mode_compares_few_and_many_tickets(settings: Settings) -> None:
-    from bot.bench_status import status_lookup
+    from bot.bench.status import status_lookup
 
     result = await status_lookup(settings, sizes=(8, 40), lookups=5)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.store import ChatRecord, OutboxRow, Store, Tx
+from bot.store.database import ChatRecord, OutboxRow, Store, Tx
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 

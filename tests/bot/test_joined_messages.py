@@ -18,11 +18,11 @@ import pytest
 
 from bot.app import create_app
 from bot.channels.telegram import MESSAGE_LIMIT, TelegramChannel, run_polling
+from bot.delivery.outbox import OutboxWorker
+from bot.delivery.payload import encode, join, render
 from bot.errors import PermanentDelivery
-from bot.outbox import OutboxWorker
-from bot.payload import encode, join, render
 from bot.settings import Settings
-from bot.store import OutboxRow, Store
+from bot.store.database import OutboxRow, Store
 from bot.texts import Texts
 from conversations.events import Choice, Outbound, rows
 from tests.bot.conftest import Starter

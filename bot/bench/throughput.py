@@ -58,8 +58,8 @@ from telegram.warnings import PTBUserWarning
 
 from bot.app import create_app
 from bot.channels.telegram import TelegramApp, TelegramChannel
+from bot.delivery.payload import JOIN_SEPARATOR
 from bot.errors import PteBotError
-from bot.payload import JOIN_SEPARATOR
 from bot.settings import Settings
 from bot.texts import Texts
 from conversations import requirements
@@ -878,7 +878,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     """``pte-bot bench``; prints human lines, then the JSON result as the last line."""
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     if getattr(args, "status_lookup", False):
-        from bot.bench_status import status_lookup
+        from bot.bench.status import status_lookup
 
         result = asyncio.run(status_lookup(settings))
         result["machine"] = machine()
