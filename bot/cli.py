@@ -43,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
         help="status check with 1,000 vs 1,000,000 tickets",
     )
     bench.add_argument(
+        "--cold-start", action="store_true", help="pte-bot run to its first getUpdates"
+    )
+    bench.add_argument(
+        "--all",
+        action="store_true",
+        help="the comparison, --scaling, --status-lookup and --cold-start in one JSON line",
+    )
+    bench.add_argument(
         "--window",
         type=int,
         default=1,

@@ -875,25 +875,51 @@ async def scaling(
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    """``pte-bot bench``; prints human lines, then the JSON result as the last line."""
+    """``pte-bot bench``; prints human lines, then the JSON result as the last line.
+
+    ``--all`` runs the comparison, ``--scaling``, ``--status-lookup`` and ``--cold-start``
+    one after the other and puts their figures in one JSON line; on its own each flag runs
+    its part alone. Every result carries ``scaling_ratio``, ``status_lookup_ratio`` and
+    ``cold_start_s`` (None where that part did not run)."""
     os.environ.setdefault("PTB_TIMEDELTA", "true")
-    if getattr(args, "status_lookup", False):
+    everything = getattr(args, "all", False)
+    window = getattr(args, "window", 1)
+    ok = True
+    extras: dict[str, Any] = {}
+    if everything or getattr(args, "cold_start", False):
+        from bot.bench.cold_start import cold_start
+
+        extras.update(asyncio.run(cold_start()))
+    if everything or getattr(args, "status_lookup", False):
         from bot.bench.status import status_lookup
 
-        result = asyncio.run(status_lookup(settings))
-        result["machine"] = machine()
-        ok = True
-    elif getattr(args, "scaling", False):
-        result = asyncio.run(scaling(settings, window=getattr(args, "window", 1)))
-        ok = all(run["replies_ok"] and run["durable_ok"] for run in result["runs"])
+        status = asyncio.run(status_lookup(settings))
+        extras["status_lookup_ratio"] = status["status_lookup_ratio"]
+        extras["status_lookup"] = status
+    if everything or getattr(args, "scaling", False):
+        scaled = asyncio.run(scaling(settings, window=window))
+        ok = ok and all(run["replies_ok"] and run["durable_ok"] for run in scaled["runs"])
+        extras["scaling_ratio"] = scaled["scaling_ratio"]
+        extras["scaling"] = scaled
+    only = not everything and any(
+        getattr(args, flag, False) for flag in ("cold_start", "status_lookup", "scaling")
+    )
+    if only:  # one part alone, as before: its own figures at the top level
+        part = extras.pop("scaling", None) or extras.pop("status_lookup", None) or {}
+        result = {**part, **extras}
     else:
         if args.officers < 1:
             print("pte-bot bench: --officers must be at least 1", file=sys.stderr)
             return 2
         pickle = not getattr(args, "skip_pickle", False)
-        window = getattr(args, "window", 1)
         result = asyncio.run(compare(settings, args.officers, pickle=pickle, window=window))
-        ok = bool(result["replies_ok"] and result["durable_ok"] and result["ceiling_replies_ok"])
+        ok = ok and bool(
+            result["replies_ok"] and result["durable_ok"] and result["ceiling_replies_ok"]
+        )
+        result.update(extras)
+    for key in ("scaling_ratio", "status_lookup_ratio", "cold_start_s"):
+        result.setdefault(key, None)
+    result["machine"] = machine()
     line = json.dumps(result, ensure_ascii=False)
     if args.out:
         Path(args.out).write_text(line + "\n", encoding="utf-8")
