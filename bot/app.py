@@ -32,6 +32,7 @@ from conversations.catalog import all_flows
 from conversations.engine import Engine, Intents
 from conversations.events import Inbound, Outbound
 from conversations.flow import Effect, ForgetMe, Person, RecordConsent
+from conversations.ports import Ports
 from conversations.state import State
 from conversations.text import IntentMatcher, normalize
 
@@ -81,7 +82,7 @@ class App:
             event = await self._receive_file(event, fetch)
         now = self.clock.now()
         after_commit: list[AfterCommit] = []  # what an erasure removes outside the database
-        claim = (event.channel, event.event_id, event.chat_id, self.engine.services.notice_version)
+        claim = (event.channel, event.event_id, event.chat_id, self.services.notice_version)
 
         async def body(tx: Tx, chat: ChatRecord | None) -> list[OutboxRow]:
             return await self._turn(tx, chat, event, now, after_commit)
@@ -131,7 +132,7 @@ class App:
             person.is_staff,
             local=event.local,
         )
-        services = TurnServices(self, tx, who)
+        services: Ports = TurnServices(self, tx, who)
         reply = await self.engine.handle(state, event, person, now, services)
         for effect in reply.effects:
             await self._apply(tx, chat, event, effect, after_commit)
