@@ -28,7 +28,7 @@ still pending for the chat. One log line names the row: its id, template key and
 exception type, never its text.
 
 **Joined messages.** A transport with a ``joins`` method (Telegram) gets a reply's text-only
-rows joined into the row after them (:func:`bot.payload.join`): "Gracias. Guardé tu
+rows joined into the row after them (:func:`bot.delivery.payload.join`): "Gracias. Guardé tu
 aceptación" and the menu go as one message, where ``joins`` says the result still goes as
 one message (Telegram: 4096 characters). Only rows of the same reply (submitted together)
 are joined. The joined message is delivered as the last of its rows (its id, its attempts);
