@@ -276,7 +276,16 @@ def test_sections_come_from_the_data_file() -> None:
     codes = [section.code for section in TEXTS.sections]
     assert codes[0] == "datos_generales"
     assert "focalizada" in codes
-    assert len(codes) == len(set(codes)) == 10
+    assert len(codes) == len(set(codes)) == 11
+    # The portal's menu: "Participación ciudadana" between "Proyectos de inversión e
+    # Infobras" and "Personal" (domain.md).
+    names = [section.name for section in TEXTS.sections]
+    at = names.index("Participación ciudadana")
+    assert names[at - 1 : at + 2] == [
+        "Proyectos de inversión e Infobras",
+        "Participación ciudadana",
+        "Personal",
+    ]
 
 
 def test_a_notice_queued_before_issue_16_still_renders() -> None:

@@ -306,7 +306,7 @@ async def test_whole_request_through_telegram_with_a_real_smtp_server(
     assert f"{OFFICER_EMAIL} · {PHONE}" in summary.text
     assert f"{RESOLUTION}, del {RESOLUTION_DATE}, emitida por Alcalde o alcaldesa" in summary.text
     assert "(PDF de 2 páginas)" in summary.text
-    assert summary.text.count(": tú") == len(TEXTS.sections) == 10
+    assert summary.text.count(": tú") == len(TEXTS.sections) == 11
 
     registered, formato, menu = await officer.press("✅ Confirmar y enviar", n=3)
     print(f"\nofficer interactions from /start to the confirmation: {officer.interactions}")
@@ -339,7 +339,7 @@ async def test_whole_request_through_telegram_with_a_real_smtp_server(
     cells = sheet_cells(formato.document)
     for section in TEXTS.sections:
         assert section.name in cells, section.name
-    assert cells.count("45678912") == 1 + 10  # the responsible, and each of the 10 sections
+    assert cells.count("45678912") == 1 + 11  # the responsible, and each of the 11 sections
     assert ENTITY in cells
     assert RUC in cells
 

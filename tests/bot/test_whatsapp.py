@@ -171,7 +171,12 @@ async def test_a_long_list_is_paginated_and_every_page_fits(
     [second] = await ana.tap("Más opciones ▸")
     assert "¿Qué sección del portal está afectada?" in second.text  # the question again
     assert "Más opciones (2 de 2)" in second.text
-    assert second.labels == ["Información focalizada", "Acceso o contraseña", "Otro"]
+    assert second.labels == [
+        "Registro de visitas",
+        "Información focalizada",
+        "Acceso o contraseña",
+        "Otro",
+    ]
     [description] = await ana.tap("Otro")
     assert "Paso 3 de 5" in description.text
     assert refused(graph) == []

@@ -323,7 +323,7 @@ async def test_profiles_by_section_with_another_person(user: Driver, mailer: Mem
     assert "Presupuesto" in replies[-1].plain
     labels = [b.label for row in replies[-1].buttons for b in row]
     assert labels == ["Yo", "Luis Quispe Mamani", "Otra persona"]
-    for _ in range(7):  # Presupuesto ... Registro de visitas
+    for _ in range(8):  # Presupuesto ... Registro de visitas
         await user.click("Luis Quispe Mamani")
     replies = await user.click("No aplica")  # focalizada
     summary = replies[-1].plain
