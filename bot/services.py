@@ -306,9 +306,13 @@ class TurnServices(DeskServices):
         }
         entities: dict[str, dict[str, str]] = {}
         for number, raw, ruc, name in found:
-            email = json.loads(raw).get("resp", {}).get("email")
+            request = json.loads(raw)
+            email = request.get("resp", {}).get("email")
             if email in confirmed and ruc not in entities:
-                entities[ruc] = {"ruc": ruc, "name": name, "ticket": number}
+                # "no": the request said the entity is not of the justice system, so its
+                # justice-only sections cannot be given to anyone.
+                justice = "no" if request.get("justicia") is False else ""
+                entities[ruc] = {"ruc": ruc, "name": name, "ticket": number, "justicia": justice}
         return list(entities.values())
 
     async def submit_profile_update(self, data: Mapping[str, Any]) -> Submitted:

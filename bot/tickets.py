@@ -190,6 +190,7 @@ async def _request_files(
             if person is not None
         ],
         generated_at=tx.now,
+        justice_system=data.get("justicia") if isinstance(data.get("justicia"), bool) else None,
     )
     workbook = build_formato(formato)
     stored = await asyncio.to_thread(app.files.put, workbook)
@@ -226,6 +227,7 @@ async def _request_files(
             "resp": data["resp"],
             "res": data["res"],
             "authority": authority_text(app, data["res"]),
+            "justicia": data.get("justicia") is True,
             "rows": [{"section": s.name, "person": p} for s, p in assignments(data, sections)],
             "due": due,
             "flags": [f for f in flags if f != REVIEW_FLAG],  # the addresses say it
@@ -341,6 +343,7 @@ async def open_profile_update(app: App, tx: Tx, who: Who, data: dict[str, Any]) 
         resolution_authority=authority_text(app, res),
         profiles=profiles,
         generated_at=tx.now,
+        justice_system=base.get("justicia") if isinstance(base.get("justicia"), bool) else None,
     )
     workbook = build_formato(formato)
     stored = await asyncio.to_thread(app.files.put, workbook)

@@ -279,7 +279,7 @@ async def answer_pdf(ctx: Ctx, event: Inbound) -> Outcome:
 # ---------------------------------------------------------------- summary
 # What a request is, as the summary shows it and the ticket stores it: nothing of the
 # screens that collected it (which question was being corrected, suggestions shown...).
-REQUEST_KEYS = ("ruc", "entity_name", "resp", "res", "profiles", "people")
+REQUEST_KEYS = ("ruc", "entity_name", "resp", "res", "justicia", "profiles", "people")
 
 
 def request(data: dict[str, Any]) -> dict[str, Any]:
@@ -327,6 +327,7 @@ def summary_data(ctx: Ctx) -> dict[str, Any]:
         "res": data["res"],
         "authority": data["res"].get("autoridad_texto")
         or ctx.services.label(f"btn.authority_{data['res']['autoridad']}"),
+        "justicia": data.get("justicia") is True,
         "rows": profiles.summary_rows(ctx),
     }
 

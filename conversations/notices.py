@@ -26,7 +26,7 @@ MESSAGE_MAX = 3000  # characters of a message relayed between officer and help d
 FORM_PART_START = {
     "resolucion": "res_numero",
     "responsable": "nombres",
-    "perfiles": "perfiles_modo",
+    "perfiles": "justicia",  # profiles.START: the justice question, then who holds what
 }
 CORRECTION_FLOW = "subsanar"
 REPLY_FLOW = "respuesta"

@@ -45,11 +45,18 @@ async def answer_entity(ctx: Ctx, event: Inbound) -> Outcome:
     return Next()
 
 
+def _sections(ctx: Ctx) -> list[Any]:
+    """The sections this entity has: a justice-only one only if its request said so."""
+    entity = [e for e in ctx.data.get("entities", []) if e["ruc"] == ctx.data.get("ruc")]
+    outside = bool(entity) and entity[0].get("justicia") == "no"
+    return [s for s in ctx.services.sections if not (outside and s.justice_only)]
+
+
 async def ask_sections(ctx: Ctx) -> list[Outbound]:
     chosen = set(ctx.data.get("sections", []))
     buttons = [
         Choice(s.code, "btn.toggle", {"name": s.name, "on": s.code in chosen})
-        for s in ctx.services.sections
+        for s in _sections(ctx)
     ]
     if chosen:
         buttons.append(Choice(CONTINUE, "btn.continue"))
@@ -59,7 +66,7 @@ async def ask_sections(ctx: Ctx) -> list[Outbound]:
 
 
 async def answer_sections(ctx: Ctx, event: Inbound) -> Outcome:
-    codes = [s.code for s in ctx.services.sections]
+    codes = [s.code for s in _sections(ctx)]
     chosen: list[str] = ctx.data.setdefault("sections", [])
     if event.kind is Kind.BUTTON and event.text == CONTINUE and chosen:
         return Next()

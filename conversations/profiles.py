@@ -1,9 +1,12 @@
 """The profiles part of a request: who is in charge of each PTE section.
 
-First "¿Una sola persona para todas las secciones?" (Yo / Otra persona / Definir por
-sección). Section by section, the buttons offer "Yo", every person already named, and
-"Otra persona", which asks that person's data (same checks as the responsible's).
-Assignments are kept as ``profiles[section_code] = "me" | "p<i>" | "none"``.
+First, once, whether the entity belongs to the justice system (Sí / No): sections marked
+``justice_only`` in the data file ("Información focalizada", Ley 30934) apply only then, and
+are "No aplica" otherwise, whatever the next answers. Then "¿Una sola persona para todas las
+secciones?" (Yo / Otra persona / Definir por sección). Section by section, the buttons offer
+"Yo", every person already named, and "Otra persona", which asks that person's data (same
+checks as the responsible's). Assignments are kept as
+``profiles[section_code] = "me" | "p<i>" | "none"``.
 """
 
 from __future__ import annotations
@@ -16,11 +19,20 @@ from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Next, Outcome, Step
 from conversations.steps import ask, field_step, plain, put
 
-START = "perfiles_modo"
+START = "justicia"
+MODE = "perfiles_modo"
 # What the profiles part keeps for itself; going back restores it as it was (see Flow).
+# "justicia" is an answer of the request, not bookkeeping: it stays, as the other answers.
 UNDO_KEYS = frozenset({"mode", "people", "profiles", "section_index", "pending"})
 ME, OTHER, BY_SECTION, NONE = "me", "other", "sections", "none"
 NAME_PARTS = ("nombres", "apellidos")
+YES, NO = "yes", "no"
+
+
+def applies(section: Any, data: dict[str, Any]) -> bool:
+    """Whether anyone can be in charge of ``section`` for this entity: a justice-only
+    section needs a "Sí" to the justice-system question (no answer means No aplica)."""
+    return not getattr(section, "justice_only", False) or data.get("justicia") is True
 
 
 def assignments(data: dict[str, Any], sections: Sequence[Any]) -> list[tuple[Any, Any]]:
@@ -30,7 +42,12 @@ def assignments(data: dict[str, Any], sections: Sequence[Any]) -> list[tuple[Any
     result = []
     for section in sections:
         ref = chosen.get(section.code, NONE)
-        if ref == ME:
+        if data.get("justicia") is False and not applies(section, data):
+            # Never "Yo" for Información focalizada outside the justice system, whatever
+            # an earlier pass through the profiles recorded (requests before the question
+            # have no answer and are shown as they were sent).
+            result.append((section, None))
+        elif ref == ME:
             result.append((section, data["resp"]))
         elif ref.startswith("p") and ref[1:].isdigit() and int(ref[1:]) < len(people):
             result.append((section, people[int(ref[1:])]))
@@ -46,18 +63,30 @@ def summary_rows(ctx: Ctx) -> list[dict[str, Any]]:
     ]
 
 
+# ------------------------------------------------------- justice system
+async def answer_justice(ctx: Ctx, event: Inbound) -> Outcome:
+    if event.kind is not Kind.BUTTON or event.text not in (YES, NO):
+        return Again("errors.use_buttons")
+    ctx.data["justicia"] = event.text == YES
+    return Next(MODE)  # the profiles are chosen again: which sections apply may have changed
+
+
+def _every_section(ctx: Ctx, ref: str) -> dict[str, str]:
+    return {s.code: ref if applies(s, ctx.data) else NONE for s in ctx.services.sections}
+
+
 # ---------------------------------------------------------------- mode
 async def answer_mode(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is not Kind.BUTTON or event.text not in (ME, OTHER, BY_SECTION):
         return Again("errors.use_buttons")
     ctx.data.update(mode=event.text, people=[], profiles={}, section_index=0)
     if event.text == ME:
-        ctx.data["profiles"] = {s.code: ME for s in ctx.services.sections}
+        ctx.data["profiles"] = _every_section(ctx, ME)
         return Next("resumen")
     if event.text == OTHER:
         ctx.data["pending"] = {}
         return Next("p_nombres")
-    return Next("perfil_seccion")
+    return _to_section(ctx, 0)
 
 
 # -------------------------------------------------------- section by section
@@ -65,8 +94,21 @@ def _section(ctx: Ctx) -> Any:
     return ctx.services.sections[ctx.data.get("section_index", 0)]
 
 
+def _to_section(ctx: Ctx, index: int) -> Outcome:
+    """The first section from ``index`` on that applies; the ones that do not are No aplica."""
+    sections = ctx.services.sections
+    while index < len(sections) and not applies(sections[index], ctx.data):
+        ctx.data.setdefault("profiles", {})[sections[index].code] = NONE
+        index += 1
+    if index >= len(sections):
+        return Next("resumen")
+    ctx.data["section_index"] = index
+    return Next("perfil_seccion", [])
+
+
 async def ask_section(ctx: Ctx) -> list[Outbound]:
     section = _section(ctx)
+    shown = [s.code for s in ctx.services.sections if applies(s, ctx.data)]
     buttons = [Choice(ME, "btn.me")]
     for i, person in enumerate(ctx.data.get("people", [])):
         names = {"name": _full_name(person), **{k: person.get(k, "") for k in NAME_PARTS}}
@@ -77,8 +119,8 @@ async def ask_section(ctx: Ctx) -> list[Outbound]:
     data = {
         "section": section.name,
         "note": section.note,
-        "i": ctx.data.get("section_index", 0) + 1,
-        "n": len(ctx.services.sections),
+        "i": shown.index(section.code) + 1 if section.code in shown else 1,
+        "n": len(shown),
     }
     return [Outbound("perfiles.seccion", data, rows(*buttons), ctx.progress)]
 
@@ -98,16 +140,11 @@ async def answer_section(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 def _assign(ctx: Ctx, ref: str) -> Outcome:
-    sections = ctx.services.sections
     if ctx.data.get("mode") == OTHER:
-        ctx.data["profiles"] = {s.code: ref for s in sections}
+        ctx.data["profiles"] = _every_section(ctx, ref)
         return Next("resumen")
     ctx.data.setdefault("profiles", {})[_section(ctx).code] = ref
-    following = ctx.data.get("section_index", 0) + 1
-    if following >= len(sections):
-        return Next("resumen")
-    ctx.data["section_index"] = following
-    return Next("perfil_seccion", [])
+    return _to_section(ctx, ctx.data.get("section_index", 0) + 1)
 
 
 # ------------------------------------------------------------ another person
@@ -158,6 +195,14 @@ def _person_step(name: str, validate: Any, field: str, route: Any = _next) -> St
 STEPS: tuple[Step, ...] = (
     Step(
         START,
+        ask(
+            "perfiles.justicia",
+            choices=lambda _ctx: [Choice(YES, "btn.yes"), Choice(NO, "btn.no")],
+        ),
+        answer_justice,
+    ),
+    Step(
+        MODE,
         ask(
             "perfiles.modo",
             choices=lambda _ctx: [

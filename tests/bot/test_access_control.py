@@ -210,7 +210,7 @@ async def test_an_observed_ticket_is_fixed_by_its_owner_only(
     assert await ticket_row(officer_b, B_TICKET) == before
 
     owner = await officer_b.click_data(f"0:n:fix:{B_TICKET}")
-    assert "Paso 10 de 15" in owner[-1].plain  # B is taken to the resolution's number
+    assert "Paso 10 de 16" in owner[-1].plain  # B is taken to the resolution's number
 
 
 # --- through Telegram -------------------------------------------------------------------------

@@ -257,7 +257,7 @@ async def test_hostile_resolution_is_refused_and_asked_again(
     refusal, again = replies
     assert refusal.plain == TEXTS.plain(f"errors.{hostile.refusal}", {})
     assert RESOLUTION_QUESTION in again.plain
-    assert "Paso 13 de 15" in again.plain
+    assert "Paso 13 de 16" in again.plain
     flow, step, data = await frame_data(user)
     assert (flow, step) == ("solicitud", "res_pdf")
     assert "pdf" not in data.get("res", {})
@@ -288,13 +288,14 @@ async def test_resolution_with_a_hostile_name_is_stored_under_its_hash(
     await to_step(user, mailer, "res_pdf")
     before = tree(tmp_path)
     [profiles] = await user.upload(PDF, name=name)
-    assert "Paso 14 de 15" in profiles.plain
+    assert "Paso 14 de 16" in profiles.plain
     new = tree(tmp_path) - before
     assert_only_under(new, settings.data_dir)
     [stored] = stored_files(new, settings.data_dir)
     assert_stored_by_hash(stored, settings.data_dir, PDF)
 
     # The help desk's mail names the resolution after the ticket, never after the sender.
+    await user.click("No")
     await user.click("Yo")
     await user.click("Confirmar y enviar")
     names = [a.get_filename() for a in mailer.sent[-1].iter_attachments()]

@@ -206,6 +206,7 @@ async def test_labels_keep_what_tells_them_apart_and_are_accepted_as_shown(
         await action(ana, mailer)
         if name == "res_pdf":
             break
+    await ana.tap("No")  # not of the justice system
     await ana.tap("Definir por sección")
     await ana.tap("Yo")  # Datos generales
     await ana.tap("Otra persona")
@@ -224,15 +225,15 @@ async def test_labels_keep_what_tells_them_apart_and_are_accepted_as_shown(
         await ana.say(answer)
     await ana.say("lrojas@munisjl.gob.pe")
     [listed] = await ana.say("923456789")
-    assert "*Personal*" in listed.text
+    assert "*Participación ciudadana*" in listed.text
     assert listed.type == "list"  # four choices
     rows = {title: description for _, title, description in listed.rows}
     assert rows["María Fernández"] == "María del Carmen Fernández Quispe"
     assert rows["Luis Alberto Rojas"] == "-"  # fits whole: no description
     [nxt] = await ana.say("María del Carmen Fernández Quispe")  # the whole label typed
-    assert "Contratación de bienes y servicios" in nxt.text
+    assert "*Personal*" in nxt.text
     [nxt] = await ana.say("María Fer…")  # a label typed as a channel cuts it
-    assert "Actividades oficiales" in nxt.text
+    assert "Contratación de bienes y servicios" in nxt.text
     assert refused(graph) == []
 
 
@@ -300,7 +301,7 @@ async def test_a_number_from_abroad_is_asked_to_be_typed(
     assert question.type == "text"  # no "Compartir mi número" again
     assert "Compartir mi número" not in question.text
     [next_step] = await abroad.say("987654321")
-    assert "Paso 10 de 15" in next_step.text
+    assert "Paso 10 de 16" in next_step.text
     assert refused(graph) == []
 
 
@@ -340,7 +341,7 @@ async def test_no_server_path_reaches_whatsapp_and_my_data_names_the_channel(
         replies = await action(ana, mailer)
         if name == "correo":
             [code] = replies
-            assert "Paso 8 de 15" in code.text
+            assert "Paso 8 de 16" in code.text
             assert "Modo local" not in code.text
             assert ".eml" not in code.text
             assert str(settings.data_dir) not in code.text

@@ -124,7 +124,7 @@ async def test_observe_the_resolution_then_the_officer_corrects_it(
     assert (await ticket_row(user))["paused"] == 4
     clock.advance(days=11)  # Mon 14 Dec: the clock was stopped meanwhile
     question = (await user.click("Corregir"))[-1]
-    assert "Paso 10 de 15" in question.plain  # straight to the resolution's number
+    assert "Paso 10 de 16" in question.plain  # straight to the resolution's number
     await user.send("Resolución de Alcaldía N.° 046-2026-MDSJL")
     await user.send("16/10/2026")
     await user.click("Alcalde o alcaldesa")
@@ -174,7 +174,7 @@ async def test_correcting_again_is_refused_once_the_ticket_moved_on(
     await staff.send("El cargo no coincide con la resolución.")
     fix, _ref = user.button("Corregir")
     await user.click("Corregir")
-    assert "Paso 3 de 15" in user.screen.last.plain  # the responsible's names
+    assert "Paso 3 de 16" in user.screen.last.plain  # the responsible's names
     for answer in ("Ana María", "Pérez Ruiz", "45678912", "Gerente Municipal"):
         await user.send(answer)
     await user.send("ana.perez@munisjl.gob.pe")  # the same, proved: no new code

@@ -175,6 +175,7 @@ REQUEST_STEPS: list[tuple[str, Action]] = [
     ("res_fecha", send("15/10/2026")),
     ("res_autoridad", click("Alcalde o alcaldesa")),
     ("res_pdf", upload(PDF)),
+    ("justicia", click("No")),
     ("perfiles_modo", click("Yo")),
 ]
 

@@ -209,3 +209,14 @@ async def test_attending_a_change_tells_which_profiles_changed(
     assert "• Presupuesto: entra Luis Quispe Mamani, en lugar de Ana María Pérez Ruiz" in notice
     assert "• Registro de visitas: entra Luis Quispe Mamani, en lugar de Ana María" in notice
     assert "Los accesos se enviaron" not in notice
+
+
+async def test_focalizada_is_not_offered_outside_the_justice_system(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await attended(user, mailer)  # the request answered "No" to the justice question
+    await user.send("/perfiles")
+    replies = await user.click("Municipalidad de Pérez <Ruiz> & Cía")
+    labels = [b.label for row in replies[-1].buttons for b in row]
+    assert "Participación ciudadana" in labels
+    assert "Información focalizada" not in labels

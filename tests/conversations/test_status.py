@@ -108,7 +108,7 @@ async def test_typed_number_mid_request_keeps_the_draft(
     detail = (await user.send("PTE-2026-000001"))[-1].plain
     assert "Solicitud de accesos" in detail
     replies = await user.click("Menú")
-    assert "Tienes una solicitud de accesos al PTE en curso (paso 2 de 15)" in replies[-1].plain
+    assert "Tienes una solicitud de accesos al PTE en curso (paso 2 de 16)" in replies[-1].plain
 
 
 # ------------------------------------------------------------- issue 16, point 14
