@@ -315,6 +315,31 @@ class TurnServices(DeskServices):
                 entities[ruc] = {"ruc": ruc, "name": name, "ticket": number, "justicia": justice}
         return list(entities.values())
 
+    async def registry_people(self, base: str) -> list[dict[str, str]]:
+        """Everyone named in the registry of an entity this person manages: the responsible
+        and the colleagues of its access request ``base``, and the people its attended
+        profile changes added (to refuse someone else's DNI or mobile)."""
+        row = await self.tx.fetchone(
+            "SELECT entity_id, data FROM tickets WHERE number = ? AND person_id = ?",
+            (base, self.who.person_id),
+        )
+        if row is None:
+            return []
+        entity_id, raw = row
+        request = json.loads(raw)
+        people = [request.get("resp", {}), *request.get("people", [])]
+        changes = await self.tx.fetchall(
+            "SELECT data FROM tickets WHERE entity_id = ? AND type = 'perfiles'"
+            " AND state IN ('Atendido', 'Cerrado') ORDER BY id",
+            (entity_id,),
+        )
+        for (change,) in changes:
+            named = json.loads(change)
+            if named.get("base") == base and named.get("person"):
+                people.append(named["person"])
+        fields = ("nombres", "apellidos", "dni", "phone")
+        return [{f: str(p.get(f, "")) for f in fields} for p in people if p]
+
     async def submit_profile_update(self, data: Mapping[str, Any]) -> Submitted:
         from bot.tickets import open_profile_update
 

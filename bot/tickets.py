@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot import dates, registry, workflow
@@ -175,6 +175,7 @@ async def _request_files(
     files it replaces."""
     people = [data["resp"], *data.get("people", [])]
     flags = [REVIEW_FLAG] if any(p.get("review") for p in people) else []
+    flags += await other_requests(app, tx, data["ruc"], ticket_id)
     sections = app.services.sections
     formato = FormatoData(
         ticket_number=number,
@@ -251,6 +252,28 @@ async def _request_files(
         ticket_id=ticket_id,
     )
     return Document(stored.sha256, formato_name, XLSX)
+
+
+async def other_requests(app: App, tx: Tx, ruc: str, ticket_id: int) -> list[str]:
+    """Alerts naming the RUC's other access requests that are open or were attended ("ya
+    existe PTE-… (Atendido el …)"): a new one is allowed, the desk is told."""
+    found = await tx.fetchall(
+        "SELECT t.number, t.state, t.registered_at, t.attended_at FROM tickets t"
+        " JOIN entities e ON e.id = t.entity_id WHERE e.ruc = ? AND t.type = 'accesos'"
+        " AND t.id != ? AND t.state IN (?, ?, ?, ?, ?) ORDER BY t.id",
+        (ruc, ticket_id, REGISTERED, workflow.IN_PROGRESS, workflow.OBSERVED,
+         workflow.ATTENDED, workflow.CLOSED),
+    )  # fmt: skip
+    alerts = []
+    for number, state, registered, attended in found:
+        data = {
+            "number": number,
+            "state": state,
+            "registered": dates.lima_date(datetime.fromisoformat(registered)),
+            "attended": dates.lima_date(datetime.fromisoformat(attended)) if attended else None,
+        }
+        alerts.append(app.texts.plain("mesa.ya_existe", data))
+    return alerts
 
 
 def authority_text(app: App, res: dict[str, Any]) -> str:

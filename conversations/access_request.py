@@ -177,8 +177,28 @@ async def answer_phone(ctx: Ctx, event: Inbound) -> Outcome:
         return Again("errors.shared_phone_not_peru", {"phone": text})
     if isinstance(result, validators.Invalid):
         return Again(f"errors.{result.code}")
+    taken = _colleague_with(ctx, "phone", result.value)
+    if taken is not None:
+        return Again("errors.phone_colleague", {"name": profiles.full_name(taken)})
     ctx.data.setdefault("resp", {})["phone"] = result.value
     return route(ctx, "celular")
+
+
+# ------------------------------------------ the responsible is not a colleague
+def _colleague_with(ctx: Ctx, field: str, value: str) -> dict[str, Any] | None:
+    """A colleague already named with this DNI or mobile (when the responsible corrects
+    their own data after naming colleagues)."""
+    for ref, person in profiles.named(ctx):
+        if ref != profiles.ME and person.get(field) == value:
+            return person
+    return None
+
+
+async def _refuse_dni(ctx: Ctx, dni: str) -> Outcome | None:
+    taken = _colleague_with(ctx, "dni", dni)
+    if taken is None:
+        return None
+    return Again("errors.dni_colleague", {"name": profiles.full_name(taken)})
 
 
 # ------------------------------------------------------------- resolution
@@ -431,7 +451,14 @@ FLOW = Flow(
             put("resp", "apellidos"),
             route,
         ),
-        field_step("dni", "solicitud.dni", plain(validators.dni), put("resp", "dni"), route),
+        field_step(
+            "dni",
+            "solicitud.dni",
+            plain(validators.dni),
+            put("resp", "dni"),
+            route,
+            refuse=_refuse_dni,
+        ),
         field_step(
             "cargo", "solicitud.cargo", plain(validators.name), put("resp", "cargo"), route
         ),

@@ -23,7 +23,9 @@ START = "justicia"
 MODE = "perfiles_modo"
 # What the profiles part keeps for itself; going back restores it as it was (see Flow).
 # "justicia" is an answer of the request, not bookkeeping: it stays, as the other answers.
-UNDO_KEYS = frozenset({"mode", "people", "profiles", "section_index", "pending"})
+# "twin": whom a refused DNI belongs to, offered as a button while that DNI is asked.
+TWIN = "twin"
+UNDO_KEYS = frozenset({"mode", "people", "profiles", "section_index", "pending", TWIN})
 ME, OTHER, BY_SECTION, NONE = "me", "other", "sections", "none"
 NAME_PARTS = ("nombres", "apellidos")
 YES, NO = "yes", "no"
@@ -84,7 +86,7 @@ async def answer_mode(ctx: Ctx, event: Inbound) -> Outcome:
         ctx.data["profiles"] = _every_section(ctx, ME)
         return Next("resumen")
     if event.text == OTHER:
-        ctx.data["pending"] = {}
+        _new_person(ctx)
         return Next("p_nombres")
     return _to_section(ctx, 0)
 
@@ -111,7 +113,7 @@ async def ask_section(ctx: Ctx) -> list[Outbound]:
     shown = [s.code for s in ctx.services.sections if applies(s, ctx.data)]
     buttons = [Choice(ME, "btn.me")]
     for i, person in enumerate(ctx.data.get("people", [])):
-        names = {"name": _full_name(person), **{k: person.get(k, "") for k in NAME_PARTS}}
+        names = {"name": full_name(person), **{k: person.get(k, "") for k in NAME_PARTS}}
         buttons.append(Choice(f"p{i}", "btn.person", names))  # its short form for buttons
     buttons.append(Choice(OTHER, "btn.other_person"))
     if section.note:
@@ -131,7 +133,7 @@ async def answer_section(ctx: Ctx, event: Inbound) -> Outcome:
     choice = event.text
     people = ctx.data.get("people", [])
     if choice == OTHER:
-        ctx.data["pending"] = {}
+        _new_person(ctx)
         return Next("p_nombres")
     valid = {ME, NONE} | {f"p{i}" for i in range(len(people))}
     if choice not in valid or (choice == NONE and not _section(ctx).note):
@@ -181,14 +183,69 @@ def _finish_person(ctx: Ctx, _name: str) -> Outcome:
     return _assign(ctx, f"p{len(people) - 1}")
 
 
-def _full_name(person: dict[str, Any]) -> str:
+def full_name(person: dict[str, Any]) -> str:
     return f"{person.get('nombres', '')} {person.get('apellidos', '')}".strip()
 
 
-def _person_step(name: str, validate: Any, field: str, route: Any = _next) -> Step:
+def _new_person(ctx: Ctx) -> None:
+    ctx.data["pending"] = {}
+    ctx.data.pop(TWIN, None)
+
+
+# -------------------------------------------- one person, one DNI, one mobile
+def named(ctx: Ctx) -> list[tuple[str, dict[str, Any]]]:
+    """Everyone already in the request, as (reference, data): the responsible, colleagues."""
+    found = [(ME, ctx.data["resp"])] if ctx.data.get("resp") else []
+    found += [(f"p{i}", person) for i, person in enumerate(ctx.data.get("people", []))]
+    return found
+
+
+async def _refuse_dni(ctx: Ctx, dni: str) -> Outcome | None:
+    """A colleague's DNI that is the responsible's or another colleague's: the same person
+    typed twice (offered as a button) or a typo; either way not a new person."""
+    ctx.data.pop(TWIN, None)
+    for ref, person in named(ctx):
+        if person.get("dni") == dni:
+            ctx.data[TWIN] = ref
+            if ref == ME:
+                return Again("errors.dni_is_yours")
+            return Again("errors.dni_taken", {"name": full_name(person)})
+    return None
+
+
+def _twin_choice(ctx: Ctx) -> list[Choice]:
+    people = dict(named(ctx))
+    ref = ctx.data.get(TWIN)
+    if ref == ME:
+        return [Choice(ME, "btn.me")]
+    if isinstance(ref, str) and ref in people:
+        return [Choice(ref, "btn.person", {"name": full_name(people[ref])})]
+    return []
+
+
+def _take_twin(ctx: Ctx, choice: str) -> Outcome:
+    """The person whose DNI was typed, chosen instead of naming them again."""
+    if choice != ctx.data.get(TWIN) or not _twin_choice(ctx):
+        return Again("errors.use_buttons")
+    ctx.data.pop(TWIN, None)
+    ctx.data.pop("pending", None)
+    return _assign(ctx, choice)
+
+
+async def _refuse_phone(ctx: Ctx, phone: str) -> Outcome | None:
+    person = full_name(ctx.data.get("pending", {}))
+    for ref, other in named(ctx):
+        if other.get("phone") == phone:
+            if ref == ME:
+                return Again("errors.phone_is_yours", {"person": person})
+            return Again("errors.phone_taken", {"name": full_name(other), "person": person})
+    return None
+
+
+def _person_step(name: str, validate: Any, field: str, route: Any = _next, **more: Any) -> Step:
     return field_step(
         f"p_{name}", f"perfiles.{name}", plain(validate), put("pending", field), route,
-        counted=False,
+        counted=False, **more,
     )  # fmt: skip
 
 
@@ -217,7 +274,15 @@ STEPS: tuple[Step, ...] = (
     Step("perfil_seccion", ask_section, answer_section, counted=False, repeats=True),
     _person_step("nombres", validators.person_name, "nombres"),
     _person_step("apellidos", validators.person_name, "apellidos"),
-    _person_step("dni", validators.dni, "dni"),
+    # The same DNI as someone already named is refused, offering that person instead.
+    _person_step(
+        "dni",
+        validators.dni,
+        "dni",
+        refuse=_refuse_dni,
+        choices=_twin_choice,
+        on_choice=_take_twin,
+    ),
     _person_step("cargo", validators.name, "cargo"),
     field_step(
         "p_correo",
@@ -228,5 +293,5 @@ STEPS: tuple[Step, ...] = (
         counted=False,
         current=_pending_email,
     ),
-    _person_step("celular", validators.mobile, "phone", _finish_person),
+    _person_step("celular", validators.mobile, "phone", _finish_person, refuse=_refuse_phone),
 )

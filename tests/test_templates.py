@@ -189,6 +189,8 @@ SAMPLES: dict[str, Any] = {
         "taken": True,
     },
     "done": False,
+    "registered": date(2026, 12, 2),
+    "attended": date(2026, 12, 3),
 }
 SAMPLES["review"] = [{"email": "ana@consultora.pe", "name": NASTY}]
 SAMPLES["changes"] = [

@@ -7,6 +7,7 @@ import json
 import re
 import struct
 import zlib
+from typing import Any
 
 import openpyxl
 import pytest
@@ -420,6 +421,157 @@ async def test_corregir_perfiles_asks_the_justice_question_again(
     data = json.loads(raw)
     assert data["justicia"] is False
     assert data["profiles"]["focalizada"] == "none"
+
+
+LUIS = ("Luis", "Quispe Mamani", "87654321", "Analista", "lquispe@munisjl.gob.pe", "912345678")
+
+
+async def test_a_colleague_with_the_responsibles_dni_is_refused_and_yo_offered(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "perfiles_modo")
+    await user.click("Otra persona")
+    await user.send("Ana")
+    await user.send("Pérez Ruiz")
+    replies = await user.send("45 678 912")  # the responsible's DNI, spaced
+    assert "Ese DNI es el tuyo" in replies[0].plain
+    assert "¿Cuál es su DNI?" in replies[-1].plain  # the question, again
+    assert [b.label for row in replies[-1].buttons for b in row] == ["Yo"]
+    summary = (await user.click("Yo"))[-1].plain
+    assert "Revisa tu solicitud" in summary
+    assert "Datos generales: tú" in summary
+    frame = await stored_frame(user)
+    assert frame["data"]["people"] == []
+
+
+async def test_a_colleague_named_twice_by_dni_is_refused_and_offered(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "perfiles_modo")
+    await user.click("Definir por sección")
+    await user.click("Otra persona")  # Datos generales
+    for answer in LUIS:
+        await user.send(answer)
+    await user.click("Otra persona")  # Planeamiento
+    await user.send("Luis Alberto")
+    await user.send("Quispe")
+    replies = await user.send("87654321")
+    assert "Ese DNI es de Luis Quispe Mamani, a quien ya registraste" in replies[0].plain
+    assert "¿Cuál es su DNI?" in replies[-1].plain
+    replies = await user.click("Luis Quispe Mamani")
+    assert "Presupuesto" in replies[-1].plain  # Planeamiento went to Luis; next section
+    frame = await stored_frame(user)
+    assert len(frame["data"]["people"]) == 1
+    assert frame["data"]["profiles"]["planeamiento"] == "p0"
+
+
+@pytest.mark.parametrize(
+    ("phone", "complaint"),
+    [
+        ("+51 987 654 321", "Ese celular es el tuyo"),
+        ("912-345-678", "Ese celular es de Luis Quispe Mamani, a quien ya registraste"),
+    ],
+)
+async def test_a_colleague_with_a_mobile_already_given_is_refused(
+    user: Driver, mailer: MemoryMailer, phone: str, complaint: str
+) -> None:
+    await to_step(user, mailer, "perfiles_modo")
+    await user.click("Definir por sección")
+    await user.click("Otra persona")
+    for answer in LUIS:
+        await user.send(answer)
+    await user.click("Otra persona")
+    for answer in ("Rosa", "Huamán Torres", "42345678", "Asistente", "rosa@munisjl.gob.pe"):
+        await user.send(answer)
+    replies = await user.send(phone)
+    assert complaint in replies[0].plain
+    assert "escribe el de Rosa Huamán Torres" in replies[0].plain
+    assert "¿Cuál es su celular?" in replies[-1].plain
+    replies = await user.send("923456789")
+    assert "Presupuesto" in replies[-1].plain
+    frame = await stored_frame(user)
+    assert [p["phone"] for p in frame["data"]["people"]] == ["+51912345678", "+51923456789"]
+
+
+async def test_the_responsible_cannot_take_a_colleagues_dni_or_mobile(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "perfiles_modo")
+    await user.click("Otra persona")
+    for answer in LUIS:
+        await user.send(answer)
+    await user.click("Corregir")
+    await user.click("Tus datos")
+    await user.click("DNI")
+    replies = await user.send("87654321")
+    assert "Ese DNI es de Luis Quispe Mamani, a quien registraste" in replies[0].plain
+    assert "¿Cuál es tu DNI?" in replies[-1].plain
+    assert "Revisa tu solicitud" in (await user.click("Mantener"))[-1].plain  # dni kept
+    await user.click("Corregir")
+    await user.click("Tus datos")
+    await user.click("Celular")
+    replies = await user.send("912345678")
+    assert "Ese celular es de Luis Quispe Mamani" in replies[0].plain
+    assert "celular" in replies[-1].plain.lower()  # asked again
+
+
+async def test_a_second_request_for_the_same_ruc_is_allowed_and_the_desk_told(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    from bot import workflow
+    from tests.conversations.test_desk import staff_member
+
+    await to_step(user, mailer, "resumen")
+    await user.click("Confirmar y enviar")  # PTE-2026-000001, Wednesday 2 Dec
+    clock.advance(days=1)
+    async with user.app.store.transaction(clock.now()) as tx:
+        for state in (workflow.IN_PROGRESS, workflow.ATTENDED):
+            await workflow.change_state(user.app, tx, "PTE-2026-000001", state, "staff:test:1")
+    other = await user.peer("1002")  # another officer of the same entity
+    await to_step(other, mailer, "resumen")
+    replies = await other.click("Confirmar y enviar")
+    assert "Solicitud registrada: PTE-2026-000002" in replies[0].plain
+    body = mailer.sent[-1].get_body().get_content()
+    assert "ya existe PTE-2026-000001 (Atendido el 03/12/2026)" in body
+    staff = await staff_member(user)
+    card = (await staff.send("/ticket PTE-2026-000002"))[-1].plain
+    assert "ya existe PTE-2026-000001 (Atendido el 03/12/2026)" in card
+    # A third one while the second is open: both are named.
+    await to_step(other, mailer, "resumen")
+    await other.click("Confirmar y enviar")
+    body = mailer.sent[-1].get_body().get_content()
+    assert "ya existe PTE-2026-000001 (Atendido el 03/12/2026)" in body
+    assert "ya existe PTE-2026-000002 (Registrado, registrado el 03/12/2026)" in body
+    # The first one's card says nothing of later ones: only requests are checked as sent.
+    card = (await staff.send("/ticket PTE-2026-000001"))[-1].plain
+    assert "ya existe" not in card
+
+
+async def test_a_cancelled_request_is_not_an_existing_one(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    from bot import workflow
+
+    await to_step(user, mailer, "resumen")
+    await user.click("Confirmar y enviar")
+    async with user.app.store.transaction(user.app.clock.now()) as tx:
+        await workflow.change_state(user.app, tx, "PTE-2026-000001", workflow.CANCELLED, "officer")
+    await to_step(user, mailer, "resumen")
+    await user.click("Confirmar y enviar")
+    assert "ya existe" not in mailer.sent[-1].get_body().get_content()
+
+
+async def stored_frame(user: Driver) -> dict[str, Any]:
+    async with user.app.store.reading() as conn:
+        rows = list(
+            await conn.execute_fetchall(
+                "SELECT c.state FROM conversations c"
+                " JOIN chat_identities i ON i.id = c.identity_id WHERE i.external_id = ?",
+                (user.chat_id,),
+            )
+        )
+    frame: dict[str, Any] = json.loads(rows[0][0])["frame"]
+    return frame
 
 
 async def test_double_confirmation_opens_one_ticket(user: Driver, mailer: MemoryMailer) -> None:
