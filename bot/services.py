@@ -190,6 +190,30 @@ class TurnServices(DeskServices):
         left = CODE_MAX_TRIES - tries - 1
         return ("wrong" if left else "locked"), left
 
+    async def email_proved(self, email: str) -> bool:
+        """Whether this person already confirmed a code sent to ``email`` (in any flow)."""
+        row = await self.tx.fetchone(
+            "SELECT 1 FROM verification_codes"
+            " WHERE person_id = ? AND email = ? AND confirmed_at IS NOT NULL LIMIT 1",
+            (self.who.person_id, email),
+        )
+        return row is not None
+
+    async def my_contact(self) -> dict[str, Any] | None:
+        """Who this person said they are in their latest ticket that says it (an access
+        request's responsible, or who asked a consulta), to offer "¿Sigues siendo …?"."""
+        found = await self.tx.fetchall(
+            "SELECT data FROM tickets WHERE person_id = ? AND type IN ('accesos', 'consulta')"
+            " ORDER BY id DESC LIMIT 5",
+            (self.who.person_id,),
+        )
+        wanted = ("nombres", "apellidos", "cargo", "email", "phone")
+        for (raw,) in found:
+            resp = json.loads(raw).get("resp")
+            if isinstance(resp, dict) and all(resp.get(field) for field in wanted):
+                return resp
+        return None
+
     # --------------------------------------------------------------- status
     async def my_tickets(self, limit: int = 10) -> list[dict[str, str]]:
         found = await self.tx.fetchall(

@@ -193,6 +193,23 @@ async def test_unusual_domain_is_accepted_and_flagged(user: Driver, mailer: Memo
     assert "Jefa de Tecnologías de la Información · ana@munisjl.com.pe · +51987654321" in card
 
 
+async def test_an_address_this_person_already_proved_needs_no_new_code(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "resumen")
+    await user.click("Confirmar y enviar")
+    mails = len(mailer.sent)
+    await user.send("/solicitar")
+    for answer in (RUC, ENTITY, "Ana María", "Pérez Ruiz", "45678912", "Jefa de TI"):
+        await user.send(answer)
+    replies = await user.send("ana.perez@munisjl.gob.pe")
+    assert "¿Cuál es tu celular?" in replies[-1].plain  # no code asked
+    assert len(mailer.sent) == mails  # and none sent
+    await user.send("/atras")
+    replies = await user.send("ana@munisjl.gob.pe")  # another address: proved anew
+    assert "Te envié un código de 6 dígitos a ana@munisjl.gob.pe" in replies[-1].plain
+
+
 async def test_wrong_code_counts_down_then_locks(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "codigo")
     good = mailer.last_code()
