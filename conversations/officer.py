@@ -112,7 +112,10 @@ def contact_steps(
         event = ctx.event
         share = event is None or event.kind is not Kind.CONTACT or not event.phone
         return await ask(
-            "solicitud.celular", lambda _ctx: {"share": share}, request_contact=share, current=phone
+            "solicitud.celular",
+            lambda _ctx: {"share": share},
+            request_contact=share,
+            current=phone,
         )(ctx)
 
     async def answer_phone(ctx: Ctx, event: Inbound) -> Outcome:
