@@ -286,6 +286,9 @@ async def open_consultation(app: App, tx: Tx, who: Who, data: dict[str, Any]) ->
     from bot.services import Submitted
 
     number, ticket_id, due = await create_ticket(app, tx, who, "consulta", data)
+    resp = data["resp"]
+    flags = [REVIEW_FLAG] if resp.get("review") else []
+    await tx.execute("UPDATE tickets SET flags = ? WHERE id = ?", (json.dumps(flags), ticket_id))
     attachments = []
     listed = []  # each file's name in the mail, with the words the officer sent with it
     for index, file in enumerate(data.get("files", []), start=1):
@@ -309,13 +312,15 @@ async def open_consultation(app: App, tx: Tx, who: Who, data: dict[str, Any]) ->
             "count": len(attachments),
             "files": listed,
             "due": due,
+            "resp": resp,
+            "review": review_addresses([resp]),
         },
     )
     await app.mail.enqueue(
         tx,
         kind="consulta",
         to=[app.settings.helpdesk_email],
-        cc=[],
+        cc=[resp["email"]],
         subject=app.texts.plain(
             "mail.consulta_subject", {"entity": data["entity_name"], "number": number}
         ),

@@ -12,6 +12,7 @@ Services used: ``email_proved(email)``, ``send_code(email)``, ``check_code(email
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from conversations import validators
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
@@ -144,3 +145,9 @@ def contact_steps(
         Step(CODE, ask_code, answer_code),
         Step(PHONE, ask_phone, answer_phone),
     )
+
+
+def contact_of(resp: dict[str, Any]) -> dict[str, Any]:
+    """What a person's earlier ``resp`` says of them, to reuse after "¿Sigues siendo …?"."""
+    fields = ("nombres", "apellidos", "dni", "cargo", "email", "review", "phone")
+    return {field: resp[field] for field in fields if field in resp}

@@ -189,6 +189,7 @@ SAMPLES: dict[str, Any] = {
         "taken": True,
     },
     "done": False,
+    "known": PERSON,
     "registered": date(2026, 12, 2),
     "attended": date(2026, 12, 3),
 }

@@ -33,7 +33,7 @@ from bot.texts import Texts
 from conversations.state import State
 from tests.bot.conftest import Starter
 from tests.conversations.test_access_request import PDF, make_pdf, tiny_png, to_step
-from tests.conversations.test_consultation import DESCRIPTION, to_attachments
+from tests.conversations.test_consultation import DESCRIPTION, to_attachments, who_asks
 from tests.driver import Driver, MemoryMailer
 from tests.fakes.telegram_api import FakeBotAPI, FakeUser
 
@@ -311,7 +311,7 @@ async def test_resolution_with_a_hostile_name_is_stored_under_its_hash(
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=[h.id for h in HOSTILE])
 async def test_hostile_attachment_is_refused_and_not_counted(
-    hostile: Hostile, user: Driver, tmp_path: Path, settings: Settings
+    hostile: Hostile, user: Driver, mailer: MemoryMailer, tmp_path: Path, settings: Settings
 ) -> None:
     await to_attachments(user)
     before = tree(tmp_path)
@@ -329,7 +329,8 @@ async def test_hostile_attachment_is_refused_and_not_counted(
     new = tree(tmp_path) - before
     assert_only_under(new, settings.data_dir)
     assert stored_files(new, settings.data_dir) == []
-    summary = (await user.click("Listo"))[-1].plain
+    await user.click("Listo")
+    summary = (await who_asks(user, mailer))[-1].plain
     assert "Adjuntos: 0" in summary
 
 
@@ -356,6 +357,7 @@ async def test_attachment_with_a_hostile_name_is_stored_under_its_hash(
     [stored] = stored_files(new, settings.data_dir)
     assert_stored_by_hash(stored, settings.data_dir, png)
     await user.click("Listo")
+    await who_asks(user, mailer)
     await user.click("Confirmar y enviar")
     names = [a.get_filename() for a in mailer.sent[-1].iter_attachments()]
     assert names == ["Adjunto_01_PTE-2026-000001.png"]
