@@ -228,7 +228,7 @@ async def _request_files(
             "resp": data["resp"],
             "res": data["res"],
             "authority": authority_text(app, data["res"]),
-            "justicia": data.get("justicia") is True,
+            "justicia": data.get("justicia"),  # None: a request sent before the question
             "rows": [{"section": s.name, "person": p} for s, p in assignments(data, sections)],
             "due": due,
             "flags": [f for f in flags if f != REVIEW_FLAG],  # the addresses say it

@@ -33,6 +33,7 @@ CONSULTATION_KEYS = (
     "ruc", "entity_name", "section", "section_name", "description", "files", "resp",
 )  # fmt: skip
 KNOWN_RESP = "known_resp"  # screen: who this person said they were last time
+WHO_ASKS = ("nombres", "apellidos", "cargo", "email", "phone")  # all needed to send it
 
 
 # ----------------------------------------------------------------- entity
@@ -212,7 +213,7 @@ async def ask_summary(ctx: Ctx) -> list[Outbound]:
         "section": ctx.data["section_name"],
         "description": ctx.data["description"],
         "files": _files(ctx),
-        "resp": ctx.data["resp"],
+        "resp": ctx.data.get("resp") or {},  # a draft from before who asks was asked: none
     }
     buttons = rows(Choice(CONFIRM, "btn.confirm_send"), Choice(CORRECT, "btn.correct"))
     return [Outbound("consulta.resumen", data, buttons, ctx.progress)]
@@ -222,6 +223,9 @@ async def answer_summary(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is Kind.BUTTON and event.text == CORRECT:
         return Next("corregir")
     if event.kind is Kind.BUTTON and event.text == CONFIRM:
+        resp = ctx.data.get("resp") or {}
+        if not all(resp.get(field) for field in WHO_ASKS) or not resp.get("verified"):
+            return await _to_who(ctx)  # a draft older than the question of who asks
         submitted = await ctx.services.submit_consultation(
             {key: ctx.data[key] for key in CONSULTATION_KEYS if key in ctx.data}
         )

@@ -437,3 +437,13 @@ def test_the_password_warning_follows_what_the_channel_can_do() -> None:
 def test_templates_choose_by_capability_not_by_channel_name() -> None:
     for key, source in TEXTS.sources.items():
         assert not re.search(r"channel\s*==|canal\s*==", source), key
+
+
+def test_replies_queued_before_who_asks_and_the_justice_question_still_render() -> None:
+    """Outbox rows outlive a deploy: a summary or a confirmation without the new data."""
+    request = {k: v for k, v in sample_for("solicitud.resumen").items() if k != "justicia"}
+    assert "Sistema de justicia" not in TEXTS.plain("solicitud.resumen", request)
+    consulta = {k: v for k, v in sample_for("consulta.resumen").items() if k != "resp"}
+    assert "Consulta de" not in TEXTS.plain("consulta.resumen", consulta)
+    done = {k: v for k, v in sample_for("consulta.registrada").items() if k != "email"}
+    assert "Te avisaré aquí" in TEXTS.plain("consulta.registrada", done)

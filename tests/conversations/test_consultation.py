@@ -266,3 +266,23 @@ async def test_corregir_tus_datos_comes_back_to_the_summary(
     await user.click("Adjuntos")
     summary = (await user.click("Listo"))[-1].plain
     assert "Revisa tu consulta" in summary
+
+
+async def test_a_draft_from_before_who_asks_was_asked_asks_it_on_confirming(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_attachments(user)
+    await user.click("Listo")
+    await who_asks(user, mailer)
+    async with user.app.store.reading() as conn:  # as a draft saved by the previous release
+        (raw,) = next(iter(await conn.execute_fetchall("SELECT state FROM conversations")))
+        state = json.loads(raw)
+        del state["frame"]["data"]["resp"]
+        await conn.execute("UPDATE conversations SET state = ?", (json.dumps(state),))
+    summary = (await user.send("/start"))[-1].plain
+    assert "Revisa tu consulta" in summary
+    assert "Consulta de" not in summary
+    replies = await user.click("Confirmar y enviar")
+    assert "¿Sigues siendo Rosa Huamán Torres" not in replies[-1].plain  # no ticket yet
+    assert "¿Cuáles son tus nombres?" in replies[-1].plain
+    assert await count_rows(user, "tickets") == 0
