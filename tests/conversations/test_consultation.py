@@ -6,7 +6,10 @@ import io
 import json
 import zipfile
 
+import pytest
+
 from bot.payload import Rendered
+from tests.conftest import AppFactory
 from tests.conversations.test_access_request import PDF, count_rows, make_pdf, tiny_png, to_step
 from tests.driver import Driver, MemoryMailer
 
@@ -286,3 +289,50 @@ async def test_a_draft_from_before_who_asks_was_asked_asks_it_on_confirming(
     assert "¿Sigues siendo Rosa Huamán Torres" not in replies[-1].plain  # no ticket yet
     assert "¿Cuáles son tus nombres?" in replies[-1].plain
     assert await count_rows(user, "tickets") == 0
+
+
+@pytest.mark.parametrize("stop_at", ["quien", "nombres", "codigo", "celular"])
+async def test_a_restart_in_who_asks_resumes_at_the_open_question(
+    make_app: AppFactory, mailer: MemoryMailer, stop_at: str
+) -> None:
+    """Who asks is part of the draft: a restart between its questions loses nothing, and
+    the consulta then goes out with who asks in Cc."""
+    app = await make_app()
+    user = Driver(app)
+    await user.start()
+    if stop_at == "quien":  # someone an earlier ticket names
+        await to_step(user, mailer, "resumen")
+        await user.click("Confirmar y enviar")
+        await consulta_until_who(user)
+    else:
+        await to_attachments(user)
+        await user.click("Listo")
+        answers = {"nombres": 0, "codigo": 4, "celular": 4}[stop_at]
+        for answer in OFFICER[:answers]:
+            await user.send(answer)
+        if stop_at == "celular":
+            await user.send(mailer.last_code())
+    question = user.screen.last.plain
+    await user.stop()
+    await app.close()
+
+    again = Driver(await make_app())
+    await again.start()
+    replies = await again.send("/start")
+    assert replies[-1].plain == question
+    if stop_at == "quien":
+        await again.click("Sí")
+        email = "ana.perez@munisjl.gob.pe"
+    else:
+        for answer in OFFICER[: 4 - {"nombres": 0, "codigo": 4, "celular": 4}[stop_at]]:
+            await again.send(answer)
+        if stop_at != "celular":
+            await again.send(mailer.last_code())
+        await again.send("912 345 678")
+        email = "rosa@munisjl.gob.pe"
+    assert "Revisa tu consulta" in again.screen.last.plain
+    await again.click("Confirmar y enviar")
+    mail = mailer.sent[-1]
+    assert "Consulta PTE" in str(mail["Subject"])
+    assert mail["Cc"] == email
+    await again.stop()
