@@ -219,7 +219,9 @@ def _twin_choice(ctx: Ctx) -> list[Choice]:
     if ref == ME:
         return [Choice(ME, "btn.me")]
     if isinstance(ref, str) and ref in people:
-        return [Choice(ref, "btn.person", {"name": full_name(people[ref])})]
+        person = people[ref]
+        names = {"name": full_name(person), **{k: person.get(k, "") for k in NAME_PARTS}}
+        return [Choice(ref, "btn.person", names)]  # its short form for narrow buttons
     return []
 
 
