@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from tests.conftest import AppFactory
 from tests.conversations.test_access_request import ENTITY, RUC, count_rows, make_pdf, to_step
-from tests.conversations.test_consultation import to_attachments
+from tests.conversations.test_consultation import to_attachments, who_asks
 from tests.driver import Driver, FakeClock, MemoryMailer
 
 NUMBER = "PTE-2026-000001"
@@ -445,9 +445,10 @@ async def test_subsanacion_mail_names_what_changed_and_what_stayed(
 
 
 # ------------------------------------------------------------- issue 16, point 2
-async def consulta_taken(user: Driver) -> Driver:
+async def consulta_taken(user: Driver, mailer: MemoryMailer) -> Driver:
     await to_attachments(user)
     await user.click("Listo")
+    await who_asks(user, mailer)
     await user.click("Confirmar y enviar")
     staff = await staff_member(user)
     await staff.send(f"/ticket {NUMBER}")
@@ -455,8 +456,10 @@ async def consulta_taken(user: Driver) -> Driver:
     return staff
 
 
-async def test_a_consulta_is_attended_with_its_answer_read_in_the_chat(user: Driver) -> None:
-    staff = await consulta_taken(user)
+async def test_a_consulta_is_attended_with_its_answer_read_in_the_chat(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    staff = await consulta_taken(user, mailer)
     prompt = (await staff.click("Atender"))[-1]
     assert "Escribe la respuesta a la consulta" in prompt.plain
     assert "accesos" not in prompt.plain

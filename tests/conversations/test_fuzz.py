@@ -378,7 +378,7 @@ def _scenarios() -> Iterator[Scenario]:
     known = [
         *REGISTERED,
         click("Hacer una consulta"),
-        click(ENTITY),
+        click("Sí, esa entidad"),
         click("Presupuesto"),
         send("No puedo publicar el presupuesto: el portal muestra un error."),
         click("Listo"),
