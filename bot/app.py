@@ -2,7 +2,7 @@
 
 ``App.process(event)`` runs the engine inside ONE transaction that records the event id,
 saves the conversation, applies the flow's effects and writes the replies to the outbox.
-Replies are delivered only from committed outbox rows (see :mod:`bot.outbox`).
+Replies are delivered only from committed outbox rows (see :mod:`bot.delivery.outbox`).
 """
 
 from __future__ import annotations
@@ -15,23 +15,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from bot import files
-from bot.calendar import BusinessCalendar
-from bot.erasure import AfterCommit, erase
-from bot.files import FileStore
-from bot.mail import EmlMailer, Mailer, SmtpMailer
-from bot.mailer import MailOutbox
+from bot.delivery.mail_outbox import MailOutbox
+from bot.delivery.payload import encode
+from bot.domain import files
+from bot.domain.calendar import BusinessCalendar
+from bot.domain.erasure import AfterCommit, erase
+from bot.domain.files import FileStore
+from bot.domain.tickets import add_file
+from bot.mail.smtp import EmlMailer, Mailer, SmtpMailer
 from bot.modes import secure_data_dir
-from bot.payload import encode
 from bot.services import Services, TurnServices, Who
 from bot.settings import Settings
-from bot.store import ChatRecord, OutboxRow, Store, Tx
+from bot.store.database import ChatRecord, OutboxRow, Store, Tx
 from bot.texts import Texts
-from bot.tickets import add_file
 from conversations.catalog import all_flows
 from conversations.engine import Engine, Intents
 from conversations.events import Inbound, Outbound
 from conversations.flow import Effect, ForgetMe, Person, RecordConsent
+from conversations.ports import Ports
 from conversations.state import State
 from conversations.text import IntentMatcher, normalize
 
@@ -85,7 +86,7 @@ class App:
                     event.channel,
                     event.event_id,
                     event.chat_id,
-                    self.engine.services.notice_version,
+                    self.services.notice_version,
                 )
                 if chat is None:
                     log.info("update %s:%s seen before; ignored", event.channel, event.event_id)
@@ -108,7 +109,7 @@ class App:
                     person.is_staff,
                     local=event.local,
                 )
-                services = TurnServices(self, tx, who)
+                services: Ports = TurnServices(self, tx, who)
                 reply = await self.engine.handle(state, event, person, now, services)
                 for effect in reply.effects:
                     await self._apply(tx, chat, event, effect, after_commit)

@@ -99,7 +99,7 @@ async def _staff(settings: Settings, args: argparse.Namespace) -> None:
 
 async def _run(settings: Settings) -> None:
     from bot.channels.telegram import TelegramChannel, run_polling
-    from bot.mail_inbound import start_mail_reader
+    from bot.mail.inbound import start_mail_reader
 
     settings.require("TELEGRAM_BOT_TOKEN")
     app = await create_app(settings)
@@ -119,7 +119,7 @@ async def _run(settings: Settings) -> None:
 
 
 async def _serve(settings: Settings) -> None:
-    from bot.server import serve
+    from bot.channels.server import serve
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -144,23 +144,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_staff(settings, args))
         elif args.command == "bench":
             if args.soak:
-                from bot.soak import run_soak
+                from bot.bench.soak import run_soak
 
                 return run_soak(args)
             if args.edge:
-                from bot.edge_bench import main as edge_main
+                from bot.bench.edge import main as edge_main
 
                 return edge_main(args)
             if args.growth is not None:
-                from bot.growth_bench import main as growth_main
+                from bot.bench.growth import main as growth_main
 
                 return growth_main(args)
 
             if args.burst is not None:
-                from bot.burst import main as burst_main
+                from bot.bench.burst import main as burst_main
 
                 return burst_main(settings, args)
-            from bot.bench import main as bench_main
+            from bot.bench.throughput import main as bench_main
 
             return bench_main(settings, args)
     except ConfigError as error:

@@ -1,5 +1,5 @@
 """Scheduled work, idempotent across restarts: reminders that go out once, and purges
-(orphan files here; everything with a retention period in :mod:`bot.retention`).
+(orphan files here; everything with a retention period in :mod:`bot.store.retention`).
 
 ``remind_drafts`` tells an officer whose request draft has been silent for 25 days that it
 expires in 5. The reminder is an outbox row written in the same transaction that marks the
@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.payload import encode
-from bot.store import OutboxRow, iso
+from bot.delivery.payload import encode
+from bot.store.database import OutboxRow, iso
 from conversations.engine import DRAFT_LIFETIME
 from conversations.events import Outbound
 from conversations.state import State
@@ -117,8 +117,8 @@ def unrecorded_files(root: Path, recorded: set[str], older_than: float) -> list[
 
 async def run_all(app: App, now: datetime) -> list[OutboxRow]:
     """Every scheduled job, each in its own transaction; the rows they queued."""
-    from bot.desk_jobs import run_desk_jobs
-    from bot.retention import purge
+    from bot.desk.jobs import run_desk_jobs
+    from bot.store.retention import purge
 
     queued = await remind_drafts(app, now)
     queued += await run_desk_jobs(app, now)

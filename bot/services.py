@@ -1,7 +1,9 @@
 """What flows may ask of the application during one event, bound to that event's transaction.
 
 Everything a service writes (a verification code, a ticket, a mail to send) commits together
-with the conversation state and the replies, or not at all.
+with the conversation state and the replies, or not at all. :class:`TurnServices` implements
+the ports of :mod:`conversations.ports` (mypy checks it where ``App.process`` hands it to the
+engine).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot import dates, desk
-from bot.desk_services import DeskServices
-from bot.store import Tx, iso
+from bot.desk import card as desk
+from bot.desk.services import DeskServices
+from bot.domain import dates
+from bot.store.database import Tx, iso
 from bot.texts import Section
 from conversations.events import Document
 
@@ -95,8 +98,8 @@ class TurnServices(DeskServices):
         stored: {"sha256", "pages", "name", "size"}, or the refusal code."""
         import asyncio
 
-        from bot import files
-        from bot.tickets import add_file
+        from bot.domain import files
+        from bot.domain.tickets import add_file
 
         images = [await asyncio.to_thread(self.app.files.read, sha) for sha in photos]
         try:
@@ -365,7 +368,7 @@ class TurnServices(DeskServices):
         return [{f: str(p.get(f, "")) for f in fields} for p in people if p]
 
     async def submit_profile_update(self, data: Mapping[str, Any]) -> Submitted:
-        from bot.tickets import open_profile_update
+        from bot.domain.tickets import open_profile_update
 
         allowed = {e["ruc"]: e["ticket"] for e in await self.managed_entities()}
         if allowed.get(data["ruc"]) != data["base"]:  # checked again on the server
@@ -373,11 +376,11 @@ class TurnServices(DeskServices):
         return await open_profile_update(self.app, self.tx, self.who, dict(data))
 
     async def submit_consultation(self, data: Mapping[str, Any]) -> Submitted:
-        from bot.tickets import open_consultation
+        from bot.domain.tickets import open_consultation
 
         return await open_consultation(self.app, self.tx, self.who, dict(data))
 
     async def submit_access_request(self, data: Mapping[str, Any]) -> Submitted:
-        from bot.tickets import open_access_request
+        from bot.domain.tickets import open_access_request
 
         return await open_access_request(self.app, self.tx, self.who, dict(data))

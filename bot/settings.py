@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     mail_from: str = Field("asistente-pte@localhost", validation_alias=_env("PTEBOT_MAIL_FROM"))
     http_host: str = Field("127.0.0.1", validation_alias=_env("PTEBOT_HTTP_HOST"))
     http_port: int = Field(8080, validation_alias=_env("PTEBOT_HTTP_PORT"))
-    # The edge of `serve` (see bot/edge.py): open connections at most (kept below the open
+    # The edge of `serve` (see bot/channels/edge.py): open connections at most (kept below the open
     # files limit), and unauthenticated (WhatsApp) bodies read at once before 503.
     http_max_connections: int = Field(
         1000, ge=16, validation_alias=_env("PTEBOT_HTTP_MAX_CONNECTIONS")

@@ -24,12 +24,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot import dates
 from bot.app import App
-from bot.desk import AnswerRequired, attend, card, staff_name
+from bot.desk.card import AnswerRequired, attend, card, staff_name
+from bot.domain import dates
+from bot.domain.workflow import ATTENDED, PARTS, STATES, change_state
 from bot.errors import PteBotError
 from bot.modes import create_private, open_private
-from bot.workflow import ATTENDED, PARTS, STATES, change_state
 from conversations.status import find_number
 
 OPEN = ("Registrado", "En atención", "Observado")

@@ -29,7 +29,8 @@ from typing import Any
 import jinja2
 from babel import Locale
 
-from bot import dates, short_forms
+from bot import short_forms
+from bot.domain import dates
 
 DATA_FILE = "datos.toml"
 SHORT_SUFFIX = "_corto"  # "btn.ticket_corto": the short form of the label "btn.ticket"

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 from bot.app import App
+from bot.delivery.outbox import OutboxWorker
+from bot.delivery.payload import Rendered, render
 from bot.errors import PermanentDelivery
-from bot.outbox import OutboxWorker
-from bot.payload import Rendered, render
-from bot.store import OutboxRow
+from bot.store.database import OutboxRow
 from bot.texts import Capabilities
 from conversations.events import FileInfo, Inbound, Kind
 from conversations.text import normalize

@@ -6,7 +6,7 @@ outbox worker, which renders and sends them. Callback queries are answered at on
 
 Polled updates of different chats run concurrently, each chat's in order
 (:mod:`bot.channels.telegram_updates`). Every message goes out through one
-:class:`~bot.pacer.Pacer` (``PTEBOT_TELEGRAM_FLOOD_LIMIT`` per second for the bot, one per
+:class:`~bot.delivery.pacer.Pacer` (``PTEBOT_TELEGRAM_FLOOD_LIMIT`` per second for the bot, one per
 second per chat for notices, 20 a minute per group; replies before bulk notices). Callback
 answers do
 not: they are not messages, Telegram's message limits do not count them, and an answer
@@ -41,12 +41,12 @@ from telegram.request import BaseRequest
 
 from bot.app import App
 from bot.channels.telegram_updates import ChatUpdateProcessor
+from bot.delivery.outbox import OutboxWorker
+from bot.delivery.pacer import Pacer
+from bot.delivery.payload import Rendered, render
 from bot.errors import PermanentDelivery, TransientDelivery
 from bot.jobs import run_all
-from bot.outbox import OutboxWorker
-from bot.pacer import Pacer
-from bot.payload import Rendered, render
-from bot.store import OutboxRow
+from bot.store.database import OutboxRow
 from bot.texts import Capabilities
 from conversations.events import FileInfo, Inbound, Kind
 
@@ -347,7 +347,7 @@ class TelegramChannel:
 
     async def _jobs(self) -> None:
         """Reminders, digest, auto-close, purge, every few minutes; each job is idempotent
-        across restarts (see :mod:`bot.jobs` and :mod:`bot.desk_jobs`)."""
+        across restarts (see :mod:`bot.jobs` and :mod:`bot.desk.jobs`)."""
         while True:
             try:
                 self.worker.submit(await run_all(self.app, self.app.clock.now()))

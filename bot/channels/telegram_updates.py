@@ -2,7 +2,7 @@
 
 PTB processes polled updates one at a time unless the ``Application`` is given an update
 processor. :class:`ChatUpdateProcessor` is that processor: it queues each update behind the
-earlier updates of its own chat in a :class:`~bot.dispatch.ChatDispatcher` (as the webhook
+earlier updates of its own chat in a :class:`~bot.channels.dispatch.ChatDispatcher` (as the webhook
 server does), so an officer whose file is being checked delays nobody else.
 
 Order per chat holds because PTB starts one task per update in ``update_id`` order and each
@@ -23,7 +23,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-from bot.dispatch import ChatDispatcher
+from bot.channels.dispatch import ChatDispatcher
 
 NEVER_WAIT = 1 << 20  # PTB's semaphore: never the thing that makes an update wait
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.app import App
-from bot.outbox import OutboxWorker
-from bot.payload import Button, render
-from bot.store import OutboxRow
+from bot.delivery.outbox import OutboxWorker
+from bot.delivery.payload import Button, render
+from bot.store.database import OutboxRow
 from bot.texts import Capabilities
 from conversations.events import FileInfo, Inbound, Kind
 

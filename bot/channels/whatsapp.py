@@ -1,9 +1,9 @@
 """WhatsApp Cloud API: webhook deliveries in, Graph API messages out, our engine between.
 
-A delivery (already checked against ``X-Hub-Signature-256`` by :mod:`bot.server`) carries
+A delivery (already checked against ``X-Hub-Signature-256`` by :mod:`bot.channels.server`) carries
 messages and status callbacks. Each message becomes a neutral :class:`Inbound` whose event
 id is its wamid, so a redelivered message is recognised by the same durable table as a
-Telegram update. Work is queued per officer (:class:`~bot.dispatch.ChatDispatcher`): the
+Telegram update. Work is queued per officer (:class:`~bot.channels.dispatch.ChatDispatcher`): the
 webhook is answered at once and each officer's messages run in order.
 
 Outbound rows are rendered by :mod:`bot.channels.whatsapp_render` and sent with
@@ -26,8 +26,8 @@ from typing import Any
 
 import aiohttp
 
-from bot import files
 from bot.app import App
+from bot.channels.dispatch import ChatDispatcher, Work
 from bot.channels.whatsapp_graph import GraphClient, GraphError, MediaTooBig
 from bot.channels.whatsapp_render import (
     MORE_PREFIX,
@@ -37,12 +37,12 @@ from bot.channels.whatsapp_render import (
     template_message,
 )
 from bot.channels.whatsapp_window import CHANNEL, REENGAGEMENT, Window
-from bot.dispatch import ChatDispatcher, Work
+from bot.delivery.outbox import OutboxWorker
+from bot.delivery.payload import render
+from bot.domain import files
 from bot.errors import PermanentDelivery, TransientDelivery
 from bot.jobs import run_all
-from bot.outbox import OutboxWorker
-from bot.payload import render
-from bot.store import OutboxRow
+from bot.store.database import OutboxRow
 from bot.texts import Capabilities
 from conversations.events import FileInfo, Inbound, Kind
 from conversations.text import normalize

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.payload import Rendered
+from bot.delivery.payload import Rendered
 from bot.texts import Texts
 
 TEXT_LIMIT = 4096

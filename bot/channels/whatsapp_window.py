@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.store import OutboxRow, Store, Tx, iso
+from bot.store.database import OutboxRow, Store, Tx, iso
 
 CHANNEL = "whatsapp"
 WINDOW = timedelta(hours=24)

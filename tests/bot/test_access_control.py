@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bot.payload import Rendered
+from bot.delivery.payload import Rendered
 from bot.settings import Settings
 from tests.bot.conftest import Starter
 from tests.conversations.test_access_request import to_step

@@ -1,5 +1,5 @@
 """Issue 14, points 6 and 8: secrets do not stay at rest, and bookkeeping rows are purged
-after their retention (bot/retention.py), so the database grows with tickets, not with
+after their retention (bot/store/retention.py), so the database grows with tickets, not with
 messages."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from bot import retention
 from bot.app import App
-from bot.server import Server
+from bot.channels.server import Server
 from bot.settings import Settings
-from bot.store import iso
+from bot.store import retention
+from bot.store.database import iso
 from tests.bot.test_file_modes import TeeMailer
 from tests.bot.test_whatsapp_request import STEPS
 from tests.bot.whatsapp_harness import graph as graph  # a fixture

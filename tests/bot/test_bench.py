@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import bench
+from bot.bench import throughput as bench
 from bot.settings import Settings
 from bot.texts import Texts
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from telegram import Update
 
-from bot import burst
+from bot.bench import burst
 from bot.channels.telegram_updates import ChatUpdateProcessor
 from bot.settings import Settings
 from tests.bot.conftest import Starter

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.calendar import (
+from bot.domain.calendar import (
     BusinessCalendar,
     NonWorkingDay,
     NonWorkingDaysFileError,

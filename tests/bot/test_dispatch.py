@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.dispatch import ChatDispatcher
+from bot.channels.dispatch import ChatDispatcher
 
 
 async def test_one_chat_in_order_other_chats_not_blocked() -> None:

@@ -12,12 +12,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import desk, workflow
 from bot.app import App, create_app
-from bot.dates import lima_date
+from bot.desk import card as desk
+from bot.domain import workflow
+from bot.domain.dates import lima_date
+from bot.domain.tickets import create_ticket
 from bot.services import Who
 from bot.settings import Settings
-from bot.tickets import create_ticket
 from tests.bot.test_calendar import calendar_with
 from tests.driver import Driver, FakeClock, MemoryMailer
 

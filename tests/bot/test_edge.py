@@ -18,8 +18,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot import edge
-from bot.server import WHATSAPP_BODY_LIMIT, Server, build_server
+from bot.channels import edge
+from bot.channels.server import WHATSAPP_BODY_LIMIT, Server, build_server
 from bot.settings import Settings
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
 from tests.bot.whatsapp_harness import query, whatsapp_settings
@@ -273,7 +273,7 @@ async def test_refusals_are_counted_and_logged_once_a_minute_not_one_by_one(
     reporter = asyncio.create_task(edge.report_every_minute(stats, every=0.05))
     await asyncio.sleep(0.3)
     reporter.cancel()
-    lines = [r.getMessage() for r in caplog.records if r.name == "bot.edge"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.channels.edge"]
     assert lines == [
         "refused at the edge in the last minute: 30 deliveries with a wrong signature;"
         " 30 deliveries without a signature"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.edge_bench import edge_bench
+from bot.bench.edge import edge_bench
 
 
 async def test_bad_signatures_and_slow_clients_cost_little_and_health_answers(

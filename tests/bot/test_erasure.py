@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.server import Server
+from bot.channels.server import Server
 from bot.settings import Settings
 from tests.bot.test_at_rest import mailer_done
 from tests.bot.test_file_modes import TeeMailer

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import create_app
-from bot.mail import EmlMailer
+from bot.mail.smtp import EmlMailer
 from bot.settings import Settings
 from bot.staff_cli import run as staff
 from tests.conversations.test_access_request import to_step

@@ -15,7 +15,7 @@ import openpyxl
 import pytest
 from pypdf import PdfWriter
 
-from bot.files import (
+from bot.domain.files import (
     MAX_DOWNLOAD_BYTES,
     MAX_ZIP_ENTRIES,
     FileCheck,

@@ -9,8 +9,8 @@ from typing import Any
 import openpyxl
 import pytest
 
-from bot.files import inspect
-from bot.formato import (
+from bot.domain.files import inspect
+from bot.domain.formato import (
     LABELS,
     SHEET_TITLE,
     FormatoData,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.growth_bench import growth
+from bot.bench.growth import growth
 
 
 async def test_after_the_purge_the_database_grows_with_people_not_messages(

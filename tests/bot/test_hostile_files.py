@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from pypdf import PdfWriter
 
-from bot import files
+from bot.domain import files
 from bot.settings import Settings
 from bot.texts import Texts
 from conversations.state import State

@@ -19,7 +19,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from bot.mail import (
+from bot.delivery.mail_outbox import MailOutbox
+from bot.mail.smtp import (
     Attachment,
     EmlMailer,
     Mailer,
@@ -30,8 +31,7 @@ from bot.mail import (
     build_message,
     envelope_recipients,
 )
-from bot.mailer import MailOutbox
-from bot.store import Store
+from bot.store.database import Store
 from tests.driver import FakeClock
 
 HELP_DESK = "mesadeayuda@gobiernodigital.gob.pe"
@@ -419,7 +419,7 @@ async def test_a_mail_that_raises_is_retried_then_failed_and_the_next_still_goes
     clock = FakeClock(NOW)
     mailer = BuggyMailer({"malo"} if where == "sending" else set())
     outbox = MailOutbox(store, mailer, SENDER, clock)
-    caplog.set_level(logging.DEBUG, logger="bot.mailer")
+    caplog.set_level(logging.DEBUG, logger="bot.delivery.mail_outbox")
     await enqueue(outbox, "malo")
     await enqueue(outbox, "bueno")
     if where != "sending":  # a stored message that cannot be read back

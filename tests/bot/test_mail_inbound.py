@@ -1,6 +1,6 @@
 """Inbound mail against a real Dovecot: the desk works a ticket by mail, the officer sees it.
 
-Mail is delivered with IMAP APPEND; the reader (:class:`bot.mail_inbound.MailReader`) reads
+Mail is delivered with IMAP APPEND; the reader (:class:`bot.mail.inbound.MailReader`) reads
 it the way it does in production. What the officer sees is what the outbox rows render to
 on the test channel; what the assistant mails back goes through the mail outbox.
 """
@@ -24,13 +24,13 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from bot.app import create_app
-from bot.imap import ImapSession
-from bot.mail import SmtpMailer
-from bot.mail_inbound import MailReader, session_for
+from bot.mail.imap import ImapSession
+from bot.mail.inbound import MailReader, session_for
+from bot.mail.smtp import SmtpMailer
 from bot.settings import Settings
 from bot.staff_cli import export_rows
 from bot.staff_cli import run as staff_run
-from bot.store import OutboxRow
+from bot.store.database import OutboxRow
 from tests.bot.imap_harness import (
     HOST,
     PASSWORD,
@@ -394,8 +394,8 @@ KILLED_CHILD = """
 import asyncio, os, sys, time
 from pathlib import Path
 from bot.app import create_app
-from bot.imap import ImapSession
-from bot.mail_inbound import MailReader, session_for
+from bot.mail.imap import ImapSession
+from bot.mail.inbound import MailReader, session_for
 from bot.settings import Settings
 
 async def main(mode: str, marker: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bot.mail_parse import desk_number, fold, html_to_text, new_text, parse, parse_command
+from bot.mail.parse import desk_number, fold, html_to_text, new_text, parse, parse_command
 from bot.settings import DEFAULT_DESK_TICKET_PATTERN, Settings
 from tests.bot.imap_harness import mail
 

@@ -13,10 +13,10 @@ from typing import Any
 import jinja2
 import pytest
 
+from bot.delivery.outbox import OutboxWorker
+from bot.delivery.payload import encode
 from bot.errors import PermanentDelivery, TransientDelivery
-from bot.outbox import OutboxWorker
-from bot.payload import encode
-from bot.store import OutboxRow, Store
+from bot.store.database import OutboxRow, Store
 from bot.texts import Texts
 from conversations.events import Outbound
 from tests.conftest import AppFactory
@@ -156,7 +156,7 @@ async def test_a_transport_that_raises_is_retried_then_failed_and_the_chat_goes_
     transport = RaisingTransport({"a"})
     sleep = RecordingSleep()
     worker = OutboxWorker(store, "t", transport, FakeClock(NOW), sleep=sleep)
-    caplog.set_level(logging.DEBUG, logger="bot.outbox")
+    caplog.set_level(logging.DEBUG, logger="bot.delivery.outbox")
     await worker.start()
     await worker.drain()
     assert transport.delivered == ["b", "common.undeliverable"]

@@ -9,10 +9,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.delivery.outbox import OutboxWorker
+from bot.delivery.pacer import Pacer
 from bot.errors import TransientDelivery
-from bot.outbox import OutboxWorker
-from bot.pacer import Pacer
-from bot.store import OutboxRow, Store
+from bot.store.database import OutboxRow, Store
 from tests.driver import FakeClock
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)

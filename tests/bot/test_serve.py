@@ -14,8 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.channels.server import Server, build_server, channels_of
 from bot.errors import ConfigError
-from bot.server import Server, build_server, channels_of
 from bot.settings import Settings
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
 from tests.bot.whatsapp_harness import whatsapp_settings

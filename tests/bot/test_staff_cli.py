@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.domain.workflow import TransitionError
 from bot.settings import Settings
 from bot.staff_cli import (
     FORMULA_STARTS,
@@ -18,7 +19,6 @@ from bot.staff_cli import (
     run,
     spreadsheet_safe,
 )
-from bot.workflow import TransitionError
 from tests.bot.test_ticket_entity_name import file_request
 from tests.conversations.test_access_request import to_step
 from tests.conversations.test_consultation import to_attachments, who_asks

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import StoreError
-from bot.store import Store
+from bot.store.database import Store
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 

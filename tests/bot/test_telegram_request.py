@@ -26,8 +26,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from pypdf import PdfWriter
 
-from bot.calendar import BusinessCalendar
-from bot.dates import lima_date, long_date
+from bot.domain.calendar import BusinessCalendar
+from bot.domain.dates import lima_date, long_date
 from bot.settings import Settings
 from bot.texts import Texts
 from tests.bot.conftest import Starter

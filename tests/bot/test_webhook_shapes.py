@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.channels.server import Server, build_server
 from bot.channels.whatsapp import WhatsAppChannel
-from bot.server import Server, build_server
 from bot.settings import Settings
 from tests.bot.test_serve import SECRET
 from tests.bot.test_serve import api as api  # a fixture
@@ -145,7 +145,7 @@ async def test_stored_deliveries_that_fail_are_set_aside_and_start_up_goes_on(
 ) -> None:
     """Rows an older release stored (before shapes were checked), and a good one behind them:
     the server starts, answers the good one, and sets the others aside, logged once."""
-    caplog.set_level(logging.INFO, logger="bot.server")
+    caplog.set_level(logging.INFO, logger="bot.channels.server")
     graph.clock = lambda: clock.now().timestamp()
     app = await make_app()
     ana = graph.user(ANA)

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.server import Server
+from bot.channels.server import Server
 from bot.settings import Settings
 from tests.bot.test_outbox import broken
 from tests.bot.test_telegram_request import PDF, make_png

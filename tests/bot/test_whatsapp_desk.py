@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.server import Server
+from bot.channels.server import Server
 from bot.settings import Settings
 from tests.bot.test_whatsapp_request import ANA, STEPS
 from tests.bot.whatsapp_harness import graph as graph  # a fixture

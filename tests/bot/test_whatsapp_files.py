@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.channels import whatsapp
-from bot.server import Server
+from bot.channels.server import Server
 from bot.settings import Settings
 from tests.bot.test_telegram_request import make_png
 from tests.bot.whatsapp_harness import graph as graph  # a fixture

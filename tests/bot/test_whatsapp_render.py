@@ -14,7 +14,7 @@ from bot.channels.whatsapp_render import (
     split_text,
     to_whatsapp,
 )
-from bot.payload import Button, Rendered
+from bot.delivery.payload import Button, Rendered
 from bot.texts import Texts
 
 TEXTS = Texts(helpdesk="mesadeayuda@gobiernodigital.gob.pe")

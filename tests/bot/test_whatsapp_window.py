@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.payload import encode
-from bot.server import Server
+from bot.channels.server import Server
+from bot.delivery.payload import encode
 from bot.settings import Settings
-from bot.store import OutboxRow
+from bot.store.database import OutboxRow
 from conversations.events import Outbound
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
 from tests.bot.whatsapp_harness import query, refused, whatsapp_settings

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.server import Server, build_server
+from bot.channels.server import Server, build_server
 from bot.settings import Settings
 from tests.bot.conftest import drained_probe
 from tests.conftest import AppFactory

@@ -42,9 +42,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from bot import files
 from bot.app import App, create_app
-from bot.payload import CALLBACK_DATA_LIMIT, render
+from bot.delivery.payload import CALLBACK_DATA_LIMIT, render
+from bot.domain import files
 from bot.settings import Settings
 from conversations import validators
 from conversations.access_request import resolution_number

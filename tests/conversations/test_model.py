@@ -44,7 +44,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from bot.app import App, create_app
 from bot.channels import whatsapp_render
-from bot.payload import Rendered
+from bot.delivery.payload import Rendered
 from bot.settings import Settings
 from tests.conversations.test_access_request import PDF, tiny_png
 from tests.driver import Driver, FakeClock, MemoryMailer

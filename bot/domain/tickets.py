@@ -11,12 +11,12 @@ import json
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from bot import dates, registry, workflow
-from bot.correction import changed_fields, replaced_files
-from bot.desk import REVIEW_FLAG, post_new_ticket, review_addresses, tell_staff
-from bot.formato import FormatoData, Person, ProfileRow, build_formato, formato_filename
-from bot.mail import Attachment
-from bot.store import Tx
+from bot.desk.card import REVIEW_FLAG, post_new_ticket, review_addresses, tell_staff
+from bot.domain import dates, registry, workflow
+from bot.domain.correction import changed_fields, replaced_files
+from bot.domain.formato import FormatoData, Person, ProfileRow, build_formato, formato_filename
+from bot.mail.smtp import Attachment
+from bot.store.database import Tx
 from conversations.events import Document, Outbound, rows
 from conversations.profiles import assignments
 

@@ -3,7 +3,7 @@
 The help desk's blank form is not public, so the assistant produces its own: one sheet with
 the entity, the PTE responsible, the designating resolution and one row per PTE section with
 the person in charge of it. A profile change's Formato has a "Cambio" column: each row it
-adds says "dar de alta", each row it removes "dar de baja" (see :mod:`bot.registry`).
+adds says "dar de alta", each row it removes "dar de baja" (see :mod:`bot.domain.registry`).
 
 Every value is written as a text cell with the text number format ("@"): DNIs, RUCs and
 phone numbers keep their leading zeros, and a value that starts with "=" stays a literal
@@ -27,7 +27,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from bot import dates
+from bot.domain import dates
 
 # Spanish labels of the form: they are the document's data (the help desk reads Spanish),
 # not interface text, so they live here rather than in locales/.

@@ -8,21 +8,20 @@
 * ``POST /webhooks/whatsapp``: accepted only with a valid ``X-Hub-Signature-256`` (HMAC-SHA256
   of the raw body with ``WHATSAPP_APP_SECRET``, computed as the body streams in): none is
   401, a wrong one 403, with no body. What the edge allows before that (connections, time,
-  bytes, bodies read at once) is in :mod:`bot.edge`.
+  bytes, bodies read at once) is in :mod:`bot.channels.edge`.
 * ``GET /healthz``: 200 while the SQLite store answers, 503 otherwise; ``?detail=1`` adds
   counts as JSON (inbox, deliveries set aside, connections, what the edge refused).
 
-A delivery must be of the platform's shape (:mod:`bot.webhooks`) before it is stored: what is
-not gets 400 and is not kept. Webhooks are answered as soon as the delivery is checked and
-written to the store's ``webhook_inbox`` (one small insert); the work runs after, in order
-per chat (:class:`~bot.dispatch.ChatDispatcher`), different chats concurrently, and the
-inbox row is deleted once it ran. A process that dies with deliveries queued processes them
+A delivery must be of the platform's shape (:mod:`bot.channels.webhooks`) before it is stored:
+what is not gets 400 and is not kept. Webhooks are answered as soon as the delivery is checked
+and written to the store's ``webhook_inbox`` (one small insert); the work runs after, in order
+per chat (:class:`~bot.channels.dispatch.ChatDispatcher`), different chats concurrently, and
+the inbox row is deleted once it ran. A process that dies with deliveries queued processes them
 at the next start (Telegram and Meta do not redeliver what was answered 200); one that dies
 after processing but before the delete processes it again, and the update id makes that a
-no-op. A delivery whose processing fails, or that was replayed by :data:`MAX_REPLAYS`
-starts without finishing (it may be what killed them), is set aside: kept for inspection,
-logged once, counted on ``/healthz?detail=1``, never replayed; the ones behind it go on.
-"""
+no-op. A delivery whose processing fails, or that was replayed by :data:`MAX_REPLAYS` starts
+without finishing (it may be what killed them), is set aside: kept for inspection, logged once,
+counted on ``/healthz?detail=1``, never replayed; the ones behind it go on."""
 
 from __future__ import annotations
 
@@ -35,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot import edge, webhooks
 from bot.app import App
+from bot.channels import edge, webhooks
 from bot.errors import ConfigError
 from bot.settings import Settings
 
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
 
     from bot.channels.telegram import TelegramChannel
     from bot.channels.whatsapp import WhatsAppChannel
-    from bot.store import OutboxRow
+    from bot.store.database import OutboxRow
 
 log = logging.getLogger(__name__)
 TELEGRAM_PATH = "/webhooks/telegram"
@@ -115,7 +114,7 @@ class Server:
     _edge_tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
-        from bot.dispatch import ChatDispatcher
+        from bot.channels.dispatch import ChatDispatcher
 
         # Telegram's updates, per chat; a flooding chat is told once to slow down.
         self.dispatcher = ChatDispatcher(on_flood=self._telegram_flood)
@@ -405,7 +404,7 @@ def deliver_to(server: Server) -> Callable[[list[OutboxRow]], None]:
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     from bot.app import create_app
-    from bot.mail_inbound import start_mail_reader
+    from bot.mail.inbound import start_mail_reader
 
     channels_of(settings)  # a missing setting stops here, before anything opens
     app = await create_app(settings)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.store import Tx
+from bot.store.database import Tx
 from bot.texts import Section
 from conversations.profiles import assignments
 

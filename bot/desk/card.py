@@ -1,7 +1,7 @@
 """The help desk's work on tickets, from the chat or the shell: queue, card, actions.
 
 Every action re-reads the ticket inside the caller's transaction and goes through
-:mod:`bot.workflow`, so a stale card (a colleague moved the ticket meanwhile) cannot make
+:mod:`bot.domain.workflow`, so a stale card (a colleague moved the ticket meanwhile) cannot make
 an invalid change. Callers check that the actor is staff; these functions trust them.
 Messages to the officer and to staff are outbox rows written in the same transaction.
 """
@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from bot import dates, registry, workflow
-from bot.correction import version_of
-from bot.payload import encode
-from bot.store import OutboxRow, Tx
-from bot.workflow import (
+from bot.delivery.payload import encode
+from bot.domain import dates, registry, workflow
+from bot.domain.correction import version_of
+from bot.domain.workflow import (
     ATTENDED,
     CANCELLED,
     CLOSED,
@@ -29,6 +28,7 @@ from bot.workflow import (
     TransitionError,
     notice_choice,
 )
+from bot.store.database import OutboxRow, Tx
 from conversations.events import Document, Outbound, rows
 from conversations.profiles import assignments
 
@@ -358,7 +358,7 @@ async def officer_message(
     """The officer's answer: on the ticket, to the specialist who took it; an answer to an
     observation of kind "otro" is the correction itself (back to En atención). Files sent
     with it (checked as a consulta's) join the ticket and reach the specialist too."""
-    from bot.tickets import EXTENSIONS, MIMES
+    from bot.domain.tickets import EXTENSIONS, MIMES
 
     documents = []
     (had,) = await tx.fetchone(
@@ -426,8 +426,8 @@ async def tell_staff(app: App, tx: Tx, ticket: Ticket, message: Outbound) -> lis
     payload = encode(message, 0, None)
     sent: list[OutboxRow] = []
     for channel, chat in targets:
-        if channel == EMAIL:  # a specialist who took it by mail (see bot.mail_desk)
-            from bot.mail_desk import mail_notice
+        if channel == EMAIL:  # a specialist who took it by mail (see bot.mail.desk)
+            from bot.mail.desk import mail_notice
 
             await mail_notice(app, tx, ticket, chat, message)
             continue

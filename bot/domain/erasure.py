@@ -23,7 +23,7 @@ Kept: the tickets already submitted, as the help desk's administrative records (
 state, the request as sent, with the person's names, DNI, email and phone, its events and
 files: the resolution and the Formato), the mails already handed to the help desk, and
 the anonymous person and identity rows the tickets point to. Open tickets are no longer
-followed in the chat (:attr:`bot.workflow.Ticket.reachable`); the confirmation says so.
+followed in the chat (:attr:`bot.domain.workflow.Ticket.reachable`); the confirmation says so.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.store import ChatRecord, Tx
+from bot.store.database import ChatRecord, Tx
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -82,7 +82,7 @@ async def erase(app: App, tx: Tx, chat: ChatRecord, channel: str, chat_id: str) 
     )
     await tx.execute(f"DELETE FROM outbox WHERE {mine}", (channel, chat_id))
     if channel == "whatsapp":
-        # Its window row goes with the confirmation, once delivered (bot.store).
+        # Its window row goes with the confirmation, once delivered (bot.store.database).
         await tx.execute("DELETE FROM wa_held WHERE wa_id = ?", (chat_id,))
         await _forget_wamids(tx, chat_id)
 

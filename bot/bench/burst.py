@@ -5,14 +5,15 @@ Each officer does what a new officer does when a rule comes out: ``/start``, "Ac
 card edits), each step as soon as the previous step's replies arrived. All N start at once.
 
 Two contenders, one after the other, each polling its own
-:class:`~bot.bench_api.FloodLimitedBotAPI` over real HTTP long polling, with the same limit
+:class:`~bot.bench.fake_api.FloodLimitedBotAPI` over real HTTP long polling, with the same limit
 (``--flood-limit``, 429 with ``retry_after`` beyond it):
 
 * **product**: ``pte-bot run`` as built (:class:`~bot.channels.telegram.TelegramChannel`:
   updates of different chats concurrently, replies through the pacer), on a fresh SQLite
   file in a temporary directory.
 * **peer**: stock python-telegram-bot: the same conversation as a ``ConversationHandler``
-  (the texts and keyboards of :mod:`bot.bench`, taken from the product's own replies) with
+  (the texts and keyboards of :mod:`bot.bench.throughput`, taken from the product's own
+  replies) with
   ``AIORateLimiter(max_retries=5)``, PTB's documented answer to flood limits (its default
   of no retries loses a reply for every 429), processing updates one at a time (PTB's
   default).
@@ -40,8 +41,8 @@ from typing import Any
 from pydantic import SecretStr
 from telegram.ext import AIORateLimiter, Application, ContextTypes
 
-from bot.bench import Action, PeerTexts, conversation, machine, script
-from bot.bench_api import JSON, FloodLimitedBotAPI
+from bot.bench.fake_api import JSON, FloodLimitedBotAPI
+from bot.bench.throughput import Action, PeerTexts, conversation, machine, script
 from bot.settings import Settings
 from bot.texts import Texts
 
@@ -280,7 +281,14 @@ def _line(label: str, summary: dict[str, Any]) -> str:
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     # The peer's lost replies and our retried 429s would otherwise print a line each.
-    for name in ("bot.outbox", "bot.pacer", "bot.store", "telegram", "httpx", "bot.app"):
+    for name in (
+        "bot.delivery.outbox",
+        "bot.delivery.pacer",
+        "bot.store.database",
+        "telegram",
+        "httpx",
+        "bot.app",
+    ):
         logging.getLogger(name).setLevel(logging.ERROR)
     result = asyncio.run(
         burst(settings, args.burst, args.flood_limit, peer=not getattr(args, "skip_peer", False))

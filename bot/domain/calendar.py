@@ -2,7 +2,7 @@
 
 A business day is a weekday that is neither a national holiday (``holidays`` package, country
 ``PE``) nor a public-sector non-working day declared by decreto supremo (packaged
-``bot/data/dias_no_laborables.toml`` plus optional operator files in the same format).
+``bot/domain/data/dias_no_laborables.toml`` plus optional operator files in the same format).
 
 Counting rules (Ley 27444): a term of N business days starts counting on the business day
 after reception, and something received on a non-business day counts as received on the next
@@ -83,9 +83,11 @@ def _parse_entry(entry: Any, where: str) -> NonWorkingDay:
 
 
 def packaged_non_working_days() -> list[NonWorkingDay]:
-    """The list shipped in ``bot/data/dias_no_laborables.toml``."""
-    source = resources.files("bot").joinpath("data", NON_WORKING_DAYS_FILE)
-    return parse_non_working_days(source.read_text("utf-8"), f"bot/data/{NON_WORKING_DAYS_FILE}")
+    """The list shipped in ``bot/domain/data/dias_no_laborables.toml``."""
+    source = resources.files("bot.domain").joinpath("data", NON_WORKING_DAYS_FILE)
+    return parse_non_working_days(
+        source.read_text("utf-8"), f"bot/domain/data/{NON_WORKING_DAYS_FILE}"
+    )
 
 
 def read_non_working_days(path: Path) -> list[NonWorkingDay]:

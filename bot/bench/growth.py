@@ -4,7 +4,7 @@ N people (half on Telegram, half on WhatsApp) each do what a new officer does fi
 ``/start``, Acepto, 📋 Requisitos y pasos, Siguiente twice; five updates, through
 ``App.process`` on a fresh SQLite file, with a fake clock (all within one day). Every reply
 is marked delivered, and each WhatsApp message gets Meta's three status callbacks (sent,
-delivered, read). Then the clock moves 15 days on and :func:`bot.retention.purge` runs.
+delivered, read). Then the clock moves 15 days on and :func:`bot.store.retention.purge` runs.
 
 Reported: the rows of each table and the bytes the database uses (pages in use: the file
 keeps its free pages for the next rows, ``VACUUM`` would hand them back) before and after
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import App, create_app
-from bot.retention import purge
 from bot.settings import Settings
-from bot.store import OutboxRow, iso
+from bot.store.database import OutboxRow, iso
+from bot.store.retention import purge
 from conversations.events import Inbound, Kind
 
 START = datetime(2026, 12, 2, 13, 0, tzinfo=UTC)

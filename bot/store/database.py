@@ -33,7 +33,7 @@ def iso(moment: datetime) -> str:
 
 def _migrations() -> list[tuple[int, str]]:
     found = []
-    for entry in resources.files("bot").joinpath("migrations").iterdir():
+    for entry in resources.files("bot.store").joinpath("migrations").iterdir():
         name = entry.name
         if name.endswith(".sql") and name[:4].isdigit():
             found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
@@ -410,7 +410,7 @@ class Store:
 
     async def inbox_replaying(self, ids: Sequence[int]) -> None:
         """Count a replay of these rows before it runs: a row that kills the process is
-        recognised at the next start (see ``bot.server``)."""
+        recognised at the next start (see ``bot.channels.server``)."""
         if not ids:
             return
         marks = ", ".join("?" for _ in ids)

@@ -18,7 +18,8 @@ send asks :meth:`Pacer.slot` for its turn, and one scheduler hands turns out:
   id), which also has at most ``group_per_minute`` sends finishing in any minute. A *reply*
   in a private chat answers something the person just did, so the person's own pace bounds
   it (and a chat flooding the bot has its updates dropped before they make replies, see
-  :class:`~bot.dispatch.ChatDispatcher`): it is not held to one per second, which would make
+  :class:`~bot.channels.dispatch.ChatDispatcher`): it is not held to one per second, which
+  would make
   an officer who taps through the cards wait for a budget only unsolicited messages need.
   Replies still count against the chat's budget (a reminder right after them waits) and
   still wait out the chat's 429s.

@@ -6,7 +6,7 @@ Exactly once, nothing lost:
    fetched in batches with ``BODY.PEEK[]`` (nothing changes on the server by reading).
 2. Attachments are checked and stored under their hash first (files first, then the row).
 3. ONE transaction records (folder, UIDVALIDITY, UID) in ``mail_inbox`` and applies the
-   mail's effect (:func:`bot.mail_desk.handle`): ticket events, outbox rows, mails. A UID
+   mail's effect (:func:`bot.mail.desk.handle`): ticket events, outbox rows, mails. A UID
    already recorded changes nothing; a Message-ID already applied is a ``duplicate``.
 4. Only after the commit is the server told: ``\\Seen`` for what was applied, a move to the
    review folder for what is never relayed; then ``done_at``. A crash before that is
@@ -31,12 +31,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from bot import files as file_checks
-from bot import mail_desk
-from bot.imap import Fetched, ImapAuthError, ImapError, ImapSession
-from bot.mail_desk import CheckedFile
-from bot.mail_parse import MAX_ATTACHMENTS, ParsedMail, parse
-from bot.store import OutboxRow, iso
+from bot.domain import files as file_checks
+from bot.mail import desk as mail_desk
+from bot.mail.desk import CheckedFile
+from bot.mail.imap import Fetched, ImapAuthError, ImapError, ImapSession
+from bot.mail.parse import MAX_ATTACHMENTS, ParsedMail, parse
+from bot.store.database import OutboxRow, iso
 
 if TYPE_CHECKING:
     from bot.app import App

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.edge import REPORT_EVERY
+from bot.channels.edge import REPORT_EVERY
 
 PROBE_EVERY = 0.1
 PROBE_TIMEOUT = 5.0
@@ -252,7 +252,7 @@ async def wait_healthy(port: int, process: subprocess.Popen[bytes], within: floa
 
 
 def start_server(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     keep = {
         "PATH",
         "HOME",

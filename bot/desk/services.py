@@ -12,14 +12,15 @@ import json
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from bot import desk, workflow
-from bot.workflow import CANCELLED, OBSERVED, REGISTERED, Ticket, TransitionError
+from bot.desk import card as desk
+from bot.domain import workflow
+from bot.domain.workflow import CANCELLED, OBSERVED, REGISTERED, Ticket, TransitionError
 from conversations.events import Document
 
 if TYPE_CHECKING:
     from bot.app import App
     from bot.services import Submitted, Who
-    from bot.store import Tx
+    from bot.store.database import Tx
 
 REPLY_STATES = ("Registrado", "En atención", "Observado", "Atendido")
 
@@ -148,7 +149,7 @@ class DeskServices:
 
     async def resubmit_access_request(self, data: dict[str, Any]) -> Submitted | None:
         """The corrected request onto the same ticket, checked again on the server."""
-        from bot.tickets import resubmit_access_request
+        from bot.domain.tickets import resubmit_access_request
 
         ticket = await self._own(str(data.get("ticket", "")))
         if ticket is None or ticket.state != OBSERVED or ticket.type != "accesos":

@@ -1,7 +1,7 @@
 """``pte-bot bench --soak``: many simulated officers for a set time, with faults and kills,
 then the store's invariants.
 
-A parent process starts a worker process (``python -m bot.soak``) on a fresh data dir and
+A parent process starts a worker process (``python -m bot.bench.soak``) on a fresh data dir and
 ``SIGKILL``s it every few seconds, restarting it each time; a last run without faults lets
 everyone finish. Then the parent checks the store.
 
@@ -43,12 +43,12 @@ from typing import Any
 from stdnum.pe import ruc as stdnum_ruc
 
 from bot.app import App, create_app
+from bot.delivery.outbox import OutboxWorker
+from bot.domain.workflow import ATTENDED, IN_PROGRESS, REGISTERED, change_state
 from bot.errors import TransientDelivery
 from bot.jobs import unrecorded_files
-from bot.outbox import OutboxWorker
 from bot.settings import Settings
-from bot.store import OutboxRow
-from bot.workflow import ATTENDED, IN_PROGRESS, REGISTERED, change_state
+from bot.store.database import OutboxRow
 from conversations.events import FileInfo, Inbound, Kind
 
 CHANNEL = "soak"
@@ -407,7 +407,7 @@ def run_soak(args: argparse.Namespace) -> int:
     started = time.monotonic()
     deadline = started + args.seconds
     kills = lives = 0
-    command = [sys.executable, "-m", "bot.soak", str(data_dir), str(args.officers)]
+    command = [sys.executable, "-m", "bot.bench.soak", str(data_dir), str(args.officers)]
     while time.monotonic() < deadline:
         lives += 1
         child = _spawn([*command, str(args.seed + lives), "faults"])

@@ -17,10 +17,11 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
-from bot import dates, desk, workflow
-from bot.payload import encode
-from bot.store import OutboxRow
-from bot.workflow import ATTENDED, CLOSED, IN_PROGRESS, OBSERVED, REGISTERED
+from bot.delivery.payload import encode
+from bot.desk import card as desk
+from bot.domain import dates, workflow
+from bot.domain.workflow import ATTENDED, CLOSED, IN_PROGRESS, OBSERVED, REGISTERED
+from bot.store.database import OutboxRow
 from conversations.events import Outbound, rows
 
 if TYPE_CHECKING:

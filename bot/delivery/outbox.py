@@ -7,7 +7,8 @@ blocked the bot) marks the row failed, visible to staff. Rows marked sent are wr
 batches; a crash before the mark means the message goes out again after restart
 (at-least-once delivery).
 
-With a :class:`~bot.pacer.Pacer` (Telegram), every send waits for its turn there: the pacer
+With a :class:`~bot.delivery.pacer.Pacer` (Telegram), every send waits for its turn there:
+the pacer
 keeps the bot under the platform's flood limits and puts replies before bulk notices. A 429
 then holds the chat in the pacer (which pauses the whole bot when the bot, not one chat, is
 over the limit) instead of sleeping here; 429s never count as failures. Other transient
@@ -45,15 +46,15 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from bot.delivery.payload import encode
 from bot.errors import PermanentDelivery, TransientDelivery
-from bot.payload import encode
-from bot.store import OutboxRow, Store
+from bot.store.database import OutboxRow, Store
 from conversations.engine import CHOICE_MENU
 from conversations.events import Choice, Outbound, rows
 
 if TYPE_CHECKING:
     from bot.app import Clock
-    from bot.pacer import Pacer
+    from bot.delivery.pacer import Pacer
 
 log = logging.getLogger(__name__)
 MAX_RUN = 5  # messages of one reply a chat may send back to back before others' turn

@@ -17,7 +17,8 @@ what                            kept
 ``webhook_inbox`` processed     deleted at once; set aside: 30 days (for inspection)
 ``mail_outbox`` code mails      body cleared once sent, refused or expired (10 minutes);
                                 row deleted after 14 days
-``mail_outbox`` other mails     body cleared once sent (:mod:`bot.mailer`); the row stays
+``mail_outbox`` other mails     body cleared once sent (:mod:`bot.delivery.mail_outbox`);
+                                the row stays
                                 (the Message-ID ties the desk's replies to the ticket)
 ``verification_codes``          confirmed: kept (they prove the institutional email);
                                 unconfirmed: 14 days after they expired
@@ -29,7 +30,7 @@ what                            kept
 Tickets, their events and files, people, consents and conversations are not purged here
 (the draft job and ``/borrar_mis_datos`` handle conversations and personal data).
 
-SQLite's ``secure_delete`` (see :class:`~bot.store.Store`) zeroes what is deleted in the
+SQLite's ``secure_delete`` (see :class:`~bot.store.database.Store`) zeroes what is deleted in the
 database file; the WAL still holds older copies of those pages until it is reset, so the
 purge ends with a ``wal_checkpoint(TRUNCATE)``. It runs with the other scheduled jobs,
 every 10 minutes.
@@ -48,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.services import CODE_LIFETIME
-from bot.store import Tx, iso
+from bot.store.database import Tx, iso
 
 if TYPE_CHECKING:
     from bot.app import App

@@ -26,8 +26,8 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
-from bot.mail import Attachment, Mailer, PermanentMailError, TransientMailError, build_message
-from bot.store import Store, Tx, iso
+from bot.mail.smtp import Attachment, Mailer, PermanentMailError, TransientMailError, build_message
+from bot.store.database import Store, Tx, iso
 
 if TYPE_CHECKING:
     from bot.app import Clock

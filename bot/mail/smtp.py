@@ -28,7 +28,7 @@ from typing import Final, Protocol
 
 import aiosmtplib
 
-from bot.files import write_atomically
+from bot.domain.files import write_atomically
 from bot.modes import private_dir
 
 log = logging.getLogger(__name__)

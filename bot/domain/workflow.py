@@ -6,7 +6,7 @@
 Every change is a ticket event (who, when, from, to, message) and a notification to the
 officer, written in the same transaction. While a ticket is Observado its due-date clock is
 paused: on its way back the due date moves later by exactly the business days spent Observado
-(:meth:`bot.calendar.BusinessCalendar.due_after_pause`, the one place the rule lives).
+(:meth:`bot.domain.calendar.BusinessCalendar.due_after_pause`, the one place the rule lives).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from bot import dates
+from bot.delivery.payload import encode
+from bot.domain import dates
 from bot.errors import PteBotError
-from bot.payload import encode
-from bot.store import OutboxRow, Tx
+from bot.store.database import OutboxRow, Tx
 from conversations.events import Choice, Outbound, rows
 
 if TYPE_CHECKING:

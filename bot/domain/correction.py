@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from bot import dates
-from bot.store import Tx
+from bot.domain import dates
+from bot.store.database import Tx
 from bot.texts import Section
 from conversations.profiles import assignments
 

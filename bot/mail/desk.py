@@ -16,7 +16,7 @@ The rules, in order (the first that applies wins):
    review ``unauthenticated``: a desk or officer address may be forged.
 9. From the desk (``PTEBOT_STAFF_EMAILS`` or the help-desk address): a first-line command
    (``#en-atencion``, ``#observado <parte>``, ``#atendido``, ``#cerrado``) goes through
-   :mod:`bot.desk` with the chat desk's rules; a refused or mistyped one changes nothing and
+   :mod:`bot.desk.card` with the chat desk's rules; a refused or mistyped one changes nothing and
    is answered by mail with the reason and the commands that apply. Otherwise the new text
    (no quoted history, no signature) and the accepted attachments reach the officer as the
    desk's message → ``relayed`` (``command``/``refused`` for commands).
@@ -37,11 +37,10 @@ from datetime import timedelta
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
-from bot import desk, workflow
-from bot.desk_services import REPLY_STATES
-from bot.mail_parse import Command, ParsedMail, desk_number, new_text, parse_command
-from bot.store import Tx, iso
-from bot.workflow import (
+from bot.desk import card as desk
+from bot.desk.services import REPLY_STATES
+from bot.domain import workflow
+from bot.domain.workflow import (
     ATTENDED,
     CANCELLED,
     CLOSED,
@@ -51,6 +50,8 @@ from bot.workflow import (
     Ticket,
     TransitionError,
 )
+from bot.mail.parse import Command, ParsedMail, desk_number, new_text, parse_command
+from bot.store.database import Tx, iso
 from conversations.events import Document, Outbound
 
 if TYPE_CHECKING:
@@ -366,7 +367,7 @@ async def forward_files(
     app: App, tx: Tx, ticket: Ticket, files: list[CheckedFile], who: str
 ) -> None:
     """Attach accepted files to the ticket and, from the desk, send them to the officer."""
-    from bot.tickets import EXTENSIONS, add_file
+    from bot.domain.tickets import EXTENSIONS, add_file
 
     if not files:
         return
