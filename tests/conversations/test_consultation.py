@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from bot.payload import Rendered
+from bot.delivery.payload import Rendered
 from tests.conftest import AppFactory
 from tests.conversations.test_access_request import PDF, count_rows, make_pdf, tiny_png, to_step
 from tests.driver import Driver, MemoryMailer
