@@ -535,7 +535,7 @@ async def test_the_responsible_cannot_take_a_colleagues_dni_or_mobile(
 async def test_a_second_request_for_the_same_ruc_is_allowed_and_the_desk_told(
     user: Driver, mailer: MemoryMailer, clock: FakeClock
 ) -> None:
-    from bot import workflow
+    from bot.domain import workflow
     from tests.conversations.test_desk import staff_member
 
     await to_step(user, mailer, "resumen")
@@ -567,7 +567,7 @@ async def test_a_second_request_for_the_same_ruc_is_allowed_and_the_desk_told(
 async def test_a_cancelled_request_is_not_an_existing_one(
     user: Driver, mailer: MemoryMailer
 ) -> None:
-    from bot import workflow
+    from bot.domain import workflow
 
     await to_step(user, mailer, "resumen")
     await user.click("Confirmar y enviar")
