@@ -24,6 +24,7 @@ from bot.desk.intake import open_access_request, open_consultation, open_profile
 from bot.desk.services import DeskServices
 from bot.domain import files
 from bot.domain.records import add_file
+from bot.domain.ticket_types import TicketType
 from bot.domain.types import Submitted, Who
 from bot.domain.workflow import ATTENDED, CANCELLED, CLOSED
 from bot.store.database import Tx, iso
@@ -165,6 +166,30 @@ class TurnServices(DeskServices):
         left = CODE_MAX_TRIES - tries - 1
         return ("wrong" if left else "locked"), left
 
+    async def email_proved(self, email: str) -> bool:
+        """Whether this person already confirmed a code sent to ``email`` (in any flow)."""
+        row = await self.tx.fetchone(
+            "SELECT 1 FROM verification_codes"
+            " WHERE person_id = ? AND email = ? AND confirmed_at IS NOT NULL LIMIT 1",
+            (self.who.person_id, email),
+        )
+        return row is not None
+
+    async def my_contact(self) -> dict[str, Any] | None:
+        """Who this person said they are in their latest ticket that says it (an access
+        request's responsible, or who asked a consulta), to offer "¿Sigues siendo …?"."""
+        found = await self.tx.fetchall(
+            "SELECT data FROM tickets WHERE person_id = ? AND type IN (?, ?)"
+            " ORDER BY id DESC LIMIT 5",
+            (self.who.person_id, TicketType.ACCESS, TicketType.CONSULTATION),
+        )
+        wanted = ("nombres", "apellidos", "cargo", "email", "phone")
+        for (raw,) in found:
+            resp = json.loads(raw).get("resp")
+            if isinstance(resp, dict) and all(resp.get(field) for field in wanted):
+                return resp
+        return None
+
     # --------------------------------------------------------------- status
     async def my_tickets(self, limit: int = 10) -> list[dict[str, str]]:
         found = await self.tx.fetchall(
@@ -281,10 +306,39 @@ class TurnServices(DeskServices):
         }
         entities: dict[str, dict[str, str]] = {}
         for number, raw, ruc, name in found:
-            email = json.loads(raw).get("resp", {}).get("email")
+            request = json.loads(raw)
+            email = request.get("resp", {}).get("email")
             if email in confirmed and ruc not in entities:
-                entities[ruc] = {"ruc": ruc, "name": name, "ticket": number}
+                # "no": the request said the entity is not of the justice system, so its
+                # justice-only sections cannot be given to anyone.
+                justice = "no" if request.get("justicia") is False else ""
+                entities[ruc] = {"ruc": ruc, "name": name, "ticket": number, "justicia": justice}
         return list(entities.values())
+
+    async def registry_people(self, base: str) -> list[dict[str, str]]:
+        """Everyone named in the registry of an entity this person manages: the responsible
+        and the colleagues of its access request ``base``, and the people its attended
+        profile changes added (to refuse someone else's DNI or mobile)."""
+        row = await self.tx.fetchone(
+            "SELECT entity_id, data FROM tickets WHERE number = ? AND person_id = ?",
+            (base, self.who.person_id),
+        )
+        if row is None:
+            return []
+        entity_id, raw = row
+        request = json.loads(raw)
+        people = [request.get("resp", {}), *request.get("people", [])]
+        changes = await self.tx.fetchall(
+            "SELECT data FROM tickets WHERE entity_id = ? AND type = ?"
+            " AND state IN (?, ?) ORDER BY id",
+            (entity_id, TicketType.PROFILES, ATTENDED, CLOSED),
+        )
+        for (change,) in changes:
+            named = json.loads(change)
+            if named.get("base") == base and named.get("person"):
+                people.append(named["person"])
+        fields = ("nombres", "apellidos", "dni", "phone")
+        return [{f: str(p.get(f, "")) for f in fields} for p in people if p]
 
     async def submit_profile_update(self, data: Mapping[str, Any]) -> Submitted:
         allowed = {e["ruc"]: e["ticket"] for e in await self.managed_entities()}

@@ -85,6 +85,7 @@ class Section:
     name: str
     note: str = ""
     short: str = ""  # for narrow buttons (the label's short form), when the name is long
+    justice_only: bool = False  # only entities of the justice system (Ley 30934)
 
 
 def _flatten(prefix: str, table: Mapping[str, Any]) -> Iterator[tuple[str, str]]:

@@ -24,6 +24,8 @@ REPLY_STATES = ("registrado", "en_atencion", "observado", "atendido")
 class MemorySection:
     code: str
     name: str
+    note: str = ""
+    justice_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,32 @@ class MemoryPorts:
             return "wrong", 4
         self.world.confirmed.add((self.person_id, email))
         return "ok", 5
+
+    async def email_proved(self, email: str) -> bool:
+        return (self.person_id, email) in self.world.confirmed
+
+    async def my_contact(self) -> dict[str, Any] | None:
+        mine = [t for t in self.world.tickets.values() if t.person_id == self.person_id]
+        wanted = ("nombres", "apellidos", "cargo", "email", "phone")
+        for ticket in reversed(mine):
+            resp = ticket.data.get("resp")
+            if ticket.type not in ("accesos", "consulta") or not isinstance(resp, dict):
+                continue
+            if all(resp.get(key) for key in wanted):
+                return dict(resp)
+        return None
+
+    async def registry_people(self, base: str) -> list[dict[str, str]]:
+        request = self.world.tickets.get(base)
+        if request is None or request.person_id != self.person_id:
+            return []
+        people = [request.data.get("resp") or {}, *request.data.get("people", [])]
+        for change in self.world.tickets.values():
+            attended = change.type == "perfiles" and change.state in FINISHED[:2]
+            if attended and change.data.get("base") == base and change.data.get("person"):
+                people.append(change.data["person"])
+        fields = ("nombres", "apellidos", "dni", "phone")
+        return [{f: str(p.get(f, "")) for f in fields} for p in people if p]
 
     async def my_tickets(self, limit: int = 10) -> list[dict[str, str]]:
         mine = [t for t in self.world.tickets.values() if t.person_id == self.person_id]

@@ -191,6 +191,9 @@ SAMPLES: dict[str, Any] = {
         "taken": True,
     },
     "done": False,
+    "known": PERSON,
+    "registered": date(2026, 12, 2),
+    "attended": date(2026, 12, 3),
 }
 SAMPLES["review"] = [{"email": "ana@consultora.pe", "name": NASTY}]
 SAMPLES["changes"] = [
@@ -278,7 +281,16 @@ def test_sections_come_from_the_data_file() -> None:
     codes = [section.code for section in TEXTS.sections]
     assert codes[0] == "datos_generales"
     assert "focalizada" in codes
-    assert len(codes) == len(set(codes)) == 10
+    assert len(codes) == len(set(codes)) == 11
+    # The portal's menu: "Participación ciudadana" between "Proyectos de inversión e
+    # Infobras" and "Personal" (domain.md).
+    names = [section.name for section in TEXTS.sections]
+    at = names.index("Participación ciudadana")
+    assert names[at - 1 : at + 2] == [
+        "Proyectos de inversión e Infobras",
+        "Participación ciudadana",
+        "Personal",
+    ]
 
 
 def test_a_notice_queued_before_issue_16_still_renders() -> None:
@@ -427,3 +439,13 @@ def test_the_password_warning_follows_what_the_channel_can_do() -> None:
 def test_templates_choose_by_capability_not_by_channel_name() -> None:
     for key, source in TEXTS.sources.items():
         assert not re.search(r"channel\s*==|canal\s*==", source), key
+
+
+def test_replies_queued_before_who_asks_and_the_justice_question_still_render() -> None:
+    """Outbox rows outlive a deploy: a summary or a confirmation without the new data."""
+    request = {k: v for k, v in sample_for("solicitud.resumen").items() if k != "justicia"}
+    assert "Sistema de justicia" not in TEXTS.plain("solicitud.resumen", request)
+    consulta = {k: v for k, v in sample_for("consulta.resumen").items() if k != "resp"}
+    assert "Consulta de" not in TEXTS.plain("consulta.resumen", consulta)
+    done = {k: v for k, v in sample_for("consulta.registrada").items() if k != "email"}
+    assert "Te avisaré aquí" in TEXTS.plain("consulta.registrada", done)

@@ -71,6 +71,7 @@ BUTTONS = {
     "menu.main": "f:solicitud",
     "menu.hint": "f:solicitud",
     "solicitud.res_autoridad": "alcalde",
+    "perfiles.justicia": "no",
     "perfiles.modo": "me",
     "solicitud.resumen": "confirm",
     "common.draft_found": "draft_go:solicitud",

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from bot import dates
 from bot.desk.card import REVIEW_FLAG, post_new_ticket, review_addresses, tell_staff
 from bot.domain import registry, workflow
 from bot.domain.correction import changed_fields, replaced_files
@@ -115,6 +116,7 @@ async def _request_files(
     files it replaces."""
     people = [data["resp"], *data.get("people", [])]
     flags = [REVIEW_FLAG] if any(p.get("review") for p in people) else []
+    flags += await other_requests(app, tx, data["ruc"], ticket_id)
     sections = app.services.sections
     formato = FormatoData(
         ticket_number=number,
@@ -130,6 +132,7 @@ async def _request_files(
             if person is not None
         ],
         generated_at=tx.now,
+        justice_system=data.get("justicia") if isinstance(data.get("justicia"), bool) else None,
     )
     workbook = build_formato(formato)
     stored = await asyncio.to_thread(app.files.put, workbook)
@@ -166,6 +169,7 @@ async def _request_files(
             "resp": data["resp"],
             "res": data["res"],
             "authority": authority_text(app, data["res"]),
+            "justicia": data.get("justicia"),  # None: a request sent before the question
             "rows": [{"section": s.name, "person": p} for s, p in assignments(data, sections)],
             "due": due,
             "flags": [f for f in flags if f != REVIEW_FLAG],  # the addresses say it
@@ -191,6 +195,36 @@ async def _request_files(
     return Document(stored.sha256, formato_name, XLSX)
 
 
+OPEN_OR_ATTENDED = (
+    workflow.REGISTERED,
+    workflow.IN_PROGRESS,
+    workflow.OBSERVED,
+    workflow.ATTENDED,
+    workflow.CLOSED,
+)
+
+
+async def other_requests(app: Context, tx: Tx, ruc: str, ticket_id: int) -> list[str]:
+    """Alerts naming the RUC's other access requests that are open or were attended ("ya
+    existe PTE-… (Atendido el …)"): a new one is allowed, the desk is told."""
+    found = await tx.fetchall(
+        "SELECT t.number, t.state, t.registered_at, t.attended_at FROM tickets t"
+        " JOIN entities e ON e.id = t.entity_id WHERE e.ruc = ? AND t.type = ?"
+        " AND t.id != ? AND t.state IN (?, ?, ?, ?, ?) ORDER BY t.id",
+        (ruc, TicketType.ACCESS, ticket_id, *OPEN_OR_ATTENDED),
+    )
+    alerts = []
+    for number, state, registered, attended in found:
+        data = {
+            "number": number,
+            "state": state,
+            "registered": dates.lima_date(datetime.fromisoformat(registered)),
+            "attended": dates.lima_date(datetime.fromisoformat(attended)) if attended else None,
+        }
+        alerts.append(app.texts.plain("mesa.ya_existe", data))
+    return alerts
+
+
 def authority_text(app: Context, res: dict[str, Any]) -> str:
     if res.get("autoridad_texto"):
         return str(res["autoridad_texto"])
@@ -199,6 +233,9 @@ def authority_text(app: Context, res: dict[str, Any]) -> str:
 
 async def open_consultation(app: Context, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
     number, ticket_id, due = await create_ticket(app.calendar, tx, who, CONSULTATION.type, data)
+    resp = data["resp"]
+    flags = [REVIEW_FLAG] if resp.get("review") else []
+    await tx.execute("UPDATE tickets SET flags = ? WHERE id = ?", (json.dumps(flags), ticket_id))
     attachments = []
     listed = []  # each file's name in the mail, with the words the officer sent with it
     for index, file in enumerate(data.get("files", []), start=1):
@@ -222,13 +259,15 @@ async def open_consultation(app: Context, tx: Tx, who: Who, data: dict[str, Any]
             "count": len(attachments),
             "files": listed,
             "due": due,
+            "resp": resp,
+            "review": review_addresses([resp]),
         },
     )
     await app.mail.enqueue(
         tx,
         kind=CONSULTATION.mail,
         to=[app.settings.helpdesk_email],
-        cc=[],
+        cc=[resp["email"]],
         subject=app.texts.plain(
             f"mail.{CONSULTATION.mail}_subject", {"entity": data["entity_name"], "number": number}
         ),
@@ -267,6 +306,7 @@ async def open_profile_update(app: Context, tx: Tx, who: Who, data: dict[str, An
         resolution_authority=authority_text(app, res),
         profiles=profiles,
         generated_at=tx.now,
+        justice_system=base.get("justicia") if isinstance(base.get("justicia"), bool) else None,
     )
     workbook = build_formato(formato)
     stored = await asyncio.to_thread(app.files.put, workbook)

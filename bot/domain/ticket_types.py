@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from conversations.access_request import REQUEST_KEYS
+from conversations.consultation import CONSULTATION_KEYS
+from conversations.profile_update import CHANGE_KEYS
+
 log = logging.getLogger(__name__)
 
 
@@ -49,7 +53,7 @@ KINDS: dict[str, TicketKind] = {
     for kind in (
         TicketKind(
             TicketType.ACCESS,
-            keys=frozenset({"ruc", "entity_name", "resp", "res", "profiles", "people"}),
+            keys=frozenset(REQUEST_KEYS),
             parts=("resolucion", "responsable", "perfiles", "otro"),
             card_section="profiles",
             mail="request",
@@ -58,9 +62,7 @@ KINDS: dict[str, TicketKind] = {
         ),
         TicketKind(
             TicketType.CONSULTATION,
-            keys=frozenset(
-                {"ruc", "entity_name", "section", "section_name", "description", "files"}
-            ),
+            keys=frozenset(CONSULTATION_KEYS),
             parts=("otro",),
             card_section="consulta",
             mail="consulta",
@@ -69,9 +71,7 @@ KINDS: dict[str, TicketKind] = {
         ),
         TicketKind(
             TicketType.PROFILES,
-            keys=frozenset(
-                {"ruc", "entity_name", "base", "sections", "action", "person", "reason"}
-            ),
+            keys=frozenset(CHANGE_KEYS),
             parts=("otro",),
             card_section="update",
             mail="perfiles",

@@ -36,7 +36,7 @@ async def test_observed_ticket_gets_one_reminder_after_two_business_days(
     await jobs(user)  # once only
     assert len(user.screen.messages) == seen + 1
     await user.click("Corregir")
-    assert "Paso 10 de 15" in user.screen.last.plain
+    assert "Paso 10 de 16" in user.screen.last.plain
 
 
 async def test_no_reminder_when_the_officer_already_answered(

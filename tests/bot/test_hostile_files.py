@@ -33,7 +33,7 @@ from bot.texts import Texts
 from conversations.state import State
 from tests.bot.conftest import Starter
 from tests.conversations.test_access_request import PDF, make_pdf, tiny_png, to_step
-from tests.conversations.test_consultation import DESCRIPTION, to_attachments
+from tests.conversations.test_consultation import DESCRIPTION, to_attachments, who_asks
 from tests.driver import Driver, MemoryMailer
 from tests.fakes.telegram_api import FakeBotAPI, FakeUser
 
@@ -257,7 +257,7 @@ async def test_hostile_resolution_is_refused_and_asked_again(
     refusal, again = replies
     assert refusal.plain == TEXTS.plain(f"errors.{hostile.refusal}", {})
     assert RESOLUTION_QUESTION in again.plain
-    assert "Paso 13 de 15" in again.plain
+    assert "Paso 13 de 16" in again.plain
     flow, step, data = await frame_data(user)
     assert (flow, step) == ("solicitud", "res_pdf")
     assert "pdf" not in data.get("res", {})
@@ -288,13 +288,14 @@ async def test_resolution_with_a_hostile_name_is_stored_under_its_hash(
     await to_step(user, mailer, "res_pdf")
     before = tree(tmp_path)
     [profiles] = await user.upload(PDF, name=name)
-    assert "Paso 14 de 15" in profiles.plain
+    assert "Paso 14 de 16" in profiles.plain
     new = tree(tmp_path) - before
     assert_only_under(new, settings.data_dir)
     [stored] = stored_files(new, settings.data_dir)
     assert_stored_by_hash(stored, settings.data_dir, PDF)
 
     # The help desk's mail names the resolution after the ticket, never after the sender.
+    await user.click("No")
     await user.click("Yo")
     await user.click("Confirmar y enviar")
     names = [a.get_filename() for a in mailer.sent[-1].iter_attachments()]
@@ -310,7 +311,7 @@ async def test_resolution_with_a_hostile_name_is_stored_under_its_hash(
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=[h.id for h in HOSTILE])
 async def test_hostile_attachment_is_refused_and_not_counted(
-    hostile: Hostile, user: Driver, tmp_path: Path, settings: Settings
+    hostile: Hostile, user: Driver, mailer: MemoryMailer, tmp_path: Path, settings: Settings
 ) -> None:
     await to_attachments(user)
     before = tree(tmp_path)
@@ -328,7 +329,8 @@ async def test_hostile_attachment_is_refused_and_not_counted(
     new = tree(tmp_path) - before
     assert_only_under(new, settings.data_dir)
     assert stored_files(new, settings.data_dir) == []
-    summary = (await user.click("Listo"))[-1].plain
+    await user.click("Listo")
+    summary = (await who_asks(user, mailer))[-1].plain
     assert "Adjuntos: 0" in summary
 
 
@@ -355,6 +357,7 @@ async def test_attachment_with_a_hostile_name_is_stored_under_its_hash(
     [stored] = stored_files(new, settings.data_dir)
     assert_stored_by_hash(stored, settings.data_dir, png)
     await user.click("Listo")
+    await who_asks(user, mailer)
     await user.click("Confirmar y enviar")
     names = [a.get_filename() for a in mailer.sent[-1].iter_attachments()]
     assert names == ["Adjunto_01_PTE-2026-000001.png"]

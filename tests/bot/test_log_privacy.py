@@ -182,4 +182,5 @@ async def to_step_rest(user: Driver) -> None:
     await user.send("15/10/2026")
     await user.click("Alcalde o alcaldesa")
     await user.upload(PDF)
+    await user.click("No")
     await user.click("Yo")

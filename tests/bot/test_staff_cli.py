@@ -21,7 +21,7 @@ from bot.staff_cli import (
 )
 from tests.bot.test_ticket_entity_name import file_request
 from tests.conversations.test_access_request import to_step
-from tests.conversations.test_consultation import to_attachments
+from tests.conversations.test_consultation import to_attachments, who_asks
 from tests.driver import Driver, FakeClock, MemoryMailer
 
 
@@ -93,10 +93,13 @@ async def test_attended_says_accesses_go_by_email(user: Driver, mailer: MemoryMa
     assert "nunca llegan por este chat" in user.screen.last.plain
 
 
-async def test_a_consulta_is_attended_from_the_shell_with_its_answer(user: Driver) -> None:
+async def test_a_consulta_is_attended_from_the_shell_with_its_answer(
+    user: Driver, mailer: MemoryMailer
+) -> None:
     """Issue 16, point 2: no answer, no Atendido; the answer reaches the officer's chat."""
     await to_attachments(user)
     await user.click("Listo")
+    await who_asks(user, mailer)
     await user.click("Confirmar y enviar")
     await set_state(user, "En atención")
     with pytest.raises(AnswerMissing, match="es una consulta: se atiende con su respuesta"):
@@ -250,6 +253,7 @@ async def test_csv_has_who_filed_who_works_it_and_how_it_ended(
     await user.click("Presupuesto")
     await user.send("No puedo publicar el presupuesto: el portal muestra un error 500.")
     await user.click("Listo")
+    await user.click("Sí")  # ¿Sigues siendo Ana María Pérez Ruiz…? Her email is proved already
     await user.click("Confirmar y enviar")
 
     header, *rows = await export(user, tmp_path)

@@ -116,7 +116,7 @@ async def test_observe_correct_attend_through_telegram(
 
     # Corregir → straight to the resolution; a new PDF; the same ticket back in attention.
     question = (await officer.press("✏️ Corregir"))[-1]
-    assert "Paso 10 de 15" in question.text
+    assert "Paso 10 de 16" in question.text
     await officer.say("Resolución de Alcaldía N.° 046-2026-MDSJL")
     await officer.say("16/03/2025")
     await officer.press("Alcalde o alcaldesa")

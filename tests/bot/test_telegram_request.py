@@ -43,7 +43,7 @@ PHONE = "+51987654321"
 RESOLUTION = "Resolución de Alcaldía N.° 045-2026-MDSJL"
 RESOLUTION_DATE = "15/03/2025"  # in the past whatever day the suite runs
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-MAX_INTERACTIONS = 18
+MAX_INTERACTIONS = 19
 
 TEXTS = Texts(helpdesk=HELP_DESK)
 
@@ -240,21 +240,22 @@ class Officer:
 STEPS: list[tuple[str, Callable[[Officer], Awaitable[list[BotMessage]]], str]] = [
     ("start", lambda o: o.say("/start"), "¿Aceptas?"),
     ("consent", lambda o: o.press("Acepto"), "¿Qué necesitas hacer?"),
-    ("menu", lambda o: o.press("Solicitar accesos al PTE"), "Paso 1 de 15"),
-    ("ruc", lambda o: o.say(RUC), "Paso 2 de 15"),
-    ("entidad", lambda o: o.say(ENTITY), "Paso 3 de 15"),
-    ("nombres", lambda o: o.say("Ana María"), "Paso 4 de 15"),
-    ("apellidos", lambda o: o.say("Pérez Ruiz"), "Paso 5 de 15"),
-    ("dni", lambda o: o.say("45678912"), "Paso 6 de 15"),
-    ("cargo", lambda o: o.say("Jefa de Tecnologías de la Información"), "Paso 7 de 15"),
-    ("correo", lambda o: o.say(OFFICER_EMAIL), "Paso 8 de 15"),
-    ("codigo", lambda o: o.type_code(), "Paso 9 de 15"),
-    ("celular", lambda o: o.share_contact(PHONE), "Paso 10 de 15"),
-    ("res_numero", lambda o: o.say(RESOLUTION), "Paso 11 de 15"),
-    ("res_fecha", lambda o: o.say(RESOLUTION_DATE), "Paso 12 de 15"),
-    ("res_autoridad", lambda o: o.press("Alcalde o alcaldesa"), "Paso 13 de 15"),
-    ("res_pdf", lambda o: o.send_document(PDF, "Resolución 045-2026.pdf"), "Paso 14 de 15"),
-    ("perfiles_modo", lambda o: o.press("Yo"), "Paso 15 de 15"),
+    ("menu", lambda o: o.press("Solicitar accesos al PTE"), "Paso 1 de 16"),
+    ("ruc", lambda o: o.say(RUC), "Paso 2 de 16"),
+    ("entidad", lambda o: o.say(ENTITY), "Paso 3 de 16"),
+    ("nombres", lambda o: o.say("Ana María"), "Paso 4 de 16"),
+    ("apellidos", lambda o: o.say("Pérez Ruiz"), "Paso 5 de 16"),
+    ("dni", lambda o: o.say("45678912"), "Paso 6 de 16"),
+    ("cargo", lambda o: o.say("Jefa de Tecnologías de la Información"), "Paso 7 de 16"),
+    ("correo", lambda o: o.say(OFFICER_EMAIL), "Paso 8 de 16"),
+    ("codigo", lambda o: o.type_code(), "Paso 9 de 16"),
+    ("celular", lambda o: o.share_contact(PHONE), "Paso 10 de 16"),
+    ("res_numero", lambda o: o.say(RESOLUTION), "Paso 11 de 16"),
+    ("res_fecha", lambda o: o.say(RESOLUTION_DATE), "Paso 12 de 16"),
+    ("res_autoridad", lambda o: o.press("Alcalde o alcaldesa"), "Paso 13 de 16"),
+    ("res_pdf", lambda o: o.send_document(PDF, "Resolución 045-2026.pdf"), "Paso 14 de 16"),
+    ("justicia", lambda o: o.press("No"), "Paso 15 de 16"),
+    ("perfiles_modo", lambda o: o.press("Yo"), "Paso 16 de 16"),
 ]
 
 
@@ -306,7 +307,8 @@ async def test_whole_request_through_telegram_with_a_real_smtp_server(
     assert f"{OFFICER_EMAIL} · {PHONE}" in summary.text
     assert f"{RESOLUTION}, del {RESOLUTION_DATE}, emitida por Alcalde o alcaldesa" in summary.text
     assert "(PDF de 2 páginas)" in summary.text
-    assert summary.text.count(": tú") == len(TEXTS.sections) == 10
+    # Not of the justice system: every section but Información focalizada.
+    assert summary.text.count(": tú") == len(TEXTS.sections) - 1 == 10
 
     registered, formato, menu = await officer.press("✅ Confirmar y enviar", n=3)
     print(f"\nofficer interactions from /start to the confirmation: {officer.interactions}")
@@ -337,9 +339,9 @@ async def test_whole_request_through_telegram_with_a_real_smtp_server(
     assert formato.document is not None
     assert formato.document.startswith(b"PK\x03\x04")
     cells = sheet_cells(formato.document)
-    for section in TEXTS.sections:
-        assert section.name in cells, section.name
-    assert cells.count("45678912") == 1 + 10  # the responsible, and each of the 10 sections
+    for section in TEXTS.sections:  # all but focalizada: not an entity of the justice system
+        assert (section.name in cells) is not section.justice_only, section.name
+    assert cells.count("45678912") == 1 + 10  # the responsible, and the 10 sections that apply
     assert ENTITY in cells
     assert RUC in cells
 
@@ -365,7 +367,7 @@ async def test_whole_request_through_telegram_with_a_real_smtp_server(
     assert xlsx_type == XLSX
     assert xlsx_bytes == formato.document
     for section in TEXTS.sections:
-        assert section.name in sheet_cells(xlsx_bytes)
+        assert (section.name in sheet_cells(xlsx_bytes)) is not section.justice_only
 
     # Exactly two mails: the code to the officer, the request to the help desk.
     assert len(smtp.inbox.received) == 2
@@ -386,7 +388,7 @@ async def test_refused_files_are_explained_and_the_question_asked_again(
     [again] = await officer.send_document(EXECUTABLE, "resolucion.pdf")
     assert again.text.startswith(text("errors.file_type_not_allowed") + "\n\n")
     assert question in again.text
-    assert "Paso 13 de 15" in again.text
+    assert "Paso 13 de 16" in again.text
 
     # 25 MB declared: refused on the declared size, never downloaded.
     big_size = 25 * 1024 * 1024
@@ -407,8 +409,8 @@ async def test_refused_files_are_explained_and_the_question_asked_again(
 
     # A real PDF is then accepted.
     [profiles] = await officer.send_document(PDF, "resolucion.pdf")
-    assert "Paso 14 de 15" in profiles.text
-    assert profiles.button_labels == ["Yo", "Otra persona", "Definir por sección"]
+    assert "Paso 14 de 16" in profiles.text
+    assert profiles.button_labels == ["Sí", "No"]  # the justice question opens the profiles
     assert rejected(api) == []
 
 
@@ -419,22 +421,22 @@ async def test_invalid_ruc_and_personal_email_are_refused_and_asked_again(
     [again] = await officer.say("20131312956")  # wrong check digit
     assert again.text.startswith(text("errors.ruc_check_digit") + "\n\n")
     assert text("solicitud.ruc") in again.text
-    assert "Paso 1 de 15" in again.text
+    assert "Paso 1 de 16" in again.text
     [again] = await officer.say("10456789124")  # a natural person's RUC
     assert again.text.startswith(text("errors.ruc_not_entity") + "\n\n")
-    assert "Paso 1 de 15" in again.text
+    assert "Paso 1 de 16" in again.text
 
     await walk(officer, after="menu", until="correo")
     [again] = await officer.say("ana.perez@gmail.com")
     assert again.text.startswith(text("errors.email_webmail") + "\n\n")
     assert text("solicitud.correo") in again.text
-    assert "Paso 7 de 15" in again.text
+    assert "Paso 7 de 16" in again.text
     # No code for the personal address: nothing queued, nothing at the SMTP server.
     assert query(settings, "SELECT count(*) FROM mail_outbox") == [(0,)]
     assert smtp.inbox.received == []
 
     [code_question] = await officer.say(OFFICER_EMAIL)
-    assert "Paso 8 de 15" in code_question.text
+    assert "Paso 8 de 16" in code_question.text
     assert OFFICER_EMAIL in code_question.text
     assert len(await officer.smtp.inbox.code(OFFICER_EMAIL)) == 6
     assert rejected(api) == []
@@ -490,7 +492,7 @@ async def test_restart_mid_request_resumes_at_the_open_question(
 
     await start_bot()  # same data directory, same SQLite file
     [email_question] = await officer.say("Jefa de Tecnologías de la Información")
-    assert "Paso 7 de 15" in email_question.text
+    assert "Paso 7 de 16" in email_question.text
     assert text("solicitud.correo") in email_question.text
     await walk(officer, after="cargo", until="res_numero")  # code mailed by the new process
     await walk(officer, after="celular")

@@ -44,6 +44,7 @@ async def file_request(
     await officer.send("15/10/2026")
     await officer.click("Alcalde o alcaldesa")
     await officer.upload(PDF)
+    await officer.click("No")
     await officer.click("Yo")
     await officer.click("Confirmar y enviar")
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from tests.conftest import AppFactory
 from tests.conversations.test_access_request import ENTITY, RUC, count_rows, make_pdf, to_step
-from tests.conversations.test_consultation import to_attachments
+from tests.conversations.test_consultation import to_attachments, who_asks
 from tests.driver import Driver, FakeClock, MemoryMailer
 
 NUMBER = "PTE-2026-000001"
@@ -124,7 +124,7 @@ async def test_observe_the_resolution_then_the_officer_corrects_it(
     assert (await ticket_row(user))["paused"] == 4
     clock.advance(days=11)  # Mon 14 Dec: the clock was stopped meanwhile
     question = (await user.click("Corregir"))[-1]
-    assert "Paso 10 de 15" in question.plain  # straight to the resolution's number
+    assert "Paso 10 de 16" in question.plain  # straight to the resolution's number
     await user.send("Resolución de Alcaldía N.° 046-2026-MDSJL")
     await user.send("16/10/2026")
     await user.click("Alcalde o alcaldesa")
@@ -174,7 +174,7 @@ async def test_correcting_again_is_refused_once_the_ticket_moved_on(
     await staff.send("El cargo no coincide con la resolución.")
     fix, _ref = user.button("Corregir")
     await user.click("Corregir")
-    assert "Paso 3 de 15" in user.screen.last.plain  # the responsible's names
+    assert "Paso 3 de 16" in user.screen.last.plain  # the responsible's names
     for answer in ("Ana María", "Pérez Ruiz", "45678912", "Gerente Municipal"):
         await user.send(answer)
     await user.send("ana.perez@munisjl.gob.pe")  # the same, proved: no new code
@@ -445,9 +445,10 @@ async def test_subsanacion_mail_names_what_changed_and_what_stayed(
 
 
 # ------------------------------------------------------------- issue 16, point 2
-async def consulta_taken(user: Driver) -> Driver:
+async def consulta_taken(user: Driver, mailer: MemoryMailer) -> Driver:
     await to_attachments(user)
     await user.click("Listo")
+    await who_asks(user, mailer)
     await user.click("Confirmar y enviar")
     staff = await staff_member(user)
     await staff.send(f"/ticket {NUMBER}")
@@ -455,8 +456,10 @@ async def consulta_taken(user: Driver) -> Driver:
     return staff
 
 
-async def test_a_consulta_is_attended_with_its_answer_read_in_the_chat(user: Driver) -> None:
-    staff = await consulta_taken(user)
+async def test_a_consulta_is_attended_with_its_answer_read_in_the_chat(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    staff = await consulta_taken(user, mailer)
     prompt = (await staff.click("Atender"))[-1]
     assert "Escribe la respuesta a la consulta" in prompt.plain
     assert "accesos" not in prompt.plain

@@ -175,6 +175,7 @@ REQUEST_STEPS: list[tuple[str, Action]] = [
     ("res_fecha", send("15/10/2026")),
     ("res_autoridad", click("Alcalde o alcaldesa")),
     ("res_pdf", upload(PDF)),
+    ("justicia", click("No")),
     ("perfiles_modo", click("Yo")),
 ]
 
@@ -205,6 +206,15 @@ CONSULTA_FULL = [
     click("Presupuesto"),
     send("No puedo publicar el presupuesto: el portal muestra un error."),
 ]
+CONSULTA_WHO = [  # who asks, someone the assistant does not know yet
+    send("Rosa"),
+    send("Huamán Torres"),
+    send("Especialista en Transparencia"),
+    send("rosa@munisjl.gob.pe"),
+    _code,
+    send("912345678"),
+]
+CONSULTA_ASKED = [*CONSULTA_FULL, click("Listo"), *CONSULTA_WHO]
 UPDATE = [*REGISTERED, _attended, click("Actualizar perfiles")]
 UPDATE_PERSON = [
     *UPDATE,
@@ -350,12 +360,33 @@ def _scenarios() -> Iterator[Scenario]:
         "consulta.descripcion", "consulta", "descripcion", CONSULTA_FULL[:-1], description
     )
     yield Scenario("consulta.adjuntos", "consulta", "adjuntos", CONSULTA_FULL)
-    yield Scenario("consulta.resumen", "consulta", "resumen", [*CONSULTA_FULL, click("Listo")])
+    who = [*CONSULTA_FULL, click("Listo")]
+    who_fields = [
+        ("nombres", accepts["nombres"]),
+        ("apellidos", accepts["apellidos"]),
+        ("cargo", accepts["cargo"]),
+        ("correo", accepts["correo"]),
+        ("codigo", refuse),
+        ("celular", accepts["celular"]),
+    ]
+    for i, (step, check) in enumerate(who_fields):
+        contact = accepts["celular"] if step == "celular" else refuse
+        walk = [*who, *CONSULTA_WHO[:i]]
+        # The mobile is the last question: the summary that follows moves screen keys too.
+        loose = step == "celular"
+        yield Scenario(f"consulta.{step}", "consulta", step, walk, check, contact, loose)
+    known = [
+        *REGISTERED,
+        click("Hacer una consulta"),
+        click("Sí, esa entidad"),
+        click("Presupuesto"),
+        send("No puedo publicar el presupuesto: el portal muestra un error."),
+        click("Listo"),
+    ]
+    yield Scenario("consulta.quien", "consulta", "quien", known)
+    yield Scenario("consulta.resumen", "consulta", "resumen", CONSULTA_ASKED)
     yield Scenario(
-        "consulta.corregir",
-        "consulta",
-        "corregir",
-        [*CONSULTA_FULL, click("Listo"), click("Corregir")],
+        "consulta.corregir", "consulta", "corregir", [*CONSULTA_ASKED, click("Corregir")]
     )
 
     yield Scenario("estado.lista", "estado", "lista", STATUS, ticket_number)

@@ -100,7 +100,7 @@ async def test_an_old_menu_entry_opens_its_flow_from_any_question(user: Driver) 
     old_next, _ = user.button("Siguiente")
     await user.click("Siguiente")
     replies = await user.click_data(old_menu_entry)
-    assert "Paso 1 de 5" in replies[-1].plain  # the consulta, not "Ese botón..."
+    assert "Paso 1 de 11" in replies[-1].plain  # the consulta, not "Ese botón..."
     [refusal] = await user.click_data(old_next)  # an answer to a closed question: briefly
     assert "Ese botón es de una pregunta anterior" in refusal.plain
     assert refusal.buttons == []
@@ -130,6 +130,6 @@ async def test_text_that_reopens_a_closed_conversation_is_not_an_answer(user: Dr
     reopening = user._event(Kind.TEXT, "Hola, ¿qué novedades hay?", reopens=True)
     [offer] = await user._push(reopening)
     assert "no tomé tu mensaje como respuesta" in offer.plain
-    assert "paso 3 de 5" in offer.plain
+    assert "paso 3 de 11" in offer.plain
     replies = await user.click("Continuar")
-    assert "Paso 3 de 5" in replies[-1].plain
+    assert "Paso 3 de 11" in replies[-1].plain

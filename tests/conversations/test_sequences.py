@@ -103,7 +103,7 @@ async def test_the_menu_names_the_flow_a_draft_belongs_to(user: Driver) -> None:
     assert "paso 0 de 0" not in menu
     assert "Solicitar accesos" not in menu.split("\n")[0]
     assert "consulta en curso" in menu
-    assert "paso 1 de 5" in menu  # the RUC given, its name asked: still step 1
+    assert "paso 1 de 11" in menu  # the RUC given, its name asked: still step 1
 
 
 async def test_accepting_from_a_refused_command_opens_what_was_asked(user: Driver) -> None:
@@ -119,7 +119,7 @@ async def test_accepting_from_a_refused_command_opens_what_was_asked(user: Drive
     assert consents
     assert consents[-1][0] == 1
     assert "RUC" in replies[-1].plain  # the consulta's first question
-    assert "Paso 1 de 5" in replies[-1].plain
+    assert "Paso 1 de 11" in replies[-1].plain
 
 
 async def test_common_questions_mean_the_same_on_list_screens(

@@ -9,7 +9,7 @@ import pytest
 from conversations.status import find_number
 from tests.conftest import AppFactory
 from tests.conversations.test_access_request import make_pdf, to_step
-from tests.conversations.test_consultation import to_attachments
+from tests.conversations.test_consultation import to_attachments, who_asks
 from tests.driver import Driver, FakeClock, MemoryMailer
 
 
@@ -108,7 +108,7 @@ async def test_typed_number_mid_request_keeps_the_draft(
     detail = (await user.send("PTE-2026-000001"))[-1].plain
     assert "Solicitud de accesos" in detail
     replies = await user.click("Menú")
-    assert "Tienes una solicitud de accesos al PTE en curso (paso 2 de 15)" in replies[-1].plain
+    assert "Tienes una solicitud de accesos al PTE en curso (paso 2 de 16)" in replies[-1].plain
 
 
 # ------------------------------------------------------------- issue 16, point 14
@@ -165,9 +165,12 @@ async def test_detail_after_attended_shows_what_is_current(
     assert "Estado: Atendido" in replies[-1].plain  # and the detail again
 
 
-async def test_a_consulta_detail_has_its_answer_and_no_formato(user: Driver) -> None:
+async def test_a_consulta_detail_has_its_answer_and_no_formato(
+    user: Driver, mailer: MemoryMailer
+) -> None:
     await to_attachments(user)
     await user.click("Listo")
+    await who_asks(user, mailer)
     await user.click("Confirmar y enviar")
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
