@@ -8,7 +8,9 @@ webhook is answered at once and each officer's messages run in order.
 
 Outbound rows are rendered by :mod:`bot.channels.whatsapp_render` and sent with
 :class:`~bot.channels.whatsapp_graph.GraphClient`; outside the 24-hour window they are held
-(:mod:`bot.channels.whatsapp_window`). Interactive replies carry our callback data
+(:mod:`bot.channels.whatsapp_window`). A reply's text-only rows go in front of the row
+after them as one message while it fits WhatsApp's limits (``WhatsAppTransport.joins``);
+such a message is sent, retried, failed or held as a whole. Interactive replies carry our callback data
 (``"<question id>:<choice id>"``) as their id; two ids are the channel's own: the next page
 of a long list, and "Compartir mi número", which becomes a contact event with the sender's
 number (WhatsApp already tells us who writes).
@@ -132,6 +134,13 @@ class WhatsAppTransport:
         self._progress: dict[int, int] = {}  # row id -> messages of it already sent
         self._media: dict[str, str] = {}  # sha256 -> uploaded media id
 
+    def joins(self, row: OutboxRow) -> bool:
+        """A reply's acknowledgement and its question go as one message while they fit one
+        (see :mod:`bot.delivery.outbox`): a text within 4096 characters, a body with
+        buttons or a list within 1024. Otherwise each goes on its own."""
+        rendered = render(self.app.texts, row.payload, CAPABILITIES)
+        return rendered.delete_ref is None and len(plan(self.app.texts, rendered, row.id)) == 1
+
     async def deliver(self, row: OutboxRow) -> str | None:
         rendered = render(self.app.texts, row.payload, CAPABILITIES)
         if rendered.delete_ref is not None:
@@ -152,7 +161,7 @@ class WhatsAppTransport:
             except GraphError as error:
                 if error.code == REENGAGEMENT:
                     log.info("outbox row %d: window closed (131047); held", row.id)
-                    if await self.window.closed_by_meta(row.id, row.chat_id, now):
+                    if await self.window.closed_by_meta(row, now):
                         await self.send_template(row.chat_id, retry=True)
                     return None
                 raise _delivery_error(error) from error

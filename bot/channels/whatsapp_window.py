@@ -5,7 +5,9 @@ that finds the window closed (by our clock, or because Meta answered error 13104
 ``wa_held`` keeps it, the outbox marks it sent without a message id, and the re-engagement
 template (if configured) is sent once per closure. When the officer writes again, the held
 rows go back to ``pending`` and are resubmitted in their order, before the reply to what
-the officer wrote. Everything here is one transaction per call, so a row is either held or
+the officer wrote. A message joined at delivery (an acknowledgement in front of the question
+after it, :mod:`bot.delivery.outbox`) is held as a whole: every row it carries is kept, and
+released together they join again. Everything here is one transaction per call, so a row is either held or
 delivered, never lost between the two (see :meth:`Window.hold_if_closed`).
 
 The message that reopens a closed window (24 hours or more after the officer's previous
@@ -16,6 +18,7 @@ question left open (see ``Inbound.reopens``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -100,13 +103,14 @@ class Window:
         async with self.store.transaction(now) as tx:
             if await self._is_open(tx, row.chat_id, now):
                 return False, False
-            return True, await self._hold(tx, row.id, row.chat_id)
+            return True, await self._hold(tx, row.ids, row.chat_id)
 
-    async def closed_by_meta(self, row_id: int, wa_id: str, now: datetime) -> bool:
-        """Meta refused ``row_id`` with 131047: hold it; True to send the template now."""
+    async def closed_by_meta(self, row: OutboxRow, now: datetime) -> bool:
+        """Meta refused ``row`` with 131047: hold it (and the rows joined into it); True to
+        send the template now."""
         async with self.store.transaction(now) as tx:
-            await self._close(tx, wa_id)
-            return await self._hold(tx, row_id, wa_id)
+            await self._close(tx, row.chat_id)
+            return await self._hold(tx, row.ids, row.chat_id)
 
     async def template_failed(self, wa_id: str, now: datetime) -> None:
         """The template did not go out (transiently): the next held row tries again."""
@@ -131,23 +135,27 @@ class Window:
     async def apply_failure(
         self, wamid: str, wa_id: str, error: tuple[int | None, str], now: datetime
     ) -> bool | None:
-        """A sent message failed: hold it (131047) or mark its row failed. None while no row
-        carries that wamid yet (the outbox records it just after the send); else whether to
-        send the re-engagement template now."""
+        """A sent message failed: hold its rows (131047) or mark them failed (a joined
+        message carries several rows, all with its wamid). None while no row carries that
+        wamid yet (the outbox records it just after the send); else whether to send the
+        re-engagement template now."""
         code, title = error
         async with self.store.transaction(now) as tx:
-            found = await tx.fetchone(
-                "SELECT id FROM outbox WHERE channel = ? AND external_ref = ?", (CHANNEL, wamid)
+            found = await tx.fetchall(
+                "SELECT id FROM outbox WHERE channel = ? AND external_ref = ? ORDER BY id",
+                (CHANNEL, wamid),
             )
-            if found is None:
+            if not found:
                 return None
+            ids = [row[0] for row in found]
             if code == REENGAGEMENT:
                 await self._close(tx, wa_id)
-                return await self._hold(tx, found[0], wa_id)
+                return await self._hold(tx, ids, wa_id)
             # Shown on the ticket's card like a blocked Telegram chat.
+            marks = ", ".join("?" for _ in ids)
             await tx.execute(
-                "UPDATE outbox SET state = 'failed', last_error = ? WHERE id = ?",
-                (f"whatsapp {code}: {title}"[:500], found[0]),
+                f"UPDATE outbox SET state = 'failed', last_error = ? WHERE id IN ({marks})",
+                (f"whatsapp {code}: {title}"[:500], *ids),
             )
             return False
 
@@ -158,11 +166,12 @@ class Window:
             (wa_id, tx.stamp),
         )
 
-    async def _hold(self, tx: Tx, row_id: int, wa_id: str) -> bool:
-        await tx.execute(
-            "INSERT OR IGNORE INTO wa_held (outbox_id, wa_id, held_at) VALUES (?, ?, ?)",
-            (row_id, wa_id, tx.stamp),
-        )
+    async def _hold(self, tx: Tx, row_ids: Sequence[int], wa_id: str) -> bool:
+        for row_id in row_ids:
+            await tx.execute(
+                "INSERT OR IGNORE INTO wa_held (outbox_id, wa_id, held_at) VALUES (?, ?, ?)",
+                (row_id, wa_id, tx.stamp),
+            )
         if not self.template:
             return False
         cursor = await tx.execute(

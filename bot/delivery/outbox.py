@@ -27,12 +27,15 @@ failed without another apology (no loop), and no second apology is written while
 still pending for the chat. One log line names the row: its id, template key and the
 exception type, never its text.
 
-**Joined messages.** A transport with a ``joins`` method (Telegram) gets a reply's text-only
-rows joined into the row after them (:func:`bot.delivery.payload.join`): "Gracias. Guardé tu
-aceptación" and the menu go as one message, where ``joins`` says the result still goes as
-one message (Telegram: 4096 characters). Only rows of the same reply (submitted together)
+**Joined messages.** A transport with a ``joins`` method (Telegram, WhatsApp) gets a
+reply's text-only rows joined into the row after them (:func:`bot.delivery.payload.join`):
+"Gracias. Guardé tu aceptación" and the menu go as one message, where ``joins`` says the
+result still goes as one message (Telegram: 4096 characters; WhatsApp: 4096 for a text,
+1024 for a body with buttons or a list). Only rows of the same reply (submitted together)
 are joined. The joined message is delivered as the last of its rows (its id, its attempts);
-every row in it is marked with the same outcome: sent together, failed together.
+every row in it is marked with the same outcome: sent together, failed together. The row
+handed to the transport names the rows joined into it (``OutboxRow.joined``), so a transport
+that keeps rows for later (WhatsApp's 24-hour window) keeps them all.
 
 **Marking sent.** A chat's next row waits until the previous one's mark as sent has
 committed (marks of all chats are grouped into one transaction). A crash can therefore
@@ -235,7 +238,9 @@ class OutboxWorker:
             payload = join(joined.payload, following.payload)
             if payload is None:
                 break
-            candidate = dataclasses.replace(following, payload=payload)
+            candidate = dataclasses.replace(
+                following, payload=payload, joined=tuple(r.id for r in rows)
+            )
             try:
                 fits = joins(candidate)
             except Exception:  # e.g. a template that does not render: each row on its own

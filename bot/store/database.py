@@ -73,6 +73,14 @@ class OutboxRow:
     payload: str
     bulk: bool
     attempts: int = 0
+    # A message joined at delivery (bot.delivery.outbox): the ids of the rows put in front
+    # of this one, which share its fate (sent, failed or held together).
+    joined: tuple[int, ...] = ()
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        """Every row this message carries, in order (its own id last)."""
+        return (*self.joined, self.id)
 
 
 class Tx:
