@@ -30,7 +30,7 @@ async def test_a_file_that_cannot_be_fetched_is_asked_again(
     monkeypatch.setattr(whatsapp, "FILE_RETRY_WAIT", 0.01)
     ana = graph.user(ANA)
     await ana.say("hola", n=2)
-    await ana.tap("Acepto", n=2)
+    await ana.tap("Acepto")
     await ana.tap("💬 Hacer una consulta")
     await ana.say("20131312955")
     await ana.say("Municipalidad de Prueba")

@@ -52,7 +52,7 @@ Action = Callable[[FakeWhatsAppUser, MemoryMailer], Awaitable[list[Sent]]]
 # question; the share-number button is WhatsApp's "Compartir mi número".
 STEPS: list[tuple[str, Action, str]] = [
     ("start", lambda u, m: u.say("hola", n=2), "¿Aceptas?"),
-    ("consent", lambda u, m: u.tap("Acepto", n=2), "¿Qué necesitas hacer?"),
+    ("consent", lambda u, m: u.tap("Acepto"), "¿Qué necesitas hacer?"),
     ("menu", lambda u, m: u.tap("Solicitar accesos al PTE"), "Paso 1 de 16"),
     ("ruc", lambda u, m: u.say(RUC), "Paso 2 de 16"),
     ("entidad", lambda u, m: u.say(ENTITY), "Paso 3 de 16"),

@@ -41,7 +41,7 @@ async def notify(server: Server, *keys: str) -> list[OutboxRow]:
 async def consented(graph: FakeGraphAPI) -> FakeWhatsAppUser:
     ana = graph.user(ANA)
     await ana.say("hola", n=2)
-    await ana.tap("Acepto", n=2)
+    await ana.tap("Acepto")  # the thanks in front of the menu: one message
     return ana
 
 
@@ -54,14 +54,17 @@ async def test_a_notice_outside_the_window_waits_and_one_template_calls_the_offi
     [template] = await ana.expect(1)
     assert (template.type, template.template) == ("template", "aviso_tramite")
     assert await ana.settle() == []  # one template for both notices, nothing free-form
+    # Both rows held (the two notices, joined into one message, are held as a whole).
     assert len(query(settings, "SELECT outbox_id FROM wa_held")) == 2
 
     await ana.send("text", {"body": "hola"})
-    first = await ana.expect(3)
-    expired, cancelled, *reply = first + await ana.settle()
-    assert "venció" in expired.text  # the held notices first, in their order
-    assert "cancelé" in cancelled.text
+    first = await ana.expect(2)
+    notices, *reply = first + await ana.settle()
+    # The held notices first, in their order, released together and joined again.
+    assert "venció" in notices.text.split("\n\n")[0]
+    assert "cancelé" in notices.text.split("\n\n")[-1]
     assert reply
+    assert query(settings, "SELECT DISTINCT state FROM outbox") == [("sent",)]
     assert query(settings, "SELECT count(*) FROM wa_held") == [(0,)]
     assert refused(graph) == []
 
