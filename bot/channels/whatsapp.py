@@ -10,10 +10,10 @@ Outbound rows are rendered by :mod:`bot.channels.whatsapp_render` and sent with
 :class:`~bot.channels.whatsapp_graph.GraphClient`; outside the 24-hour window they are held
 (:mod:`bot.channels.whatsapp_window`). A reply's text-only rows go in front of the row
 after them as one message while it fits WhatsApp's limits (``WhatsAppTransport.joins``);
-such a message is sent, retried, failed or held as a whole. Interactive replies carry our callback data
-(``"<question id>:<choice id>"``) as their id; two ids are the channel's own: the next page
-of a long list, and "Compartir mi número", which becomes a contact event with the sender's
-number (WhatsApp already tells us who writes).
+such a message is sent, retried, failed or held as a whole. Interactive replies carry our
+callback data (``"<question id>:<choice id>"``) as their id; two ids are the channel's own:
+the next page of a long list, and "Compartir mi número", which becomes a contact event with
+the sender's number (WhatsApp already tells us who writes).
 """
 
 from __future__ import annotations

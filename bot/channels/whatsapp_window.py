@@ -7,8 +7,8 @@ template (if configured) is sent once per closure. When the officer writes again
 rows go back to ``pending`` and are resubmitted in their order, before the reply to what
 the officer wrote. A message joined at delivery (an acknowledgement in front of the question
 after it, :mod:`bot.delivery.outbox`) is held as a whole: every row it carries is kept, and
-released together they join again. Everything here is one transaction per call, so a row is either held or
-delivered, never lost between the two (see :meth:`Window.hold_if_closed`).
+released together they join again. Everything here is one transaction per call, so a row
+is either held or delivered, never lost between the two (see :meth:`Window.hold_if_closed`).
 
 The message that reopens a closed window (24 hours or more after the officer's previous
 one, after Meta said the window was closed, or after the template) is marked as reopening:
