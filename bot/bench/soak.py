@@ -50,6 +50,7 @@ from bot.jobs import unrecorded_files
 from bot.settings import Settings
 from bot.store.database import OutboxRow
 from conversations.events import FileInfo, Inbound, Kind
+from conversations.names import FlowName, menu_entry
 
 CHANNEL = "soak"
 GARBAGE = "🙂\u202e\u0301\x07" + "ñ" * 50 + "\u200f" + "x" * 9000
@@ -68,8 +69,8 @@ TEXT_ANSWERS: dict[str, Callable[[int], str]] = {
 }
 BUTTONS = {
     "consent.notice": "accept",
-    "menu.main": "f:solicitud",
-    "menu.hint": "f:solicitud",
+    "menu.main": menu_entry(FlowName.ACCESS_REQUEST),
+    "menu.hint": menu_entry(FlowName.ACCESS_REQUEST),
     "solicitud.res_autoridad": "alcalde",
     "perfiles.justicia": "no",
     "perfiles.modo": "me",
