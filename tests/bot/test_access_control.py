@@ -19,9 +19,9 @@ import pytest
 from bot.delivery.payload import Rendered
 from bot.settings import Settings
 from tests.bot.conftest import Starter
-from tests.conversations.test_access_request import to_step
 from tests.driver import Driver, MemoryMailer
 from tests.fakes.telegram_api import BotMessage, FakeBotAPI, FakeUser
+from tests.walks import to_step
 
 B_TICKET = "PTE-2026-000001"
 MISSING = "PTE-2026-000999"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from bot.jobs import run_all
 from tests.conftest import AppFactory
-from tests.conversations.test_desk import NUMBER, registered, staff_member, taken, ticket_row
 from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.walks import NUMBER, registered, staff_member, taken, ticket_row
 
 
 async def jobs(user: Driver) -> None:

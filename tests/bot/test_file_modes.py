@@ -19,8 +19,8 @@ from bot.app import create_app
 from bot.mail.smtp import EmlMailer
 from bot.settings import Settings
 from bot.staff_cli import run as staff
-from tests.conversations.test_access_request import to_step
 from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.walks import to_step
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -32,10 +32,9 @@ from bot.settings import Settings
 from bot.texts import Texts
 from conversations.state import State
 from tests.bot.conftest import Starter
-from tests.conversations.test_access_request import PDF, make_pdf, tiny_png, to_step
-from tests.conversations.test_consultation import DESCRIPTION, to_attachments
 from tests.driver import Driver, MemoryMailer
 from tests.fakes.telegram_api import FakeBotAPI, FakeUser
+from tests.walks import DESCRIPTION, PDF, make_pdf, tiny_png, to_attachments, to_step
 
 TEXTS = Texts()
 GIB = 1 << 30

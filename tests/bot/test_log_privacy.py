@@ -31,9 +31,9 @@ from tests.bot.test_telegram_request import (
     smtp,  # noqa: F401  (the real SMTP server fixture)
     walk,
 )
-from tests.conversations.test_access_request import PDF, to_step
 from tests.driver import Driver, MemoryMailer
 from tests.fakes.telegram_api import FakeBotAPI
+from tests.walks import PDF, to_step
 
 TOKEN = "7654321098:AAHx-SecretBotTokenValue_ForLogs42"
 DNI = "45678912"

@@ -41,9 +41,8 @@ from tests.bot.imap_harness import (
 )
 from tests.bot.test_mail import Collector
 from tests.bot.test_mail import free_port as smtp_port
-from tests.conversations.test_access_request import to_step
-from tests.conversations.test_consultation import tiny_png
 from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.walks import tiny_png, to_step
 
 ASSISTANT = "asistente@pcm.gob.pe"
 STAFF = "ana.torres@mesa.gob.pe"

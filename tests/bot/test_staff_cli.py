@@ -20,9 +20,8 @@ from bot.staff_cli import (
     spreadsheet_safe,
 )
 from tests.bot.test_ticket_entity_name import file_request
-from tests.conversations.test_access_request import to_step
-from tests.conversations.test_consultation import to_attachments
 from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.walks import to_attachments, to_step
 
 
 def args(action: str, **extra: object) -> argparse.Namespace:

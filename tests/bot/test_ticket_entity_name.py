@@ -11,8 +11,8 @@ from pathlib import Path
 from bot.settings import Settings
 from bot.staff_cli import run
 from tests.conftest import AppFactory
-from tests.conversations.test_access_request import ENTITY, PDF, RUC
 from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.walks import ENTITY, PDF, RUC
 
 FIRST, SECOND = "PTE-2026-000001", "PTE-2026-000002"
 OTHER_NAME = "Muni Otra Escritura"

@@ -5,81 +5,13 @@ from __future__ import annotations
 import io
 import json
 import re
-import struct
-import zlib
 
 import openpyxl
 import pytest
-from pypdf import PdfWriter
 
 from tests.conftest import AppFactory
 from tests.driver import Driver, FakeClock, MemoryMailer
-
-RUC = "20131312955"
-ENTITY = "Municipalidad de Pérez <Ruiz> & Cía"
-
-
-def make_pdf(pages: int = 1, password: str | None = None) -> bytes:
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(595, 842)
-    if password:
-        writer.encrypt(password)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-PDF = make_pdf(2)
-
-
-def tiny_png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\xff\x00\x00")
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", pixels)
-        + chunk(b"IEND", b"")
-    )
-
-
-async def count_rows(user: Driver, table: str) -> int:
-    async with user.app.store.reading() as conn:
-        rows = list(await conn.execute_fetchall(f"SELECT count(*) FROM {table}"))
-    return int(rows[0][0])
-
-
-async def to_step(user: Driver, mailer: MemoryMailer, until: str) -> None:
-    """Walk the request with valid answers up to (not including) the step named ``until``."""
-    steps = [
-        ("consent", lambda: user.send("/start")),
-        ("accept", lambda: user.click("Acepto")),
-        ("menu", lambda: user.click("Solicitar accesos al PTE")),
-        ("ruc", lambda: user.send(RUC)),
-        ("entidad", lambda: user.send(ENTITY)),
-        ("nombres", lambda: user.send("Ana María")),
-        ("apellidos", lambda: user.send("Pérez Ruiz")),
-        ("dni", lambda: user.send("45678912")),
-        ("cargo", lambda: user.send("Jefa de Tecnologías de la Información")),
-        ("correo", lambda: user.send("ana.perez@munisjl.gob.pe")),
-        ("codigo", lambda: user.send(mailer.last_code())),
-        ("celular", lambda: user.send("987 654 321")),
-        ("res_numero", lambda: user.send("Resolución de Alcaldía N.° 045-2026-MDSJL")),
-        ("res_fecha", lambda: user.send("15/10/2026")),
-        ("res_autoridad", lambda: user.click("Alcalde o alcaldesa")),
-        ("res_pdf", lambda: user.upload(PDF)),
-        ("perfiles_modo", lambda: user.click("Yo")),
-    ]
-    for name, action in steps:
-        if name == until:
-            return
-        await action()
-    assert until == "resumen", f"unknown step {until}"
+from tests.walks import ENTITY, PDF, RUC, count_rows, make_pdf, tiny_png, to_step
 
 
 async def test_full_request_in_18_interactions(user: Driver, mailer: MemoryMailer) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import zipfile
 
-from tests.conversations.test_access_request import PDF, count_rows, make_pdf, tiny_png, to_step
 from tests.driver import Driver, MemoryMailer
-
-DESCRIPTION = "No puedo publicar el presupuesto: el portal muestra un error 500 al guardar."
+from tests.walks import DESCRIPTION, PDF, count_rows, make_pdf, tiny_png, to_attachments, to_step
 
 
 def docx() -> bytes:
@@ -22,16 +20,6 @@ def docx() -> bytes:
         )
         z.writestr("word/document.xml", "<w:document/>")
     return out.getvalue()
-
-
-async def to_attachments(user: Driver) -> None:
-    await user.send("/start")
-    await user.click("Acepto")
-    await user.click("Hacer una consulta")
-    await user.send("20131312955")
-    await user.send("Municipalidad de Prueba")
-    await user.click("Presupuesto")
-    await user.send(DESCRIPTION)
 
 
 async def test_consulta_with_two_screenshots_and_a_pdf(user: Driver, mailer: MemoryMailer) -> None:

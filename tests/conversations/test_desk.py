@@ -2,50 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from tests.conftest import AppFactory
-from tests.conversations.test_access_request import ENTITY, RUC, count_rows, make_pdf, to_step
-from tests.conversations.test_consultation import to_attachments
 from tests.driver import Driver, FakeClock, MemoryMailer
-
-NUMBER = "PTE-2026-000001"
-STAFF = "9001"
-
-
-async def registered(user: Driver, mailer: MemoryMailer) -> None:
-    await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
-
-
-async def ticket_row(user: Driver) -> dict[str, object]:
-    async with user.app.store.reading() as conn:
-        conn_rows = list(
-            await conn.execute_fetchall(
-                "SELECT state, due_on, paused_days_left, observed_part, assignee_chat, data"
-                " FROM tickets WHERE number = ?",
-                (NUMBER,),
-            )
-        )
-    state, due, paused, part, assignee, data = conn_rows[0]
-    return {"state": state, "due": due, "paused": paused, "part": part,
-            "assignee": assignee, "data": json.loads(data)}  # fmt: skip
-
-
-async def staff_member(user: Driver) -> Driver:
-    staff = await user.peer(STAFF, staff=True)
-    await staff.send("/start")
-    await staff.click("Acepto")
-    return staff
-
-
-async def taken(user: Driver, mailer: MemoryMailer) -> Driver:
-    await registered(user, mailer)
-    staff = await staff_member(user)
-    await staff.send(f"/ticket {NUMBER}")
-    await staff.click("Tomar")
-    return staff
+from tests.walks import (
+    ENTITY,
+    NUMBER,
+    RUC,
+    STAFF,
+    consulta_taken,
+    count_rows,
+    make_pdf,
+    registered,
+    staff_member,
+    taken,
+    ticket_row,
+    tiny_png,
+)
 
 
 async def test_queue_shows_the_ticket_and_tomar_tells_the_officer(
@@ -445,16 +419,6 @@ async def test_subsanacion_mail_names_what_changed_and_what_stayed(
 
 
 # ------------------------------------------------------------- issue 16, point 2
-async def consulta_taken(user: Driver) -> Driver:
-    await to_attachments(user)
-    await user.click("Listo")
-    await user.click("Confirmar y enviar")
-    staff = await staff_member(user)
-    await staff.send(f"/ticket {NUMBER}")
-    await staff.click("Tomar")
-    return staff
-
-
 async def test_a_consulta_is_attended_with_its_answer_read_in_the_chat(user: Driver) -> None:
     staff = await consulta_taken(user)
     prompt = (await staff.click("Atender"))[-1]
@@ -497,8 +461,6 @@ async def test_an_access_request_is_attended_with_a_message(
 async def test_an_answer_to_the_desk_takes_a_screenshot(
     user: Driver, mailer: MemoryMailer
 ) -> None:
-    from tests.conversations.test_access_request import tiny_png
-
     staff = await taken(user, mailer)
     await staff.click("Responder")
     await staff.send("¿Puedes enviarme una captura del error?")
@@ -522,8 +484,6 @@ async def test_an_answer_to_the_desk_takes_a_screenshot(
 
 
 async def test_files_alone_go_with_enviar(user: Driver, mailer: MemoryMailer) -> None:
-    from tests.conversations.test_access_request import tiny_png
-
     staff = await taken(user, mailer)
     await staff.click("Responder")
     await staff.send("¿Tienes la constancia?")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conversations.test_access_request import to_step
 from tests.driver import Driver, MemoryMailer
+from tests.walks import to_step
 
 
 @pytest.mark.parametrize(

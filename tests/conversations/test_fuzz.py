@@ -51,14 +51,11 @@ from conversations.access_request import resolution_number
 from conversations.events import FileInfo, Inbound, Kind
 from conversations.state import State
 from conversations.status import find_number
-from tests.conversations.test_access_request import PDF
 from tests.driver import Driver, FakeClock, MemoryMailer
 from tests.fakes.telegram_api import EntityParseError, parse_html, utf16_len
+from tests.walks import MAX_BUTTONS, MAX_CAPTION, MAX_TEXT, PDF
 
 FUZZ_EXAMPLES = int(os.environ.get("PTE_FUZZ_EXAMPLES", "60"))
-MAX_TEXT = 4096
-MAX_CAPTION = 1024
-MAX_BUTTONS = 100
 TODAY = date(2026, 12, 2)  # FakeClock's day in Lima
 RUC = "20131312955"
 ENTITY = "Municipalidad de Pérez <Ruiz> & Cía"

@@ -46,9 +46,9 @@ from bot.app import App, create_app
 from bot.channels import whatsapp_render
 from bot.delivery.payload import Rendered
 from bot.settings import Settings
-from tests.conversations.test_access_request import PDF, tiny_png
 from tests.driver import Driver, FakeClock, MemoryMailer
 from tests.fakes.graph_api import TEXT_LIMIT, FakeGraphAPI, GraphRefusal, Sent
+from tests.walks import MAX_BUTTONS, MAX_CAPTION, MAX_TEXT, PDF, tiny_png
 
 EXAMPLES = int(os.environ.get("PTE_MODEL_EXAMPLES", "80"))
 STEPS = int(os.environ.get("PTE_MODEL_STEPS", "60"))
@@ -356,7 +356,6 @@ def check_message(message: Rendered, error_text: str) -> None:
 
 
 def _check_telegram(message: Rendered) -> None:
-    from tests.conversations.test_fuzz import MAX_BUTTONS, MAX_CAPTION, MAX_TEXT
     from tests.fakes.telegram_api import parse_html, utf16_len
 
     if message.delete_ref is not None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conversations.test_access_request import count_rows, to_step
 from tests.driver import Driver, MemoryMailer
+from tests.walks import count_rows, to_step
 
 
 async def test_my_data_shows_what_is_stored(user: Driver, mailer: MemoryMailer) -> None:

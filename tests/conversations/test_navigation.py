@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from conversations.events import Inbound, Kind
 from tests.driver import Driver
-
-
-async def consented(user: Driver) -> None:
-    await user.send("/start")
-    await user.click("Acepto")
+from tests.walks import consented
 
 
 async def test_cancelar_asks_first_and_can_be_declined(user: Driver) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conversations.test_access_request import to_step
 from tests.driver import Driver, MemoryMailer
+from tests.walks import to_step
 
 SECRET = "Lima2026!xq"
 

@@ -6,8 +6,8 @@ import io
 
 import openpyxl
 
-from tests.conversations.test_access_request import count_rows, to_step
 from tests.driver import Driver, MemoryMailer
+from tests.walks import count_rows, to_step
 
 
 async def attended(user: Driver, mailer: MemoryMailer) -> None:

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from tests.conftest import AppFactory
 from tests.driver import Driver
-
-
-async def consented(user: Driver) -> None:
-    await user.send("/start")
-    await user.click("Acepto")
+from tests.walks import consented
 
 
 async def test_walkthrough_goes_through_every_card_in_order(user: Driver) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.conversations.test_access_request import to_step
 from tests.driver import Driver, MemoryMailer
+from tests.walks import to_step
 
 COLLEAGUE = ("Carlos", "Quispe Mamani", "41234567", "Especialista", "carlos@munisjl.gob.pe")
 

@@ -6,11 +6,7 @@ import re
 
 from conversations.help import commands
 from tests.driver import Driver
-
-
-async def consented(user: Driver) -> None:
-    await user.send("/start")
-    await user.click("Acepto")
+from tests.walks import consented
 
 
 async def test_hola_greets_and_shows_the_menu(user: Driver) -> None:

@@ -8,9 +8,8 @@ import pytest
 
 from conversations.status import find_number
 from tests.conftest import AppFactory
-from tests.conversations.test_access_request import make_pdf, to_step
-from tests.conversations.test_consultation import to_attachments
 from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.walks import make_pdf, registered, to_attachments
 
 
 @pytest.mark.parametrize(
@@ -25,11 +24,6 @@ from tests.driver import Driver, FakeClock, MemoryMailer
 )
 def test_ticket_numbers_are_found_in_sentences(text: str, number: str | None) -> None:
     assert find_number(text) == number
-
-
-async def registered(user: Driver, mailer: MemoryMailer) -> None:
-    await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
 
 
 async def test_no_tickets_offers_the_request(user: Driver) -> None:
