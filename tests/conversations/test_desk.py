@@ -32,14 +32,14 @@ async def test_queue_shows_the_ticket_and_tomar_tells_the_officer(
     queue = (await staff.send("/pendientes"))[-1]
     assert "1 trámite abierto" in queue.plain
     assert f"🆕 {NUMBER} · Accesos · Registrado · quedan 5 d.h. · {ENTITY}" in queue.plain
-    card = (await staff.click(f"🆕 {NUMBER} · 5 d"))[-1]
+    card = (await staff.tap(choice=f"t:{NUMBER}"))[-1]
     assert "Responsable: Ana María Pérez Ruiz · DNI 45678912" in card.plain
     assert "Resolución: Resolución de Alcaldía N.° 045-2026-MDSJL del 15/10/2026" in card.plain
     assert "Pérez &lt;Ruiz&gt; &amp; Cía" in card.html  # the entity name, escaped
     labels = [b.label for row in card.buttons for b in row]
     assert labels[:2] == ["🙋 Tomar", "📎 Ver adjuntos"]
     seen = len(user.screen.messages)
-    replies = await staff.click("Tomar")
+    replies = await staff.tap("btn.desk_take")
     assert "queda a tu cargo" in replies[0].plain
     assert "Estado: En atención · a tu cargo" in replies[-1].plain
     notice = user.screen.messages[seen:]
@@ -65,7 +65,7 @@ async def test_an_officer_replaying_staff_buttons_changes_nothing(
     await registered(user, mailer)
     staff = await staff_member(user)
     await staff.send(f"/ticket {NUMBER}")
-    take, _ref = staff.button("Tomar")
+    take, _ref = staff.find("btn.desk_take")
     before = await ticket_row(user)
     forged = [take, "0:n:card:" + NUMBER, "0:n:sreply:" + NUMBER, "0:n:queue:", "1:f:mesa",
               "0:n:fix:" + NUMBER, "0:n:reply:PTE-2026-000999", "9:observe"]  # fmt: skip
@@ -85,8 +85,8 @@ async def test_observe_the_resolution_then_the_officer_corrects_it(
 ) -> None:
     staff = await taken(user, mailer)  # Wed 2 Dec, due Fri 11 Dec
     clock.advance(days=1)  # Thu 3 Dec: 4 business days left (4, 7, 10, 11)
-    await staff.click("Observar")
-    await staff.click("Resolución")
+    await staff.tap("btn.desk_observe")
+    await staff.tap("btn.desk_part_resolucion")
     seen = len(user.screen.messages)
     done = await staff.send("Falta la firma del alcalde en la resolución.")
     assert "quedó Observado" in done[0].plain
@@ -97,18 +97,18 @@ async def test_observe_the_resolution_then_the_officer_corrects_it(
     assert "Falta la firma del alcalde" in notice.plain
     assert (await ticket_row(user))["paused"] == 4
     clock.advance(days=11)  # Mon 14 Dec: the clock was stopped meanwhile
-    question = (await user.click("Corregir"))[-1]
+    question = (await user.tap("btn.notice_fix"))[-1]
     assert "Paso 10 de 15" in question.plain  # straight to the resolution's number
     await user.send("Resolución de Alcaldía N.° 046-2026-MDSJL")
     await user.send("16/10/2026")
-    await user.click("Alcalde o alcaldesa")
+    await user.tap("btn.authority_alcalde")
     signed = make_pdf(pages=3)
     summary = (await user.upload(signed, name="firmada.pdf"))[-1]
     assert f"Revisa tu corrección de {NUMBER}" in summary.plain
     assert "046-2026" in summary.plain
     assert "Ana María" in summary.plain
     seen_staff = len(staff.screen.messages)
-    replies = await user.click("Confirmar y enviar")
+    replies = await user.tap("btn.confirm_send")
     assert f"Corrección enviada: {NUMBER}" in replies[0].plain
     assert "viernes 18 de diciembre de 2026" in replies[0].plain  # 4 days after Mon 14
     assert replies[1].document is not None
@@ -143,18 +143,18 @@ async def test_correcting_again_is_refused_once_the_ticket_moved_on(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     staff = await taken(user, mailer)
-    await staff.click("Observar")
-    await staff.click("Datos del responsable")
+    await staff.tap("btn.desk_observe")
+    await staff.tap("btn.desk_part_responsable")
     await staff.send("El cargo no coincide con la resolución.")
-    fix, _ref = user.button("Corregir")
-    await user.click("Corregir")
+    fix, _ref = user.find("btn.notice_fix")
+    await user.tap("btn.notice_fix")
     assert "Paso 3 de 15" in user.screen.last.plain  # the responsible's names
     for answer in ("Ana María", "Pérez Ruiz", "45678912", "Gerente Municipal"):
         await user.send(answer)
     await user.send("ana.perez@munisjl.gob.pe")  # the same, proved: no new code
     await user.send("987 654 321")
     assert "Revisa tu corrección" in user.screen.last.plain
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     replies = await user.click_data(fix)  # the old notification's button, again
     assert "Ese botón es de una pregunta anterior" in replies[0].plain
     assert (await ticket_row(user))["state"] == "En atención"
@@ -164,10 +164,10 @@ async def test_observation_of_kind_otro_is_answered_in_words(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     staff = await taken(user, mailer)
-    await staff.click("Observar")
-    await staff.click("Otro")
+    await staff.tap("btn.desk_observe")
+    await staff.tap("btn.desk_part_otro")
     await staff.send("¿La resolución ya fue publicada en el diario oficial?")
-    question = (await user.click("Corregir"))[-1]
+    question = (await user.tap("btn.notice_fix"))[-1]
     assert "Al enviarla, el trámite vuelve a «En atención»" in question.plain
     refused = await user.send("x")
     assert "corto" in refused[0].plain.lower()
@@ -182,13 +182,13 @@ async def test_observation_of_kind_otro_is_answered_in_words(
 
 async def test_responder_relays_both_ways(user: Driver, mailer: MemoryMailer) -> None:
     staff = await taken(user, mailer)
-    await staff.click("Responder")
+    await staff.tap("btn.desk_reply")
     seen = len(user.screen.messages)
     await staff.send("Hola Ana: ¿el alcalde firmó digitalmente?\nGracias.")
     message = user.screen.messages[seen]
     assert f"{NUMBER} — mensaje de la mesa de ayuda" in message.plain
     assert "firmó digitalmente?\nGracias." in message.plain
-    await user.click("Responder")
+    await user.tap("btn.notice_reply")
     seen_staff = len(staff.screen.messages)
     await user.send("Sí, con firma digital.")
     relayed = staff.screen.messages[seen_staff]
@@ -206,17 +206,17 @@ async def test_responder_relays_both_ways(user: Driver, mailer: MemoryMailer) ->
 
 async def test_attend_then_close(user: Driver, mailer: MemoryMailer) -> None:
     staff = await taken(user, mailer)
-    await staff.click("Atender")
+    await staff.tap("btn.desk_attend")
     assert "correo institucional" in staff.screen.last.plain
     seen = len(user.screen.messages)
-    await staff.click("Sí, atender")
+    await staff.tap("btn.desk_attend_yes")
     notice = user.screen.messages[seen]
     assert "pasó a Atendido" in notice.plain
     assert "Los accesos se enviaron a tu correo institucional" in notice.plain
     labels = [b.label for row in staff.screen.last.buttons for b in row]
     assert "🔒 Cerrar" in labels
     assert "⚠️ Observar" not in labels
-    await staff.click("Cerrar")
+    await staff.tap("btn.desk_close")
     assert "pasó a Cerrado" in user.screen.last.plain
     assert (await ticket_row(user))["state"] == "Cerrado"
 
@@ -227,12 +227,12 @@ async def test_a_stale_card_cannot_make_an_invalid_change(
     staff = await taken(user, mailer)
     colleague = await user.peer("9002", staff=True)
     await colleague.send("/start")
-    await colleague.click("Acepto")
+    await colleague.tap("btn.accept")
     await colleague.send(f"/ticket {NUMBER}")
-    await staff.click("Atender")
-    await staff.click("Sí, atender")
-    replies = await colleague.click("Observar")  # the colleague's card is older
-    await colleague.click("Otro")
+    await staff.tap("btn.desk_attend")
+    await staff.tap("btn.desk_attend_yes")
+    replies = await colleague.tap("btn.desk_observe")  # the colleague's card is older
+    await colleague.tap("btn.desk_part_otro")
     replies = await colleague.send("Falta algo")
     assert "está Atendido: esa acción ya no corresponde" in replies[0].plain
     assert (await ticket_row(user))["state"] == "Atendido"
@@ -250,14 +250,14 @@ async def test_search_by_ruc_and_by_name_and_files(user: Driver, mailer: MemoryM
     missing = (await staff.send("/ticket PTE-2026-000999"))[-1]
     assert "No existe el trámite PTE-2026-000999" in missing.plain
     await staff.send(NUMBER)  # a number typed: the card
-    files = await staff.click("Ver adjuntos")
+    files = await staff.tap("btn.desk_files")
     names = [f.document["filename"] for f in files if f.document]
     assert names == ["Formato_Perfiles_PTE-2026-000001.xlsx", "Resolucion_PTE-2026-000001.pdf"]
     # The files end with a way on: back to the card, the queue, the menu.
     assert "Esos son los 2 archivos" in files[-1].plain
     labels = [b.label for row in files[-1].buttons for b in row]
     assert labels == ["◀ Volver a la ficha", "📥 Bandeja", "Menú"]
-    card = (await staff.click("◀ Volver a la ficha"))[-1]
+    card = (await staff.tap("btn.desk_back"))[-1]
     assert f"🗂 {NUMBER}" in card.plain
 
 
@@ -266,7 +266,7 @@ async def test_undeliverable_notice_shows_on_the_card(user: Driver, mailer: Memo
     staff = await staff_member(user)
     user.transport.blocked = True  # the officer blocked the bot
     await staff.send(f"/ticket {NUMBER}")
-    await staff.click("Tomar")  # "En atención" cannot reach the officer
+    await staff.tap("btn.desk_take")  # "En atención" cannot reach the officer
     card = (await staff.send(f"/ticket {NUMBER}"))[-1]
     assert "1 aviso no llegó al responsable (bloqueó el bot)" in card.plain
 
@@ -276,8 +276,8 @@ async def test_officer_withdraws_a_request_nobody_started(
 ) -> None:
     await registered(user, mailer)
     await user.send(NUMBER)
-    await user.click("Anular trámite")
-    replies = await user.click("Sí, anular")
+    await user.tap("btn.cancel_ticket")
+    replies = await user.tap("btn.cancel_ticket_yes")
     assert f"Anulé el trámite {NUMBER}" in replies[0].plain
     assert "Estado: Anulado" in replies[-1].plain
     assert (await ticket_row(user))["state"] == "Anulado"
@@ -289,8 +289,8 @@ async def test_restart_in_the_middle_of_an_observation(
     user: Driver, mailer: MemoryMailer, make_app: AppFactory
 ) -> None:
     staff = await taken(user, mailer)
-    await staff.click("Observar")
-    await staff.click("Perfiles")
+    await staff.tap("btn.desk_observe")
+    await staff.tap("btn.desk_part_perfiles")
     await user.stop()
     app = await make_app()  # restart
     app.staff["test"] = frozenset({STAFF})
@@ -300,7 +300,7 @@ async def test_restart_in_the_middle_of_an_observation(
     replies = await again.send("Falta el perfil de Información focalizada.")
     assert "quedó Observado" in replies[0].plain
     assert "pasó a Observado" in officer.screen.last.plain
-    question = (await officer.click("Corregir"))[-1]
+    question = (await officer.tap("btn.notice_fix"))[-1]
     assert "perfiles" in question.plain.lower()
     await officer.stop()
 
@@ -310,7 +310,7 @@ async def test_staff_removed_from_the_list_loses_the_desk(
 ) -> None:
     staff = await taken(user, mailer)
     user.app.staff["test"] = frozenset()
-    replies = await staff.click("Atender")
+    replies = await staff.tap("btn.desk_attend")
     assert "Estado:" not in " ".join(r.plain for r in replies)
     assert (await ticket_row(user))["state"] == "En atención"
 
@@ -319,8 +319,8 @@ async def test_search_marks_finished_work_without_a_clock(
     user: Driver, mailer: MemoryMailer, clock: FakeClock
 ) -> None:
     staff = await taken(user, mailer)
-    await staff.click("Atender")
-    await staff.click("Sí, atender")
+    await staff.tap("btn.desk_attend")
+    await staff.tap("btn.desk_attend_yes")
     clock.advance(days=10)  # past the due date: finished work is never "vencido"
     found = (await staff.send(f"/buscar {RUC}"))[-1]
     assert f"✅ {NUMBER} · Accesos · Atendido · {ENTITY}" in found.plain
@@ -329,8 +329,8 @@ async def test_search_marks_finished_work_without_a_clock(
     assert "✅ atendido o cerrado" in found.plain  # the legend
     labels = [b.label for row in found.buttons for b in row]
     assert f"✅ {NUMBER} · Atendido" in labels
-    await staff.click(f"✅ {NUMBER} · Atendido")
-    await staff.click("Cerrar")
+    await staff.tap(choice=f"t:{NUMBER}")
+    await staff.tap("btn.desk_close")
     found = (await staff.send(f"/buscar {RUC}"))[-1]
     assert f"✅ {NUMBER} · Accesos · Cerrado · {ENTITY}" in found.plain
     assert f"✅ {NUMBER} · Cerrado" in [b.label for row in found.buttons for b in row]
@@ -355,7 +355,7 @@ async def test_the_desk_works_without_the_officers_notice(
     assert NUMBER in queue
     card = (await staff.send(NUMBER))[-1].plain
     assert "Responsable: Ana María Pérez Ruiz" in card
-    await staff.click("Tomar")
+    await staff.tap("btn.desk_take")
     assert "Tomaste" in staff.screen.messages[-2].plain or "a tu cargo" in staff.screen.last.plain
     async with user.app.store.reading() as conn:
         consents = list(await conn.execute_fetchall("SELECT count(*) FROM consents"))
@@ -374,11 +374,11 @@ async def test_observed_and_corrected_within_the_minute_keeps_the_due_date(
     clock.moment = datetime(2026, 11, 29, 20, 46, tzinfo=UTC)  # Sunday 15:46 in Lima
     staff = await taken(user, mailer)
     assert "Plazo: 07/12/2026 — quedan 6 d.h." in staff.screen.last.plain
-    await staff.click("Observar")
-    await staff.click("Otro")
+    await staff.tap("btn.desk_observe")
+    await staff.tap("btn.desk_part_otro")
     await staff.send("¿Qué página de su portal falla?")
     clock.advance(seconds=40)
-    await user.click("Corregir")
+    await user.tap("btn.notice_fix")
     await user.send("La página de Personal.")
     card = (await staff.send(f"/ticket {NUMBER}"))[-1].plain
     assert "Plazo: 07/12/2026 — quedan 6 d.h." in card
@@ -390,15 +390,15 @@ async def test_subsanacion_mail_names_what_changed_and_what_stayed(
 ) -> None:
     """Issue 16, point 12: the Subsanación mail says what was observed and what changed."""
     staff = await taken(user, mailer)
-    await staff.click("Observar")
-    await staff.click("Datos del responsable")
+    await staff.tap("btn.desk_observe")
+    await staff.tap("btn.desk_part_responsable")
     await staff.send("El cargo no coincide con la resolución.")
-    await user.click("Corregir")
+    await user.tap("btn.notice_fix")
     for answer in ("Ana María", "Pérez Ruiz", "45678912", "Gerente Municipal"):
         await user.send(answer)
     await user.send("ana.perez@munisjl.gob.pe")
     await user.send("987 654 321")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     mail = mailer.sent[-1]
     assert mail["Subject"].startswith("Subsanación de solicitud de accesos al PTE")
     body = mail.get_body().get_content()
@@ -421,11 +421,11 @@ async def test_subsanacion_mail_names_what_changed_and_what_stayed(
 # ------------------------------------------------------------- issue 16, point 2
 async def test_a_consulta_is_attended_with_its_answer_read_in_the_chat(user: Driver) -> None:
     staff = await consulta_taken(user)
-    prompt = (await staff.click("Atender"))[-1]
+    prompt = (await staff.tap("btn.desk_attend"))[-1]
     assert "Escribe la respuesta a la consulta" in prompt.plain
     assert "accesos" not in prompt.plain
     assert [b.label for row in prompt.buttons for b in row] == ["◀ Volver a la ficha"]
-    refused = await staff.click_data(f"{staff.button('◀ Volver a la ficha')[0][:-4]}yes")
+    refused = await staff.click_data(f"{staff.find('btn.desk_back')[0][:-4]}yes")
     assert "Ese botón es de una pregunta anterior" in refused[0].plain  # not offered: refused
     refused = await staff.sticker()
     assert "se atiende con su respuesta" in refused[0].plain
@@ -448,7 +448,7 @@ async def test_an_access_request_is_attended_with_a_message(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     staff = await taken(user, mailer)
-    prompt = (await staff.click("Atender"))[-1]
+    prompt = (await staff.tap("btn.desk_attend"))[-1]
     assert "¿Ya enviaste los accesos" in prompt.plain
     seen = len(user.screen.messages)
     done = await staff.send("Te enviamos también el manual del usuario.")
@@ -462,9 +462,9 @@ async def test_an_answer_to_the_desk_takes_a_screenshot(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     staff = await taken(user, mailer)
-    await staff.click("Responder")
+    await staff.tap("btn.desk_reply")
     await staff.send("¿Puedes enviarme una captura del error?")
-    await user.click("Responder")
+    await user.tap("btn.notice_reply")
     received = await user.upload(tiny_png(), name="captura.png", mime="image/png", photo=True)
     assert "Recibido (1 de 10)" in received[-1].plain
     refused = await user.upload(b"MZ" + b"\x00" * 64, name="virus.exe", mime=None)
@@ -478,17 +478,17 @@ async def test_an_answer_to_the_desk_takes_a_screenshot(
     assert document.document is not None
     assert document.document["filename"] == f"Respuesta_01_{NUMBER}.png"
     await staff.send(f"/ticket {NUMBER}")
-    files = await staff.click("Ver adjuntos")
+    files = await staff.tap("btn.desk_files")
     names = [f.document["filename"] for f in files if f.document]
     assert f"Respuesta_01_{NUMBER}.png" in names
 
 
 async def test_files_alone_go_with_enviar(user: Driver, mailer: MemoryMailer) -> None:
     staff = await taken(user, mailer)
-    await staff.click("Responder")
+    await staff.tap("btn.desk_reply")
     await staff.send("¿Tienes la constancia?")
-    await user.click("Responder")
+    await user.tap("btn.notice_reply")
     await user.upload(tiny_png(), name="constancia.png", mime="image/png")
-    done = await user.click("Enviar")
+    done = await user.tap("btn.reply_send")
     assert "Envié tu respuesta con 1 archivo" in done[0].plain
     assert "(sin texto)" in staff.screen.messages[-2].plain
