@@ -21,7 +21,7 @@ async def test_full_request_in_18_interactions(user: Driver, mailer: MemoryMaile
     assert ENTITY in summary.plain
     assert "Pérez &lt;Ruiz&gt; &amp; Cía" in summary.html
     assert "emitida por Alcalde o alcaldesa (PDF de 2 páginas)" in summary.plain
-    replies = await user.click("Confirmar y enviar")  # interaction 18
+    replies = await user.tap("btn.confirm_send")  # interaction 18
     registered, formato = replies[0], replies[1]
     assert "Solicitud registrada: PTE-2026-000001" in registered.plain
     # Wednesday 2 Dec 2026 (fake clock, Lima) + 5 business days, 8 and 9 Dec are holidays.
@@ -47,7 +47,7 @@ async def test_full_request_in_18_interactions(user: Driver, mailer: MemoryMaile
 
 async def test_ticket_row_and_first_event(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     async with user.app.store.reading() as conn:
         ticket = next(
             iter(
@@ -104,10 +104,10 @@ async def test_unusual_domain_is_accepted_and_flagged(user: Driver, mailer: Memo
     await user.send(mailer.last_code())
     for answer in ("987654321", "Resolución N.° 1-2026", "01/10/2026"):
         await user.send(answer)
-    await user.click("Rector o rectora")
+    await user.tap("btn.authority_rector")
     await user.upload(PDF)
-    await user.click("Yo")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.me")
+    await user.tap("btn.confirm_send")
     async with user.app.store.reading() as conn:
         (flags,) = next(iter(await conn.execute_fetchall("SELECT flags FROM tickets")))
     assert json.loads(flags) == ["dominio por revisar"]
@@ -116,7 +116,7 @@ async def test_unusual_domain_is_accepted_and_flagged(user: Driver, mailer: Memo
     assert "Dominio por revisar: ana@munisjl.com.pe (Ana María Pérez Ruiz)" in lines
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
     card = (await staff.send("/ticket PTE-2026-000001"))[-1].plain.splitlines()
     assert "⚠️ Dominio por revisar: ana@munisjl.com.pe (Ana María Pérez Ruiz)" in card
     assert "Jefa de Tecnologías de la Información · ana@munisjl.com.pe · +51987654321" in card
@@ -154,10 +154,10 @@ async def test_resend_waits_sixty_seconds(
 ) -> None:
     await to_step(user, mailer, "codigo")
     first = mailer.last_code()
-    replies = await user.click("Reenviar código")
+    replies = await user.tap("btn.resend_code")
     assert "Espera" in replies[0].plain
     clock.advance(seconds=61)
-    replies = await user.click("Reenviar código")
+    replies = await user.tap("btn.resend_code")
     assert "Te envié un código nuevo" in replies[0].plain
     assert len(mailer.sent) == 2
     second = mailer.last_code()
@@ -231,14 +231,14 @@ async def test_corregir_changes_a_part_and_returns_to_the_summary(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Corregir")
-    await user.click("Resolución")
-    await user.click("Todos los datos")
+    await user.tap("btn.correct")
+    await user.tap("btn.part_resolucion")
+    await user.tap("btn.field_all")
     await user.send("Resolución de Alcaldía N.° 046-2026-MDSJL")
     await user.send("16/10/2026")
-    await user.click("Otra")
+    await user.tap("btn.authority_otra")
     await user.send("Gerente Municipal")
-    replies = await user.click("Mantener el PDF")
+    replies = await user.tap("btn.keep_pdf")
     summary = replies[-1].plain
     assert "Revisa tu solicitud" in summary
     assert "N.° 046-2026-MDSJL, del 16/10/2026, emitida por Gerente Municipal" in summary
@@ -246,9 +246,9 @@ async def test_corregir_changes_a_part_and_returns_to_the_summary(
 
 async def test_profiles_by_section_with_another_person(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "perfiles_modo")
-    await user.click("Definir por sección")
-    await user.click("Yo")  # Datos generales
-    await user.click("Otra persona")  # Planeamiento
+    await user.tap("btn.by_section")
+    await user.tap("btn.me")  # Datos generales
+    await user.tap("btn.other_person")  # Planeamiento
     for answer in ("Luis", "Quispe Mamani", "87654321", "Analista", "lquispe@munisjl.gob.pe"):
         await user.send(answer)
     replies = await user.send("912345678")
@@ -256,8 +256,8 @@ async def test_profiles_by_section_with_another_person(user: Driver, mailer: Mem
     labels = [b.label for row in replies[-1].buttons for b in row]
     assert labels == ["Yo", "Luis Quispe Mamani", "Otra persona"]
     for _ in range(7):  # Presupuesto ... Registro de visitas
-        await user.click("Luis Quispe Mamani")
-    replies = await user.click("No aplica")  # focalizada
+        await user.tap(choice="p0")
+    replies = await user.tap("btn.not_applicable")  # focalizada
     summary = replies[-1].plain
     assert "Datos generales: tú" in summary
     assert "Planeamiento y organización: Luis Quispe Mamani" in summary
@@ -269,7 +269,7 @@ async def test_summary_shows_who_else_is_in_charge_with_dni_and_email(
 ) -> None:
     """Issue 16, point 14: the officer checks each colleague's DNI and email before sending."""
     await to_step(user, mailer, "perfiles_modo")
-    await user.click("Otra persona")
+    await user.tap("btn.other_person")
     for answer in ("Luis", "Quispe Mamani", "87654321", "Analista", "lquispe@munisjl.gob.pe"):
         await user.send(answer)
     summary = (await user.send("912345678"))[-1].plain
@@ -283,7 +283,7 @@ async def test_summary_shows_who_else_is_in_charge_with_dni_and_email(
 
 async def test_double_confirmation_opens_one_ticket(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
-    confirm, _ref = user.button("✅ Confirmar y enviar")
+    confirm, _ref = user.find("btn.confirm_send")
     await user.click_data(confirm)
     replies = await user.click_data(confirm)
     assert "Ese botón es de una pregunta anterior" in replies[0].plain
@@ -314,13 +314,13 @@ async def test_draft_survives_the_menu_and_can_restart(user: Driver, mailer: Mem
     await to_step(user, mailer, "cargo")
     menu = (await user.send("/menu"))[-1]
     assert "Tienes una solicitud de accesos al PTE en curso (paso 6 de 15)" in menu.plain
-    offer = (await user.click("Solicitar accesos al PTE"))[-1]
+    offer = (await user.tap("menu.solicitud"))[-1]
     assert "¿Quieres continuarla?" in offer.plain
-    replies = await user.click("Continuar")
+    replies = await user.tap("btn.draft_continue")
     assert "cargo" in replies[-1].plain
     await user.send("/menu")
-    await user.click("Solicitar accesos al PTE")
-    replies = await user.click("Empezar de nuevo")
+    await user.tap("menu.solicitud")
+    replies = await user.tap("btn.draft_restart")
     assert "RUC" in replies[-1].plain
 
 
@@ -336,7 +336,7 @@ async def test_draft_expires_after_thirty_days(
 async def test_cancel_discards_the_draft(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "dni")
     await user.send("/cancelar")
-    await user.click("Sí, cancelar")
+    await user.tap("btn.cancel_yes")
     replies = await user.send("/solicitar")
     assert "RUC" in replies[-1].plain
 
@@ -345,12 +345,12 @@ async def test_known_ruc_offers_the_known_name(
     user: Driver, mailer: MemoryMailer, clock: FakeClock
 ) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     clock.advance(days=1)
     await user.send("/solicitar")
     replies = await user.send(RUC)
     assert ENTITY in replies[-1].plain
-    replies = await user.click("Usar ese nombre")
+    replies = await user.tap("btn.use_name")
     assert "nombres" in replies[-1].plain
 
 
@@ -389,7 +389,7 @@ async def test_refused_and_abandoned_files_are_purged(
     assert await purge_orphan_files(user.app, clock.now()) == 1
     assert await count_rows(user, "files") == 1
     await user.send("/cancelar")
-    await user.click("Sí, cancelar")
+    await user.tap("btn.cancel_yes")
     assert await purge_orphan_files(user.app, clock.now()) == 1
     assert await count_rows(user, "files") == 0
     assert not any(p.is_file() for p in (user.app.settings.data_dir / "files").rglob("*"))

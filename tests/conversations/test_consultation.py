@@ -32,10 +32,10 @@ async def test_consulta_with_two_screenshots_and_a_pdf(user: Driver, mailer: Mem
     assert "ya lo tengo" in dup[-1].plain
     await user.upload(make_pdf(3), name="captura2.pdf")
     await user.upload(PDF, name="informe.pdf")
-    summary = (await user.click("Listo"))[-1].plain
+    summary = (await user.tap("btn.done"))[-1].plain
     assert "Adjuntos: 3" in summary
     assert DESCRIPTION in summary
-    replies = await user.click("Confirmar y enviar")
+    replies = await user.tap("btn.confirm_send")
     assert "Consulta registrada: PTE-2026-000001" in replies[0].plain
     assert await count_rows(user, "ticket_files") == 3
     mail = mailer.sent[-1]
@@ -55,7 +55,7 @@ async def test_album_gets_one_confirmation(user: Driver) -> None:
         replies.extend(info_replies)
     assert len(replies) == 1
     assert "Recibiendo tus archivos" in replies[0].plain
-    summary = (await user.click("Listo"))[-1].plain
+    summary = (await user.tap("btn.done"))[-1].plain
     assert "Adjuntos: 3" in summary
 
 
@@ -65,7 +65,7 @@ async def test_eleventh_file_is_refused(user: Driver) -> None:
         await user.upload(make_pdf(i + 1))
     replies = await user.upload(make_pdf(11))
     assert "Ya tienes 10 archivos" in replies[-1].plain
-    summary = (await user.click("Listo"))[-1].plain
+    summary = (await user.tap("btn.done"))[-1].plain
     assert "Adjuntos: 10" in summary
 
 
@@ -82,11 +82,11 @@ async def test_oversize_and_executable_are_refused(user: Driver) -> None:
 
 async def test_short_description_is_refused(user: Driver) -> None:
     await user.send("/start")
-    await user.click("Acepto")
+    await user.tap("btn.accept")
     await user.send("/consulta")
     await user.send("20131312955")
     await user.send("Municipalidad de Prueba")
-    await user.click("Otro")
+    await user.tap("btn.topic_other")
     replies = await user.send("no funciona nada")
     assert "Cuéntame un poco más" in replies[0].plain
 
@@ -95,8 +95,8 @@ async def test_entity_is_remembered_from_earlier_tickets(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
-    replies = await user.click("Hacer una consulta")
+    await user.tap("btn.confirm_send")
+    replies = await user.tap("menu.consulta")
     assert "¿Tu consulta es sobre Municipalidad de Pérez <Ruiz> & Cía?" in replies[-1].plain
-    replies = await user.click("Sí, esa entidad")
+    replies = await user.tap("btn.entity_usual")
     assert "¿Qué sección del portal está afectada?" in replies[-1].plain

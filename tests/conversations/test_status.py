@@ -28,8 +28,8 @@ def test_ticket_numbers_are_found_in_sentences(text: str, number: str | None) ->
 
 async def test_no_tickets_offers_the_request(user: Driver) -> None:
     await user.send("/start")
-    await user.click("Acepto")
-    replies = await user.click("Estado de mis trámites")
+    await user.tap("btn.accept")
+    replies = await user.tap("menu.estado")
     assert "Aún no tienes trámites" in replies[-1].plain
     assert [b.label for row in replies[-1].buttons for b in row] == ["Solicitar accesos", "Menú"]
 
@@ -40,7 +40,7 @@ async def test_list_and_detail(user: Driver, mailer: MemoryMailer, clock: FakeCl
     replies = await user.send("/estado")
     labels = [b.label for row in replies[-1].buttons for b in row]
     assert labels[0] == "PTE-2026-000001 · Accesos · Registrado"
-    detail = (await user.click(labels[0]))[-1].plain
+    detail = (await user.tap(choice="t:PTE-2026-000001"))[-1].plain
     assert "PTE-2026-000001 · Solicitud de accesos" in detail
     assert "Municipalidad de Pérez <Ruiz> & Cía (RUC 20131312955)" in detail
     assert "Registrado — la mesa de ayuda la recibió" in detail
@@ -67,7 +67,7 @@ async def test_typed_number_shows_nothing_to_another_user(
         await driver.start()
     await registered(owner, mailer)
     await other.send("/start")
-    await other.click("Acepto")
+    await other.tap("btn.accept")
     theirs = (await other.send("estado PTE-2026-000001"))[-1].plain
     missing = (await other.send("estado PTE-2026-000999"))[-1].plain
     assert "No encuentro el trámite PTE-2026-000001 entre los tuyos" in theirs
@@ -86,7 +86,7 @@ async def test_staff_can_see_any_ticket(make_app: AppFactory, mailer: MemoryMail
         await driver.start()
     await registered(owner, mailer)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
     detail = (await staff.send("PTE-2026-000001"))[-1].plain
     assert "Solicitud de accesos" in detail
     for driver in (owner, staff):
@@ -101,7 +101,7 @@ async def test_typed_number_mid_request_keeps_the_draft(
     await user.send("20131312955")
     detail = (await user.send("PTE-2026-000001"))[-1].plain
     assert "Solicitud de accesos" in detail
-    replies = await user.click("Menú")
+    replies = await user.tap("btn.menu")
     assert "Tienes una solicitud de accesos al PTE en curso (paso 2 de 15)" in replies[-1].plain
 
 
@@ -115,26 +115,26 @@ async def test_detail_after_attended_shows_what_is_current(
     await registered(user, mailer)
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
     await staff.send(f"/ticket {number}")
-    await staff.click("Tomar")
-    await staff.click("Responder")
+    await staff.tap("btn.desk_take")
+    await staff.tap("btn.desk_reply")
     await staff.send("Hola Ana: ¿el alcalde firmó la resolución?")
-    await staff.click("Observar")
-    await staff.click("Resolución")
+    await staff.tap("btn.desk_observe")
+    await staff.tap("btn.desk_part_resolucion")
     await staff.send("El PDF enviado está en blanco.")
     observed = (await user.send(number))[-1].plain
     assert "Qué pide la mesa de ayuda: El PDF enviado está en blanco." in observed
     clock.advance(hours=1)
-    await user.click("Corregir")
+    await user.tap("btn.notice_fix")
     await user.send("Resolución de Alcaldía N.° 045-2026-MDSJL")
     await user.send("15/10/2026")
-    await user.click("Alcalde o alcaldesa")
+    await user.tap("btn.authority_alcalde")
     await user.upload(make_pdf(pages=3), name="firmada.pdf")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     await staff.send(f"/ticket {number}")
-    await staff.click("Atender")
-    await staff.click("Sí, atender")
+    await staff.tap("btn.desk_attend")
+    await staff.tap("btn.desk_attend_yes")
     card = (await staff.send(f"/ticket {number}"))[-1].plain
     detail = (await user.send(number))[-1]
     text = detail.plain
@@ -153,7 +153,7 @@ async def test_detail_after_attended_shows_what_is_current(
     assert f"Adjuntos: {files.group(1)}" in text
     labels = [b.label for row in detail.buttons for b in row]
     assert "📄 Descargar Formato" in labels
-    replies = await user.click("📄 Descargar Formato")
+    replies = await user.tap("btn.download_formato")
     assert replies[0].document is not None
     assert replies[0].document["filename"] == f"Formato_Perfiles_{number}_v2.xlsx"
     assert "Estado: Atendido" in replies[-1].plain  # and the detail again
@@ -161,14 +161,14 @@ async def test_detail_after_attended_shows_what_is_current(
 
 async def test_a_consulta_detail_has_its_answer_and_no_formato(user: Driver) -> None:
     await to_attachments(user)
-    await user.click("Listo")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.done")
+    await user.tap("btn.confirm_send")
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
     await staff.send("/ticket PTE-2026-000001")
-    await staff.click("Tomar")
-    await staff.click("Atender")
+    await staff.tap("btn.desk_take")
+    await staff.tap("btn.desk_attend")
     await staff.send("El error 500 ya está corregido.")
     detail = (await user.send("PTE-2026-000001"))[-1]
     assert "Respuesta de la mesa de ayuda: El error 500 ya está corregido." in detail.plain
