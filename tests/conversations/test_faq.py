@@ -29,7 +29,7 @@ from tests.driver import Driver
 )
 async def test_faq_answers(user: Driver, text: str, answer: str, button: str | None) -> None:
     await user.send("/start")
-    await user.click("Acepto")
+    await user.tap("btn.accept")
     replies = await user.send(text)
     assert answer in replies[-1].plain
     labels = [b.label for row in replies[-1].buttons for b in row]
@@ -38,7 +38,7 @@ async def test_faq_answers(user: Driver, text: str, answer: str, button: str | N
 
 async def test_faq_button_needs_consent(user: Driver) -> None:
     await user.send("/start")
-    await user.click("No acepto")
+    await user.tap("btn.decline")
     replies = await user.send("olvidé mi contraseña")
     labels = [b.label for row in replies[-1].buttons for b in row]
     assert labels == ["Menú"]

@@ -17,7 +17,7 @@ async def test_a_resolution_date_typed_as_people_write_it(
     await to_step(user, mailer, "res_fecha")
     replies = await user.send(typed)
     assert "¿Qué autoridad la emitió?" in replies[-1].plain
-    await user.click("Alcalde o alcaldesa")
+    await user.tap("btn.authority_alcalde")
     await user.upload(b"")  # refused, but the date stays: shown back as dd/mm/aaaa
     await user.send("/atras")
     question = (await user.send("/atras"))[-1].plain
@@ -102,7 +102,7 @@ async def test_a_paper_resolution_sent_as_photos_becomes_a_pdf(
     first = await user.upload(photo("white"), name=None, mime="image/jpeg", photo=True)
     assert "Recibí la página 1" in first[-1].plain
     await user.upload(photo("gray"), name=None, mime="image/jpeg", photo=True)
-    shown = (await user.click("Listo, armar el PDF"))[-1]
+    shown = (await user.tap("btn.photos_done"))[-1]
     assert "Armé un PDF de 2 páginas con tus fotos" in shown.plain
     assert shown.document is not None  # the first page, to check it reads well
     assert shown.document["filename"] == "pagina_1.jpg"
@@ -110,12 +110,12 @@ async def test_a_paper_resolution_sent_as_photos_becomes_a_pdf(
         "Usar este PDF",
         "Enviar otras fotos",
     ]
-    replies = await user.click("Usar este PDF")
+    replies = await user.tap("btn.photos_use")
     assert "Paso 14 de 15" in replies[-1].plain  # on to the profiles
-    await user.click("Yo")
+    await user.tap("btn.me")
     summary = user.screen.last.plain
     assert "(PDF de 2 páginas)" in summary
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     sent = mailer.sent[-1]
     pdfs = [p for p in sent.iter_attachments() if p.get_content_type() == "application/pdf"]
     import io
@@ -128,9 +128,9 @@ async def test_a_paper_resolution_sent_as_photos_becomes_a_pdf(
 async def test_photos_can_be_sent_again(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "res_pdf")
     await user.upload(photo("white"), name=None, mime="image/jpeg", photo=True)
-    await user.click("Listo, armar el PDF")
-    replies = await user.click("Enviar otras fotos")
+    await user.tap("btn.photos_done")
+    replies = await user.tap("btn.photos_again")
     assert "resolución en PDF" in replies[-1].plain
     await user.upload(photo("white", (80, 60)), name=None, mime="image/jpeg", photo=True)
-    shown = (await user.click("Listo, armar el PDF"))[-1]
+    shown = (await user.tap("btn.photos_done"))[-1]
     assert "Armé un PDF de 1 página con tus fotos" in shown.plain

@@ -10,10 +10,10 @@ from tests.walks import consented
 async def test_cancelar_asks_first_and_can_be_declined(user: Driver) -> None:
     await consented(user)
     await user.send("/requisitos")
-    await user.click("Siguiente")
+    await user.tap("btn.next")
     ask = (await user.send("/cancelar"))[-1]
     assert "¿Seguro que quieres cancelar?" in ask.plain
-    replies = await user.click("No, continuar")
+    replies = await user.tap("btn.cancel_no")
     assert "Paso 2 de 7" in replies[-1].plain
 
 
@@ -21,7 +21,7 @@ async def test_cancelar_confirmed_returns_to_the_menu(user: Driver) -> None:
     await consented(user)
     await user.send("/requisitos")
     await user.send("cancelar")
-    replies = await user.click("Sí, cancelar")
+    replies = await user.tap("btn.cancel_yes")
     assert "cancelé el trámite" in replies[0].plain
     assert "¿Qué necesitas hacer?" in replies[-1].plain
 
@@ -91,10 +91,10 @@ async def test_an_old_menu_entry_opens_its_flow_from_any_question(user: Driver) 
     """Channels that cannot edit (WhatsApp) leave every menu in the chat: its entries work
     from any message, on every channel; an old answer to a closed question does not."""
     await consented(user)
-    old_menu_entry, _ = user.button("Hacer una consulta")
-    await user.click("Requisitos y pasos")
-    old_next, _ = user.button("Siguiente")
-    await user.click("Siguiente")
+    old_menu_entry, _ = user.find("menu.consulta")
+    await user.tap("menu.requisitos")
+    old_next, _ = user.find("btn.next")
+    await user.tap("btn.next")
     replies = await user.click_data(old_menu_entry)
     assert "Paso 1 de 5" in replies[-1].plain  # the consulta, not "Ese botón..."
     [refusal] = await user.click_data(old_next)  # an answer to a closed question: briefly
@@ -104,12 +104,12 @@ async def test_an_old_menu_entry_opens_its_flow_from_any_question(user: Driver) 
 
 async def test_a_kept_drafts_continuar_works_from_an_old_offer(user: Driver) -> None:
     await consented(user)
-    await user.click("Hacer una consulta")
+    await user.tap("menu.consulta")
     await user.send("20131312955")
     await user.send("/menu")
-    offer = await user.click("Hacer una consulta")
+    offer = await user.tap("menu.consulta")
     assert "Tienes una consulta en curso" in offer[-1].plain
-    continuar, _ = user.button("Continuar")
+    continuar, _ = user.find("btn.draft_continue")
     await user.send("/menu")  # another question opens; the offer's Continuar stays good
     replies = await user.click_data(continuar)
     assert "nombre completo de la entidad" in replies[-1].plain
@@ -119,13 +119,13 @@ async def test_text_that_reopens_a_closed_conversation_is_not_an_answer(user: Dr
     """A channel marks the first message after it closed the conversation (WhatsApp's
     24-hour window): it greets or answers the call-back, it does not answer the question."""
     await consented(user)
-    await user.click("Hacer una consulta")
+    await user.tap("menu.consulta")
     await user.send("20131312955")
     await user.send("Municipalidad de Prueba")
-    await user.click("Otro")
+    await user.tap("btn.topic_other")
     reopening = user._event(Kind.TEXT, "Hola, ¿qué novedades hay?", reopens=True)
     [offer] = await user._push(reopening)
     assert "no tomé tu mensaje como respuesta" in offer.plain
     assert "paso 3 de 5" in offer.plain
-    replies = await user.click("Continuar")
+    replies = await user.tap("btn.draft_continue")
     assert "Paso 3 de 5" in replies[-1].plain

@@ -27,9 +27,9 @@ async def test_password_mid_request_is_deleted_and_not_stored(
 
 async def test_forgotten_password_is_a_consulta_not_a_secret(user: Driver) -> None:
     await user.send("/start")
-    await user.click("Acepto")
+    await user.tap("btn.accept")
     replies = await user.send("olvidé mi contraseña, ¿cómo la recupero?")
     assert user.screen.deleted == []
     assert "sección «Acceso o contraseña»" in replies[-1].plain
-    replies = await user.click("Hacer una consulta")
+    replies = await user.tap("menu.consulta")
     assert "¿Sobre qué entidad es tu consulta?" in replies[-1].plain

@@ -12,7 +12,7 @@ from tests.walks import count_rows, to_step
 
 async def attended(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     # The help desk attends it (its own tools come with the staff-desk issue).
     async with user.app.store.reading() as conn:
         await conn.execute("UPDATE tickets SET state = 'Atendido'")
@@ -20,18 +20,18 @@ async def attended(user: Driver, mailer: MemoryMailer) -> None:
 
 async def test_refused_without_an_attended_request(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")  # registered, not attended yet
-    replies = await user.click("Actualizar perfiles")
+    await user.tap("btn.confirm_send")  # registered, not attended yet
+    replies = await user.tap("menu.perfiles")
     assert "Aún no figuras así" in replies[-1].plain
     labels = [b.label for row in replies[-1].buttons for b in row]
     assert labels == ["Solicitar accesos al PTE", "Hacer una consulta", "Menú"]
-    replies = await user.click("Hacer una consulta")
+    replies = await user.tap("menu.consulta")
     assert "consulta" in replies[-1].plain
 
 
 async def test_refused_for_someone_who_never_requested(user: Driver) -> None:
     await user.send("/start")
-    await user.click("Acepto")
+    await user.tap("btn.accept")
     replies = await user.send("/perfiles")
     assert "Aún no figuras así" in replies[-1].plain
 
@@ -40,24 +40,24 @@ async def test_verified_responsible_replaces_a_section_owner(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await attended(user, mailer)
-    await user.click("Actualizar perfiles")
-    replies = await user.click("Municipalidad de Pérez <Ruiz> & Cía")
+    await user.tap("menu.perfiles")
+    replies = await user.tap("btn.entity_same")
     assert "Elige las secciones" in replies[-1].plain
-    replies = await user.click("Presupuesto")
+    replies = await user.tap(choice="presupuesto")
     assert replies[-1].edit_ref is not None
     labels = [b.label for row in replies[-1].buttons for b in row]
     assert "✅ Presupuesto" in labels
-    await user.click("Personal")
-    await user.click("✅ Personal")  # toggled off again
-    await user.click("Continuar")
-    await user.click("Reemplazar")
+    await user.tap(choice="personal")
+    await user.tap(choice="personal")  # toggled off again
+    await user.tap("btn.continue")
+    await user.tap("btn.action_reemplazar")
     for answer in ("Luis", "Quispe Mamani", "87654321", "Analista", "lquispe@munisjl.gob.pe"):
         await user.send(answer)
     await user.send("912345678")
     summary = (await user.send("Rotación de personal en la oficina de presupuesto"))[-1].plain
     assert "Secciones: Presupuesto" in summary
     assert "Cambio: Reemplazar" in summary
-    replies = await user.click("Confirmar y enviar")
+    replies = await user.tap("btn.confirm_send")
     assert "Cambio de perfiles registrado: PTE-2026-000002" in replies[0].plain
     document = replies[1].document
     assert document is not None
@@ -77,10 +77,10 @@ async def test_verified_responsible_replaces_a_section_owner(
 async def test_dar_de_baja_skips_the_person(user: Driver, mailer: MemoryMailer) -> None:
     await attended(user, mailer)
     await user.send("/perfiles")
-    await user.click("Municipalidad de Pérez <Ruiz> & Cía")
-    await user.click("Registro de visitas")
-    await user.click("Continuar")
-    replies = await user.click("Dar de baja")
+    await user.tap("btn.entity_same")
+    await user.tap(choice="visitas")
+    await user.tap("btn.continue")
+    replies = await user.tap("btn.action_baja")
     assert "motivo" in replies[-1].plain
 
 
@@ -100,17 +100,17 @@ async def change(
     """Files a profile change: its number and its Formato's profile rows (section, names,
     DNI, mark)."""
     await user.send("/perfiles")
-    await user.click("Municipalidad de Pérez <Ruiz> & Cía")
+    await user.tap("btn.entity_same")
     for section in sections:
         await user.click(section)
-    await user.click("Continuar")
+    await user.tap("btn.continue")
     await user.click(action)
     if dni is not None:
         nombres, apellidos, cargo, email, phone = PEOPLE[dni]
         for answer in (nombres, apellidos, dni, cargo, email, phone):
             await user.send(answer)
     await user.send("Cambio de personal en la entidad")
-    replies = await user.click("Confirmar y enviar")
+    replies = await user.tap("btn.confirm_send")
     number = replies[0].plain.split("registrado: ")[1].split()[0]
     document = replies[1].document
     assert document is not None
@@ -123,9 +123,9 @@ async def change(
 
 async def attend(staff: Driver, number: str) -> None:
     await staff.send(f"/ticket {number}")
-    await staff.click("Tomar")
-    await staff.click("Atender")
-    await staff.click("Sí, atender")
+    await staff.tap("btn.desk_take")
+    await staff.tap("btn.desk_attend")
+    await staff.tap("btn.desk_attend_yes")
 
 
 def rows_of(profiles: list[list[str]], section: str) -> list[list[str]]:
@@ -140,7 +140,7 @@ async def test_three_changes_in_a_row_build_on_each_other(
     await attended(user, mailer)
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
 
     first, profiles = await change(user, ["Presupuesto", "Personal"], "Reemplazar", "87654321")
     assert rows_of(profiles, "Presupuesto") == [[*ANA, "dar de baja"], [*LUIS, "dar de alta"]]
@@ -195,14 +195,14 @@ async def test_attending_a_change_tells_which_profiles_changed(
     await attended(user, mailer)
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
     number, _ = await change(user, ["Presupuesto", "Registro de visitas"], "Reemplazar", LUIS[2])
     await staff.send(f"/ticket {number}")
-    await staff.click("Tomar")
-    prompt = (await staff.click("Atender"))[-1].plain
+    await staff.tap("btn.desk_take")
+    prompt = (await staff.tap("btn.desk_attend"))[-1].plain
     assert "¿Ya aplicaste en el portal el cambio de perfiles" in prompt
     seen = len(user.screen.messages)
-    done = await staff.click("Sí, atender")
+    done = await staff.tap("btn.desk_attend_yes")
     assert "Le dije al responsable qué perfiles cambiaron." in done[0].plain
     notice = user.screen.messages[seen].plain
     assert "pasó a Atendido — la mesa de ayuda aplicó el cambio de perfiles." in notice

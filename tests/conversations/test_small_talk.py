@@ -32,7 +32,7 @@ async def test_a_way_to_a_person_is_said_plainly(user: Driver) -> None:
     assert "haz una consulta aquí" in answer.plain
     labels = [b.label for row in answer.buttons for b in row]
     assert labels == ["Hacer una consulta", "Menú"]
-    replies = await user.click("Hacer una consulta")
+    replies = await user.tap("menu.consulta")
     assert "RUC" in replies[-1].plain
 
 
@@ -66,7 +66,7 @@ async def test_ayuda_lists_every_command_the_person_can_use(user: Driver) -> Non
 async def test_ayuda_for_staff_lists_the_desk_commands_too(user: Driver) -> None:
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
     help_text = (await staff.send("/ayuda"))[-2].plain
     for command in user.app.engine.staff_commands():
         assert f"/{command} —" in help_text
