@@ -17,15 +17,18 @@ from tests.walks import ENTITY, PDF, RUC, count_rows, make_pdf, tiny_png, to_ste
 async def test_full_request_in_18_interactions(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
     summary = user.screen.last
-    assert "Paso 15 de 15" in summary.plain
+    assert summary.progress == (15, 15)
     assert ENTITY in summary.plain
     assert "Pérez &lt;Ruiz&gt; &amp; Cía" in summary.html
-    assert "emitida por Alcalde o alcaldesa (PDF de 2 páginas)" in summary.plain
+    assert summary.data["res"]["pdf"]["pages"] == 2
+    assert summary.data["authority"] == "Alcalde o alcaldesa"
     replies = await user.tap("btn.confirm_send")  # interaction 18
     registered, formato = replies[0], replies[1]
-    assert "Solicitud registrada: PTE-2026-000001" in registered.plain
+    assert registered.key == "solicitud.registrada"
+    assert registered.data["number"] == "PTE-2026-000001"
     # Wednesday 2 Dec 2026 (fake clock, Lima) + 5 business days, 8 and 9 Dec are holidays.
-    assert "viernes 11 de diciembre de 2026 (5 días hábiles)" in registered.plain
+    assert registered.data["due"] == "2026-12-11"
+    assert registered.data["days"] == 5
     assert formato.document is not None
     assert formato.document["filename"] == "Formato_Perfiles_PTE-2026-000001.xlsx"
     sheet = openpyxl.load_workbook(
@@ -130,14 +133,16 @@ async def test_wrong_code_counts_down_then_locks(user: Driver, mailer: MemoryMai
         replies = await user.send(wrong)
         assert f"Te quedan {left} intentos" in replies[0].plain
     replies = await user.send(wrong)
-    assert "Te queda 1 intento:" in replies[0].plain
+    assert replies[0].key == "errors.code_wrong"
+    assert replies[0].data["left"] == 1
     replies = await user.send(wrong)
-    assert "Superaste los 5 intentos" in replies[0].plain
+    assert replies[0].key == "errors.code_locked"
     # The question no longer asks for that code: it says how to get a new one.
     assert "Escríbelo aquí" not in replies[-1].plain
-    assert "Reenviar código" in replies[-1].plain
+    assert replies[-1].key == "solicitud.codigo"
+    assert replies[-1].data["spent"] == "locked"
     replies = await user.send(good)  # even the right code is refused now
-    assert "Superaste los 5 intentos" in replies[0].plain
+    assert replies[0].key == "errors.code_locked"
 
 
 async def test_code_expires_after_ten_minutes(
@@ -146,7 +151,7 @@ async def test_code_expires_after_ten_minutes(
     await to_step(user, mailer, "codigo")
     clock.advance(minutes=11)
     replies = await user.send(mailer.last_code())
-    assert "ya venció" in replies[0].plain
+    assert replies[0].key == "errors.code_expired"
 
 
 async def test_resend_waits_sixty_seconds(
@@ -155,24 +160,24 @@ async def test_resend_waits_sixty_seconds(
     await to_step(user, mailer, "codigo")
     first = mailer.last_code()
     replies = await user.tap("btn.resend_code")
-    assert "Espera" in replies[0].plain
+    assert replies[0].key == "errors.code_wait"
     clock.advance(seconds=61)
     replies = await user.tap("btn.resend_code")
-    assert "Te envié un código nuevo" in replies[0].plain
+    assert replies[0].key == "solicitud.code_resent"
     assert len(mailer.sent) == 2
     second = mailer.last_code()
     if second != first:
         replies = await user.send(first)
-        assert "no es correcto" in replies[0].plain
+        assert replies[0].key == "errors.code_wrong"
     replies = await user.send(second)
-    assert "celular" in replies[-1].plain
+    assert replies[-1].key == "solicitud.celular"
 
 
 async def test_shared_contact_is_taken_as_the_mobile(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "celular")
     replies = await user.share_contact("51987654321")
     assert "número" in replies[-1].plain.lower()
-    assert "Paso 10 de 15" in replies[-1].plain
+    assert replies[-1].progress == (10, 15)
 
 
 @pytest.mark.parametrize(
@@ -198,7 +203,7 @@ async def test_bad_resolution_file_is_refused(
     await to_step(user, mailer, "res_pdf")
     replies = await user.upload(content, name=name, size=size, photo=photo)
     assert complaint in replies[0].plain
-    assert "resolución en PDF" in replies[-1].plain
+    assert replies[-1].key == "solicitud.res_pdf"
     assert await count_rows(user, "files") == 0
 
 
@@ -224,7 +229,7 @@ async def test_a_damaged_photo_of_the_resolution_is_refused_saying_why(
 ) -> None:
     await to_step(user, mailer, "res_pdf")
     replies = await user.upload(b"\xff\xd8\xff\xe0" + b"\x00" * 100, name=None, photo=True)
-    assert "No pude abrir esa imagen" in replies[0].plain
+    assert replies[0].key == "errors.image_damaged"
 
 
 async def test_corregir_changes_a_part_and_returns_to_the_summary(
@@ -252,7 +257,8 @@ async def test_profiles_by_section_with_another_person(user: Driver, mailer: Mem
     for answer in ("Luis", "Quispe Mamani", "87654321", "Analista", "lquispe@munisjl.gob.pe"):
         await user.send(answer)
     replies = await user.send("912345678")
-    assert "Presupuesto" in replies[-1].plain
+    assert replies[-1].key == "perfiles.seccion"
+    assert replies[-1].data["section"] == "Presupuesto"
     labels = [b.label for row in replies[-1].buttons for b in row]
     assert labels == ["Yo", "Luis Quispe Mamani", "Otra persona"]
     for _ in range(7):  # Presupuesto ... Registro de visitas
@@ -286,7 +292,7 @@ async def test_double_confirmation_opens_one_ticket(user: Driver, mailer: Memory
     confirm, _ref = user.find("btn.confirm_send")
     await user.click_data(confirm)
     replies = await user.click_data(confirm)
-    assert "Ese botón es de una pregunta anterior" in replies[0].plain
+    assert replies[0].key == "common.stale_button"
     assert await count_rows(user, "tickets") == 1
     assert sum("Solicitud de accesos" in str(m["Subject"]) for m in mailer.sent) == 1
 
@@ -313,15 +319,17 @@ async def test_restart_resumes_at_the_open_question(
 async def test_draft_survives_the_menu_and_can_restart(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "cargo")
     menu = (await user.send("/menu"))[-1]
-    assert "Tienes una solicitud de accesos al PTE en curso (paso 6 de 15)" in menu.plain
+    assert menu.key == "menu.main"
+    assert [(d["flow"], d["k"], d["n"]) for d in menu.data["drafts"]] == [("solicitud", 6, 15)]
     offer = (await user.tap("menu.solicitud"))[-1]
-    assert "¿Quieres continuarla?" in offer.plain
+    assert offer.key == "common.draft_found"
+    assert offer.data["flow"] == "solicitud"
     replies = await user.tap("btn.draft_continue")
-    assert "cargo" in replies[-1].plain
+    assert replies[-1].key == "solicitud.cargo"
     await user.send("/menu")
     await user.tap("menu.solicitud")
     replies = await user.tap("btn.draft_restart")
-    assert "RUC" in replies[-1].plain
+    assert replies[-1].key == "solicitud.ruc"
 
 
 async def test_draft_expires_after_thirty_days(
@@ -330,7 +338,7 @@ async def test_draft_expires_after_thirty_days(
     await to_step(user, mailer, "cargo")
     clock.advance(days=31)
     replies = await user.send("Jefa de TI")
-    assert "venció después de 30 días" in replies[0].plain
+    assert replies[0].key == "common.draft_expired"
 
 
 async def test_cancel_discards_the_draft(user: Driver, mailer: MemoryMailer) -> None:
@@ -338,7 +346,7 @@ async def test_cancel_discards_the_draft(user: Driver, mailer: MemoryMailer) -> 
     await user.send("/cancelar")
     await user.tap("btn.cancel_yes")
     replies = await user.send("/solicitar")
-    assert "RUC" in replies[-1].plain
+    assert replies[-1].key == "solicitud.ruc"
 
 
 async def test_known_ruc_offers_the_known_name(
@@ -351,7 +359,7 @@ async def test_known_ruc_offers_the_known_name(
     replies = await user.send(RUC)
     assert ENTITY in replies[-1].plain
     replies = await user.tap("btn.use_name")
-    assert "nombres" in replies[-1].plain
+    assert replies[-1].key == "solicitud.nombres"
 
 
 async def test_silent_draft_gets_one_reminder_before_it_expires(
@@ -367,11 +375,13 @@ async def test_silent_draft_gets_one_reminder_before_it_expires(
     assert len(rows) == 1
     user.worker.submit(rows)
     await user.worker.drain()
-    assert "sigue en curso (paso 6 de 15)" in user.screen.last.plain
-    assert "en 4 días" in user.screen.last.plain
+    assert user.screen.last.key == "common.draft_reminder"
+    assert user.screen.last.data["k"] == 6
+    assert user.screen.last.data["n"] == 15
+    assert user.screen.last.data["days"] == 4
     assert await remind_drafts(user.app, clock.now()) == []  # once, also after a restart
     replies = await user.send("Jefa de TI")  # the draft is still there
-    assert "Paso 7 de 15" in replies[-1].plain
+    assert replies[-1].progress == (7, 15)
 
 
 async def test_refused_and_abandoned_files_are_purged(
@@ -410,7 +420,7 @@ async def test_share_number_keyboard_is_removed_after_a_restart(
     await again.start()
     replies = await again.send("987654321")
     assert replies[-1].remove_keyboard
-    assert "Paso 10 de 15" in replies[-1].plain
+    assert replies[-1].progress == (10, 15)
     replies = await again.send("Resolución N.° 1-2026")
     assert not replies[-1].remove_keyboard
     await again.stop()
