@@ -30,7 +30,7 @@ async def test_no_tickets_offers_the_request(user: Driver) -> None:
     await user.send("/start")
     await user.tap("btn.accept")
     replies = await user.tap("menu.estado")
-    assert "Aún no tienes trámites" in replies[-1].plain
+    assert replies[-1].key == "estado.none"
     assert [b.label for row in replies[-1].buttons for b in row] == ["Solicitar accesos", "Menú"]
 
 
@@ -102,7 +102,8 @@ async def test_typed_number_mid_request_keeps_the_draft(
     detail = (await user.send("PTE-2026-000001"))[-1].plain
     assert "Solicitud de accesos" in detail
     replies = await user.tap("btn.menu")
-    assert "Tienes una solicitud de accesos al PTE en curso (paso 2 de 15)" in replies[-1].plain
+    assert replies[-1].key == "menu.main"
+    assert [(d["flow"], d["k"]) for d in replies[-1].data["drafts"]] == [("solicitud", 2)]
 
 
 # ------------------------------------------------------------- issue 16, point 14
@@ -156,7 +157,8 @@ async def test_detail_after_attended_shows_what_is_current(
     replies = await user.tap("btn.download_formato")
     assert replies[0].document is not None
     assert replies[0].document["filename"] == f"Formato_Perfiles_{number}_v2.xlsx"
-    assert "Estado: Atendido" in replies[-1].plain  # and the detail again
+    assert replies[-1].key == "estado.detail"  # and the detail again
+    assert replies[-1].data["state"] == "Atendido"
 
 
 async def test_a_consulta_detail_has_its_answer_and_no_formato(user: Driver) -> None:
@@ -171,6 +173,7 @@ async def test_a_consulta_detail_has_its_answer_and_no_formato(user: Driver) -> 
     await staff.tap("btn.desk_attend")
     await staff.send("El error 500 ya está corregido.")
     detail = (await user.send("PTE-2026-000001"))[-1]
-    assert "Respuesta de la mesa de ayuda: El error 500 ya está corregido." in detail.plain
+    assert detail.key == "estado.detail"
+    assert detail.data["state_message"] == "El error 500 ya está corregido."
     assert "revisa tu correo" not in detail.plain
     assert "📄 Descargar Formato" not in [b.label for row in detail.buttons for b in row]
