@@ -22,18 +22,18 @@ async def test_refused_without_an_attended_request(user: Driver, mailer: MemoryM
     await to_step(user, mailer, "resumen")
     await user.tap("btn.confirm_send")  # registered, not attended yet
     replies = await user.tap("menu.perfiles")
-    assert "Aún no figuras así" in replies[-1].plain
+    assert replies[-1].key == "perfiles_upd.not_allowed"
     labels = [b.label for row in replies[-1].buttons for b in row]
     assert labels == ["Solicitar accesos al PTE", "Hacer una consulta", "Menú"]
     replies = await user.tap("menu.consulta")
-    assert "consulta" in replies[-1].plain
+    assert replies[-1].key == "consulta.entidad"
 
 
 async def test_refused_for_someone_who_never_requested(user: Driver) -> None:
     await user.send("/start")
     await user.tap("btn.accept")
     replies = await user.send("/perfiles")
-    assert "Aún no figuras así" in replies[-1].plain
+    assert replies[-1].key == "perfiles_upd.not_allowed"
 
 
 async def test_verified_responsible_replaces_a_section_owner(
@@ -42,7 +42,7 @@ async def test_verified_responsible_replaces_a_section_owner(
     await attended(user, mailer)
     await user.tap("menu.perfiles")
     replies = await user.tap("btn.entity_same")
-    assert "Elige las secciones" in replies[-1].plain
+    assert replies[-1].key == "perfiles_upd.secciones"
     replies = await user.tap(choice="presupuesto")
     assert replies[-1].edit_ref is not None
     labels = [b.label for row in replies[-1].buttons for b in row]
@@ -58,7 +58,8 @@ async def test_verified_responsible_replaces_a_section_owner(
     assert "Secciones: Presupuesto" in summary
     assert "Cambio: Reemplazar" in summary
     replies = await user.tap("btn.confirm_send")
-    assert "Cambio de perfiles registrado: PTE-2026-000002" in replies[0].plain
+    assert replies[0].key == "perfiles_upd.registrada"
+    assert replies[0].data["number"] == "PTE-2026-000002"
     document = replies[1].document
     assert document is not None
     sheet = openpyxl.load_workbook(io.BytesIO(user.app.files.read(document["sha256"]))).active
@@ -81,7 +82,7 @@ async def test_dar_de_baja_skips_the_person(user: Driver, mailer: MemoryMailer) 
     await user.tap(choice="visitas")
     await user.tap("btn.continue")
     replies = await user.tap("btn.action_baja")
-    assert "motivo" in replies[-1].plain
+    assert replies[-1].key == "perfiles_upd.motivo"
 
 
 # ------------------------------------------------------------------ issue 16, point 3
@@ -203,7 +204,8 @@ async def test_attending_a_change_tells_which_profiles_changed(
     assert "¿Ya aplicaste en el portal el cambio de perfiles" in prompt
     seen = len(user.screen.messages)
     done = await staff.tap("btn.desk_attend_yes")
-    assert "Le dije al responsable qué perfiles cambiaron." in done[0].plain
+    assert done[0].key == "mesa.hecho_attend"
+    assert done[0].data["type"] == "perfiles"
     notice = user.screen.messages[seen].plain
     assert "pasó a Atendido — la mesa de ayuda aplicó el cambio de perfiles." in notice
     assert "• Presupuesto: entra Luis Quispe Mamani, en lugar de Ana María Pérez Ruiz" in notice
