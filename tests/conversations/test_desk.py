@@ -30,18 +30,24 @@ async def test_queue_shows_the_ticket_and_tomar_tells_the_officer(
     menu = staff.screen.last
     assert "Bandeja de la mesa" in [b.label for row in menu.buttons for b in row]
     queue = (await staff.send("/pendientes"))[-1]
-    assert "1 trámite abierto" in queue.plain
+    assert queue.key == "mesa.cola"
+    assert queue.data["total"] == 1
     assert f"🆕 {NUMBER} · Accesos · Registrado · quedan 5 d.h. · {ENTITY}" in queue.plain
     card = (await staff.tap(choice=f"t:{NUMBER}"))[-1]
-    assert "Responsable: Ana María Pérez Ruiz · DNI 45678912" in card.plain
-    assert "Resolución: Resolución de Alcaldía N.° 045-2026-MDSJL del 15/10/2026" in card.plain
+    assert card.key == "mesa.ficha"
+    assert card.data["resp"]["nombres"] == "Ana María"
+    assert card.data["resp"]["apellidos"] == "Pérez Ruiz"
+    assert card.data["resp"]["dni"] == "45678912"
+    assert card.data["res"]["numero"] == "Resolución de Alcaldía N.° 045-2026-MDSJL"
+    assert card.data["res"]["fecha"] == "2026-10-15"
     assert "Pérez &lt;Ruiz&gt; &amp; Cía" in card.html  # the entity name, escaped
     labels = [b.label for row in card.buttons for b in row]
     assert labels[:2] == ["🙋 Tomar", "📎 Ver adjuntos"]
     seen = len(user.screen.messages)
     replies = await staff.tap("btn.desk_take")
-    assert "queda a tu cargo" in replies[0].plain
-    assert "Estado: En atención · a tu cargo" in replies[-1].plain
+    assert replies[0].key == "mesa.hecho_take"
+    assert replies[-1].key == "mesa.ficha"
+    assert replies[-1].data["state"] == "En atención"
     notice = user.screen.messages[seen:]
     assert len(notice) == 1
     assert f"{NUMBER}: tu solicitud de accesos pasó a En atención" in notice[0].plain
@@ -89,28 +95,31 @@ async def test_observe_the_resolution_then_the_officer_corrects_it(
     await staff.tap("btn.desk_part_resolucion")
     seen = len(user.screen.messages)
     done = await staff.send("Falta la firma del alcalde en la resolución.")
-    assert "quedó Observado" in done[0].plain
-    assert "4 días hábiles pendientes" in done[0].plain
+    assert done[0].key == "mesa.hecho_observe"
+    assert done[0].data["paused"] == 4
     notice = user.screen.messages[seen]
-    assert "pasó a Observado" in notice.plain
-    assert "Qué corregir: la resolución de designación" in notice.plain
-    assert "Falta la firma del alcalde" in notice.plain
+    assert notice.key == "aviso.estado"
+    assert notice.data["state"] == "Observado"
+    assert notice.data["part"] == "resolucion"
+    assert notice.data["message"] == "Falta la firma del alcalde en la resolución."
     assert (await ticket_row(user))["paused"] == 4
     clock.advance(days=11)  # Mon 14 Dec: the clock was stopped meanwhile
     question = (await user.tap("btn.notice_fix"))[-1]
-    assert "Paso 10 de 15" in question.plain  # straight to the resolution's number
+    assert question.progress == (10, 15)  # straight to the resolution's number
     await user.send("Resolución de Alcaldía N.° 046-2026-MDSJL")
     await user.send("16/10/2026")
     await user.tap("btn.authority_alcalde")
     signed = make_pdf(pages=3)
     summary = (await user.upload(signed, name="firmada.pdf"))[-1]
     assert f"Revisa tu corrección de {NUMBER}" in summary.plain
-    assert "046-2026" in summary.plain
-    assert "Ana María" in summary.plain
+    assert summary.key == "solicitud.resumen"
+    assert summary.data["resp"]["nombres"] == "Ana María"
+    assert "046-2026" in summary.data["res"]["numero"]
     seen_staff = len(staff.screen.messages)
     replies = await user.tap("btn.confirm_send")
     assert f"Corrección enviada: {NUMBER}" in replies[0].plain
-    assert "viernes 18 de diciembre de 2026" in replies[0].plain  # 4 days after Mon 14
+    assert replies[0].key == "solicitud.subsanada"  # 4 days after Mon 14
+    assert replies[0].data["due"] == "2026-12-18"
     assert replies[1].document is not None
     assert replies[1].document["filename"].endswith("_v2.xlsx")
     row = await ticket_row(user)
@@ -135,8 +144,9 @@ async def test_observe_the_resolution_then_the_officer_corrects_it(
     formato = f"Formato_Perfiles_{NUMBER}"
     assert f"- {formato}_v2.xlsx reemplaza a {formato}.xlsx" in lines
     card = (await staff.send(f"/ticket {NUMBER}"))[-1]
-    assert "Estado: En atención · a tu cargo" in card.plain
-    assert "PDF de 3 pág." in card.plain
+    assert card.key == "mesa.ficha"
+    assert card.data["state"] == "En atención"
+    assert card.data["res"]["pdf"]["pages"] == 3
 
 
 async def test_correcting_again_is_refused_once_the_ticket_moved_on(
@@ -148,15 +158,16 @@ async def test_correcting_again_is_refused_once_the_ticket_moved_on(
     await staff.send("El cargo no coincide con la resolución.")
     fix, _ref = user.find("btn.notice_fix")
     await user.tap("btn.notice_fix")
-    assert "Paso 3 de 15" in user.screen.last.plain  # the responsible's names
+    assert user.screen.last.progress == (3, 15)  # the responsible's names
     for answer in ("Ana María", "Pérez Ruiz", "45678912", "Gerente Municipal"):
         await user.send(answer)
     await user.send("ana.perez@munisjl.gob.pe")  # the same, proved: no new code
     await user.send("987 654 321")
-    assert "Revisa tu corrección" in user.screen.last.plain
+    assert user.screen.last.key == "solicitud.resumen"
+    assert user.screen.last.data["ticket"] == NUMBER
     await user.tap("btn.confirm_send")
     replies = await user.click_data(fix)  # the old notification's button, again
-    assert "Ese botón es de una pregunta anterior" in replies[0].plain
+    assert replies[0].key == "common.stale_button"
     assert (await ticket_row(user))["state"] == "En atención"
 
 
@@ -168,15 +179,18 @@ async def test_observation_of_kind_otro_is_answered_in_words(
     await staff.tap("btn.desk_part_otro")
     await staff.send("¿La resolución ya fue publicada en el diario oficial?")
     question = (await user.tap("btn.notice_fix"))[-1]
-    assert "Al enviarla, el trámite vuelve a «En atención»" in question.plain
+    assert question.key == "respuesta.pregunta"
+    assert question.data["observed"] is True
     refused = await user.send("x")
     assert "corto" in refused[0].plain.lower()
     seen = len(staff.screen.messages)
     done = await user.send("Sí, se publicó el 20 de octubre.")
-    assert "volvió a «En atención»" in done[0].plain
+    assert done[0].key == "respuesta.enviada"
+    assert done[0].data["resumed"] is True
     relayed = staff.screen.messages[seen]
-    assert "el responsable respondió" in relayed.plain
-    assert "Sí, se publicó el 20 de octubre." in relayed.plain
+    assert relayed.key == "mesa.respuesta_oficial"
+    assert relayed.data["resumed"] is True
+    assert relayed.data["text"] == "Sí, se publicó el 20 de octubre."
     assert (await ticket_row(user))["state"] == "En atención"
 
 
@@ -192,32 +206,41 @@ async def test_responder_relays_both_ways(user: Driver, mailer: MemoryMailer) ->
     seen_staff = len(staff.screen.messages)
     await user.send("Sí, con firma digital.")
     relayed = staff.screen.messages[seen_staff]
-    assert "Sí, con firma digital." in relayed.plain
+    assert relayed.key == "mesa.respuesta_oficial"
+    assert relayed.data["text"] == "Sí, con firma digital."
     # A swipe reply to the help desk's message goes onto the ticket too.
     await user.reply(message, "Y adjunté la constancia por correo.")
-    assert "Y adjunté la constancia" in staff.screen.last.plain
+    assert staff.screen.last.key == "mesa.respuesta_oficial"
+    assert staff.screen.last.data["text"] == "Y adjunté la constancia por correo."
     # ...and the specialist can answer the relayed message the same way.
     await staff.reply(staff.screen.last, "Recibido, gracias.")
-    assert "Recibido, gracias." in user.screen.last.plain
+    assert user.screen.last.key == "aviso.mensaje"
+    assert user.screen.last.data["message"] == "Recibido, gracias."
     card = (await staff.send(f"/ticket {NUMBER}"))[-1]
-    assert "responsable: «Sí, con firma digital.»" in card.plain
+    assert card.key == "mesa.ficha"
+    assert ("oficial", "Sí, con firma digital.") in [
+        (h["kind"], h["message"]) for h in card.data["history"]
+    ]
     assert f"{STAFF} (mesa): «Recibido, gracias.»" in card.plain  # no name set: the chat id
 
 
 async def test_attend_then_close(user: Driver, mailer: MemoryMailer) -> None:
     staff = await taken(user, mailer)
     await staff.tap("btn.desk_attend")
-    assert "correo institucional" in staff.screen.last.plain
+    assert staff.screen.last.key == "mesa.atender"
+    assert staff.screen.last.data["type"] == "accesos"
     seen = len(user.screen.messages)
     await staff.tap("btn.desk_attend_yes")
     notice = user.screen.messages[seen]
-    assert "pasó a Atendido" in notice.plain
-    assert "Los accesos se enviaron a tu correo institucional" in notice.plain
+    assert notice.key == "aviso.estado"
+    assert notice.data["state"] == "Atendido"
+    assert notice.data["type"] == "accesos"
     labels = [b.label for row in staff.screen.last.buttons for b in row]
     assert "🔒 Cerrar" in labels
     assert "⚠️ Observar" not in labels
     await staff.tap("btn.desk_close")
-    assert "pasó a Cerrado" in user.screen.last.plain
+    assert user.screen.last.key == "aviso.estado"
+    assert user.screen.last.data["state"] == "Cerrado"
     assert (await ticket_row(user))["state"] == "Cerrado"
 
 
@@ -234,7 +257,8 @@ async def test_a_stale_card_cannot_make_an_invalid_change(
     replies = await colleague.tap("btn.desk_observe")  # the colleague's card is older
     await colleague.tap("btn.desk_part_otro")
     replies = await colleague.send("Falta algo")
-    assert "está Atendido: esa acción ya no corresponde" in replies[0].plain
+    assert replies[0].key == "mesa.no_aplica"
+    assert replies[0].data["state"] == "Atendido"
     assert (await ticket_row(user))["state"] == "Atendido"
 
 
@@ -246,15 +270,18 @@ async def test_search_by_ruc_and_by_name_and_files(user: Driver, mailer: MemoryM
     found = (await staff.send("/buscar ruiz> & c"))[-1]
     assert NUMBER in found.plain
     none = (await staff.send("/buscar Municipalidad de Nadie"))[-1]
-    assert "No encontré trámites" in none.plain
+    assert none.key == "mesa.resultados"
+    assert none.data["items"] == []
     missing = (await staff.send("/ticket PTE-2026-000999"))[-1]
-    assert "No existe el trámite PTE-2026-000999" in missing.plain
+    assert missing.key == "mesa.no_existe"
+    assert missing.data["number"] == "PTE-2026-000999"
     await staff.send(NUMBER)  # a number typed: the card
     files = await staff.tap("btn.desk_files")
     names = [f.document["filename"] for f in files if f.document]
     assert names == ["Formato_Perfiles_PTE-2026-000001.xlsx", "Resolucion_PTE-2026-000001.pdf"]
     # The files end with a way on: back to the card, the queue, the menu.
-    assert "Esos son los 2 archivos" in files[-1].plain
+    assert files[-1].key == "mesa.adjuntos_fin"
+    assert files[-1].data["count"] == 2
     labels = [b.label for row in files[-1].buttons for b in row]
     assert labels == ["◀ Volver a la ficha", "📥 Bandeja", "Menú"]
     card = (await staff.tap("btn.desk_back"))[-1]
@@ -268,7 +295,8 @@ async def test_undeliverable_notice_shows_on_the_card(user: Driver, mailer: Memo
     await staff.send(f"/ticket {NUMBER}")
     await staff.tap("btn.desk_take")  # "En atención" cannot reach the officer
     card = (await staff.send(f"/ticket {NUMBER}"))[-1]
-    assert "1 aviso no llegó al responsable (bloqueó el bot)" in card.plain
+    assert card.key == "mesa.ficha"
+    assert card.data["undelivered"] == 1
 
 
 async def test_officer_withdraws_a_request_nobody_started(
@@ -279,7 +307,8 @@ async def test_officer_withdraws_a_request_nobody_started(
     await user.tap("btn.cancel_ticket")
     replies = await user.tap("btn.cancel_ticket_yes")
     assert f"Anulé el trámite {NUMBER}" in replies[0].plain
-    assert "Estado: Anulado" in replies[-1].plain
+    assert replies[-1].key == "estado.detail"
+    assert replies[-1].data["state"] == "Anulado"
     assert (await ticket_row(user))["state"] == "Anulado"
     staff = await staff_member(user)
     assert "La bandeja está vacía" in (await staff.send("/pendientes"))[-1].plain
@@ -298,8 +327,9 @@ async def test_restart_in_the_middle_of_an_observation(
     await officer.start()
     again = await officer.peer(STAFF)
     replies = await again.send("Falta el perfil de Información focalizada.")
-    assert "quedó Observado" in replies[0].plain
-    assert "pasó a Observado" in officer.screen.last.plain
+    assert replies[0].key == "mesa.hecho_observe"
+    assert officer.screen.last.key == "aviso.estado"
+    assert officer.screen.last.data["state"] == "Observado"
     question = (await officer.tap("btn.notice_fix"))[-1]
     assert "perfiles" in question.plain.lower()
     await officer.stop()
@@ -326,7 +356,8 @@ async def test_search_marks_finished_work_without_a_clock(
     assert f"✅ {NUMBER} · Accesos · Atendido · {ENTITY}" in found.plain
     assert "quedan" not in found.plain
     assert "🟢" not in found.plain.split("\n\n")[1]  # the ticket's line
-    assert "✅ atendido o cerrado" in found.plain  # the legend
+    assert found.key == "mesa.resultados"  # the legend
+    assert [item["done"] for item in found.data["items"]] == [True]
     labels = [b.label for row in found.buttons for b in row]
     assert f"✅ {NUMBER} · Atendido" in labels
     await staff.tap(choice=f"t:{NUMBER}")
@@ -373,7 +404,10 @@ async def test_observed_and_corrected_within_the_minute_keeps_the_due_date(
     left), observed and corrected within the same minute: the due date did not move."""
     clock.moment = datetime(2026, 11, 29, 20, 46, tzinfo=UTC)  # Sunday 15:46 in Lima
     staff = await taken(user, mailer)
-    assert "Plazo: 07/12/2026 — quedan 6 d.h." in staff.screen.last.plain
+    assert staff.screen.last.key == "mesa.ficha"
+    assert staff.screen.last.data["due"] == "2026-12-07"
+    assert staff.screen.last.data["left"] == 6
+    assert staff.screen.last.data["undelivered"] == 0
     await staff.tap("btn.desk_observe")
     await staff.tap("btn.desk_part_otro")
     await staff.send("¿Qué página de su portal falla?")
@@ -422,21 +456,25 @@ async def test_subsanacion_mail_names_what_changed_and_what_stayed(
 async def test_a_consulta_is_attended_with_its_answer_read_in_the_chat(user: Driver) -> None:
     staff = await consulta_taken(user)
     prompt = (await staff.tap("btn.desk_attend"))[-1]
-    assert "Escribe la respuesta a la consulta" in prompt.plain
+    assert prompt.key == "mesa.atender"
+    assert prompt.data["type"] == "consulta"
     assert "accesos" not in prompt.plain
     assert [b.label for row in prompt.buttons for b in row] == ["◀ Volver a la ficha"]
     refused = await staff.click_data(f"{staff.find('btn.desk_back')[0][:-4]}yes")
-    assert "Ese botón es de una pregunta anterior" in refused[0].plain  # not offered: refused
+    assert refused[0].key == "common.stale_button"  # not offered: refused
     refused = await staff.sticker()
-    assert "se atiende con su respuesta" in refused[0].plain
+    assert refused[0].key == "mesa.atender_sin_respuesta"
     assert (await ticket_row(user))["state"] == "En atención"
     seen = len(user.screen.messages)
     answer = "Hola Ana: el error 500 era del servidor.\nYa puedes publicar el presupuesto."
     done = await staff.send(answer)
     assert f"{NUMBER} quedó Atendido" in done[0].plain
-    assert "El responsable recibió tu respuesta en este chat." in done[0].plain
+    assert done[0].key == "mesa.hecho_attend"
+    assert done[0].data["message"] is True
     notice = user.screen.messages[seen]
-    assert "pasó a Atendido — la mesa de ayuda respondió tu consulta." in notice.plain
+    assert notice.key == "aviso.estado"
+    assert notice.data["state"] == "Atendido"
+    assert notice.data["type"] == "consulta"
     assert f"Respuesta de la mesa de ayuda:\n{answer}" in notice.plain
     assert "accesos" not in notice.plain
     assert "correo institucional" not in notice.plain
@@ -449,10 +487,12 @@ async def test_an_access_request_is_attended_with_a_message(
 ) -> None:
     staff = await taken(user, mailer)
     prompt = (await staff.tap("btn.desk_attend"))[-1]
-    assert "¿Ya enviaste los accesos" in prompt.plain
+    assert prompt.key == "mesa.atender"
+    assert prompt.data["type"] == "accesos"
     seen = len(user.screen.messages)
     done = await staff.send("Te enviamos también el manual del usuario.")
-    assert "donde le enviaste los accesos, con tu mensaje." in done[0].plain
+    assert done[0].key == "mesa.hecho_attend"
+    assert done[0].data["type"] == "accesos"
     notice = user.screen.messages[seen].plain
     assert "Mensaje de la mesa de ayuda: Te enviamos también el manual del usuario." in notice
     assert "Los accesos se enviaron a tu correo institucional" in notice
@@ -466,15 +506,19 @@ async def test_an_answer_to_the_desk_takes_a_screenshot(
     await staff.send("¿Puedes enviarme una captura del error?")
     await user.tap("btn.notice_reply")
     received = await user.upload(tiny_png(), name="captura.png", mime="image/png", photo=True)
-    assert "Recibido (1 de 10)" in received[-1].plain
+    assert received[-1].key == "respuesta.archivo"
+    assert received[-1].data["count"] == 1
+    assert received[-1].data["max"] == 10
     refused = await user.upload(b"MZ" + b"\x00" * 64, name="virus.exe", mime=None)
-    assert "No puedo recibir ese tipo de archivo" in refused[-1].plain  # checked as a consulta's
+    assert refused[-1].key == "errors.attachment_file_type_not_allowed"  # checked as a consulta's
     seen = len(staff.screen.messages)
     done = await user.send("Esta es la pantalla que veo.")
-    assert "con 1 archivo" in done[0].plain
+    assert done[0].key == "respuesta.enviada"
+    assert done[0].data["file_count"] == 1
     relayed, document = staff.screen.messages[seen : seen + 2]
-    assert "el responsable respondió, con 1 archivo" in relayed.plain
-    assert "Esta es la pantalla que veo." in relayed.plain
+    assert relayed.key == "mesa.respuesta_oficial"
+    assert relayed.data["file_count"] == 1
+    assert relayed.data["text"] == "Esta es la pantalla que veo."
     assert document.document is not None
     assert document.document["filename"] == f"Respuesta_01_{NUMBER}.png"
     await staff.send(f"/ticket {NUMBER}")
@@ -490,5 +534,7 @@ async def test_files_alone_go_with_enviar(user: Driver, mailer: MemoryMailer) ->
     await user.tap("btn.notice_reply")
     await user.upload(tiny_png(), name="constancia.png", mime="image/png")
     done = await user.tap("btn.reply_send")
-    assert "Envié tu respuesta con 1 archivo" in done[0].plain
-    assert "(sin texto)" in staff.screen.messages[-2].plain
+    assert done[0].key == "respuesta.enviada"
+    assert done[0].data["file_count"] == 1
+    assert staff.screen.messages[-2].key == "mesa.respuesta_oficial"
+    assert staff.screen.messages[-2].data["text"] == ""
