@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 
 from tests.conftest import AppFactory
-from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.driver import Driver, FakeClock, MemoryMailer, choices
 from tests.walks import ENTITY, PDF, RUC, count_rows, make_pdf, tiny_png, to_step
 
 
@@ -259,8 +259,8 @@ async def test_profiles_by_section_with_another_person(user: Driver, mailer: Mem
     replies = await user.send("912345678")
     assert replies[-1].key == "perfiles.seccion"
     assert replies[-1].data["section"] == "Presupuesto"
-    labels = [b.label for row in replies[-1].buttons for b in row]
-    assert labels == ["Yo", "Luis Quispe Mamani", "Otra persona"]
+    assert choices(replies[-1]) == ["me", "p0", "other"]
+    assert replies[-1].buttons[1][0].args["name"] == "Luis Quispe Mamani"
     for _ in range(7):  # Presupuesto ... Registro de visitas
         await user.tap(choice="p0")
     replies = await user.tap("btn.not_applicable")  # focalizada

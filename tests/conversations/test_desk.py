@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from tests.conftest import AppFactory
-from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.driver import Driver, FakeClock, MemoryMailer, button_keys
 from tests.walks import (
     ENTITY,
     NUMBER,
@@ -28,7 +28,7 @@ async def test_queue_shows_the_ticket_and_tomar_tells_the_officer(
     await registered(user, mailer)
     staff = await staff_member(user)
     menu = staff.screen.last
-    assert "Bandeja de la mesa" in [b.label for row in menu.buttons for b in row]
+    assert "menu.mesa" in button_keys(menu)
     queue = (await staff.send("/pendientes"))[-1]
     assert queue.key == "mesa.cola"
     assert queue.data["total"] == 1
@@ -41,8 +41,7 @@ async def test_queue_shows_the_ticket_and_tomar_tells_the_officer(
     assert card.data["res"]["numero"] == "Resolución de Alcaldía N.° 045-2026-MDSJL"
     assert card.data["res"]["fecha"] == "2026-10-15"
     assert "Pérez &lt;Ruiz&gt; &amp; Cía" in card.html  # the entity name, escaped
-    labels = [b.label for row in card.buttons for b in row]
-    assert labels[:2] == ["🙋 Tomar", "📎 Ver adjuntos"]
+    assert button_keys(card)[:2] == ["btn.desk_take", "btn.desk_files"]
     seen = len(user.screen.messages)
     replies = await staff.tap("btn.desk_take")
     assert replies[0].key == "mesa.hecho_take"
@@ -62,7 +61,7 @@ async def test_an_officer_has_no_staff_commands_and_learns_nothing(
         replies = await user.send(command)
         assert f"No conozco el comando {command.split()[0]}" in replies[0].plain
         assert ENTITY not in " ".join(r.plain for r in replies)
-    assert "Bandeja" not in " ".join(b.label for row in user.screen.last.buttons for b in row)
+    assert "menu.mesa" not in button_keys(user.screen.last)
 
 
 async def test_an_officer_replaying_staff_buttons_changes_nothing(
@@ -235,9 +234,8 @@ async def test_attend_then_close(user: Driver, mailer: MemoryMailer) -> None:
     assert notice.key == "aviso.estado"
     assert notice.data["state"] == "Atendido"
     assert notice.data["type"] == "accesos"
-    labels = [b.label for row in staff.screen.last.buttons for b in row]
-    assert "🔒 Cerrar" in labels
-    assert "⚠️ Observar" not in labels
+    assert "btn.desk_close" in button_keys(staff.screen.last)
+    assert "btn.desk_observe" not in button_keys(staff.screen.last)
     await staff.tap("btn.desk_close")
     assert user.screen.last.key == "aviso.estado"
     assert user.screen.last.data["state"] == "Cerrado"
@@ -282,8 +280,7 @@ async def test_search_by_ruc_and_by_name_and_files(user: Driver, mailer: MemoryM
     # The files end with a way on: back to the card, the queue, the menu.
     assert files[-1].key == "mesa.adjuntos_fin"
     assert files[-1].data["count"] == 2
-    labels = [b.label for row in files[-1].buttons for b in row]
-    assert labels == ["◀ Volver a la ficha", "📥 Bandeja", "Menú"]
+    assert button_keys(files[-1]) == ["btn.desk_back", "btn.desk_queue", "btn.menu"]
     card = (await staff.tap("btn.desk_back"))[-1]
     assert f"🗂 {NUMBER}" in card.plain
 
@@ -393,7 +390,7 @@ async def test_the_desk_works_without_the_officers_notice(
     assert consents[0][0] == 1  # the officer's only
     # Their own request is another matter: the notice first, then what they asked for.
     first = (await staff.send("/solicitar"))[-1].plain
-    assert "Acepto" in [b.label for row in staff.screen.last.buttons for b in row]
+    assert "btn.accept" in button_keys(staff.screen.last)
     assert "RUC" not in first
 
 
@@ -459,7 +456,7 @@ async def test_a_consulta_is_attended_with_its_answer_read_in_the_chat(user: Dri
     assert prompt.key == "mesa.atender"
     assert prompt.data["type"] == "consulta"
     assert "accesos" not in prompt.plain
-    assert [b.label for row in prompt.buttons for b in row] == ["◀ Volver a la ficha"]
+    assert button_keys(prompt) == ["btn.desk_back"]
     refused = await staff.click_data(f"{staff.find('btn.desk_back')[0][:-4]}yes")
     assert refused[0].key == "common.stale_button"  # not offered: refused
     refused = await staff.sticker()
@@ -478,7 +475,7 @@ async def test_a_consulta_is_attended_with_its_answer_read_in_the_chat(user: Dri
     assert f"Respuesta de la mesa de ayuda:\n{answer}" in notice.plain
     assert "accesos" not in notice.plain
     assert "correo institucional" not in notice.plain
-    assert "↩️ Responder" in [b.label for row in notice.buttons for b in row]
+    assert "btn.notice_reply" in button_keys(notice)
     assert (await ticket_row(user))["state"] == "Atendido"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import AppFactory
-from tests.driver import Driver
+from tests.driver import Driver, button_keys
 
 
 def texts(messages: list) -> str:  # type: ignore[type-arg]
@@ -22,8 +22,8 @@ async def test_first_message_greets_and_asks_for_consent(user: Driver) -> None:
     ):  # fmt: skip
         assert fact in notice.plain
     assert question.key == "consent.notice"
-    assert [b.label for b in question.buttons[0]] == ["Acepto", "No acepto"]
-    assert [b.label for b in question.buttons[1]] == ["Aviso completo"]
+    assert [b.key for b in question.buttons[0]] == ["btn.accept", "btn.decline"]
+    assert [b.key for b in question.buttons[1]] == ["btn.full_notice"]
 
 
 async def test_accepting_records_time_and_version_and_opens_the_menu(user: Driver) -> None:
@@ -31,9 +31,8 @@ async def test_accepting_records_time_and_version_and_opens_the_menu(user: Drive
     replies = await user.tap("btn.accept")
     menu = replies[-1]
     assert menu.key == "menu.main"
-    labels = [b.label for row in menu.buttons for b in row]
-    assert "Requisitos y pasos" in labels
-    assert "Ayuda" in labels
+    assert "menu.requisitos" in button_keys(menu)
+    assert "menu.ayuda" in button_keys(menu)
     async with user.app.store.reading() as conn:
         rows = list(
             await conn.execute_fetchall("SELECT notice_version, accepted, at FROM consents")
@@ -66,8 +65,7 @@ async def test_declining_still_allows_reading_the_requirements(user: Driver) -> 
     # The requirements are named once, by the menu, not twice in a row.
     assert texts(replies).count("requisitos") == 1
     menu = replies[-1]
-    labels = [b.label for row in menu.buttons for b in row]
-    assert labels == ["Requisitos y pasos", "Ayuda", "Aviso de privacidad"]
+    assert button_keys(menu) == ["menu.requisitos", "menu.ayuda", "btn.read_notice"]
     card = (await user.tap("menu.requisitos"))[-1]
     assert card.progress == (1, 7)
     async with user.app.store.reading() as conn:

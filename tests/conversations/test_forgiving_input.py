@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.driver import Driver, MemoryMailer
+from tests.driver import Driver, MemoryMailer, button_keys
 from tests.walks import to_step
 
 
@@ -107,10 +107,7 @@ async def test_a_paper_resolution_sent_as_photos_becomes_a_pdf(
     assert shown.data["pages"] == 2
     assert shown.document is not None  # the first page, to check it reads well
     assert shown.document["filename"] == "pagina_1.jpg"
-    assert [b.label for row in shown.buttons for b in row] == [
-        "Usar este PDF",
-        "Enviar otras fotos",
-    ]
+    assert button_keys(shown) == ["btn.photos_use", "btn.photos_again"]
     replies = await user.tap("btn.photos_use")
     assert replies[-1].progress == (14, 15)  # on to the profiles
     await user.tap("btn.me")

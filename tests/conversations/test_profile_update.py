@@ -6,7 +6,7 @@ import io
 
 import openpyxl
 
-from tests.driver import Driver, MemoryMailer
+from tests.driver import Driver, MemoryMailer, button_keys
 from tests.walks import count_rows, to_step
 
 
@@ -23,8 +23,7 @@ async def test_refused_without_an_attended_request(user: Driver, mailer: MemoryM
     await user.tap("btn.confirm_send")  # registered, not attended yet
     replies = await user.tap("menu.perfiles")
     assert replies[-1].key == "perfiles_upd.not_allowed"
-    labels = [b.label for row in replies[-1].buttons for b in row]
-    assert labels == ["Solicitar accesos al PTE", "Hacer una consulta", "Menú"]
+    assert button_keys(replies[-1]) == ["menu.solicitud", "menu.consulta", "btn.menu"]
     replies = await user.tap("menu.consulta")
     assert replies[-1].key == "consulta.entidad"
 

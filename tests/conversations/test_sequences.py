@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.driver import Driver, MemoryMailer
+from tests.driver import Driver, MemoryMailer, button_keys
 from tests.walks import to_step
 
 COLLEAGUE = ("Carlos", "Quispe Mamani", "41234567", "Especialista", "carlos@munisjl.gob.pe")
@@ -63,7 +63,7 @@ async def test_back_twice_from_a_section_then_menu_and_continue_never_breaks(
     assert user.screen.last.key == "perfiles.seccion"
     assert user.screen.last.data["i"] == 3
     for _ in range(30):
-        if any("Confirmar y enviar" in b.label for row in user.screen.last.buttons for b in row):
+        if "btn.confirm_send" in button_keys(user.screen.last):
             break
         await user.tap("btn.me")
     summary = user.screen.last.plain
@@ -159,7 +159,7 @@ async def test_correcting_one_field_takes_four_interactions(
     summary = user.screen.last.plain
     assert "Subgerenta de Tecnologías" in summary
     assert "Ana María" in summary
-    assert "✅ Confirmar y enviar" in [b.label for row in user.screen.last.buttons for b in row]
+    assert "btn.confirm_send" in button_keys(user.screen.last)
     assert len(user.screen.messages) - start == 4
 
 
@@ -196,7 +196,7 @@ async def test_correcting_the_email_alone_proves_the_new_one(
     await user.send(mailer.last_code())
     summary = user.screen.last.plain
     assert "ana.ruiz@munisjl.gob.pe" in summary
-    assert "✅ Confirmar y enviar" in [b.label for row in user.screen.last.buttons for b in row]
+    assert "btn.confirm_send" in button_keys(user.screen.last)
 
 
 async def test_a_profile_change_drafted_before_a_newer_request_was_attended(

@@ -8,7 +8,7 @@ import pytest
 
 from conversations.status import find_number
 from tests.conftest import AppFactory
-from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.driver import Driver, FakeClock, MemoryMailer, button_keys, choices
 from tests.walks import make_pdf, registered, to_attachments
 
 
@@ -31,15 +31,14 @@ async def test_no_tickets_offers_the_request(user: Driver) -> None:
     await user.tap("btn.accept")
     replies = await user.tap("menu.estado")
     assert replies[-1].key == "estado.none"
-    assert [b.label for row in replies[-1].buttons for b in row] == ["Solicitar accesos", "Menú"]
+    assert button_keys(replies[-1]) == ["btn.start_request_short", "btn.menu"]
 
 
 async def test_list_and_detail(user: Driver, mailer: MemoryMailer, clock: FakeClock) -> None:
     await registered(user, mailer)
     clock.advance(days=1)  # Thursday 3 Dec 2026
     replies = await user.send("/estado")
-    labels = [b.label for row in replies[-1].buttons for b in row]
-    assert labels[0] == "PTE-2026-000001 · Accesos · Registrado"
+    assert choices(replies[-1])[0] == "t:PTE-2026-000001"
     detail = (await user.tap(choice="t:PTE-2026-000001"))[-1].plain
     assert "PTE-2026-000001 · Solicitud de accesos" in detail
     assert "Municipalidad de Pérez <Ruiz> & Cía (RUC 20131312955)" in detail
@@ -152,8 +151,7 @@ async def test_detail_after_attended_shows_what_is_current(
     assert files is not None
     assert files.group(1) == "4"  # resolution and Formato, each sent twice
     assert f"Adjuntos: {files.group(1)}" in text
-    labels = [b.label for row in detail.buttons for b in row]
-    assert "📄 Descargar Formato" in labels
+    assert "btn.download_formato" in button_keys(detail)
     replies = await user.tap("btn.download_formato")
     assert replies[0].document is not None
     assert replies[0].document["filename"] == f"Formato_Perfiles_{number}_v2.xlsx"
@@ -176,4 +174,4 @@ async def test_a_consulta_detail_has_its_answer_and_no_formato(user: Driver) -> 
     assert detail.key == "estado.detail"
     assert detail.data["state_message"] == "El error 500 ya está corregido."
     assert "revisa tu correo" not in detail.plain
-    assert "📄 Descargar Formato" not in [b.label for row in detail.buttons for b in row]
+    assert "btn.download_formato" not in button_keys(detail)
