@@ -21,7 +21,7 @@ at the next start (Telegram and Meta do not redeliver what was answered 200); on
 after processing but before the delete processes it again, and the update id makes that a
 no-op. A delivery whose processing fails, or that was replayed by :data:`MAX_REPLAYS` starts
 without finishing (it may be what killed them), is set aside: kept for inspection, logged once,
-counted on ``/healthz?detail=1``, never replayed; the ones behind it go on. """
+counted on ``/healthz?detail=1``, never replayed; the ones behind it go on."""
 
 from __future__ import annotations
 
