@@ -24,7 +24,7 @@ from bot.cli import configure_logging
 from bot.settings import Settings
 from conversations.events import Inbound, Kind
 from tests.bot.conftest import Starter
-from tests.bot.test_telegram_request import (
+from tests.bot.telegram_harness import (
     OFFICER_EMAIL,
     Officer,
     SmtpServer,
