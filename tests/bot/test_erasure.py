@@ -14,12 +14,10 @@ import pytest
 
 from bot.channels.server import Server
 from bot.settings import Settings
-from tests.bot.test_at_rest import mailer_done
-from tests.bot.test_file_modes import TeeMailer
-from tests.bot.test_telegram_request import ENTITY, OFFICER_EMAIL, RUC
-from tests.bot.test_whatsapp_request import STEPS
+from tests.bot.harness import TeeMailer, mailer_done
+from tests.bot.telegram_harness import ENTITY, OFFICER_EMAIL, RUC
+from tests.bot.whatsapp_harness import STEPS, query, whatsapp_settings
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
-from tests.bot.whatsapp_harness import query, whatsapp_settings
 from tests.bot.whatsapp_harness import wa_server as wa_server  # a fixture
 from tests.conftest import AppFactory
 from tests.driver import Driver, FakeClock
