@@ -169,3 +169,33 @@ async def consulta_taken(user: Driver) -> Driver:
 MAX_TEXT = 4096  # characters in a message
 MAX_CAPTION = 1024  # characters under a document
 MAX_BUTTONS = 100  # buttons on one message
+
+
+async def file_request(
+    officer: Driver,
+    mailer: MemoryMailer,
+    entity: str | None,
+    people: tuple[str, str, str] = ("Ana María", "Pérez Ruiz", "Jefa de TI"),
+) -> None:
+    """A whole access request; ``entity`` typed, or None to take the suggested name;
+    ``people``: the responsible's names, surnames and cargo."""
+    await officer.send("/start")
+    await officer.click("Acepto")
+    await officer.click("Solicitar accesos al PTE")
+    await officer.send(RUC)
+    if entity is None:
+        await officer.click(f"Usar: {ENTITY}")
+    else:
+        await officer.send(entity)
+    nombres, apellidos, cargo = people
+    for answer in (nombres, apellidos, "45678912", cargo):
+        await officer.send(answer)
+    await officer.send(f"oficial{officer.chat_id}@munisjl.gob.pe")
+    await officer.send(mailer.last_code())
+    await officer.send("987 654 321")
+    await officer.send("Resolución de Alcaldía N.° 045-2026-MDSJL")
+    await officer.send("15/10/2026")
+    await officer.click("Alcalde o alcaldesa")
+    await officer.upload(PDF)
+    await officer.click("Yo")
+    await officer.click("Confirmar y enviar")

@@ -19,7 +19,7 @@ from bot.domain.dates import lima_date
 from bot.domain.tickets import create_ticket
 from bot.services import Who
 from bot.settings import Settings
-from tests.bot.test_calendar import calendar_with
+from tests.bot.harness import calendar_with
 from tests.driver import Driver, FakeClock, MemoryMailer
 
 STAFF = desk.Actor("test", "9001")

@@ -39,8 +39,8 @@ from tests.bot.imap_harness import (
     mail,
     running_dovecot,
 )
-from tests.bot.test_mail import Collector
-from tests.bot.test_mail import free_port as smtp_port
+from tests.bot.smtp_harness import Collector
+from tests.bot.smtp_harness import free_port as smtp_port
 from tests.driver import Driver, FakeClock, MemoryMailer
 from tests.walks import tiny_png, to_step
 

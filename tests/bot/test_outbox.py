@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import jinja2
 import pytest
 
 from bot.delivery.outbox import OutboxWorker
@@ -19,6 +16,7 @@ from bot.errors import PermanentDelivery, TransientDelivery
 from bot.store.database import OutboxRow, Store
 from bot.texts import Texts
 from conversations.events import Outbound
+from tests.bot.harness import broken
 from tests.conftest import AppFactory
 from tests.driver import Driver, FakeClock
 
@@ -231,18 +229,6 @@ async def test_an_apology_that_fails_too_is_not_apologised_for(
 
 
 # --- the same through the app: a template that does not render ------------------------------
-
-
-def broken(key: str) -> Texts:
-    """The locale, with ``key`` raising as a template with a bug would."""
-
-    class Broken(Texts):
-        def render(self, name: str, data: Mapping[str, Any]) -> str:
-            if name == key:
-                raise jinja2.UndefinedError("'x' is undefined")
-            return super().render(name, data)
-
-    return Broken()
 
 
 async def test_a_reply_that_cannot_render_is_replaced_by_an_apology_with_the_menu(

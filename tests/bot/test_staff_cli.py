@@ -19,9 +19,8 @@ from bot.staff_cli import (
     run,
     spreadsheet_safe,
 )
-from tests.bot.test_ticket_entity_name import file_request
 from tests.driver import Driver, FakeClock, MemoryMailer
-from tests.walks import to_attachments, to_step
+from tests.walks import file_request, to_attachments, to_step
 
 
 def args(action: str, **extra: object) -> argparse.Namespace:

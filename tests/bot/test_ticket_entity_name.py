@@ -12,40 +12,10 @@ from bot.settings import Settings
 from bot.staff_cli import run
 from tests.conftest import AppFactory
 from tests.driver import Driver, FakeClock, MemoryMailer
-from tests.walks import ENTITY, PDF, RUC
+from tests.walks import ENTITY, RUC, file_request
 
 FIRST, SECOND = "PTE-2026-000001", "PTE-2026-000002"
 OTHER_NAME = "Muni Otra Escritura"
-
-
-async def file_request(
-    officer: Driver,
-    mailer: MemoryMailer,
-    entity: str | None,
-    people: tuple[str, str, str] = ("Ana María", "Pérez Ruiz", "Jefa de TI"),
-) -> None:
-    """A whole access request; ``entity`` typed, or None to take the suggested name;
-    ``people``: the responsible's names, surnames and cargo."""
-    await officer.send("/start")
-    await officer.click("Acepto")
-    await officer.click("Solicitar accesos al PTE")
-    await officer.send(RUC)
-    if entity is None:
-        await officer.click(f"Usar: {ENTITY}")
-    else:
-        await officer.send(entity)
-    nombres, apellidos, cargo = people
-    for answer in (nombres, apellidos, "45678912", cargo):
-        await officer.send(answer)
-    await officer.send(f"oficial{officer.chat_id}@munisjl.gob.pe")
-    await officer.send(mailer.last_code())
-    await officer.send("987 654 321")
-    await officer.send("Resolución de Alcaldía N.° 045-2026-MDSJL")
-    await officer.send("15/10/2026")
-    await officer.click("Alcalde o alcaldesa")
-    await officer.upload(PDF)
-    await officer.click("Yo")
-    await officer.click("Confirmar y enviar")
 
 
 async def csv_rows(user: Driver, tmp_path: Path) -> dict[str, list[str]]:
