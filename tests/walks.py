@@ -180,8 +180,8 @@ async def file_request(
     """A whole access request; ``entity`` typed, or None to take the suggested name;
     ``people``: the responsible's names, surnames and cargo."""
     await officer.send("/start")
-    await officer.click("Acepto")
-    await officer.click("Solicitar accesos al PTE")
+    await officer.tap("btn.accept")
+    await officer.tap("menu.solicitud")
     await officer.send(RUC)
     if entity is None:
         await officer.click(f"Usar: {ENTITY}")
@@ -195,7 +195,7 @@ async def file_request(
     await officer.send("987 654 321")
     await officer.send("Resolución de Alcaldía N.° 045-2026-MDSJL")
     await officer.send("15/10/2026")
-    await officer.click("Alcalde o alcaldesa")
+    await officer.tap("btn.authority_alcalde")
     await officer.upload(PDF)
-    await officer.click("Yo")
-    await officer.click("Confirmar y enviar")
+    await officer.tap("btn.me")
+    await officer.tap("btn.confirm_send")

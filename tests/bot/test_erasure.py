@@ -142,9 +142,9 @@ async def test_the_confirmation_is_deleted_once_delivered(make_app: AppFactory) 
     await user.start()
     try:
         await user.send("/start")
-        await user.click("Acepto")
+        await user.tap("btn.accept")
         await user.send("/borrar_mis_datos")
-        await user.click("Sí, borrar mis datos")
+        await user.tap("btn.erase_yes")
         await user.worker.drain()
         async with app.store.reading() as conn:
             rows = list(await conn.execute_fetchall("SELECT chat_id, forget FROM outbox"))

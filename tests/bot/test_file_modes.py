@@ -60,7 +60,7 @@ async def test_everything_the_program_writes_is_0600_in_0700_folders(
     await user.start()
     try:
         await to_step(user, mailer, "resumen")  # a code mailed, a PDF stored
-        await user.click("Confirmar y enviar")  # the ticket, its Formato, the request mail
+        await user.tap("btn.confirm_send")  # the ticket, its Formato, the request mail
         await app.mail.send_due()
         export, backup = tmp_path / "tramites.csv", tmp_path / "copia.sqlite3"
         out = io.StringIO()

@@ -150,7 +150,7 @@ async def desk(
     dovecot: Dovecot, mailbox: str, user: Driver, mailer: MemoryMailer
 ) -> AsyncIterator[Desk]:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     return Desk(dovecot, mailbox, user, mailer)
 
 
@@ -360,7 +360,7 @@ async def test_a_sender_over_the_hourly_limit_is_held(
     await user.start()
     try:
         await to_step(user, mailer, "resumen")
-        await user.click("Confirmar y enviar")
+        await user.tap("btn.confirm_send")
         desk = Desk(dovecot, mailbox, user, mailer)
         desk.deliver(*(reply(STAFF, f"Mensaje {n}", desk) for n in range(4)))
         shown = await desk.read()
@@ -659,7 +659,7 @@ async def test_the_answer_to_a_refused_command_goes_out_over_smtp_threaded(
     await user.start()
     try:
         await to_step(user, both, "resumen")
-        await user.click("Confirmar y enviar")
+        await user.tap("btn.confirm_send")
         await app.mail.send_due()
         request = next(r for r in collector.received if b"Solicitud de accesos" in r.content)
         request_id = str(message_from_bytes(request.content, policy=policy.default)["Message-ID"])

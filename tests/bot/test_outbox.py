@@ -237,14 +237,14 @@ async def test_a_reply_that_cannot_render_is_replaced_by_an_apology_with_the_men
     user = Driver(await make_app())
     await user.start()
     await user.send("/start")
-    await user.click("Acepto")
+    await user.tap("btn.accept")
     user.app.texts = broken("common.welcome_back")  # what the channel renders with
     shown = await user.send("/start")  # welcome back (broken), then the menu
     menu, apology = shown
     assert menu.plain.startswith("¿Qué necesitas hacer?")
     assert apology.plain == Texts().plain("common.undeliverable", {})
     assert [b.label for row in apology.buttons for b in row] == ["Menú"]
-    [again_menu] = await user.click("Menú")
+    [again_menu] = await user.tap("btn.menu")
     assert again_menu.plain.startswith("¿Qué necesitas hacer?")
 
     rows = await outbox_rows(user.app.store)
