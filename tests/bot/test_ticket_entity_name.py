@@ -39,7 +39,7 @@ async def test_another_officer_typing_the_name_does_not_rename_an_older_ticket(
 
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
     first = (await staff.send(f"/ticket {FIRST}"))[-1].plain
     assert f"Entidad: {ENTITY} (RUC {RUC})" in first
     assert OTHER_NAME not in first
@@ -54,8 +54,8 @@ async def test_another_officer_typing_the_name_does_not_rename_an_older_ticket(
     # The RUC's last name is still offered as a suggestion to the next officer.
     third = await user.peer("2003")
     await third.send("/start")
-    await third.click("Acepto")
-    await third.click("Solicitar accesos al PTE")
+    await third.tap("btn.accept")
+    await third.tap("menu.solicitud")
     offered = (await third.send(RUC))[-1]
     assert f"Tengo registrado «{OTHER_NAME}»" in offered.plain
     assert "Usar ese nombre" in [b.label for row in offered.buttons for b in row]
