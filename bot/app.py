@@ -32,6 +32,7 @@ from conversations.catalog import all_flows
 from conversations.engine import Engine, Intents
 from conversations.events import Inbound, Outbound
 from conversations.flow import Effect, ForgetMe, Person, RecordConsent
+from conversations.ports import Ports
 from conversations.state import State
 from conversations.text import IntentMatcher, normalize
 
@@ -85,7 +86,7 @@ class App:
                     event.channel,
                     event.event_id,
                     event.chat_id,
-                    self.engine.services.notice_version,
+                    self.services.notice_version,
                 )
                 if chat is None:
                     log.info("update %s:%s seen before; ignored", event.channel, event.event_id)
@@ -108,7 +109,7 @@ class App:
                     person.is_staff,
                     local=event.local,
                 )
-                services = TurnServices(self, tx, who)
+                services: Ports = TurnServices(self, tx, who)
                 reply = await self.engine.handle(state, event, person, now, services)
                 for effect in reply.effects:
                     await self._apply(tx, chat, event, effect, after_commit)

@@ -1,7 +1,9 @@
 """What flows may ask of the application during one event, bound to that event's transaction.
 
 Everything a service writes (a verification code, a ticket, a mail to send) commits together
-with the conversation state and the replies, or not at all.
+with the conversation state and the replies, or not at all. :class:`TurnServices` implements
+the ports of :mod:`conversations.ports` (mypy checks it where ``App.process`` hands it to the
+engine).
 """
 
 from __future__ import annotations

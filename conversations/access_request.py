@@ -18,6 +18,7 @@ from typing import Any
 from conversations import profiles, validators
 from conversations.events import Choice, Document, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Stay, Step
+from conversations.names import FlowName
 from conversations.steps import KEEP, ask, field_step, get, kept, plain, put
 
 AUTHORITIES = ("alcalde", "gobernador", "ministro", "titular", "rector", "otra")
@@ -412,7 +413,7 @@ async def answer_correct_field(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 FLOW = Flow(
-    name="solicitud",
+    name=FlowName.ACCESS_REQUEST,
     steps=(
         field_step("ruc", "solicitud.ruc", plain(validators.ruc), put("ruc"), route),
         Step("entidad", ask_entity_name, answer_entity_name),
@@ -486,4 +487,8 @@ FLOW = Flow(
 # "Corregir" on an observation opens the same form at the observed part, with the request
 # as it was sent; the summary then resubmits the same ticket. A separate flow, so that a
 # new request's draft and a correction never overwrite each other.
-CORRECTION_FLOW = dataclasses.replace(FLOW, name="subsanar", menu_label=None, command=None)
+CORRECTION_FLOW = dataclasses.replace(
+    FLOW, name=FlowName.CORRECTION, menu_label=None, command=None
+)
+# The steps the tables above name (Corregir's parts and fields) are steps of the form.
+FLOW.require(*PART_START.values(), *PART_END, *(f for fs in PART_FIELDS.values() for f in fs))

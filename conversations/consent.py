@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from conversations.events import Choice, Inbound, Kind, Outbound
 from conversations.flow import Again, Ctx, Done, Flow, Outcome, RecordConsent, Start, Stay, Step
+from conversations.names import FlowName
 
 ACCEPT = "accept"
 DECLINE = "decline"
@@ -60,7 +61,7 @@ async def answer_notice(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 FLOW = Flow(
-    name="consent",
+    name=FlowName.CONSENT,
     steps=(Step("notice", ask_notice, answer_notice, counted=False),),
     needs_consent=False,
     progress=False,

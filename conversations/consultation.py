@@ -12,6 +12,7 @@ from typing import Any
 from conversations import validators
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Stay, Step
+from conversations.names import FlowName
 from conversations.steps import ask
 
 MAX_FILES = 10
@@ -187,7 +188,7 @@ async def answer_correct(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 FLOW = Flow(
-    name="consulta",
+    name=FlowName.CONSULTATION,
     steps=(
         Step("entidad", ask_entity, answer_entity),
         Step("entidad_nombre", ask("consulta.entidad_nombre"), answer_entity_name, counted=False),

@@ -19,11 +19,12 @@ from typing import Any
 from conversations import validators
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Flow, Next, Outcome, Stay, Step
+from conversations.names import MENU_CHOICE, TICKET_PREFIX, FlowName
 from conversations.notices import typed_message
 from conversations.status import find_number
 
-TICKET = "t:"
-QUEUE, MENU, SEARCH, BACK = "queue", "menu", "search", "back"
+TICKET = TICKET_PREFIX
+QUEUE, MENU, SEARCH, BACK = "queue", MENU_CHOICE, "search", "back"
 ACTIONS = ("take", "reply", "observe", "attend", "close", "files")
 
 
@@ -221,7 +222,7 @@ async def answer_attend(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 FLOW = Flow(
-    name="mesa",
+    name=FlowName.DESK,
     steps=(
         Step("cola", ask_queue, answer_list, counted=False),
         Step("buscar", ask_search, answer_list, counted=False),

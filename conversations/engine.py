@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from conversations import notices
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import (
     Again,
@@ -25,6 +24,7 @@ from conversations.flow import (
     Done,
     Effect,
     Flow,
+    FlowError,
     Jump,
     Labels,
     Next,
@@ -34,16 +34,27 @@ from conversations.flow import (
     Stay,
     WithdrawConsent,
 )
+from conversations.names import (
+    DRAFT_CONTINUE,
+    DRAFT_RESTART,
+    FAQ_PREFIX,
+    MENU_CHOICE,
+    MENU_PREFIX,
+    NOTICE_PREFIX,
+    OPENED_FROM_OUTSIDE,
+    THEN,
+    TICKET_PREFIX,
+    FlowName,
+)
+from conversations.notices import FORM_PART_START
 from conversations.password_guard import looks_like_credentials
+from conversations.ports import Ports, Reference
 from conversations.state import Frame, State
-from conversations.status import PREFIX as TICKET_PREFIX  # the desk's queue uses it too
 from conversations.status import find_number
 from conversations.text import IntentMatcher, normalize, normalize_label
 from conversations.turn_parts import (
     DESK_FLOW,
-    DRAFT_CONTINUE,
     DRAFT_LIFETIME,
-    DRAFT_RESTART,
     STATUS_FLOW,
     DraftsMixin,
     TicketsMixin,
@@ -51,13 +62,11 @@ from conversations.turn_parts import (
 
 __all__ = ["DESK_FLOW", "DRAFT_LIFETIME", "STATUS_FLOW", "Engine", "Intents", "Reply"]
 
-CONSENT_FLOW = "consent"
-FAQ = "faq:"
-MENU_PREFIX = "f:"
-THEN = ">"  # "f:consent>consulta": the notice, then the flow asked for
+CONSENT_FLOW = FlowName.CONSENT
+FAQ = FAQ_PREFIX
 CHOICE_CANCEL_YES = "cancel_yes"
 CHOICE_CANCEL_NO = "cancel_no"
-CHOICE_MENU = "menu"
+CHOICE_MENU = MENU_CHOICE
 
 
 @dataclass
@@ -79,9 +88,16 @@ class Intents:
 
 class Engine:
     def __init__(
-        self, flows: Sequence[Flow], labels: Labels, intents: Intents, services: Any = None
+        self,
+        flows: Sequence[Flow],
+        labels: Labels,
+        intents: Intents,
+        services: Reference | None = None,
     ) -> None:
         self.flows: dict[str, Flow] = {flow.name: flow for flow in flows}
+        if len(self.flows) < len(flows):
+            raise FlowError("two flows share a name")
+        check_references(self.flows, intents)
         # command -> (flow, step to open; "" for the first)
         self._by_command: dict[str, tuple[str, str]] = {}
         for flow in flows:
@@ -112,10 +128,10 @@ class Engine:
         event: Inbound,
         person: Person,
         now: datetime,
-        services: Any = None,
+        services: Ports,
     ) -> Reply:
         reply = Reply(state)
-        turn = _Turn(self, reply, person, now, event, services or self.services)
+        turn = _Turn(self, reply, person, now, event, services)
         turn.expire_drafts()
         await turn.run()
         if state.frame is not None:
@@ -176,7 +192,7 @@ class _Turn(DraftsMixin, TicketsMixin):
         person: Person,
         now: datetime,
         event: Inbound,
-        services: Any,
+        services: Ports,
     ) -> None:
         self.engine = engine
         self.services = services
@@ -234,7 +250,7 @@ class _Turn(DraftsMixin, TicketsMixin):
                 return
         if event.kind is Kind.TEXT and event.reopens and await self.set_aside(event.text):
             return
-        if event.kind is Kind.BUTTON and _choice_part(event.text).startswith(notices.PREFIX):
+        if event.kind is Kind.BUTTON and _choice_part(event.text).startswith(NOTICE_PREFIX):
             await self.answer_notice(_choice_part(event.text))
             return
         if event.kind is Kind.BUTTON:
@@ -384,7 +400,7 @@ class _Turn(DraftsMixin, TicketsMixin):
             return True
         if self.event.kind is Kind.BUTTON:
             choice = _choice_part(self.event.text)
-            if choice.startswith(notices.PREFIX):
+            if choice.startswith(NOTICE_PREFIX):
                 return True
             # A choice that works from any message counts as what it says, open or not.
             opened = self.open_choice(self.event.text) or choice
@@ -708,6 +724,21 @@ class _Turn(DraftsMixin, TicketsMixin):
                 self.put_question(messages[-1])
             else:
                 self.reply.messages.extend(messages)
+
+
+def check_references(flows: Mapping[str, Flow], intents: Intents) -> None:
+    """What one flow names of another exists: the steps opened from outside their flow,
+    and the flow each common question's answer offers (:class:`FlowError` otherwise)."""
+    for ref in (*OPENED_FROM_OUTSIDE, *FORM_PART_START.values()):
+        if ref.flow in flows:
+            flows[ref.flow].require(ref.step)
+    if CONSENT_FLOW not in flows:
+        raise FlowError(f"the engine needs the {CONSENT_FLOW} flow")
+    unknown = sorted(
+        key for key, target in intents.faq_targets.items() if target and target not in flows
+    )
+    if unknown:
+        raise FlowError(f"common questions offer flows that do not exist: {unknown}")
 
 
 def snapshot(data: dict[str, Any], keys: frozenset[str] | None) -> dict[str, Any]:

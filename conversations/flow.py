@@ -15,6 +15,12 @@ Outcomes::
     Jump(flow, step)    open another flow at a given step with answers already there
 
 A step without ``answer`` only informs: once asked, the flow ends and the menu follows.
+
+Building a :class:`Flow` checks what its declaration says (:class:`FlowError` otherwise): no
+two steps share a name, and the steps its ``commands`` open exist. Where a step's outcome
+leads is decided when it runs; ``tests/conversations/test_flow_checks.py`` reads every
+``Next("...")`` and ``go("...")`` of the flow modules and checks the step exists, and every
+template key written in them against ``locales/es``.
 """
 
 from __future__ import annotations
@@ -25,10 +31,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from conversations.events import Choice, Inbound, Outbound
+from conversations.names import FlowName
+from conversations.ports import Ports
 
 
 class Effect:
-    """A domain command a step asks for; the application executes it in the same transaction."""
+    """A decision about the person's relation with the conversation (consent, erasure) that
+    the engine and the application act on after the step, in the same transaction. Ticket
+    work goes through the ports instead: see :mod:`conversations.ports` for the rule."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,7 @@ class Jump:
     """Open ``flow`` at ``step`` with ``data`` already answered (a notification's button
     that leads straight into a part of a form)."""
 
-    flow: str
+    flow: FlowName
     step: str
     data: Mapping[str, Any] = field(default_factory=dict)
     messages: Sequence[Outbound] = ()
@@ -137,7 +147,7 @@ class Ctx:
     data: dict[str, Any]
     person: Person
     now: datetime
-    services: Any
+    services: Ports
     flows: Mapping[str, Flow]
     progress: tuple[int, int] | None = None
     event: Inbound | None = None
@@ -160,9 +170,14 @@ class Step:
     repeats: bool = False
 
 
+class FlowError(ValueError):
+    """A flow declared wrong: caught when it is built (at import), not when someone reaches
+    the mistake in a chat."""
+
+
 @dataclass(frozen=True)
 class Flow:
-    name: str
+    name: FlowName
     steps: tuple[Step, ...]
     menu_label: str | None = None  # template key of its main-menu entry
     command: str | None = None  # slash command that starts it
@@ -179,6 +194,28 @@ class Flow:
     # answers (the flow's own bookkeeping: which section, whose data is being typed...), or
     # every key when None. Plain answers outside them stay, shown with "Mantener".
     undo_keys: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.steps:
+            raise FlowError(f"flow {self.name} has no steps")
+        names = [step.name for step in self.steps]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise FlowError(f"flow {self.name} declares steps twice: {', '.join(twice)}")
+        unknown = sorted(step for step in self.commands.values() if step not in names)
+        if unknown:
+            raise FlowError(f"flow {self.name}: commands open unknown steps: {unknown}")
+        if self.undo_keys is not None and not self.undo_keys:
+            # An empty set restores nothing on going back; None restores every answer.
+            raise FlowError(f"flow {self.name}: undo_keys is empty (None restores all)")
+
+    def require(self, *steps: str) -> None:
+        """Fail unless every one of ``steps`` is a step of this flow (for step names another
+        table refers to, checked where that table is declared)."""
+        names = {step.name for step in self.steps}
+        unknown = sorted(step for step in steps if step not in names)
+        if unknown:
+            raise FlowError(f"flow {self.name} has no steps {unknown}")
 
     def step(self, name: str) -> Step:
         for step in self.steps:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from conversations.events import Outbound
 from conversations.flow import Ctx, Flow, Step
+from conversations.names import FlowName
 
 
 def commands(ctx: Ctx) -> tuple[list[str], list[str]]:
@@ -25,7 +26,7 @@ async def ask_help(ctx: Ctx) -> list[Outbound]:
 
 
 FLOW = Flow(
-    name="ayuda",
+    name=FlowName.HELP,
     steps=(Step("ayuda", ask_help, counted=False),),
     menu_label="menu.ayuda",
     command="ayuda",

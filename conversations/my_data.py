@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, ForgetMe, Outcome, Step
+from conversations.names import FlowName
 
 ERASE, KEEP = "erase", "keep"
 
@@ -32,7 +33,7 @@ async def answer_erase(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 FLOW = Flow(
-    name="mis_datos",
+    name=FlowName.MY_DATA,
     steps=(Step("ver", ask_my_data, counted=False),),
     command="mis_datos",
     needs_consent=False,
@@ -40,7 +41,7 @@ FLOW = Flow(
 )
 
 ERASE_FLOW = Flow(
-    name="borrar_mis_datos",
+    name=FlowName.ERASE,
     steps=(Step("confirmar", ask_erase, answer_erase, counted=False),),
     command="borrar_mis_datos",
     needs_consent=False,

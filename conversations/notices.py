@@ -16,54 +16,64 @@ from __future__ import annotations
 
 from typing import Any
 
-from conversations import validators
+from conversations import access_request, profiles, validators
 from conversations.events import Inbound, Kind, Outbound
 from conversations.flow import Again, Jump, Person
+from conversations.names import (
+    DESK_CARD,
+    DESK_QUEUE,
+    DESK_REPLY,
+    NOTICE_PREFIX,
+    REPLY_TEXT,
+    FlowName,
+    StepRef,
+)
+from conversations.ports import Ports
 
-PREFIX = "n:"
+PREFIX = NOTICE_PREFIX
 MESSAGE_MAX = 3000  # characters of a message relayed between officer and help desk
 # Where "Corregir" leads for each part of an access request.
+# The form names its own steps: these follow when it changes.
 FORM_PART_START = {
-    "resolucion": "res_numero",
-    "responsable": "nombres",
-    "perfiles": "perfiles_modo",
+    "resolucion": StepRef(FlowName.CORRECTION, access_request.PART_START["resolucion"]),
+    "responsable": StepRef(FlowName.CORRECTION, access_request.PART_START["responsable"]),
+    "perfiles": StepRef(FlowName.CORRECTION, profiles.START),
 }
-CORRECTION_FLOW = "subsanar"
-REPLY_FLOW = "respuesta"
-DESK_FLOW = "mesa"
+# Staff buttons: where each leads in the desk.
+DESK_ACTIONS = {"card": DESK_CARD, "sreply": DESK_REPLY, "queue": DESK_QUEUE}
 
 
-async def resolve(services: Any, person: Person, choice: str) -> Jump | None:
+async def resolve(services: Ports, person: Person, choice: str) -> Jump | None:
     """Where a notification's button leads, or None if it does not apply to this person."""
     action, _, number = choice[len(PREFIX) :].partition(":")
-    if action in ("card", "sreply", "queue"):
+    if action in DESK_ACTIONS:
         if not person.is_staff:
             return None
-        step = {"card": "ficha", "sreply": "responder", "queue": "cola"}[action]
-        return Jump(DESK_FLOW, step, {"number": number} if number else {})
+        desk = DESK_ACTIONS[action]
+        return Jump(desk.flow, desk.step, {"number": number} if number else {})
     if action == "fix":
         return await fix(services, number)
     if action == "reply":
         if not await services.can_reply(number):
             return None
-        return Jump(REPLY_FLOW, "texto", {"number": number})
+        return Jump(*REPLY_TEXT, {"number": number})
     return None
 
 
-async def fix(services: Any, number: str) -> Jump | None:
+async def fix(services: Ports, number: str) -> Jump | None:
     """Straight into the observed part of the form, with the rest as it was sent."""
     observed = await services.observation(number)
     if observed is None:
         return None
-    start = FORM_PART_START.get(observed["part"])
+    start: StepRef | None = FORM_PART_START.get(observed["part"])
     if observed["type"] != "accesos" or start is None:
-        return Jump(REPLY_FLOW, "texto", {"number": number, "observed": True})
+        return Jump(*REPLY_TEXT, {"number": number, "observed": True})
     data: dict[str, Any] = dict(observed["data"])
     data.update(ticket=number, correcting=True)
-    return Jump(CORRECTION_FLOW, start, data)
+    return Jump(start.flow, start.step, data)
 
 
-async def reply_to(services: Any, person: Person, ref: str, text: str) -> list[Outbound] | None:
+async def reply_to(services: Ports, person: Person, ref: str, text: str) -> list[Outbound] | None:
     """A swipe reply to a ticket's notification: relayed onto the ticket. None when the
     message replied to is not about a ticket this person may write on."""
     number = await services.ticket_for_message(ref)

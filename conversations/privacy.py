@@ -10,8 +10,9 @@ from __future__ import annotations
 from conversations.consent import answer_notice, full_notice, question
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Step, WithdrawConsent
+from conversations.names import MENU_CHOICE, FlowName
 
-WITHDRAW, YES, NO, MENU = "withdraw", "yes", "no", "menu"
+WITHDRAW, YES, NO, MENU = "withdraw", "yes", "no", MENU_CHOICE
 
 
 async def ask_privacy(ctx: Ctx) -> list[Outbound]:
@@ -46,7 +47,7 @@ async def answer_withdraw(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 FLOW = Flow(
-    name="privacidad",
+    name=FlowName.PRIVACY,
     steps=(
         Step("notice", ask_privacy, answer_privacy, counted=False),
         Step("retirar", ask_withdraw, answer_withdraw, counted=False),

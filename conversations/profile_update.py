@@ -13,6 +13,7 @@ from typing import Any
 from conversations import validators
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Step
+from conversations.names import MENU_CHOICE, FlowName, menu_entry
 from conversations.steps import ask, field_step, plain, put
 
 ACTIONS = ("reemplazar", "agregar", "baja")
@@ -26,9 +27,9 @@ async def ask_entity(ctx: Ctx) -> list[Outbound]:
     ctx.data["entities"] = entities
     if not entities:
         buttons = rows(
-            Choice("f:solicitud", "menu.solicitud"),
-            Choice("f:consulta", "menu.consulta"),
-            Choice("menu", "btn.menu"),
+            Choice(menu_entry(FlowName.ACCESS_REQUEST), "menu.solicitud"),
+            Choice(menu_entry(FlowName.CONSULTATION), "menu.consulta"),
+            Choice(MENU_CHOICE, "btn.menu"),
         )
         return [Outbound("perfiles_upd.not_allowed", {}, buttons)]
     buttons = rows(*[Choice(e["ruc"], "btn.entity_same", {"name": e["name"]}) for e in entities])
@@ -133,7 +134,7 @@ async def answer_summary(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 FLOW = Flow(
-    name="perfiles",
+    name=FlowName.PROFILE_UPDATE,
     steps=(
         Step("entidad", ask_entity, answer_entity),
         Step("secciones", ask_sections, answer_sections, edits=True),

@@ -15,6 +15,7 @@ from typing import Any
 from conversations.consultation import ATTACHMENT_KINDS, MAX_FILES
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Outcome, Stay, Step
+from conversations.names import MENU_CHOICE, FlowName
 from conversations.notices import typed_message
 
 SEND = "send"
@@ -28,7 +29,7 @@ def _files(ctx: Ctx) -> list[dict[str, Any]]:
 
 async def ask_text(ctx: Ctx) -> list[Outbound]:
     data = {"number": ctx.data["number"], "observed": ctx.data.get("observed", False)}
-    return [Outbound("respuesta.pregunta", data, rows(Choice("menu", "btn.menu")))]
+    return [Outbound("respuesta.pregunta", data, rows(Choice(MENU_CHOICE, "btn.menu")))]
 
 
 def _add_file(ctx: Ctx, event: Inbound) -> Outcome:
@@ -44,7 +45,7 @@ def _add_file(ctx: Ctx, event: Inbound) -> Outcome:
     if all(f["sha256"] != file.sha256 for f in files):
         files.append({"sha256": file.sha256, "kind": file.kind, "name": file.name})
         ctx.data["files"] = files
-    send = rows(Choice(SEND, "btn.reply_send"), Choice("menu", "btn.menu"))
+    send = rows(Choice(SEND, "btn.reply_send"), Choice(MENU_CHOICE, "btn.menu"))
     groups: list[str] = ctx.data.setdefault("groups", [])
     if file.group is not None:
         if file.group in groups:
@@ -76,7 +77,7 @@ async def answer_text(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 FLOW = Flow(
-    name="respuesta",
+    name=FlowName.REPLY,
     steps=(Step("texto", ask_text, answer_text, counted=False),),
     progress=False,
 )

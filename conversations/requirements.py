@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, AskFn, Back, Ctx, Done, Flow, Next, Outcome, Start, Step
+from conversations.names import MENU_CHOICE, FlowName
 
-NEXT, PREVIOUS, MENU = "next", "prev", "menu"
+NEXT, PREVIOUS, MENU = "next", "prev", MENU_CHOICE
 READY, NOT_YET = "ready", "not_yet"
-REQUEST_FLOW = "solicitud"
+REQUEST_FLOW = FlowName.ACCESS_REQUEST
 
 CARDS = ("quien", "resolucion", "formato", "envio", "plazo", "accesos")
 
@@ -57,7 +58,7 @@ async def answer_ready(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 FLOW = Flow(
-    name="requisitos",
+    name=FlowName.REQUIREMENTS,
     steps=(
         *(
             Step(name, card(name, first=i == 0), answer_card, edits=True)

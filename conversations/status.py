@@ -12,9 +12,10 @@ import re
 from conversations import notices
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Flow, Jump, Next, Outcome, Step
+from conversations.names import MENU_CHOICE, REPLY_TEXT, TICKET_PREFIX, FlowName, menu_entry
 
 TICKET = re.compile(r"\bPTE\s*-?\s*(\d{4})\s*-?\s*(\d{1,6})\b", re.IGNORECASE)
-PREFIX = "t:"
+PREFIX = TICKET_PREFIX
 BACK = "back"
 
 
@@ -30,12 +31,13 @@ async def ask_list(ctx: Ctx) -> list[Outbound]:
     tickets = await ctx.services.my_tickets()
     if not tickets:
         buttons = rows(
-            Choice("f:solicitud", "btn.start_request_short"), Choice("menu", "btn.menu")
+            Choice(menu_entry(FlowName.ACCESS_REQUEST), "btn.start_request_short"),
+            Choice(MENU_CHOICE, "btn.menu"),
         )
         return [Outbound("estado.none", {}, buttons)]
     buttons = rows(
         *[Choice(PREFIX + t["number"], "btn.ticket", t) for t in tickets],
-        Choice("menu", "btn.menu"),
+        Choice(MENU_CHOICE, "btn.menu"),
     )
     return [Outbound("estado.list", {"count": len(tickets)}, buttons)]
 
@@ -53,7 +55,7 @@ async def answer_list(ctx: Ctx, event: Inbound) -> Outcome:
 async def ask_detail(ctx: Ctx) -> list[Outbound]:
     number = ctx.data.get("number", "")
     detail = await ctx.services.ticket_detail(number)
-    nav = (Choice(BACK, "btn.my_tickets"), Choice("menu", "btn.menu"))
+    nav = (Choice(BACK, "btn.my_tickets"), Choice(MENU_CHOICE, "btn.menu"))
     if detail is None:
         return [Outbound("estado.not_found", {"number": number}, rows(*nav, per_row=2))]
     actions = [Choice(a, ACTION_LABELS[a]) for a in _actions(detail["state"])]
@@ -95,7 +97,7 @@ async def answer_detail(ctx: Ctx, event: Inbound) -> Outcome:
         return jump or Next("detalle", [Outbound("estado.no_action", {"number": number})])
     if event.kind is Kind.BUTTON and event.text == "reply":
         if await ctx.services.can_reply(number):
-            return Jump(notices.REPLY_FLOW, "texto", {"number": number})
+            return Jump(*REPLY_TEXT, {"number": number})
         return Next("detalle", [Outbound("estado.no_action", {"number": number})])
     if event.kind is Kind.BUTTON and event.text == "cancel":
         return Next("anular")
@@ -126,7 +128,7 @@ async def answer_cancel(ctx: Ctx, event: Inbound) -> Outcome:
 
 
 FLOW = Flow(
-    name="estado",
+    name=FlowName.STATUS,
     steps=(
         Step("lista", ask_list, answer_list, counted=False),
         Step("detalle", ask_detail, answer_detail, counted=False),

@@ -14,15 +14,23 @@ from typing import TYPE_CHECKING, Any
 from conversations import notices
 from conversations.events import Choice, Inbound, Outbound, rows
 from conversations.flow import Jump, Person
+from conversations.names import (
+    DESK_CARD,
+    DESK_QUEUE,
+    DRAFT_CONTINUE,
+    DRAFT_RESTART,
+    STATUS_DETAIL,
+    STATUS_LIST,
+    FlowName,
+)
+from conversations.ports import Ports
 from conversations.state import Frame, State
 
 if TYPE_CHECKING:
     from conversations.engine import Engine, Reply
 
-STATUS_FLOW = "estado"
-DESK_FLOW = "mesa"
-DRAFT_CONTINUE = "draft_go:"
-DRAFT_RESTART = "draft_new:"
+STATUS_FLOW = FlowName.STATUS
+DESK_FLOW = FlowName.DESK
 DRAFT_LIFETIME = timedelta(days=30)
 
 
@@ -35,7 +43,7 @@ class _TurnParts:
     person: Person
     now: datetime
     event: Inbound
-    services: Any
+    services: Ports
 
     def say(self, key: str, **data: Any) -> None:
         raise NotImplementedError
@@ -118,9 +126,11 @@ class TicketsMixin(_TurnParts):
         officer; anyone else gets the same answer as for a number that does not exist."""
         self.keep_draft()
         if self.person.is_staff and DESK_FLOW in self.engine.flows:
-            self.state.frame = Frame(DESK_FLOW, "ficha", {"number": number}, ["cola"])
+            card, queue = DESK_CARD, DESK_QUEUE
+            self.state.frame = Frame(card.flow, card.step, {"number": number}, [queue.step])
         else:
-            self.state.frame = Frame(STATUS_FLOW, "detalle", {"number": number}, ["lista"])
+            detail, tickets = STATUS_DETAIL, STATUS_LIST
+            self.state.frame = Frame(detail.flow, detail.step, {"number": number}, [tickets.step])
         await self.ask_current()
 
     async def answer_notice(self, choice: str) -> None:
