@@ -173,7 +173,7 @@ class Officers(RuleBasedStateMachine):
     def first_contact(self, accept: bool) -> None:
         self.run(self.user.send("/start"))
         if accept:
-            self.run(self.user.click("Acepto"))
+            self.run(self.user.tap("btn.accept"))
 
     @rule(pick=st.integers(0, 1000))
     def answer(self, pick: int) -> None:
@@ -243,15 +243,15 @@ class Officers(RuleBasedStateMachine):
         perfiles opens once a request is attended)."""
         self.run(self.staff.send(f"/ticket PTE-2026-{number:06d}"))
         steps = {
-            "attend": ("Tomar", "Atender", "Sí, atender"),
-            "observe": ("Tomar", "Observar", "Resolución"),
-            "close": ("Cerrar",),
+            "attend": ("btn.desk_take", "btn.desk_attend", "btn.desk_attend_yes"),
+            "observe": ("btn.desk_take", "btn.desk_observe", "btn.desk_part_resolucion"),
+            "close": ("btn.desk_close",),
         }[action]
-        for label in steps:
+        for key in steps:
             try:
-                self.run(self.staff.click(label))
+                self.run(self.staff.tap(key))
             except AssertionError:  # not offered in this state: the walk ends here
-                if label == "Sí, atender":  # a consulta: attended with its answer, typed
+                if key == "btn.desk_attend_yes":  # a consulta: attended with its answer, typed
                     self.run(self.staff.send("El portal ya funciona: vuelve a intentarlo."))
                 return
         if action == "observe":
