@@ -73,31 +73,31 @@ async def test_ticket_row_and_first_event(user: Driver, mailer: MemoryMailer) ->
 
 
 @pytest.mark.parametrize(
-    ("step", "answer", "complaint"),
+    ("step", "answer", "error"),
     [
-        ("ruc", "20131312956", "dígito verificador"),
-        ("ruc", "10456789124", "no es de una entidad pública"),
-        ("ruc", "2013131", "11 dígitos"),
-        ("nombres", "x", "muy corto"),
-        ("dni", "1234567", "8 dígitos"),
-        ("correo", "ana@gmail.com", "correo personal"),
-        ("correo", "ana@", "no es válido"),
-        ("codigo", "12345", "6 dígitos"),
-        ("celular", "014567890", "teléfono fijo"),
-        ("celular", "98x", "No reconozco"),
-        ("res_numero", "Resolución de Alcaldía", "numeración"),
-        ("res_fecha", "31/02/2026", "no existe"),
-        ("res_fecha", "15/12/2026", "aún no llega"),
-        ("res_fecha", "ayer", "15/03/2026"),
+        ("ruc", "20131312956", "errors.ruc_check_digit"),  # dígito verificador
+        ("ruc", "10456789124", "errors.ruc_not_entity"),  # no es de una entidad pública
+        ("ruc", "2013131", "errors.ruc_length"),  # 11 dígitos
+        ("nombres", "x", "errors.text_too_short"),  # muy corto
+        ("dni", "1234567", "errors.dni_format"),  # 8 dígitos
+        ("correo", "ana@gmail.com", "errors.email_webmail"),  # correo personal
+        ("correo", "ana@", "errors.email_syntax"),  # no es válido
+        ("codigo", "12345", "errors.code_format"),  # 6 dígitos
+        ("celular", "014567890", "errors.phone_not_mobile"),  # teléfono fijo
+        ("celular", "98x", "errors.phone_format"),  # No reconozco
+        ("res_numero", "Resolución de Alcaldía", "errors.resolution_number"),  # numeración
+        ("res_fecha", "31/02/2026", "errors.date_invalid"),  # no existe
+        ("res_fecha", "15/12/2026", "errors.date_future"),  # aún no llega
+        ("res_fecha", "ayer", "errors.date_format"),  # 15/03/2026
     ],
 )
 async def test_invalid_answer_is_refused_and_asked_again(
-    user: Driver, mailer: MemoryMailer, step: str, answer: str, complaint: str
+    user: Driver, mailer: MemoryMailer, step: str, answer: str, error: str
 ) -> None:
     await to_step(user, mailer, step)
     question = user.screen.last.plain
     replies = await user.send(answer)
-    assert complaint in replies[0].plain
+    assert replies[0].key == error
     assert replies[-1].plain == question
 
 
