@@ -98,13 +98,13 @@ async def change(
     user: Driver, sections: list[str], action: str, dni: str | None = None
 ) -> tuple[str, list[list[str]]]:
     """Files a profile change: its number and its Formato's profile rows (section, names,
-    DNI, mark)."""
+    DNI, mark). ``sections`` by name, ``action`` by choice id (agregar, baja, reemplazar)."""
     await user.send("/perfiles")
     await user.tap("btn.entity_same")
     for section in sections:
-        await user.click(section)
+        await user.tap("btn.toggle", name=section)
     await user.tap("btn.continue")
-    await user.click(action)
+    await user.tap(choice=action)
     if dni is not None:
         nombres, apellidos, cargo, email, phone = PEOPLE[dni]
         for answer in (nombres, apellidos, dni, cargo, email, phone):
@@ -142,7 +142,7 @@ async def test_three_changes_in_a_row_build_on_each_other(
     await staff.send("/start")
     await staff.tap("btn.accept")
 
-    first, profiles = await change(user, ["Presupuesto", "Personal"], "Reemplazar", "87654321")
+    first, profiles = await change(user, ["Presupuesto", "Personal"], "reemplazar", "87654321")
     assert rows_of(profiles, "Presupuesto") == [[*ANA, "dar de baja"], [*LUIS, "dar de alta"]]
     assert rows_of(profiles, "Personal") == [[*ANA, "dar de baja"], [*LUIS, "dar de alta"]]
     body = mailer.sent[-1].get_body().get_content().splitlines()
@@ -152,7 +152,7 @@ async def test_three_changes_in_a_row_build_on_each_other(
     )
     await attend(staff, first)
 
-    second, profiles = await change(user, ["Personal", "Registro de visitas"], "Dar de baja")
+    second, profiles = await change(user, ["Personal", "Registro de visitas"], "baja")
     assert rows_of(profiles, "Presupuesto") == [[*LUIS, ""]]  # the first change, attended
     assert rows_of(profiles, "Personal") == [[*LUIS, "dar de baja"]]
     assert rows_of(profiles, "Registro de visitas") == [[*ANA, "dar de baja"]]
@@ -171,7 +171,7 @@ async def test_three_changes_in_a_row_build_on_each_other(
     assert "Quién tiene cada sección hoy (con este cambio):" in card
     assert "• Personal: nadie ✏️" in card
 
-    third, profiles = await change(user, ["Presupuesto"], "Agregar", "76543210")
+    third, profiles = await change(user, ["Presupuesto"], "agregar", "76543210")
     assert rows_of(profiles, "Presupuesto") == [[*LUIS, ""], [*CARLA, "dar de alta"]]
     assert rows_of(profiles, "Personal") == []  # removed by the second change
     assert rows_of(profiles, "Registro de visitas") == []
@@ -180,10 +180,10 @@ async def test_three_changes_in_a_row_build_on_each_other(
     assert "- Presupuesto: se agrega a Carla Rojas Díaz (DNI 76543210)" in body
 
     # A fourth while the third waits: only attended changes are the registry.
-    _, profiles = await change(user, ["Presupuesto"], "Dar de baja")
+    _, profiles = await change(user, ["Presupuesto"], "baja")
     assert rows_of(profiles, "Presupuesto") == [[*LUIS, "dar de baja"]]
     await attend(staff, third)
-    _, profiles = await change(user, ["Personal"], "Agregar", "76543210")
+    _, profiles = await change(user, ["Personal"], "agregar", "76543210")
     assert rows_of(profiles, "Presupuesto") == [[*LUIS, ""], [*CARLA, ""]]
     assert rows_of(profiles, "Personal") == [[*CARLA, "dar de alta"]]
 
@@ -196,7 +196,7 @@ async def test_attending_a_change_tells_which_profiles_changed(
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
     await staff.tap("btn.accept")
-    number, _ = await change(user, ["Presupuesto", "Registro de visitas"], "Reemplazar", LUIS[2])
+    number, _ = await change(user, ["Presupuesto", "Registro de visitas"], "reemplazar", LUIS[2])
     await staff.send(f"/ticket {number}")
     await staff.tap("btn.desk_take")
     prompt = (await staff.tap("btn.desk_attend"))[-1].plain
