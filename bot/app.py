@@ -74,73 +74,83 @@ class App:
         """Handle one inbound event; returns the committed replies to deliver.
 
         A file is fetched, checked and stored by its hash *before* the transaction, so the
-        rows that reference it never point at nothing.
+        rows that reference it never point at nothing. The turn runs in a batch of turns
+        (see :meth:`bot.store.Store.turn`): its effects all-or-nothing in its savepoint, its
+        replies returned only after the batch's COMMIT.
         """
         if event.file is not None and fetch is not None:
             event = await self._receive_file(event, fetch)
         now = self.clock.now()
         after_commit: list[AfterCommit] = []  # what an erasure removes outside the database
-        try:
-            async with self.store.transaction(now) as tx:
-                chat = await tx.claim_and_load(
-                    event.channel,
-                    event.event_id,
-                    event.chat_id,
-                    self.services.notice_version,
-                )
-                if chat is None:
-                    log.info("update %s:%s seen before; ignored", event.channel, event.event_id)
-                    return []
-                state = State.from_json(chat.state)
-                person = Person(
-                    chat.person_id, chat.consent, self.is_staff(event.channel, event.chat_id)
-                )
-                if event.file is not None and event.file.sha256 and event.file.kind:
-                    stored = event.file
-                    mime = stored.mime or "application/octet-stream"
-                    await add_file(
-                        tx, stored.sha256 or "", stored.size or 0, mime, stored.kind or ""
-                    )
-                who = Who(
-                    chat.person_id,
-                    chat.identity_id,
-                    event.channel,
-                    event.chat_id,
-                    person.is_staff,
-                    local=event.local,
-                )
-                services: Ports = TurnServices(self, tx, who)
-                reply = await self.engine.handle(state, event, person, now, services)
-                for effect in reply.effects:
-                    await self._apply(tx, chat, event, effect, after_commit)
-                if any(isinstance(effect, ForgetMe) for effect in reply.effects):
-                    reply.state = State()  # nothing of the old conversation is kept
-                payloads = [
-                    (encode(m, reply.state.qid, event.message_ref), m.bulk) for m in reply.messages
-                ]
-                replies = await tx.save_and_enqueue(
-                    chat.identity_id,
-                    reply.state.to_json(),
-                    chat.version + 1,
-                    event.channel,
-                    event.chat_id,
-                    payloads,
-                )
-                # Notifications this turn wrote for other chats (staff ↔ officer) go too.
-                rows = [*tx.enqueued, *replies]
-        except Exception:
+        claim = (event.channel, event.event_id, event.chat_id, self.services.notice_version)
+
+        async def body(tx: Tx, chat: ChatRecord | None) -> list[OutboxRow]:
+            return await self._turn(tx, chat, event, now, after_commit)
+
+        async def on_error(tx: Tx, error: BaseException) -> list[OutboxRow]:
             # The user's progress stays as it was; they get an apology and can try again.
-            log.exception("failed to handle %s update %s", event.channel, event.event_id)
-            async with self.store.transaction(now) as tx:
-                if not await tx.claim_event(event.channel, event.event_id):
-                    return []
-                return await self._enqueue(tx, event, 0, [Outbound("common.error")])
+            after_commit.clear()  # the turn was rolled back: nothing of it is erased
+            log.error(
+                "failed to handle %s update %s", event.channel, event.event_id, exc_info=error
+            )
+            if not await tx.claim_event(event.channel, event.event_id):
+                return []
+            return await self._enqueue(tx, event, 0, [Outbound("common.error")])
+
+        # Committed together with the turns of other chats ready at the same moment; the
+        # clean-up after an erasure runs only once that COMMIT is done.
+        rows = await self.store.turn(now, claim, body, on_error)
         for job in after_commit:
             try:
                 await job()
             except Exception:  # the rows are gone; a file left is retried by the purges
                 log.exception("clean-up after %s update %s failed", event.channel, event.event_id)
         return rows
+
+    async def _turn(
+        self,
+        tx: Tx,
+        chat: ChatRecord | None,
+        event: Inbound,
+        now: datetime,
+        after_commit: list[AfterCommit],
+    ) -> list[OutboxRow]:
+        if chat is None:
+            log.info("update %s:%s seen before; ignored", event.channel, event.event_id)
+            return []
+        state = State.from_json(chat.state)
+        person = Person(chat.person_id, chat.consent, self.is_staff(event.channel, event.chat_id))
+        if event.file is not None and event.file.sha256 and event.file.kind:
+            stored = event.file
+            mime = stored.mime or "application/octet-stream"
+            await add_file(tx, stored.sha256 or "", stored.size or 0, mime, stored.kind or "")
+        who = Who(
+            chat.person_id,
+            chat.identity_id,
+            event.channel,
+            event.chat_id,
+            person.is_staff,
+            local=event.local,
+        )
+        services: Ports = TurnServices(self, tx, who)
+        reply = await self.engine.handle(state, event, person, now, services)
+        for effect in reply.effects:
+            await self._apply(tx, chat, event, effect, after_commit)
+        if any(isinstance(effect, ForgetMe) for effect in reply.effects):
+            reply.state = State()  # nothing of the old conversation is kept
+        payloads = [
+            (encode(m, reply.state.qid, event.message_ref), m.bulk) for m in reply.messages
+        ]
+        replies = await tx.save_and_enqueue(
+            chat.identity_id,
+            reply.state.to_json(),
+            chat.version + 1,
+            event.channel,
+            event.chat_id,
+            payloads,
+        )
+        # Notifications this turn wrote for other chats (staff ↔ officer) go too.
+        return [*tx.enqueued, *replies]
 
     async def slow_down(self, channel: str, chat_id: str) -> list[OutboxRow]:
         """Tell a chat that sends faster than anyone types that the rest was not read."""

@@ -38,6 +38,25 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-pickle", action="store_true", help="no Pickle peer")
     bench.add_argument("--scaling", action="store_true", help="1,000 vs 10,000 officers")
     bench.add_argument(
+        "--status-lookup",
+        action="store_true",
+        help="status check with 1,000 vs 1,000,000 tickets",
+    )
+    bench.add_argument(
+        "--cold-start", action="store_true", help="pte-bot run to its first getUpdates"
+    )
+    bench.add_argument(
+        "--all",
+        action="store_true",
+        help="the comparison, --scaling, --status-lookup and --cold-start in one JSON line",
+    )
+    bench.add_argument(
+        "--window",
+        type=int,
+        default=1,
+        help="product: updates in flight, fed through the update processor as polling does",
+    )
+    bench.add_argument(
         "--soak", action="store_true", help="officers with faults and kill -9, then invariants"
     )
     bench.add_argument("--seconds", type=float, default=60.0, help="soak: how long")

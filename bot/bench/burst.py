@@ -1,8 +1,9 @@
 """``pte-bot bench --burst N``: N officers open the bot at the same moment, under a flood limit.
 
 Each officer does what a new officer does when a rule comes out: ``/start``, "Acepto",
-"📋 Requisitos y pasos", then "Siguiente ▶" five times (10 bot messages: 2, 2, 1 and five
-card edits), each step as soon as the previous step's replies arrived. All N start at once.
+"📋 Requisitos y pasos", then "Siguiente ▶" five times (8 bot messages since issue 18: the
+greeting with the notice, the thanks with the menu, the first card and five card edits), each
+step as soon as the previous step's replies arrived. All N start at once.
 
 Two contenders, one after the other, each polling its own
 :class:`~bot.bench.fake_api.FloodLimitedBotAPI` over real HTTP long polling, with the same limit
@@ -69,6 +70,7 @@ class Outcome:
     refused: int = 0
     errors: int = 0
     first_payloads: list[str] = field(default_factory=list)
+    updates: int = 0
 
     @property
     def floor_s(self) -> float:
@@ -92,6 +94,9 @@ class Outcome:
             # Sent beyond the script (at-least-once delivery resending): should stay 0.
             "extra_messages": max(0, self.sent - (self.expected - self.lost)),
             "429s": self.refused,
+            # Messages sent or edited per update (8 updates per officer): under the flood
+            # limit, the count everyone waits for.
+            "bot_messages_per_update": round(self.sent / max(1, self.updates), 3),
             "handler_errors": self.errors,
         }
 
@@ -174,6 +179,7 @@ async def run_product(
 
     steps = script(texts)
     outcome = Outcome("product", officers, officers * sum(a.replies for a in steps), flood_limit)
+    outcome.updates = officers * len(steps)
     api = FloodLimitedBotAPI(PRODUCT_TOKEN, flood_limit)
     await api.start()
     with tempfile.TemporaryDirectory(prefix="pte-burst-") as tmp:
@@ -215,6 +221,7 @@ async def run_peer(
 ) -> Outcome:
     steps = script(texts)
     outcome = Outcome("peer", officers, officers * sum(a.replies for a in steps), flood_limit)
+    outcome.updates = officers * len(steps)
     api = FloodLimitedBotAPI(PEER_TOKEN, flood_limit)
     await api.start()
     builder: Any = (
@@ -275,7 +282,8 @@ def _line(label: str, summary: dict[str, Any]) -> str:
     return (
         f"{label:<8} {summary['completion_s']:7.2f} s ({summary['ratio_to_floor']:.3f}x floor)  "
         f"429s {summary['429s']:4d}  p50 {summary['p50_ms']:7.1f} ms  "
-        f"p99 {summary['p99_ms']:7.1f} ms  lost {summary['lost_replies']}"
+        f"p99 {summary['p99_ms']:7.1f} ms  lost {summary['lost_replies']}  "
+        f"{summary['bot_messages_per_update']:.3f} msgs/update"
     )
 
 

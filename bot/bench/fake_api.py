@@ -72,6 +72,8 @@ class FloodLimitedBotAPI:
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._closing = False
+        self.first_poll_at: float | None = None  # clock() at the first getUpdates (cold start)
+        self.polled = asyncio.Event()
 
     # -------------------------------------------------------------- life
     async def start(self) -> None:
@@ -175,6 +177,9 @@ class FloodLimitedBotAPI:
         }
 
     async def _get_updates(self, params: JSON) -> list[JSON]:
+        if self.first_poll_at is None:
+            self.first_poll_at = self.clock()
+            self.polled.set()
         offset = int(params.get("offset") or 0)
         limit = min(max(int(params.get("limit") or 100), 1), 100)
         timeout = float(params.get("timeout") or 0)

@@ -58,6 +58,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.app import create_app
 from bot.channels.telegram import TelegramApp, TelegramChannel
+from bot.delivery.payload import JOIN_SEPARATOR
 from bot.errors import PteBotError
 from bot.settings import Settings
 from bot.texts import Texts
@@ -71,7 +72,7 @@ SCALING_SIZES = (1_000, 10_000)
 TARGETS = {
     "updates_per_s": 1_000.0,
     "ratio_vs_ceiling": 0.75,
-    "ratio_vs_pickle": 20.0,
+    "ratio_vs_pickle": 4.0,  # issue 18 (was 20x, above what the in-memory peer reaches)
     "p99_ms": 10.0,
     "scaling_tolerance": 0.15,
 }
@@ -241,8 +242,9 @@ class Action:
 def script(texts: Texts) -> list[Action]:
     """The conversation every officer has (8 updates)."""
     return [
-        Action("/start", 2),  # welcome + consent notice
-        Action(texts.label("btn.accept", {}), 2),  # thanks + main menu
+        # One message each since issue 18: the acknowledgement goes in front of the question.
+        Action("/start", 1),  # welcome + consent notice
+        Action(texts.label("btn.accept", {}), 1),  # thanks + main menu
         Action(texts.label("menu.requisitos", {}), 1),  # card 1 (a new message)
         *(Action(texts.label("btn.next", {}), 1) for _ in range(5)),  # cards 2-6, edited
     ]
@@ -432,7 +434,15 @@ class Product:
 
     name = "product"
 
-    def __init__(self, settings: Settings, server: FakeTelegram, data_dir: Path) -> None:
+    def __init__(
+        self, settings: Settings, server: FakeTelegram, data_dir: Path, window: int = 1
+    ) -> None:
+        # window 1: each update runs to its end before the next is fed (like the peers);
+        # more: fed as polling feeds them, through the channel's update processor (chats
+        # at the same time, one chat in order), with at most ``window`` in flight.
+        self.window = window
+        self._slots: asyncio.Semaphore | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
         self.settings = settings.model_copy(
             update={
                 "data_dir": data_dir,
@@ -459,10 +469,28 @@ class Product:
         await self.channel.start()
 
     async def feed(self, update: Update) -> None:
-        await self.application.process_update(update)
+        application = self.application
+        if self.window <= 1:
+            await application.process_update(update)
+            return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.window)
+        slots = self._slots
+        await slots.acquire()
+        task = asyncio.create_task(
+            application.update_processor.process_update(update, application.process_update(update))
+        )
+        self._in_flight.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._in_flight.discard(task)
+            slots.release()
+
+        task.add_done_callback(done)
 
     async def drain(self) -> None:
         assert self.channel is not None
+        await asyncio.gather(*self._in_flight)
         await self.channel.worker.drain()
 
     async def checks(self, officers: int, updates: int) -> dict[str, Any]:
@@ -486,7 +514,13 @@ class Product:
             and counts["conversations"] == officers
             and counts["sent"] == counts["outbox"]
         )
-        return {"db": counts, "durable_ok": durable, "first_payloads": [r[0] for r in first]}
+        store = self.channel.app.store
+        return {
+            "db": counts,
+            "durable_ok": durable,
+            "first_payloads": [r[0] for r in first],
+            "turns_per_commit": round(store.batched_turns / max(1, store.batches), 2),
+        }
 
     async def stop(self) -> None:
         assert self.channel is not None
@@ -551,9 +585,13 @@ def conversation(peer: PeerTexts, *, persistent: bool) -> ConversationHandler[An
     """The same conversation as a stock ``ConversationHandler``."""
     cards = [f"requisitos.{name}" for name in requirements.CARDS]
 
-    async def send(chat: int, context: ContextTypes.DEFAULT_TYPE, key: str) -> None:
+    async def send(chat: int, context: ContextTypes.DEFAULT_TYPE, *keys: str) -> None:
+        # Several keys: one message, as the product joins an acknowledgement and a question.
         await context.bot.send_message(
-            chat, peer.render(key), parse_mode=ParseMode.HTML, reply_markup=peer.keyboard(key)
+            chat,
+            JOIN_SEPARATOR.join(peer.render(key) for key in keys),
+            parse_mode=ParseMode.HTML,
+            reply_markup=peer.keyboard(keys[-1]),
         )
 
     def chat_of(update: Update) -> int:
@@ -562,9 +600,8 @@ def conversation(peer: PeerTexts, *, persistent: bool) -> ConversationHandler[An
 
     async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         chat = chat_of(update)
-        if peer.has("consent.welcome"):
-            await send(chat, context, "consent.welcome")
-        await send(chat, context, "consent.notice")
+        welcome = ("consent.welcome",) if peer.has("consent.welcome") else ()
+        await send(chat, context, *welcome, "consent.notice")
         return CONSENT
 
     async def consent(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
@@ -572,10 +609,8 @@ def conversation(peer: PeerTexts, *, persistent: bool) -> ConversationHandler[An
         assert query is not None
         await query.answer()
         accepted = query.data == "accept"
-        await send(
-            chat_of(update), context, "consent.accepted" if accepted else "consent.declined"
-        )
-        await send(chat_of(update), context, "menu.main")
+        answer = "consent.accepted" if accepted else "consent.declined"
+        await send(chat_of(update), context, answer, "menu.main")
         return MENU
 
     async def menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
@@ -682,10 +717,11 @@ class Peer:
 
 
 # --------------------------------------------------------------------------- running
-async def run_product(settings: Settings, texts: Texts, officers: int) -> Result:
+async def run_product(settings: Settings, texts: Texts, officers: int, window: int = 1) -> Result:
     server = FakeTelegram(transcripts=[FIRST_CHAT])
     with tempfile.TemporaryDirectory(prefix="pte-bench-") as tmp:
-        return await drive(Product(settings, server, Path(tmp)), server, officers, script(texts))
+        product = Product(settings, server, Path(tmp), window)
+        return await drive(product, server, officers, script(texts))
 
 
 async def run_peer(
@@ -725,14 +761,16 @@ def _line(result: Result, label: str) -> str:
     )
 
 
-async def compare(settings: Settings, officers: int, *, pickle: bool) -> dict[str, Any]:
+async def compare(
+    settings: Settings, officers: int, *, pickle: bool, window: int = 1
+) -> dict[str, Any]:
     texts = Texts(helpdesk=settings.helpdesk_email)
     actions = script(texts)
     print(
         f"Asistente PTE bench: {officers} officers x {len(actions)} updates = "
-        f"{officers * len(actions)} updates, interleaved in waves"
+        f"{officers * len(actions)} updates, interleaved in waves; product window {window}"
     )
-    product = await run_product(settings, texts, officers)
+    product = await run_product(settings, texts, officers, window)
     print(_line(product, "product") + f"  peak RSS {product.peak_rss_mb:.0f} MB")
     print(f"          (SQLite committed per update; db {product.extra.get('db')})")
     gc.collect()
@@ -752,6 +790,7 @@ async def compare(settings: Settings, officers: int, *, pickle: bool) -> dict[st
     )
     result: dict[str, Any] = {
         "officers": officers,
+        "window": window,
         "updates_per_officer": len(actions),
         "updates": product.updates,
         "wall_s": round(product.wall_s, 3),
@@ -760,6 +799,7 @@ async def compare(settings: Settings, officers: int, *, pickle: bool) -> dict[st
         "p99_ms": round(product.percentile_ms(0.99), 3),
         "max_ms": round(product.percentile_ms(1.0), 3),
         "cpu_us_per_update": round(product.cpu_us_per_update, 1),
+        "turns_per_commit": product.extra.get("turns_per_commit"),
         "peak_rss_mb": round(product.peak_rss_mb, 1),
         "replies_ok": product.replies_ok,
         "durable_ok": product.extra.get("durable_ok"),
@@ -797,12 +837,14 @@ async def compare(settings: Settings, officers: int, *, pickle: bool) -> dict[st
     return result
 
 
-async def scaling(settings: Settings, sizes: Sequence[int] = SCALING_SIZES) -> dict[str, Any]:
+async def scaling(
+    settings: Settings, sizes: Sequence[int] = SCALING_SIZES, window: int = 1
+) -> dict[str, Any]:
     texts = Texts(helpdesk=settings.helpdesk_email)
     runs: list[dict[str, Any]] = []
     for officers in sizes:
         gc.collect()
-        product = await run_product(settings, texts, officers)
+        product = await run_product(settings, texts, officers, window)
         print(_line(product, f"{officers}") + f"  officers  peak RSS {product.peak_rss_mb:.0f} MB")
         runs.append(
             {
@@ -823,26 +865,61 @@ async def scaling(settings: Settings, sizes: Sequence[int] = SCALING_SIZES) -> d
     print(f"throughput at {sizes[-1]} / at {sizes[0]} officers: {ratio}")
     return {
         "mode": "scaling",
+        "window": window,
         "runs": runs,
         "throughput_ratio": ratio,
+        "scaling_ratio": ratio,
         "within_15pct": abs(1.0 - ratio) <= TARGETS["scaling_tolerance"],
         "machine": machine(),
     }
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    """``pte-bot bench``; prints human lines, then the JSON result as the last line."""
+    """``pte-bot bench``; prints human lines, then the JSON result as the last line.
+
+    ``--all`` runs the comparison, ``--scaling``, ``--status-lookup`` and ``--cold-start``
+    one after the other and puts their figures in one JSON line; on its own each flag runs
+    its part alone. Every result carries ``scaling_ratio``, ``status_lookup_ratio`` and
+    ``cold_start_s`` (None where that part did not run)."""
     os.environ.setdefault("PTB_TIMEDELTA", "true")
-    if getattr(args, "scaling", False):
-        result = asyncio.run(scaling(settings))
-        ok = all(run["replies_ok"] and run["durable_ok"] for run in result["runs"])
+    everything = getattr(args, "all", False)
+    window = getattr(args, "window", 1)
+    ok = True
+    extras: dict[str, Any] = {}
+    if everything or getattr(args, "cold_start", False):
+        from bot.bench.cold_start import cold_start
+
+        extras.update(asyncio.run(cold_start()))
+    if everything or getattr(args, "status_lookup", False):
+        from bot.bench.status import status_lookup
+
+        status = asyncio.run(status_lookup(settings))
+        extras["status_lookup_ratio"] = status["status_lookup_ratio"]
+        extras["status_lookup"] = status
+    if everything or getattr(args, "scaling", False):
+        scaled = asyncio.run(scaling(settings, window=window))
+        ok = ok and all(run["replies_ok"] and run["durable_ok"] for run in scaled["runs"])
+        extras["scaling_ratio"] = scaled["scaling_ratio"]
+        extras["scaling"] = scaled
+    only = not everything and any(
+        getattr(args, flag, False) for flag in ("cold_start", "status_lookup", "scaling")
+    )
+    if only:  # one part alone, as before: its own figures at the top level
+        part = extras.pop("scaling", None) or extras.pop("status_lookup", None) or {}
+        result = {**part, **extras}
     else:
         if args.officers < 1:
             print("pte-bot bench: --officers must be at least 1", file=sys.stderr)
             return 2
         pickle = not getattr(args, "skip_pickle", False)
-        result = asyncio.run(compare(settings, args.officers, pickle=pickle))
-        ok = bool(result["replies_ok"] and result["durable_ok"] and result["ceiling_replies_ok"])
+        result = asyncio.run(compare(settings, args.officers, pickle=pickle, window=window))
+        ok = ok and bool(
+            result["replies_ok"] and result["durable_ok"] and result["ceiling_replies_ok"]
+        )
+        result.update(extras)
+    for key in ("scaling_ratio", "status_lookup_ratio", "cold_start_s"):
+        result.setdefault(key, None)
+    result["machine"] = machine()
     line = json.dumps(result, ensure_ascii=False)
     if args.out:
         Path(args.out).write_text(line + "\n", encoding="utf-8")

@@ -66,6 +66,8 @@ CAPABILITIES = Capabilities(
 )
 JOBS_EVERY = 600.0  # seconds between runs of the scheduled jobs
 PICK_UP_EVERY = 2.0  # seconds between looks for rows other processes committed
+RENDERED_KEPT = 256  # joined messages rendered and waiting for their delivery, at most
+MESSAGE_LIMIT = 4096  # a message's text after its HTML is parsed, in UTF-16 code units
 MAX_ATTEMPTS = 10  # 5xx/time-outs in a row (~14 min of backoff) before a row is left to staff
 NOT_MODIFIED = "message is not modified"
 CANNOT_EDIT = ("message to edit not found", "message can't be edited")
@@ -175,9 +177,26 @@ class TelegramTransport:
     def __init__(self, app: App, application: TelegramApp) -> None:
         self.app = app
         self.application = application
+        # Joined messages rendered by joins(), by row id, for the deliver() that follows.
+        self._rendered: dict[int, tuple[str, Rendered]] = {}
+
+    def joins(self, row: OutboxRow) -> bool:
+        """A reply's acknowledgement and its question go as one message while the text
+        fits one (see :mod:`bot.delivery.outbox`): fewer messages against the flood limit."""
+        rendered = render(self.app.texts, row.payload, CAPABILITIES)
+        fits = len(rendered.plain.encode("utf-16-le")) // 2 <= MESSAGE_LIMIT
+        if fits:  # delivered next: rendered once, not twice
+            if len(self._rendered) >= RENDERED_KEPT:
+                self._rendered.clear()
+            self._rendered[row.id] = (row.payload, rendered)
+        return fits
 
     async def deliver(self, row: OutboxRow) -> str | None:
-        rendered = render(self.app.texts, row.payload, CAPABILITIES)
+        kept = self._rendered.pop(row.id, None)
+        if kept is not None and kept[0] == row.payload:
+            rendered = kept[1]
+        else:
+            rendered = render(self.app.texts, row.payload, CAPABILITIES)
         bot = self.application.bot
         if rendered.delete_ref is not None:
             try:

@@ -27,6 +27,13 @@ failed without another apology (no loop), and no second apology is written while
 still pending for the chat. One log line names the row: its id, template key and the
 exception type, never its text.
 
+**Joined messages.** A transport with a ``joins`` method (Telegram) gets a reply's text-only
+rows joined into the row after them (:func:`bot.delivery.payload.join`): "Gracias. Guardé tu
+aceptación" and the menu go as one message, where ``joins`` says the result still goes as
+one message (Telegram: 4096 characters). Only rows of the same reply (submitted together)
+are joined. The joined message is delivered as the last of its rows (its id, its attempts);
+every row in it is marked with the same outcome: sent together, failed together.
+
 **Marking sent.** A chat's next row waits until the previous one's mark as sent has
 committed (marks of all chats are grouped into one transaction). A crash can therefore
 repeat at most the one row per chat whose send had returned (or was in flight) and whose mark
@@ -37,16 +44,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
 import traceback
 from collections import deque
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from bot.delivery.payload import encode
+from bot.delivery.payload import encode, join
 from bot.errors import PermanentDelivery, TransientDelivery
 from bot.store.database import OutboxRow, Store
 from conversations.engine import CHOICE_MENU
@@ -70,6 +78,14 @@ class Transport(Protocol):
     """A channel's way to deliver one rendered row; returns the channel's message id."""
 
     async def deliver(self, row: OutboxRow) -> str | None: ...
+
+
+class Joining(Protocol):
+    """A transport that sends text-only rows together with the next one (optional)."""
+
+    def joins(self, row: OutboxRow) -> bool:
+        """Whether ``row`` (a joined payload) still goes as ONE message."""
+        ...
 
 
 class OutboxWorker:
@@ -188,12 +204,14 @@ class OutboxWorker:
                 row = queue[0]
                 batch = self._batch_of.get(row.id, -2)
                 run = run + 1 if batch == previous else 0
-                await self._deliver(row, continues=0 < run < MAX_RUN)
-                queue.popleft()
-                for finished in self._watchers:
-                    finished.add(row.id)
-                self._known.discard(row.id)
-                self._batch_of.pop(row.id, None)
+                joined, rows = self._joined(queue)
+                await self._deliver(joined, continues=0 < run < MAX_RUN, also=rows[:-1])
+                for done in rows:
+                    queue.popleft()
+                    for finished in self._watchers:
+                        finished.add(done.id)
+                    self._known.discard(done.id)
+                    self._batch_of.pop(done.id, None)
                 previous = batch
         finally:
             del self._tasks[chat_id]
@@ -201,6 +219,31 @@ class OutboxWorker:
                 del self._queues[chat_id]
             if not self._tasks:
                 self._idle.set()
+
+    def _joined(self, queue: deque[OutboxRow]) -> tuple[OutboxRow, list[OutboxRow]]:
+        """The message to send from the head of ``queue``, and the rows it carries: the
+        head alone, or the head's text joined into the next rows of the same reply."""
+        head = queue[0]
+        joins = getattr(self.transport, "joins", None)
+        if joins is None:
+            return head, [head]
+        batch = self._batch_of.get(head.id, -2)
+        joined, rows = head, [head]
+        for following in itertools.islice(queue, 1, None):
+            if self._batch_of.get(following.id, -3) != batch or following.bulk != head.bulk:
+                break
+            payload = join(joined.payload, following.payload)
+            if payload is None:
+                break
+            candidate = dataclasses.replace(following, payload=payload)
+            try:
+                fits = joins(candidate)
+            except Exception:  # e.g. a template that does not render: each row on its own
+                fits = False  # (a poison row is then given up alone, as always)
+            if not fits:
+                break
+            joined, rows = candidate, [*rows, following]
+        return joined, rows
 
     async def _send(self, row: OutboxRow, continues: bool) -> str | None:
         if self.pacer is None:
@@ -210,10 +253,21 @@ class OutboxWorker:
         async with turn, self._slots:
             return await self.transport.deliver(row)
 
-    async def _deliver(self, row: OutboxRow, continues: bool = False) -> None:
+    async def _deliver(
+        self, row: OutboxRow, continues: bool = False, also: Sequence[OutboxRow] = ()
+    ) -> None:
+        """Deliver ``row``; the rows in ``also`` were joined into it and share its fate."""
         attempt = row.attempts
         failures = 0
         errors = 0
+        others = [other.id for other in also]
+
+        async def mark_attempt(error: str, failed: bool, next_attempt: datetime | None) -> None:
+            for row_id in (*others, row.id):
+                await self.store.mark_attempt(
+                    row_id, error, failed=failed, next_attempt=next_attempt
+                )
+
         while True:
             try:
                 ref = await self._send(row, continues)
@@ -223,32 +277,29 @@ class OutboxWorker:
                 failures += 0 if flood else 1
                 if self.max_attempts is not None and failures >= self.max_attempts:
                     log.warning("outbox row %d failed %d times; left for staff", row.id, failures)
-                    await self.store.mark_attempt(
-                        row.id, str(error), failed=True, next_attempt=None
-                    )
+                    await mark_attempt(str(error), True, None)
                     return
                 delay = error.retry_after or min(self.max_backoff, 0.5 * 2 ** min(attempt, 12))
                 log.warning(
                     "delivery of outbox row %d failed (%s); retry %d in %.1fs",
                     row.id, error, attempt, delay,
                 )  # fmt: skip
-                await self.store.mark_attempt(
-                    row.id,
-                    str(error),
-                    failed=False,
-                    next_attempt=self.clock.now() + timedelta(seconds=delay),
-                )
+                await mark_attempt(str(error), False, self.clock.now() + timedelta(seconds=delay))
                 if flood and self.pacer is not None:
                     self.pacer.flooded(row.chat_id, delay)  # the next turn waits for it
                 else:
                     await self._sleep(delay)
             except PermanentDelivery as error:
                 log.warning("outbox row %d undeliverable: %s", row.id, error)
-                await self.store.mark_attempt(row.id, str(error), failed=True, next_attempt=None)
+                await mark_attempt(str(error), True, None)
                 return
             except Exception as error:  # poison: neither the channel's nor the user's doing
                 errors += 1
                 if errors >= self.max_errors:
+                    for other in others:  # joined into the row given up: failed with it
+                        await self.store.mark_attempt(
+                            other, _describe(error), failed=True, next_attempt=None
+                        )
                     await self._give_up(row, error, errors)
                     return
                 delay = min(self.max_backoff, ERROR_BACKOFF * 2 ** (errors - 1))
@@ -258,15 +309,12 @@ class OutboxWorker:
                     "outbox row %d raised %s; retry in %.1fs at\n%s",
                     row.id, type(error).__name__, delay, _frames(error),
                 )  # fmt: skip
-                await self.store.mark_attempt(
-                    row.id,
-                    _describe(error),
-                    failed=False,
-                    next_attempt=self.clock.now() + timedelta(seconds=delay),
+                await mark_attempt(
+                    _describe(error), False, self.clock.now() + timedelta(seconds=delay)
                 )
                 await self._sleep(delay)
             else:
-                await self._mark_sent(row.id, ref)
+                await self._mark_sent(row.id, ref, others)
                 return
 
     async def _give_up(self, row: OutboxRow, error: Exception, tries: int) -> None:
@@ -283,10 +331,12 @@ class OutboxWorker:
         )
         self.submit(added)
 
-    async def _mark_sent(self, row_id: int, ref: str | None) -> None:
-        """Record a delivered row; returns once the mark has committed (grouped with the
-        marks of other chats), so the chat's next send never precedes it."""
+    async def _mark_sent(self, row_id: int, ref: str | None, others: Sequence[int] = ()) -> None:
+        """Record a delivered row (and the rows joined into it); returns once the mark has
+        committed (grouped with the marks of other chats), so the chat's next send never
+        precedes it."""
         self.sent += 1
+        self._done.extend((other, ref) for other in others)
         self._done.append((row_id, ref))
         if self._flusher is None or self._flusher.done():
             return  # not started (or stopping): drain() and stop() mark what is done

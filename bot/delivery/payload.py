@@ -3,6 +3,15 @@
 A payload is the :class:`~conversations.events.Outbound` plus what the channel needs to
 build buttons (the open question's id) and to edit in place (the message a button was on).
 Rendering happens here, once, when the message is delivered.
+
+**Joined messages.** A reply often says something and then asks something ("Gracias.
+Guardé tu aceptación" and the menu; the greeting and the consent notice). A channel that
+counts messages against a flood limit sends such a pair as ONE message: :func:`join` puts a
+text-only payload in front of the next one of the same reply (as ``lead``), and
+:func:`render` shows the lead's text first, a blank line, then the rest with its buttons.
+Only the text before a question is joined: never a message with buttons, a document, a card
+edited in place or a deletion, and never into a document or an edit (see :func:`join`).
+Stored rows stay one per message; joining happens at delivery (:mod:`bot.outbox`).
 """
 
 from __future__ import annotations
@@ -48,6 +57,39 @@ def encode(message: Outbound, qid: int, edit_ref: str | None) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_default)
 
 
+# What a payload may hold and still go in front of the next message: text, nothing else.
+_TEXT_ONLY = frozenset({"key", "data", "qid", "progress", "current", "lead"})
+# What the next message must not hold: its text is not a message's own (a caption has its
+# own limit, an edit replaces a card's text and must not swallow an acknowledgement).
+_NOT_AFTER = frozenset({"document", "edit_ref", "delete_ref"})
+JOIN_SEPARATOR = "\n\n"
+
+
+def join(first: str, then: str) -> str | None:
+    """``then`` with ``first``'s text in front (one message), or None where they must stay
+    two messages."""
+    lead, body = json.loads(first), json.loads(then)
+    if not isinstance(lead, dict) or not isinstance(body, dict):
+        return None
+    if not lead.keys() <= _TEXT_ONLY or "key" not in lead or "key" not in body:
+        return None
+    if body.keys() & _NOT_AFTER:
+        return None
+    body["lead"] = [*lead.pop("lead", []), lead, *body.get("lead", [])]
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def _text(texts: Texts, body: dict[str, Any], capabilities: Capabilities) -> str:
+    text = texts.render(body["key"], {**body["data"], "canal": capabilities.as_data()})
+    progress = body.get("progress")
+    if progress:
+        text = texts.render("common.paso", {"k": progress[0], "n": progress[1]}) + "\n" + text
+    current = body.get("current")
+    if current:
+        text += "\n" + texts.render("common.current", {"value": current})
+    return text
+
+
 @dataclass(frozen=True)
 class Button:
     label: str
@@ -80,6 +122,7 @@ class Rendered:
     data: dict[str, Any] = field(default_factory=dict)
     progress: tuple[int, int] | None = None
     current: str | None = None
+    leads: tuple[str, ...] = ()  # the keys of the texts joined in front of this one, in order
 
     @property
     def plain(self) -> str:
@@ -92,13 +135,10 @@ def render(texts: Texts, payload: str, capabilities: Capabilities = NO_CAPABILIT
     body = json.loads(payload)
     if "delete_ref" in body:
         return Rendered("", [], None, None, False, delete_ref=body["delete_ref"])
-    text = texts.render(body["key"], {**body["data"], "canal": capabilities.as_data()})
-    progress = body.get("progress")
-    if progress:
-        text = texts.render("common.paso", {"k": progress[0], "n": progress[1]}) + "\n" + text
-    current = body.get("current")
-    if current:
-        text += "\n" + texts.render("common.current", {"value": current})
+    text = _text(texts, body, capabilities)
+    leads = body.get("lead")
+    if leads:
+        text = JOIN_SEPARATOR.join([*(_text(texts, lead, capabilities) for lead in leads), text])
     qid = body["qid"]
     buttons = [
         [
@@ -128,6 +168,7 @@ def render(texts: Texts, payload: str, capabilities: Capabilities = NO_CAPABILIT
         link=(texts.label(link[0], {}), link[1]) if link else None,
         key=body["key"],
         data=body["data"],
-        progress=(progress[0], progress[1]) if progress else None,
-        current=current,
+        progress=(body["progress"][0], body["progress"][1]) if body.get("progress") else None,
+        current=body.get("current"),
+        leads=tuple(lead["key"] for lead in leads or ()),
     )

@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Final, Literal
 
 import filetype
-from pypdf import PdfReader
 
 FileKind = Literal["pdf", "png", "jpeg", "docx", "xlsx"]
 Purpose = Literal["resolution", "attachment"]
@@ -286,6 +285,8 @@ def _check_pdf(data: bytes) -> _Verdict:
         return _Refused("file_suspicious", "pdf_trailing_data")
     if _is_zip(data):
         return _Refused("file_suspicious", "pdf_zip_polyglot")
+    from pypdf import PdfReader  # imported on first use (start-up time, issue 18)
+
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:

@@ -20,12 +20,12 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Final
+from functools import cache
+from typing import TYPE_CHECKING, Any, Final
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
+if TYPE_CHECKING:
+    from openpyxl.styles import Font
+    from openpyxl.worksheet.worksheet import Worksheet
 
 from bot.domain import dates
 
@@ -63,13 +63,22 @@ _TEXT_FORMAT: Final = "@"
 _DATE_FORMAT: Final = "%d/%m/%Y"
 _MIN_WIDTH: Final = 10
 _MAX_WIDTH: Final = 60
-_BOLD: Final = Font(bold=True)
-_TITLE_FONT: Final = Font(bold=True, size=14)
-_HEADER_FILL: Final = PatternFill("solid", fgColor="DDEBF7")
-_WRAP: Final = Alignment(wrap_text=True, vertical="top")
 # XML 1.0 forbids these; openpyxl raises IllegalCharacterError on them.
 _ILLEGAL_XML_CHARS: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _FILENAME_UNSAFE: Final = re.compile(r"[^A-Za-z0-9-]")
+
+
+@cache
+def _styles() -> dict[str, Any]:
+    """openpyxl is imported when a workbook is built, not at start-up (0.3 s, issue 18)."""
+    from openpyxl.styles import Alignment, Font, PatternFill
+
+    return {
+        "bold": Font(bold=True),
+        "title": Font(bold=True, size=14),
+        "header": PatternFill("solid", fgColor="DDEBF7"),
+        "wrap": Alignment(wrap_text=True, vertical="top"),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +119,9 @@ def formato_filename(ticket_number: str | None, ruc: str) -> str:
 
 
 def build_formato(data: FormatoData) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.utils import get_column_letter
+
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None  # a new Workbook always has one sheet
@@ -119,24 +131,24 @@ def build_formato(data: FormatoData) -> bytes:
     workbook.properties.created = _utc_naive(data.generated_at)
 
     writer = _SheetWriter(sheet)
-    writer.row([LABELS["title"]], font=_TITLE_FONT, measure=False)
+    writer.row([LABELS["title"]], font=_styles()["title"], measure=False)
     meta = [LABELS["generated_at"], dates.date_time(data.generated_at)]  # Lima time
     if data.ticket_number:
         meta += [LABELS["ticket"], data.ticket_number]
     writer.row(meta, bold_labels=True)
     writer.skip()
 
-    writer.row([LABELS["entity_block"]], font=_BOLD, measure=False)
+    writer.row([LABELS["entity_block"]], font=_styles()["bold"], measure=False)
     writer.row([LABELS["entity_name"], data.entity_name], bold_labels=True)
     writer.row([LABELS["ruc"], data.ruc], bold_labels=True)
     writer.skip()
 
-    writer.row([LABELS["responsible_block"]], font=_BOLD, measure=False)
+    writer.row([LABELS["responsible_block"]], font=_styles()["bold"], measure=False)
     writer.header(["", *(LABELS[c] for c in _PERSON_COLUMNS)])
     writer.row(["", *_person_cells(data.responsible)])
     writer.skip()
 
-    writer.row([LABELS["resolution_block"]], font=_BOLD, measure=False)
+    writer.row([LABELS["resolution_block"]], font=_styles()["bold"], measure=False)
     writer.row([LABELS["resolution_number"], data.resolution_number], bold_labels=True)
     writer.row(
         [LABELS["resolution_date"], data.resolution_date.strftime(_DATE_FORMAT)], bold_labels=True
@@ -144,7 +156,7 @@ def build_formato(data: FormatoData) -> bytes:
     writer.row([LABELS["resolution_authority"], data.resolution_authority], bold_labels=True)
     writer.skip()
 
-    writer.row([LABELS["profiles_block"]], font=_BOLD, measure=False)
+    writer.row([LABELS["profiles_block"]], font=_styles()["bold"], measure=False)
     # A profile change's Formato says what happens to each row: nobody is removed silently.
     marked = any(profile.change for profile in data.profiles)
     columns = [LABELS["section"], *(LABELS[c] for c in _PERSON_COLUMNS)]
@@ -209,19 +221,19 @@ class _SheetWriter:
             if font is not None:
                 cell.font = font
             elif bold_labels and column % 2 == 1:
-                cell.font = _BOLD
+                cell.font = _styles()["bold"]
             if wrap:
-                cell.alignment = _WRAP
+                cell.alignment = _styles()["wrap"]
             if measure:
                 self._widths[column] = max(self._widths.get(column, 0), len(cell.value))
         self._row += 1
         return self._row - 1
 
     def header(self, values: list[str]) -> int:
-        row = self.row(values, font=_BOLD)
+        row = self.row(values, font=_styles()["bold"])
         for column, value in enumerate(values, start=1):
             if value:
-                self._sheet.cell(row=row, column=column).fill = _HEADER_FILL
+                self._sheet.cell(row=row, column=column).fill = _styles()["header"]
         return row
 
     def skip(self) -> None:

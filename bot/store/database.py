@@ -2,6 +2,17 @@
 
 Every change that spans rows goes through :meth:`Store.transaction`, which holds the store's
 lock for its whole life so that no other coroutine's statement lands inside it. SQL stays SQL.
+
+**Group commit.** An inbound update's turn goes through :meth:`Store.turn`. Turns queued at
+the same moment (different chats, processed concurrently) run one after another inside ONE
+transaction: each turn in its own ``SAVEPOINT`` (a turn that fails is rolled back to it,
+alone, and its apology written in its place), one ``COMMIT`` for the batch, and every turn's
+replies handed back only after that COMMIT. The control statements (``BEGIN``,
+``SAVEPOINT``, ``RELEASE``) ride along with the next trip to the database thread, and a
+turn's last trip (save state, enqueue replies) also claims and loads the next turn of the
+batch, so a batch costs about one trip per turn plus one. A batch is bounded
+(:data:`MAX_BATCH_TURNS`, :data:`MAX_BATCH_SECONDS` since its BEGIN) and takes only what is
+already queued: a lone turn never waits for company.
 """
 
 from __future__ import annotations
@@ -10,13 +21,15 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiosqlite
 
@@ -25,6 +38,9 @@ from bot.modes import FILE_MODE, create_private, private_dir
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+MAX_BATCH_TURNS = 64  # turns committed together at most
+MAX_BATCH_SECONDS = 0.002  # no turn joins a batch that began (BEGIN) longer ago than this
 
 
 def iso(moment: datetime) -> str:
@@ -68,26 +84,36 @@ class Tx:
     (:meth:`claim_and_load`, :meth:`save_and_enqueue`).
     """
 
-    def __init__(self, conn: aiosqlite.Connection, now: datetime) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, now: datetime, batch: Batch | None = None
+    ) -> None:
         self.conn = conn
         self.now = now
         self.stamp = iso(now)
-        self.begun = False
+        self.batch = batch or Batch(conn)
         self.committed = False
         # Rows added with enqueue (notifications to other chats): delivered with the turn's.
         self.enqueued: list[OutboxRow] = []
         # (channel, chat id) erasing its data: its rows are deleted once delivered.
         self.forgetting: tuple[str, str] | None = None
 
+    @property
+    def begun(self) -> bool:
+        return self.batch.begun
+
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` on the connection's thread, beginning the transaction if needed."""
-        begin = not self.begun
-        self.begun = True
+        """Run ``work`` on the connection's thread, after the control statements waiting
+        for the next trip (``BEGIN IMMEDIATE`` first of all)."""
+        batch = self.batch
+        prefix = batch.take_prefix()
 
         def call(db: sqlite3.Connection) -> T:
-            if begin:
-                db.execute("BEGIN IMMEDIATE")
-            return work(db)
+            try:
+                for statement in prefix:
+                    db.execute(statement)
+                return work(db)
+            finally:
+                batch.begun = db.in_transaction
 
         # aiosqlite's own entry point for running a callable on its thread; public methods
         # exist only for one statement at a time.
@@ -122,12 +148,21 @@ class Tx:
     ) -> ChatRecord | None:
         """Record the update id and load the chat in one trip; None for an update seen before."""
 
-        def work(db: sqlite3.Connection) -> ChatRecord | None:
-            if not self._claim(db, channel, event_id):
-                return None
-            return self._load(db, channel, external_id, notice_version)
+        return await self.run(
+            lambda db: self._claim_and_load(db, channel, event_id, external_id, notice_version)
+        )
 
-        return await self.run(work)
+    def _claim_and_load(
+        self,
+        db: sqlite3.Connection,
+        channel: str,
+        event_id: str,
+        external_id: str,
+        notice_version: str,
+    ) -> ChatRecord | None:
+        if not self._claim(db, channel, event_id):
+            return None
+        return self._load(db, channel, external_id, notice_version)
 
     def _load(
         self, db: sqlite3.Connection, channel: str, external_id: str, notice_version: str
@@ -224,17 +259,125 @@ class Tx:
         chat_id: str,
         payloads: Sequence[tuple[str, bool]],
     ) -> list[OutboxRow]:
-        """A turn's last writes and the COMMIT, in one trip."""
+        """A turn's last writes and the COMMIT, in one trip.
+
+        Inside a batch of turns the COMMIT waits for the batch's end: this trip releases the
+        turn's savepoint and, when the batch goes on, claims and loads its next turn."""
+        batch = self.batch
+        following = batch.take_next() if batch.in_turn else None
 
         def work(db: sqlite3.Connection) -> list[OutboxRow]:
-            self._save(db, identity_id, state, version)
-            rows = self._enqueue(db, channel, chat_id, payloads)
-            db.execute("COMMIT")
+            try:
+                self._save(db, identity_id, state, version)
+                rows = self._enqueue(db, channel, chat_id, payloads)
+            except BaseException:
+                if batch.in_turn and db.in_transaction:
+                    db.execute(f"ROLLBACK TO {TURN}")  # this turn only; the batch goes on
+                raise
+            if not batch.in_turn:
+                db.execute("COMMIT")
+                return rows
+            db.execute(f"RELEASE {TURN}")
+            batch.released = True
+            if following is None:
+                db.execute("COMMIT")
+                batch.committed = True
+            else:
+                following.preload(db)
             return rows
 
-        rows = await self.run(work)
+        try:
+            rows = await self.run(work)
+        except BaseException:
+            batch.put_back(following)
+            raise
         self.committed = True
         return rows
+
+
+TURN = "turn"  # the savepoint of the turn running in a batch (turns never nest)
+Claim = tuple[str, str, str, str]  # channel, event id, external chat id, notice version
+
+
+class Batch:
+    """The transaction a batch of turns (or one :meth:`Store.transaction`) shares."""
+
+    def __init__(
+        self, conn: aiosqlite.Connection | None = None, queue: deque[Turn[Any]] | None = None
+    ) -> None:
+        self.conn = conn
+        self.begun = False
+        self.in_turn = False  # a turn of the batch is running inside SAVEPOINT TURN
+        self.released = False  # the running turn's savepoint was released (turn done)
+        self.committed = False
+        self.prefix: list[str] = []
+        self.queue = queue  # where further turns of the batch come from (None: no batch)
+        self.started = 0.0
+        self.taken = 0
+        self.next: Turn[Any] | None = None
+
+    def take_prefix(self) -> list[str]:
+        prefix = self.prefix if self.begun else ["BEGIN IMMEDIATE", *self.prefix]
+        if not self.begun:
+            self.started = time.perf_counter()
+        self.prefix = []
+        self.committed = False
+        return prefix
+
+    def take_next(self) -> Turn[Any] | None:
+        """The next queued turn if the batch may grow, taken out of the queue."""
+        queue = self.queue
+        if queue is None or not queue or self.conn is None:
+            return None
+        if self.taken >= MAX_BATCH_TURNS:
+            return None
+        if self.begun and time.perf_counter() - self.started > MAX_BATCH_SECONDS:
+            return None
+        turn = queue.popleft()
+        turn.tx = Tx(self.conn, turn.now, self)
+        self.taken += 1
+        self.next = turn
+        return turn
+
+    def put_back(self, turn: Turn[Any] | None) -> None:
+        """A turn taken for a trip that failed: it runs next, loading its chat itself."""
+        if turn is not None:
+            turn.loaded = False
+            turn.chat = None
+
+
+class Turn(Generic[T]):
+    """One inbound update's work, waiting to run in a batch."""
+
+    def __init__(
+        self,
+        now: datetime,
+        claim: Claim,
+        body: Callable[[Tx, ChatRecord | None], Awaitable[T]],
+        on_error: Callable[[Tx, BaseException], Awaitable[T]],
+        done: asyncio.Future[T],
+    ) -> None:
+        self.now = now
+        self.claim = claim
+        self.body = body
+        self.on_error = on_error
+        self.done = done
+        self.tx: Tx | None = None
+        self.loaded = False
+        self.chat: ChatRecord | None = None
+        self.load_error: BaseException | None = None
+
+    def preload(self, db: sqlite3.Connection) -> None:
+        """On the database thread, in the trip that ends the turn before: open this turn's
+        savepoint, claim its update and load its chat."""
+        assert self.tx is not None
+        db.execute(f"SAVEPOINT {TURN}")
+        try:
+            self.chat = self.tx._claim_and_load(db, *self.claim)
+        except Exception as error:
+            db.execute(f"ROLLBACK TO {TURN}")
+            self.load_error = error
+        self.loaded = True
 
 
 class Store:
@@ -242,6 +385,10 @@ class Store:
         self.conn = conn
         self.path = path
         self._lock = asyncio.Lock()
+        self._turns: deque[Turn[Any]] = deque()
+        self._leader: asyncio.Task[None] | None = None
+        self.batches = 0  # batches of turns run, and the turns in them (for the benchmark)
+        self.batched_turns = 0
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -303,6 +450,117 @@ class Store:
                 raise
             if tx.begun and not tx.committed:
                 await self.conn.execute("COMMIT")
+
+    async def turn(
+        self,
+        now: datetime,
+        claim: Claim,
+        body: Callable[[Tx, ChatRecord | None], Awaitable[T]],
+        on_error: Callable[[Tx, BaseException], Awaitable[T]],
+    ) -> T:
+        """Run one inbound update's turn in the next batch and return what ``body`` returned,
+        once the batch has committed.
+
+        In the turn's savepoint, ``claim`` records the update id and loads the chat (None
+        for an update seen before), then ``body(tx, chat)`` runs. If it raises, the turn is
+        rolled back to its savepoint, alone, and ``on_error(tx, error)`` runs in a savepoint
+        of its own (e.g. to claim the update and apologise)."""
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._turns.append(Turn(now, claim, body, on_error, done))
+        if self._leader is None:
+            self._leader = asyncio.create_task(self._lead(), name="store-batches")
+        return await done
+
+    async def _lead(self) -> None:
+        try:
+            while self._turns:
+                async with self._lock:
+                    await self._run_batch()
+        finally:
+            self._leader = None
+            if self._turns:  # stopped (cancelled) with turns queued: they will not run
+                for turn in self._turns:
+                    turn.done.cancel()
+                self._turns.clear()
+
+    async def _run_batch(self) -> None:
+        batch: Batch = Batch(self.conn, self._turns)
+        outcomes: list[tuple[Turn[Any], Any, BaseException | None]] = []
+        turn = batch.take_next()
+        try:
+            while turn is not None:
+                batch.next = None
+                outcomes.append(await self._run_turn(batch, turn))
+                turn = batch.next
+                if turn is None and not batch.committed:
+                    turn = batch.take_next()
+                if not batch.begun and not batch.committed and turn is not None:
+                    # The transaction ended without its COMMIT (SQLite rolled it back): what
+                    # the turns before wrote is gone, so they failed too.
+                    raise StoreError("the batch's transaction ended before its commit")
+            if batch.begun:
+                await Tx(self.conn, outcomes[-1][0].now, batch).run(
+                    lambda db: db.execute("COMMIT")
+                )
+        except BaseException as error:
+            if self.conn.in_transaction:
+                await asyncio.shield(self.conn.execute("ROLLBACK"))
+            for left in [*(done for done, _, _ in outcomes), turn, batch.next]:
+                if left is None or left.done.done():
+                    continue
+                if isinstance(error, asyncio.CancelledError):
+                    left.done.cancel()
+                else:
+                    left.done.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            log.error("a batch of %d turns was rolled back", len(outcomes), exc_info=error)
+            return
+        self.batches += 1
+        self.batched_turns += len(outcomes)
+        for done, value, failure in outcomes:
+            if done.done.done():
+                continue
+            if failure is None:
+                done.done.set_result(value)
+            else:
+                done.done.set_exception(failure)
+
+    async def _run_turn(
+        self, batch: Batch, turn: Turn[T]
+    ) -> tuple[Turn[T], T | None, BaseException | None]:
+        tx = turn.tx or Tx(self.conn, turn.now, batch)
+        batch.in_turn = True
+        batch.released = False
+        try:
+            if not turn.loaded:
+                batch.prefix.append(f"SAVEPOINT {TURN}")
+                chat = await tx.claim_and_load(*turn.claim)
+            elif turn.load_error is not None:
+                raise turn.load_error
+            else:
+                chat = turn.chat
+            value = await turn.body(tx, chat)
+        except Exception as error:
+            failure: BaseException = error
+        else:
+            if not batch.released:
+                batch.prefix.append(f"RELEASE {TURN}")
+            return turn, value, None
+        finally:
+            batch.in_turn = False
+        # This turn alone goes back to its savepoint; then its apology, in one of its own.
+        if batch.begun and not batch.released:
+            batch.prefix += [f"ROLLBACK TO {TURN}", f"RELEASE {TURN}"]
+        batch.prefix.append(f"SAVEPOINT {TURN}")
+        try:
+            value = await turn.on_error(Tx(self.conn, turn.now, batch), failure)
+        except Exception as error:
+            if batch.begun:
+                batch.prefix += [f"ROLLBACK TO {TURN}", f"RELEASE {TURN}"]
+            return turn, None, error
+        batch.prefix.append(f"RELEASE {TURN}")
+        return turn, value, None
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[aiosqlite.Connection]:

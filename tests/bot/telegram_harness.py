@@ -218,8 +218,8 @@ class Officer:
 
 # The happy path, step by step: (name of the step answered, action, the question that follows).
 STEPS: list[tuple[str, Callable[[Officer], Awaitable[list[BotMessage]]], str]] = [
-    ("start", lambda o: o.say("/start", n=2), "¿Aceptas?"),
-    ("consent", lambda o: o.press("Acepto", n=2), "¿Qué necesitas hacer?"),
+    ("start", lambda o: o.say("/start"), "¿Aceptas?"),
+    ("consent", lambda o: o.press("Acepto"), "¿Qué necesitas hacer?"),
     ("menu", lambda o: o.press("Solicitar accesos al PTE"), "Paso 1 de 15"),
     ("ruc", lambda o: o.say(RUC), "Paso 2 de 15"),
     ("entidad", lambda o: o.say(ENTITY), "Paso 3 de 15"),

@@ -237,8 +237,8 @@ class TestTelegram:
 
     @staticmethod
     async def consulta(user: FakeUser) -> str:
-        await user.say("/start", n=2)
-        await user.press("Acepto", n=2)
+        await user.say("/start")
+        await user.press("Acepto")
         await user.press("Hacer una consulta")
         await user.say("20131312955")
         await user.say("Municipalidad de Prueba")
@@ -271,8 +271,8 @@ class TestTelegram:
         b_count = len(beto.messages)
 
         ana = api.user(7401, first_name="Ana")
-        await ana.say("/start", n=2)
-        await ana.press("Acepto", n=2)
+        await ana.say("/start")
+        await ana.press("Acepto")
 
         async def compare(send: Any) -> None:
             await ana.say("/menu")

@@ -66,3 +66,26 @@ def test_fake_bot_api_refuses_to_edit_an_unknown_message() -> None:
     code, body = server.call("sendMessage", {"chat_id": "1", "text": "hola"})
     assert code == 200
     assert body["result"]["message_id"] == 1
+
+
+def test_bench_feeds_the_product_as_polling_does_with_a_window(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = argparse.Namespace(officers=12, out=None, skip_pickle=True, scaling=False, window=4)
+
+    assert bench.main(settings, args) == 0
+
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["window"] == 4
+    assert result["replies_ok"] is True
+    assert result["durable_ok"] is True
+    assert result["transcripts_match"] is True  # same replies, in order per chat
+
+
+async def test_status_lookup_mode_compares_few_and_many_tickets(settings: Settings) -> None:
+    from bot.bench.status import status_lookup
+
+    result = await status_lookup(settings, sizes=(8, 40), lookups=5)
+
+    assert [run["tickets"] for run in result["runs"]] == [8, 40]
+    assert result["status_lookup_ratio"] > 0

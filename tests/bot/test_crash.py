@@ -122,7 +122,7 @@ async def answer(officer: Officer, name: str, first: bool = False) -> None:
     follows = next(f for step, _, f in STEPS if step == name)
     timeout = 30 if first else 10
     if first:
-        replies = await officer.user.say("/start", n=2, timeout=timeout)
+        replies = await officer.user.say("/start", timeout=timeout)
     else:
         replies = await action(officer, name)()
     assert follows in replies[-1].text, f"after {name}: {[str(m) for m in replies]}"

@@ -366,8 +366,8 @@ async def test_attachment_with_a_hostile_name_is_stored_under_its_hash(
 
 
 async def telegram_consulta(user: FakeUser) -> None:
-    await user.say("/start", n=2)
-    await user.press("Acepto", n=2)
+    await user.say("/start")
+    await user.press("Acepto")
     await user.press("Hacer una consulta")
     await user.say("20131312955")
     await user.say("Municipalidad de Prueba")

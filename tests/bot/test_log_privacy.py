@@ -146,7 +146,7 @@ class TestTelegram:
         caplog.set_level(logging.INFO)
         try:
             stop = await start_bot()
-            await api.user(7502).say("/start", n=2)
+            await api.user(7502).say("/start")
             await stop()
         finally:
             httpx.setLevel(saved)

@@ -43,8 +43,8 @@ def rejected(api: FakeBotAPI) -> list[str]:
 
 
 async def consent(user: FakeUser) -> None:
-    await user.say("/start", n=2)
-    await user.press("Acepto", n=2)
+    await user.say("/start")
+    await user.press("Acepto")
 
 
 async def test_new_user_consents_and_walks_through_the_requirements(
@@ -52,11 +52,14 @@ async def test_new_user_consents_and_walks_through_the_requirements(
 ) -> None:
     await start_bot()
     ana = api.user(5001, first_name="Ana")
-    greeting, notice = await ana.say("/start", n=2)
-    assert "Asistente PTE" in greeting.text
+    # The greeting and the notice are ONE message: one message per step under the flood limit.
+    (notice,) = await ana.say("/start")
+    assert notice.text.startswith("¡Hola! 👋 Soy el Asistente PTE")
+    assert "Antes de empezar: tus datos personales" in notice.text
     assert notice.button_labels == ["Acepto", "No acepto", "Aviso completo"]
-    thanks, menu = await ana.press("Acepto", n=2)
-    assert "Guardé tu aceptación" in thanks.text
+    (menu,) = await ana.press("Acepto")
+    assert menu.text.startswith("Gracias. Guardé tu aceptación")
+    assert "\n\n¿Qué necesitas hacer?" in menu.text
     assert "Requisitos y pasos" in menu.button_labels
     (card,) = await ana.press("Requisitos y pasos")
     assert "Paso 1 de 7" in card.text
@@ -92,8 +95,8 @@ async def test_restart_mid_walkthrough_resumes_at_the_same_card(
     await start_bot()
     (card,) = await ana.press("Siguiente ▶")
     assert "Paso 3 de 7" in card.text
-    (reply, again) = await ana.say("/start", n=2)
-    assert "Hola de nuevo" in reply.text
+    (again,) = await ana.say("/start")
+    assert "Hola de nuevo" in again.text
     assert "Paso 3 de 7" in again.text
 
 
@@ -119,8 +122,8 @@ async def test_replies_survive_a_failing_bot_api(api: FakeBotAPI, start_bot: Sta
     ana = api.user(5004)
     api.fail("sendMessage", times=2, status=500)
     api.fail("sendMessage", times=1, status=429, retry_after=1)
-    greeting, notice = await ana.say("/start", n=2, timeout=20)
-    assert "Asistente PTE" in greeting.text
+    (notice,) = await ana.say("/start", timeout=20)
+    assert "Asistente PTE" in notice.text
     assert "¿Aceptas?" in notice.text
 
 
@@ -131,10 +134,10 @@ async def test_sticker_and_edited_message_get_an_answer(
     ana = api.user(5005)
     await consent(ana)
     await ana.send_sticker()
-    (reply, _menu) = await ana.expect(2)
+    (reply,) = await ana.expect(1)
     assert "no puedo usar ese tipo de mensaje" in reply.text
     await ana.edit_last("otra cosa")
-    (reply, _menu) = await ana.expect(2)
+    (reply,) = await ana.expect(1)
     assert "no puedo usar ese tipo de mensaje" in reply.text
     assert rejected(api) == []
 
@@ -160,8 +163,8 @@ async def test_pte_bot_run_killed_mid_walkthrough_resumes(
     ana = api.user(5006)
     process = await launch()
     try:
-        await ana.say("/start", n=2, timeout=30)
-        await ana.press("Acepto", n=2)
+        await ana.say("/start", timeout=30)
+        await ana.press("Acepto")
         await ana.press("Requisitos y pasos")
         await ana.press("Siguiente ▶")
         await ana.settle()  # delivered and marked; the kill comes between two answers
@@ -189,7 +192,7 @@ async def test_pasted_password_is_deleted_from_the_chat(
     ana = api.user(5007)
     await consent(ana)
     await ana.send("usuario: jperez clave: Abc123$")
-    warning, _menu = await ana.expect(2)
+    (warning,) = await ana.expect(1)
     assert "Borré tu mensaje" in warning.text
     await ana.settle()
     deleted = api.calls_to("deleteMessage")

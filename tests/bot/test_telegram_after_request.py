@@ -82,8 +82,8 @@ PDF = make_pdf(1)
 
 
 async def consent(user: FakeUser) -> None:
-    await user.say("/start", n=2)
-    await user.press("Acepto", n=2)
+    await user.say("/start")
+    await user.press("Acepto")
 
 
 def texts(messages: list[BotMessage]) -> str:

@@ -59,8 +59,8 @@ def state(settings: Settings) -> str:
 
 async def specialist(api: FakeBotAPI) -> FakeUser:
     staff = api.user(STAFF_ID, first_name="Rosa")
-    await staff.say("/start", n=2)
-    menu = (await staff.press("Acepto", n=2))[-1]
+    await staff.say("/start")
+    menu = (await staff.press("Acepto"))[-1]
     assert "Bandeja de la mesa" in menu.button_labels
     return staff
 
@@ -88,7 +88,8 @@ async def test_observe_correct_attend_through_telegram(
     assert "Pérez &lt;Ruiz&gt; &amp; Cía" in card.html
 
     # Tomar → the officer hears "En atención".
-    await staff.press("🙋 Tomar", n=2)
+    [taken_card] = await staff.press("🙋 Tomar")  # "queda a tu cargo" with the card after it
+    assert "queda a tu cargo" in taken_card.text
     [taken] = await officer.user.expect(1)
     assert f"{number}: tu solicitud de accesos pasó a En atención" in taken.text
 
@@ -103,7 +104,7 @@ async def test_observe_correct_attend_through_telegram(
     # Observar the resolution → the officer gets the message and a Corregir button.
     await staff.press("⚠️ Observar")
     await staff.press("Resolución")
-    done = await staff.say("La resolución no tiene la firma del alcalde.", n=2)
+    done = await staff.say("La resolución no tiene la firma del alcalde.")
     assert "quedó Observado" in done[0].text
     [observed] = await officer.user.expect(1)
     assert "pasó a Observado" in observed.text
@@ -134,7 +135,7 @@ async def test_observe_correct_attend_through_telegram(
     await staff.press("✅ Atender")
     api.fail("sendMessage", times=1, status=429, retry_after=1)
     api.fail("sendMessage", times=2, status=500)
-    await staff.press("Sí, atender", n=2)
+    await staff.press("Sí, atender")
     [attended] = await officer.user.expect(1, timeout=30)
     assert "pasó a Atendido" in attended.text
     assert "Los accesos se enviaron a tu correo institucional" in attended.text
