@@ -3,6 +3,11 @@
 ``App.process(event)`` runs the engine inside ONE transaction that records the event id,
 saves the conversation, applies the flow's effects and writes the replies to the outbox.
 Replies are delivered only from committed outbox rows (see :mod:`bot.delivery.outbox`).
+
+``App.start(worker)``/``App.stop(worker)`` are called by each channel with its outbox worker.
+The first start runs, once for every channel, the mail loop, the scheduled jobs (their rows
+go to every started channel's worker) and the pick-up of rows other processes committed (the
+staff shell); the last stop ends them.
 """
 
 from __future__ import annotations
@@ -10,21 +15,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
+from bot.clock import Clock, SystemClock
 from bot.delivery.mail_outbox import MailOutbox
 from bot.delivery.payload import encode
 from bot.domain import files
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.erasure import AfterCommit, erase
 from bot.domain.files import FileStore
-from bot.domain.tickets import add_file
+from bot.domain.records import add_file
+from bot.domain.types import Services, Who
+from bot.jobs import run_all
 from bot.mail.smtp import EmlMailer, Mailer, SmtpMailer
 from bot.modes import secure_data_dir
-from bot.services import Services, TurnServices, Who
+from bot.services import TurnServices
 from bot.settings import Settings
 from bot.store.database import ChatRecord, OutboxRow, Store, Tx
 from bot.texts import Texts
@@ -38,17 +46,18 @@ from conversations.text import IntentMatcher, normalize
 
 log = logging.getLogger(__name__)
 
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+JOBS_EVERY = 600.0  # seconds between runs of the scheduled jobs
+PICK_UP_EVERY = 2.0  # seconds between looks for rows other processes committed
 
 
 Fetch = Callable[[str], Awaitable[bytes]]
+
+
+class Worker(Protocol):
+    """A started channel's outbox worker: it keeps the rows of its own channel."""
+
+    def submit(self, rows: Iterable[OutboxRow]) -> None: ...
+    async def pick_up(self) -> None: ...
 
 
 @dataclass
@@ -63,9 +72,63 @@ class App:
     calendar: BusinessCalendar
     mail: MailOutbox
     staff: dict[str, frozenset[str]] = field(default_factory=dict)
+    _workers: list[Worker] = field(default_factory=list, init=False, repr=False)
+    _started: int = field(default=0, init=False, repr=False)
+    _loops: list[asyncio.Task[None]] = field(default_factory=list, init=False, repr=False)
 
     async def close(self) -> None:
         await self.store.close()
+
+    async def start(self, worker: Worker | None = None) -> None:
+        """A channel is up; the first one starts the mail loop, the jobs and the pick-up."""
+        if worker is not None:
+            self._workers.append(worker)
+        self._started += 1
+        if self._started == 1:
+            self.mail.start()
+            self._loops = [
+                asyncio.create_task(self._jobs(), name="jobs"),
+                asyncio.create_task(self._pick_up(), name="outbox-pick-up"),
+            ]
+
+    async def stop(self, worker: Worker | None = None) -> None:
+        """A channel goes down (its worker gets nothing more); the last one ends the loops."""
+        if worker is not None and worker in self._workers:
+            self._workers.remove(worker)
+        if self._started == 0:
+            return
+        self._started -= 1
+        if self._started == 0:
+            loops, self._loops = self._loops, []
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await self.mail.stop()
+
+    def deliver(self, rows: list[OutboxRow]) -> None:
+        """Committed rows to the started channels' workers (each keeps its own channel's)."""
+        for worker in self._workers:
+            worker.submit(rows)
+
+    async def _jobs(self) -> None:
+        """Reminders, digest, auto-close, purge, every few minutes; each job is idempotent
+        across restarts (see :mod:`bot.jobs` and :mod:`bot.desk.jobs`)."""
+        while True:
+            try:
+                self.deliver(await run_all(self, self.clock.now()))
+            except Exception:
+                log.exception("scheduled job failed; trying again later")
+            await asyncio.sleep(JOBS_EVERY)
+
+    async def _pick_up(self) -> None:
+        """Deliver what other processes (the staff shell) committed for the started channels."""
+        while True:
+            await asyncio.sleep(PICK_UP_EVERY)
+            for worker in list(self._workers):
+                try:
+                    await worker.pick_up()
+                except Exception:
+                    log.exception("outbox pick-up failed; trying again later")
 
     def is_staff(self, channel: str, chat_id: str) -> bool:
         return chat_id in self.staff.get(channel, frozenset())
@@ -205,7 +268,16 @@ class App:
                 chat.person_id, effect.notice_version, effect.accepted, event.channel
             )
         elif isinstance(effect, ForgetMe):
-            after_commit.append(await erase(self, tx, chat, event.channel, event.chat_id))
+            cleanup = await erase(
+                tx,
+                chat,
+                event.channel,
+                event.chat_id,
+                files=self.files,
+                store=self.store,
+                eml_outbox=self.settings.data_dir / "outbox",
+            )
+            after_commit.append(cleanup)
         else:  # pragma: no cover - a flow asked for something no service executes
             raise TypeError(f"no service executes {type(effect).__name__}")
 

@@ -117,8 +117,8 @@ async def _staff(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _run(settings: Settings) -> None:
+    from bot.channels.mail import start_mail_reader
     from bot.channels.telegram import TelegramChannel, run_polling
-    from bot.mail.inbound import start_mail_reader
 
     settings.require("TELEGRAM_BOT_TOKEN")
     app = await create_app(settings)
@@ -127,7 +127,7 @@ async def _run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     channel = TelegramChannel(app)
-    reader = start_mail_reader(app, channel.worker.submit)
+    reader = start_mail_reader(app, app.deliver)
     try:
         log.info("Telegram long polling started")
         await run_polling(channel, stop)

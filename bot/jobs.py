@@ -12,21 +12,31 @@ import asyncio
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from bot.delivery.payload import encode
+from bot.desk.jobs import run_desk_jobs
+from bot.domain.types import Context
 from bot.store.database import OutboxRow, iso
+from bot.store.retention import purge
 from conversations.engine import DRAFT_LIFETIME
 from conversations.events import Outbound
 from conversations.state import State
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from conversations.engine import Engine
 
 REMIND_AFTER = timedelta(days=25)
 
 
-async def remind_drafts(app: App, now: datetime) -> list[OutboxRow]:
+class JobsContext(Context, Protocol):
+    """What the jobs read of the application: the desk's context and the flows."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+
+async def remind_drafts(app: JobsContext, now: datetime) -> list[OutboxRow]:
     silent_since = iso(now - REMIND_AFTER)
     still_alive = (now - DRAFT_LIFETIME).isoformat()
     rows: list[OutboxRow] = []
@@ -71,7 +81,7 @@ async def remind_drafts(app: App, now: datetime) -> list[OutboxRow]:
 ORPHAN_GRACE = timedelta(days=1)
 
 
-async def purge_orphan_files(app: App, now: datetime) -> int:
+async def purge_orphan_files(app: JobsContext, now: datetime) -> int:
     """Delete stored files that no ticket and no conversation refers to any more.
 
     A file is stored before the step that receives it decides (files first, then the row);
@@ -115,11 +125,8 @@ def unrecorded_files(root: Path, recorded: set[str], older_than: float) -> list[
     ]
 
 
-async def run_all(app: App, now: datetime) -> list[OutboxRow]:
+async def run_all(app: JobsContext, now: datetime) -> list[OutboxRow]:
     """Every scheduled job, each in its own transaction; the rows they queued."""
-    from bot.desk.jobs import run_desk_jobs
-    from bot.store.retention import purge
-
     queued = await remind_drafts(app, now)
     queued += await run_desk_jobs(app, now)
     await purge_orphan_files(app, now)

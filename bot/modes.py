@@ -12,7 +12,8 @@ is readable by another local user, whatever the umask of whoever started the pro
   library creates on its own (SQLite's temporary files, a journal) is private as well.
 
 SQLite creates the ``-wal`` and ``-shm`` files with the database file's mode, which is why
-the database file is created 0600 before SQLite opens it.
+the database file is created 0600 before SQLite opens it. :func:`write_atomically` writes a
+file that appears complete or not at all (the file store and the .eml outbox use it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import TextIO
 
@@ -88,3 +90,27 @@ def _narrow(path: Path, wanted: int, uid: int | None = None) -> None:
         return
     if stat.S_IMODE(info.st_mode) != wanted:
         os.chmod(path, wanted)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """The file appears complete or not at all: temporary name in the same folder, fsync,
+    rename, fsync the folder."""
+    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -18,33 +18,27 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot import dates
 from bot.desk import card as desk
+from bot.desk.intake import open_access_request, open_consultation, open_profile_update
 from bot.desk.services import DeskServices
-from bot.domain import dates
+from bot.domain import files
+from bot.domain.records import add_file
+from bot.domain.ticket_types import TicketType
+from bot.domain.types import Submitted, Who
+from bot.domain.workflow import ATTENDED, CANCELLED, CLOSED
 from bot.store.database import Tx, iso
-from bot.texts import Section
-from conversations.events import Document
+from bot.store.retention import CODE_LIFETIME
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.domain.types import Context
 
 log = logging.getLogger(__name__)
 
-CODE_LIFETIME = timedelta(minutes=10)
 CODE_RESEND_AFTER = timedelta(seconds=60)
 CODE_MAX_TRIES = 5
 HISTORY_SHOWN = 8  # the latest events in the officer's view of a ticket
-FINISHED = ("Atendido", "Cerrado", "Anulado")  # no news will come of these tickets
-
-
-@dataclass
-class Services:
-    """What flows may use besides their own state (narrow, read-mostly)."""
-
-    notice_version: str
-    sections: list[Section]
-    helpdesk_email: str
-    local_outbox: str | None  # where mail is written when no SMTP server is configured
+FINISHED = (ATTENDED, CLOSED, CANCELLED)  # no news will come of these tickets
 
 
 @dataclass(frozen=True)
@@ -52,30 +46,12 @@ class CodeSent:
     wait_seconds: int = 0
 
 
-@dataclass(frozen=True)
-class Submitted:
-    number: str
-    due: date
-    business_days: int
-    formato: Document | None
-
-
-@dataclass(frozen=True)
-class Who:
-    person_id: int
-    identity_id: int
-    channel: str
-    chat_id: str
-    is_staff: bool = False
-    local: bool = False  # writing at the machine the assistant runs on (the terminal chat)
-
-
 def _hash(salt: str, code: str) -> str:
     return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
 
 
 class TurnServices(DeskServices):
-    def __init__(self, app: App, tx: Tx, who: Who) -> None:
+    def __init__(self, app: Context, tx: Tx, who: Who) -> None:
         self.app = app
         self.tx = tx
         self.who = who
@@ -97,9 +73,6 @@ class TurnServices(DeskServices):
         """One PDF from photos already stored (one page each), checked as any PDF sent and
         stored: {"sha256", "pages", "name", "size"}, or the refusal code."""
         import asyncio
-
-        from bot.domain import files
-        from bot.domain.tickets import add_file
 
         images = [await asyncio.to_thread(self.app.files.read, sha) for sha in photos]
         try:
@@ -192,6 +165,30 @@ class TurnServices(DeskServices):
         )
         left = CODE_MAX_TRIES - tries - 1
         return ("wrong" if left else "locked"), left
+
+    async def email_proved(self, email: str) -> bool:
+        """Whether this person already confirmed a code sent to ``email`` (in any flow)."""
+        row = await self.tx.fetchone(
+            "SELECT 1 FROM verification_codes"
+            " WHERE person_id = ? AND email = ? AND confirmed_at IS NOT NULL LIMIT 1",
+            (self.who.person_id, email),
+        )
+        return row is not None
+
+    async def my_contact(self) -> dict[str, Any] | None:
+        """Who this person said they are in their latest ticket that says it (an access
+        request's responsible, or who asked a consulta), to offer "¿Sigues siendo …?"."""
+        found = await self.tx.fetchall(
+            "SELECT data FROM tickets WHERE person_id = ? AND type IN (?, ?)"
+            " ORDER BY id DESC LIMIT 5",
+            (self.who.person_id, TicketType.ACCESS, TicketType.CONSULTATION),
+        )
+        wanted = ("nombres", "apellidos", "cargo", "email", "phone")
+        for (raw,) in found:
+            resp = json.loads(raw).get("resp")
+            if isinstance(resp, dict) and all(resp.get(field) for field in wanted):
+                return resp
+        return None
 
     # --------------------------------------------------------------- status
     async def my_tickets(self, limit: int = 10) -> list[dict[str, str]]:
@@ -295,7 +292,7 @@ class TurnServices(DeskServices):
         found = await self.tx.fetchall(
             "SELECT t.number, t.data, e.ruc, t.entity_name FROM tickets t"
             " JOIN entities e ON e.id = t.entity_id"
-            " WHERE t.person_id = ? AND t.type = 'accesos' AND t.state IN ('Atendido', 'Cerrado')"
+            " WHERE t.person_id = ? AND t.type = 'accesos' AND t.state IN ('atendido', 'cerrado')"
             " ORDER BY t.id DESC",
             (self.who.person_id,),
         )
@@ -309,25 +306,48 @@ class TurnServices(DeskServices):
         }
         entities: dict[str, dict[str, str]] = {}
         for number, raw, ruc, name in found:
-            email = json.loads(raw).get("resp", {}).get("email")
+            request = json.loads(raw)
+            email = request.get("resp", {}).get("email")
             if email in confirmed and ruc not in entities:
-                entities[ruc] = {"ruc": ruc, "name": name, "ticket": number}
+                # "no": the request said the entity is not of the justice system, so its
+                # justice-only sections cannot be given to anyone.
+                justice = "no" if request.get("justicia") is False else ""
+                entities[ruc] = {"ruc": ruc, "name": name, "ticket": number, "justicia": justice}
         return list(entities.values())
 
-    async def submit_profile_update(self, data: Mapping[str, Any]) -> Submitted:
-        from bot.domain.tickets import open_profile_update
+    async def registry_people(self, base: str) -> list[dict[str, str]]:
+        """Everyone named in the registry of an entity this person manages: the responsible
+        and the colleagues of its access request ``base``, and the people its attended
+        profile changes added (to refuse someone else's DNI or mobile)."""
+        row = await self.tx.fetchone(
+            "SELECT entity_id, data FROM tickets WHERE number = ? AND person_id = ?",
+            (base, self.who.person_id),
+        )
+        if row is None:
+            return []
+        entity_id, raw = row
+        request = json.loads(raw)
+        people = [request.get("resp", {}), *request.get("people", [])]
+        changes = await self.tx.fetchall(
+            "SELECT data FROM tickets WHERE entity_id = ? AND type = ?"
+            " AND state IN (?, ?) ORDER BY id",
+            (entity_id, TicketType.PROFILES, ATTENDED, CLOSED),
+        )
+        for (change,) in changes:
+            named = json.loads(change)
+            if named.get("base") == base and named.get("person"):
+                people.append(named["person"])
+        fields = ("nombres", "apellidos", "dni", "phone")
+        return [{f: str(p.get(f, "")) for f in fields} for p in people if p]
 
+    async def submit_profile_update(self, data: Mapping[str, Any]) -> Submitted:
         allowed = {e["ruc"]: e["ticket"] for e in await self.managed_entities()}
         if allowed.get(data["ruc"]) != data["base"]:  # checked again on the server
             raise PermissionError("not the verified responsible of this entity")
         return await open_profile_update(self.app, self.tx, self.who, dict(data))
 
     async def submit_consultation(self, data: Mapping[str, Any]) -> Submitted:
-        from bot.domain.tickets import open_consultation
-
         return await open_consultation(self.app, self.tx, self.who, dict(data))
 
     async def submit_access_request(self, data: Mapping[str, Any]) -> Submitted:
-        from bot.domain.tickets import open_access_request
-
         return await open_access_request(self.app, self.tx, self.who, dict(data))

@@ -24,15 +24,25 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot import dates
 from bot.app import App
 from bot.desk.card import AnswerRequired, attend, card, staff_name
-from bot.domain import dates
-from bot.domain.workflow import ATTENDED, PARTS, STATES, change_state
+from bot.domain.workflow import (
+    ATTENDED,
+    IN_PROGRESS,
+    OBSERVED,
+    PARTS,
+    REGISTERED,
+    STATES,
+    TicketState,
+    change_state,
+)
 from bot.errors import PteBotError
 from bot.modes import create_private, open_private
+from bot.texts import state_code
 from conversations.status import find_number
 
-OPEN = ("Registrado", "En atención", "Observado")
+OPEN = (REGISTERED, IN_PROGRESS, OBSERVED)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -49,6 +59,12 @@ def ticket_number(text: str) -> str:
     return find_number(text) or text.strip()
 
 
+def parse_state(text: str) -> str:
+    """A state as typed: its code (``en_atencion``) or its name (``"En atención"``)."""
+    code = state_code(text)
+    return TicketState(code) if code in STATES else text
+
+
 def spreadsheet_safe(value: str) -> str:
     """A cell no spreadsheet runs as a formula: OWASP's leading quote on risky starts."""
     return f"'{value}" if value.startswith(FORMULA_STARTS) else value
@@ -62,7 +78,7 @@ def add_parser(commands: Any) -> None:
     show.add_argument("number")
     change = actions.add_parser("set-state", help="change a ticket's state")
     change.add_argument("number")
-    change.add_argument("state", choices=STATES)
+    change.add_argument("state", type=parse_state, choices=STATES)
     change.add_argument(
         "--message", default=None, help="message for the officer (a consulta's answer)"
     )
@@ -109,8 +125,9 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
         out.write(texts.plain("mesa.ficha", found) + "\n")
     elif args.action == "set-state":
         number, actor = ticket_number(args.number), f"staff:shell:{args.by}"
+        to_state = parse_state(args.state)
         async with app.store.transaction(app.clock.now()) as tx:
-            if args.state == ATTENDED:  # each type closes its own way (a consulta: its answer)
+            if to_state == ATTENDED:  # each type closes its own way (a consulta: its answer)
                 try:
                     changed = await attend(app, tx, number, actor, args.message)
                 except AnswerRequired:
@@ -118,7 +135,7 @@ async def run(app: App, args: argparse.Namespace, out: TextIO) -> None:
                     raise AnswerMissing(line) from None
             else:
                 changed = await change_state(
-                    app, tx, number, args.state, actor, args.message,
+                    app.calendar, tx, number, to_state, actor, args.message,
                     part=getattr(args, "part", None),
                 )  # fmt: skip
         out.write(texts.plain("staff.changed", vars(changed)) + "\n")
@@ -164,9 +181,9 @@ async def export_rows(app: App) -> list[list[str]]:
                 "SELECT t.number, t.type, t.state, e.ruc, t.entity_name, t.registered_at,"
                 " t.due_on, t.flags, t.data, t.person_id, t.assignee_chat,"
                 " (SELECT count(*) FROM ticket_events v WHERE v.ticket_id = t.id"
-                "  AND v.kind = 'estado' AND v.to_state = 'Observado'),"
+                "  AND v.kind = 'estado' AND v.to_state = 'observado'),"
                 " (SELECT max(v.at) FROM ticket_events v WHERE v.ticket_id = t.id"
-                "  AND v.to_state = 'Cerrado'), t.desk_number"
+                "  AND v.to_state = 'cerrado'), t.desk_number"
                 " FROM tickets t LEFT JOIN entities e ON e.id = t.entity_id ORDER BY t.id"
             )
         )
@@ -183,8 +200,9 @@ async def export_rows(app: App) -> list[list[str]]:
         data = requests[number]
         base = requests.get(data.get("base", ""), {})
         resp = data.get("resp") or base.get("resp") or by_person.get(person) or {}
+        shown = app.texts.label(f"estado.state_{state}", {})  # the name, not the code
         table.append(
-            [number, kind, state, ruc or "", name or "", dates.date_time(registered),
+            [number, kind, shown, ruc or "", name or "", dates.date_time(registered),
              dates.short_date(date.fromisoformat(due)),
              f"{resp.get('nombres', '')} {resp.get('apellidos', '')}".strip(),
              resp.get("email", ""), resp.get("phone", ""),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,8 +30,7 @@ from typing import Any
 import jinja2
 from babel import Locale
 
-from bot import short_forms
-from bot.domain import dates
+from bot import dates, short_forms
 
 DATA_FILE = "datos.toml"
 SHORT_SUFFIX = "_corto"  # "btn.ticket_corto": the short form of the label "btn.ticket"
@@ -85,6 +85,7 @@ class Section:
     name: str
     note: str = ""
     short: str = ""  # for narrow buttons (the label's short form), when the name is long
+    justice_only: bool = False  # only entities of the justice system (Ley 30934)
 
 
 def _flatten(prefix: str, table: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -116,6 +117,13 @@ def _short_date(value: date | datetime | str) -> str:
 
 def _date_time(value: datetime | str) -> str:
     return dates.date_time(value)
+
+
+def state_code(text: str) -> str:
+    """A ticket state's code from its code or its name: "En atención" → "en_atencion" (a
+    row written before the codes, a name typed in the shell)."""
+    plain = unicodedata.normalize("NFKD", text.strip().lower())
+    return "".join(c for c in plain if not unicodedata.combining(c)).replace(" ", "_")
 
 
 def to_plain(text: str) -> str:
@@ -154,6 +162,8 @@ class Texts:
             plural=plural,
             cuenta=lambda n, one, other: f"{n} {plural(n, one, other)}",
             tipo=lambda kind: kinds.get(str(kind), kinds["tramite"])["nombre"],
+            # A ticket's state as people read it: template ``estado.state_<code>``.
+            estado=lambda state: self.label("estado.state_" + state_code(str(state)), {}),
             concuerda=lambda kind, masculine, feminine: (
                 feminine if kinds.get(str(kind), kinds["tramite"])["genero"] == "f" else masculine
             ),

@@ -5,9 +5,9 @@ with a code, mobile) → the resolution (number, date, authority, PDF) → the p
 person for every section, or section by section) → summary → ticket. "Corregir" on the
 summary jumps to a part and comes back to the summary when that part is done.
 
-Services used (``ctx.services``): ``entity_name(ruc)``, ``send_code(email)``,
-``check_code(email, code)``, ``submit_access_request(data)``, ``today()``,
-``local_outbox`` and ``sections``.
+Services used (``ctx.services``): ``entity_name(ruc)``, ``email_proved(email)``,
+``send_code(email)``, ``check_code(email, code)`` (see :mod:`conversations.officer`),
+``submit_access_request(data)``, ``today()``, ``local_outbox`` and ``sections``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from conversations import profiles, validators
+from conversations import officer, profiles, validators
 from conversations.events import Choice, Document, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Stay, Step
 from conversations.names import FlowName
@@ -81,105 +81,40 @@ async def answer_entity_name(ctx: Ctx, event: Inbound) -> Outcome:
     return route(ctx, "entidad")
 
 
-# ----------------------------------------------------- email and its code
-def _proved_email(ctx: Ctx) -> str | None:
-    return _text_at(ctx, "resp", "email") if get(ctx, "resp", "verified") else None
-
-
-def _phone(ctx: Ctx) -> str | None:
-    return _text_at(ctx, "resp", "phone")
-
-
 def _resolution_date(ctx: Ctx) -> str | None:
     value = get(ctx, "res", "fecha")
     return validators.display_date(value) if value else None
 
 
-async def answer_email(ctx: Ctx, event: Inbound) -> Outcome:
-    if kept(ctx, event, _proved_email):
-        return Next("resumen") if ctx.data.get("correcting") == ONE_FIELD else Next("celular")
-    if event.kind is not Kind.TEXT:
-        return Again("errors.expected_text")
-    result = validators.email(event.text)
-    if isinstance(result, validators.Invalid):
-        return Again(f"errors.{result.code}")
-    resp = ctx.data.setdefault("resp", {})
-    if resp.get("email") != result.value.address or not resp.get("verified"):
-        resp.update(email=result.value.address, review=result.value.review_domain)
-        resp["verified"] = False
-        resp.pop("code_spent", None)
-        sent = await ctx.services.send_code(result.value.address)
-        if sent.wait_seconds:
-            return Next("codigo", [Outbound("errors.code_wait", {"seconds": sent.wait_seconds})])
-    # An address already proved needs no new code: straight on to the mobile.
-    if not resp.get("verified"):
-        return Next("codigo")
+# ----------------------------------------------- email, code, mobile (officer.py)
+def _email_done(ctx: Ctx) -> Outcome:
+    """An email that needs no code: on to the mobile, or back to the summary when the email
+    alone was being corrected."""
     return Next("resumen") if ctx.data.get("correcting") == ONE_FIELD else Next("celular")
 
 
-async def ask_code(ctx: Ctx) -> list[Outbound]:
-    data = {
-        "email": get(ctx, "resp", "email"),
-        "local_outbox": ctx.services.local_outbox,
-        # After the last try or once it expired, that code is no use: ask for a new one.
-        "spent": get(ctx, "resp", "code_spent") or None,
-    }
-    buttons = rows(Choice("resend", "btn.resend_code"), Choice("change", "btn.change_email"))
-    return [Outbound("solicitud.codigo", data, buttons, ctx.progress)]
+# ------------------------------------------ the responsible is not a colleague
+def _colleague_with(ctx: Ctx, field: str, value: str) -> dict[str, Any] | None:
+    """A colleague already named with this DNI or mobile (when the responsible corrects
+    their own data after naming colleagues)."""
+    for ref, person in profiles.named(ctx):
+        if ref != profiles.ME and person.get(field) == value:
+            return person
+    return None
 
 
-async def answer_code(ctx: Ctx, event: Inbound) -> Outcome:
-    email = get(ctx, "resp", "email")
-    if event.kind is Kind.BUTTON and event.text == "change":
-        return Next("correo")
-    if event.kind is Kind.BUTTON and event.text == "resend":
-        sent = await ctx.services.send_code(email)
-        if sent.wait_seconds:
-            return Again("errors.code_wait", {"seconds": sent.wait_seconds})
-        ctx.data["resp"].pop("code_spent", None)
-        return Again("solicitud.code_resent", {"email": email})
-    if event.kind is not Kind.TEXT:
-        return Again("errors.expected_text")
-    typed = validators.verification_code(event.text)
-    if isinstance(typed, validators.Invalid):
-        return Again(f"errors.{typed.code}")
-    status, left = await ctx.services.check_code(email, typed.value)
-    if status in ("locked", "expired"):
-        ctx.data["resp"]["code_spent"] = status
-    if status != "ok":
-        return Again(f"errors.code_{status}", {"left": left})
-    ctx.data["resp"].pop("code_spent", None)
-    ctx.data["resp"]["verified"] = True
-    return route(ctx, "codigo")
+async def _refuse_dni(ctx: Ctx, dni: str) -> Outcome | None:
+    taken = _colleague_with(ctx, "dni", dni)
+    if taken is None:
+        return None
+    return Again("errors.dni_colleague", {"name": profiles.full_name(taken)})
 
 
-# ----------------------------------------------------------------- mobile
-async def ask_phone(ctx: Ctx) -> list[Outbound]:
-    """The mobile, with "Compartir mi número"; not right after a shared number was refused
-    (one from abroad): sharing it again would not help, so it is asked to be typed."""
-    event = ctx.event
-    share = event is None or event.kind is not Kind.CONTACT or not event.phone
-    return await ask(
-        "solicitud.celular", lambda _ctx: {"share": share}, request_contact=share, current=_phone
-    )(ctx)
-
-
-async def answer_phone(ctx: Ctx, event: Inbound) -> Outcome:
-    if kept(ctx, event, _phone):
-        return route(ctx, "celular")
-    if event.kind is Kind.CONTACT and event.phone:
-        text = event.phone
-    elif event.kind is Kind.TEXT:
-        text = event.text
-    else:
-        return Again("errors.expected_phone")
-    result = validators.mobile(text)
-    if isinstance(result, validators.Invalid) and event.kind is Kind.CONTACT:
-        return Again("errors.shared_phone_not_peru", {"phone": text})
-    if isinstance(result, validators.Invalid):
-        return Again(f"errors.{result.code}")
-    ctx.data.setdefault("resp", {})["phone"] = result.value
-    return route(ctx, "celular")
+async def _refuse_phone(ctx: Ctx, phone: str) -> Outcome | None:
+    taken = _colleague_with(ctx, "phone", phone)
+    if taken is None:
+        return None
+    return Again("errors.phone_colleague", {"name": profiles.full_name(taken)})
 
 
 # ------------------------------------------------------------- resolution
@@ -280,7 +215,7 @@ async def answer_pdf(ctx: Ctx, event: Inbound) -> Outcome:
 # ---------------------------------------------------------------- summary
 # What a request is, as the summary shows it and the ticket stores it: nothing of the
 # screens that collected it (which question was being corrected, suggestions shown...).
-REQUEST_KEYS = ("ruc", "entity_name", "resp", "res", "profiles", "people")
+REQUEST_KEYS = ("ruc", "entity_name", "resp", "res", "justicia", "profiles", "people")
 
 
 def request(data: dict[str, Any]) -> dict[str, Any]:
@@ -328,6 +263,7 @@ def summary_data(ctx: Ctx) -> dict[str, Any]:
         "res": data["res"],
         "authority": data["res"].get("autoridad_texto")
         or ctx.services.label(f"btn.authority_{data['res']['autoridad']}"),
+        "justicia": data.get("justicia") is True,
         "rows": profiles.summary_rows(ctx),
     }
 
@@ -431,17 +367,18 @@ FLOW = Flow(
             put("resp", "apellidos"),
             route,
         ),
-        field_step("dni", "solicitud.dni", plain(validators.dni), put("resp", "dni"), route),
+        field_step(
+            "dni",
+            "solicitud.dni",
+            plain(validators.dni),
+            put("resp", "dni"),
+            route,
+            refuse=_refuse_dni,
+        ),
         field_step(
             "cargo", "solicitud.cargo", plain(validators.name), put("resp", "cargo"), route
         ),
-        Step("correo", ask("solicitud.correo", current=_proved_email), answer_email),
-        Step("codigo", ask_code, answer_code),
-        Step(
-            "celular",
-            ask_phone,
-            answer_phone,
-        ),
+        *officer.contact_steps(route, email_done=_email_done, refuse_phone=_refuse_phone),
         field_step(
             "res_numero",
             "solicitud.res_numero",

@@ -2,26 +2,39 @@
 
 Entity (remembered from the officer's tickets, RUC otherwise) → affected section (the PTE
 sections, "Acceso o contraseña", "Otro") → a description of at least a sentence →
-attachments (optional, up to 10; an album counts once in the replies) → summary → ticket.
+attachments (optional, up to 10; an album counts once in the replies) → who asks →
+summary → ticket.
+
+Who asks: a person whose earlier ticket says who they are is asked "¿Sigues siendo <name>,
+<cargo>?"; "Sí" reuses it, "No" (or nobody known) asks names, surnames and cargo. Then the
+institutional email, proved with the code unless this person already proved that address,
+and the mobile (see :mod:`conversations.officer`). Kept under ``resp``, the same shape as
+an access request's responsible (``dni`` only when reused from one).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from conversations import validators
+from conversations import officer, validators
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Stay, Step
 from conversations.names import FlowName
-from conversations.steps import ask
+from conversations.steps import ask, field_step, plain, put
+from conversations.text import normalize
 
 MAX_FILES = 10
 CAPTION_MAX = 1024  # WhatsApp's and Telegram's limit for a file's caption
 ATTACHMENT_KINDS = ("pdf", "png", "jpeg", "docx", "xlsx")
 EXTRA_SECTIONS = (("acceso", "btn.topic_access"), ("otro", "btn.topic_other"))
 LISTO, CONFIRM, CORRECT = "done", "confirm", "correct"
+YES, NO = "yes", "no"
 # What the ticket stores: the answers, nothing of the screens that collected them.
-CONSULTATION_KEYS = ("ruc", "entity_name", "section", "section_name", "description", "files")
+CONSULTATION_KEYS = (
+    "ruc", "entity_name", "section", "section_name", "description", "files", "resp",
+)  # fmt: skip
+KNOWN_RESP = "known_resp"  # screen: who this person said they were last time
+WHO_ASKS = ("nombres", "apellidos", "cargo", "email", "phone")  # all needed to send it
 
 
 # ----------------------------------------------------------------- entity
@@ -109,7 +122,9 @@ def _received(ctx: Ctx) -> Outbound:
 
 async def answer_attachments(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is Kind.BUTTON and event.text == LISTO:
-        return Next("resumen")
+        if ctx.data.get("correcting"):
+            return Next("resumen")
+        return await _to_who(ctx)
     file = event.file
     if event.kind is not Kind.FILE or file is None:
         return Again("errors.expected_attachment")
@@ -136,6 +151,60 @@ async def answer_attachments(ctx: Ctx, event: Inbound) -> Outcome:
     return Stay([_received(ctx)])
 
 
+# ---------------------------------------------------------------- who asks
+async def _to_who(ctx: Ctx) -> Outcome:
+    known = await ctx.services.my_contact()
+    ctx.data[KNOWN_RESP] = officer.contact_of(known) if known else None
+    return Next("quien") if known else Next("nombres")
+
+
+async def ask_who(ctx: Ctx) -> list[Outbound]:
+    known = ctx.data.get(KNOWN_RESP) or {}
+    buttons = rows(Choice(YES, "btn.yes"), Choice(NO, "btn.no"))
+    return [Outbound("consulta.quien", {"known": known}, buttons, ctx.progress)]
+
+
+def _same_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    def whole(p: dict[str, Any]) -> str:
+        return normalize(f"{p.get('nombres', '')} {p.get('apellidos', '')}")
+
+    return whole(a) == whole(b)
+
+
+async def answer_who(ctx: Ctx, event: Inbound) -> Outcome:
+    known = ctx.data.get(KNOWN_RESP)
+    if not known:
+        return Next("nombres")
+    if event.kind is not Kind.BUTTON or event.text not in (YES, NO):
+        return Again("errors.use_buttons")
+    if event.text == YES:
+        resp = dict(known)
+        # The code proves the address to this person: proved again only if they never did.
+        resp["verified"] = bool(await ctx.services.email_proved(resp["email"]))
+        ctx.data["resp"] = resp
+        if resp["verified"]:
+            return Next("resumen")  # all of it on the summary; "Corregir" changes any of it
+        sent = await ctx.services.send_code(resp["email"])
+        if sent.wait_seconds:
+            return Next(
+                officer.CODE, [Outbound("errors.code_wait", {"seconds": sent.wait_seconds})]
+            )
+        return Next(officer.CODE)
+    if _same_person(ctx.data.get("resp") or {}, known):
+        ctx.data["resp"] = {}  # someone else asks: nothing of the person shown is kept
+    return Next("nombres")
+
+
+def route(ctx: Ctx, current: str) -> Outcome:
+    """Each question of who asks leads to the next; the mobile, to the summary."""
+    return Next("resumen") if current == officer.PHONE else Next()
+
+
+def _person_step(name: str, key: str, field: str) -> Step:
+    validate = plain(validators.person_name if field != "cargo" else validators.name)
+    return field_step(name, key, validate, put("resp", field), lambda ctx, _n: Next())
+
+
 # ---------------------------------------------------------------- summary
 async def ask_summary(ctx: Ctx) -> list[Outbound]:
     ctx.data["correcting"] = False
@@ -145,6 +214,7 @@ async def ask_summary(ctx: Ctx) -> list[Outbound]:
         "section": ctx.data["section_name"],
         "description": ctx.data["description"],
         "files": _files(ctx),
+        "resp": ctx.data.get("resp") or {},  # a draft from before who asks was asked: none
     }
     buttons = rows(Choice(CONFIRM, "btn.confirm_send"), Choice(CORRECT, "btn.correct"))
     return [Outbound("consulta.resumen", data, buttons, ctx.progress)]
@@ -154,6 +224,9 @@ async def answer_summary(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is Kind.BUTTON and event.text == CORRECT:
         return Next("corregir")
     if event.kind is Kind.BUTTON and event.text == CONFIRM:
+        resp = ctx.data.get("resp") or {}
+        if not all(resp.get(field) for field in WHO_ASKS) or not resp.get("verified"):
+            return await _to_who(ctx)  # a draft older than the question of who asks
         submitted = await ctx.services.submit_consultation(
             {key: ctx.data[key] for key in CONSULTATION_KEYS if key in ctx.data}
         )
@@ -162,27 +235,31 @@ async def answer_summary(ctx: Ctx, event: Inbound) -> Outcome:
             "due": submitted.due,
             "days": submitted.business_days,
             "count": len(_files(ctx)),
+            "email": ctx.data["resp"]["email"],
         }
         return Done(messages=[Outbound("consulta.registrada", data)])
     return Again("errors.use_buttons")
 
 
-PARTS = {"seccion": "btn.part_seccion", "descripcion": "btn.part_descripcion"}
+PARTS = {
+    "seccion": "btn.part_seccion",
+    "descripcion": "btn.part_descripcion",
+    "adjuntos": "btn.part_adjuntos",
+    "nombres": "btn.part_responsable",
+}
 
 
 async def ask_correct(ctx: Ctx) -> list[Outbound]:
     buttons = [Choice(step, label) for step, label in PARTS.items()]
-    buttons += [Choice("adjuntos", "btn.part_adjuntos"), Choice("back", "btn.back_to_summary")]
+    buttons.append(Choice("back", "btn.back_to_summary"))
     return [Outbound("solicitud.corregir", {}, rows(*buttons))]
 
 
 async def answer_correct(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is Kind.BUTTON and event.text == "back":
         return Next("resumen")
-    if event.kind is Kind.BUTTON and event.text == "adjuntos":
-        return Next("adjuntos")
     if event.kind is Kind.BUTTON and event.text in PARTS:
-        ctx.data["correcting"] = True
+        ctx.data["correcting"] = True  # the part done, back to the summary
         return Next(event.text)
     return Again("errors.use_buttons")
 
@@ -195,6 +272,12 @@ FLOW = Flow(
         Step("seccion", ask("consulta.seccion", choices=_topics), answer_section),
         Step("descripcion", ask("consulta.descripcion"), answer_description),
         Step("adjuntos", ask_attachments, answer_attachments),
+        # Not numbered: only for someone known; "Sí" skips names, surnames and cargo.
+        Step("quien", ask_who, answer_who, counted=False),
+        _person_step("nombres", "consulta.nombres", "nombres"),
+        _person_step("apellidos", "solicitud.apellidos", "apellidos"),
+        _person_step("cargo", "solicitud.cargo", "cargo"),
+        *officer.contact_steps(route),
         Step("resumen", ask_summary, answer_summary),
         Step("corregir", ask_correct, answer_correct, counted=False),
     ),

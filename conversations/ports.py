@@ -46,6 +46,14 @@ class Section(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def note(self) -> str: ...
+
+    @property
+    def justice_only(self) -> bool:
+        """Only for entities of the justice system (Ley 30934): "No aplica" elsewhere."""
+        ...
+
 
 class CodeSent(Protocol):
     """A verification code mailed, or how long to wait before another one may be sent."""
@@ -108,6 +116,20 @@ class OfficerPorts(Reference, Protocol):
 
     async def check_code(self, email: str, code: str) -> tuple[str, int]:
         """("ok" | "wrong" | "expired" | "locked", tries left)."""
+        ...
+
+    async def email_proved(self, email: str) -> bool:
+        """Whether this person already confirmed a code sent to ``email``, in any flow."""
+        ...
+
+    async def my_contact(self) -> dict[str, Any] | None:
+        """Who this person said they are in their latest ticket that says it (names,
+        cargo, email, mobile), to ask "¿Sigues siendo …?"."""
+        ...
+
+    async def registry_people(self, base: str) -> list[dict[str, str]]:
+        """Everyone in the registry of the entity of access request ``base`` (names, dni,
+        phone): its responsible and colleagues, and those its attended changes added."""
         ...
 
     async def my_tickets(self, limit: int = 10) -> list[dict[str, str]]: ...

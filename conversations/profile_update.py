@@ -14,7 +14,9 @@ from conversations import validators
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Step
 from conversations.names import MENU_CHOICE, FlowName, menu_entry
+from conversations.profiles import full_name
 from conversations.steps import ask, field_step, plain, put
+from conversations.text import normalize
 
 ACTIONS = ("reemplazar", "agregar", "baja")
 CONTINUE, CONFIRM, CORRECT = "continue", "confirm", "correct"
@@ -46,11 +48,18 @@ async def answer_entity(ctx: Ctx, event: Inbound) -> Outcome:
     return Next()
 
 
+def _sections(ctx: Ctx) -> list[Any]:
+    """The sections this entity has: a justice-only one only if its request said so."""
+    entity = [e for e in ctx.data.get("entities", []) if e["ruc"] == ctx.data.get("ruc")]
+    outside = bool(entity) and entity[0].get("justicia") == "no"
+    return [s for s in ctx.services.sections if not (outside and s.justice_only)]
+
+
 async def ask_sections(ctx: Ctx) -> list[Outbound]:
     chosen = set(ctx.data.get("sections", []))
     buttons = [
         Choice(s.code, "btn.toggle", {"name": s.name, "on": s.code in chosen})
-        for s in ctx.services.sections
+        for s in _sections(ctx)
     ]
     if chosen:
         buttons.append(Choice(CONTINUE, "btn.continue"))
@@ -60,7 +69,7 @@ async def ask_sections(ctx: Ctx) -> list[Outbound]:
 
 
 async def answer_sections(ctx: Ctx, event: Inbound) -> Outcome:
-    codes = [s.code for s in ctx.services.sections]
+    codes = [s.code for s in _sections(ctx)]
     chosen: list[str] = ctx.data.setdefault("sections", [])
     if event.kind is Kind.BUTTON and event.text == CONTINUE and chosen:
         return Next()
@@ -93,10 +102,39 @@ def _next(_ctx: Ctx, _name: str) -> Outcome:
     return Next()
 
 
-def _person_step(name: str, validate: Any, field: str) -> Step:
+def _person_step(name: str, validate: Any, field: str, **more: Any) -> Step:
     return field_step(
-        name, f"perfiles.{name}", plain(validate), put("person", field), _next, counted=False
-    )
+        name, f"perfiles.{name}", plain(validate), put("person", field), _next, counted=False,
+        **more,
+    )  # fmt: skip
+
+
+# ------------------------------------------ one person, one DNI, one mobile
+def _same_name(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    def whole(p: dict[str, Any]) -> str:
+        return normalize(f"{p.get('nombres', '')} {p.get('apellidos', '')}")
+
+    return whole(a) == whole(b)
+
+
+async def _refuse_dni(ctx: Ctx, dni: str) -> Outcome | None:
+    """A DNI of the registry under another name is refused. Under the same name it is that
+    person, who may well be given more sections (the responsible included)."""
+    person = ctx.data.get("person", {})
+    for known in await ctx.services.registry_people(ctx.data["base"]):
+        if known["dni"] == dni and not _same_name(known, person):
+            return Again("errors.dni_registered", {"name": full_name(known)})
+    return None
+
+
+async def _refuse_phone(ctx: Ctx, phone: str) -> Outcome | None:
+    """Someone else's mobile in the registry (another DNI) is refused."""
+    person = ctx.data.get("person", {})
+    for known in await ctx.services.registry_people(ctx.data["base"]):
+        if known["phone"] == phone and known["dni"] != person.get("dni"):
+            data = {"name": full_name(known), "person": full_name(person)}
+            return Again("errors.phone_registered", data)
+    return None
 
 
 async def ask_summary(ctx: Ctx) -> list[Outbound]:
@@ -148,12 +186,12 @@ FLOW = Flow(
         ),
         _person_step("nombres", validators.person_name, "nombres"),
         _person_step("apellidos", validators.person_name, "apellidos"),
-        _person_step("dni", validators.dni, "dni"),
+        _person_step("dni", validators.dni, "dni", refuse=_refuse_dni),
         _person_step("cargo", validators.name, "cargo"),
         field_step(
             "correo", "perfiles.correo", plain(validators.email), _save_email, _next, counted=False
         ),
-        _person_step("celular", validators.mobile, "phone"),
+        _person_step("celular", validators.mobile, "phone", refuse=_refuse_phone),
         field_step(
             "motivo",
             "perfiles_upd.motivo",

@@ -76,11 +76,11 @@ ACTION_LABELS = {
 def _actions(state: str) -> list[str]:
     """What the officer can do on their ticket: correct an observation, write to the help
     desk, or withdraw a request nobody has started on (and download its Formato again)."""
-    if state == "Observado":
+    if state == "observado":
         return ["fix", "reply"]
-    if state == "Registrado":
+    if state == "registrado":
         return ["reply", "cancel"]
-    if state in ("En atención", "Atendido"):
+    if state in ("en_atencion", "atendido"):
         return ["reply"]
     return []
 

@@ -7,7 +7,7 @@ code is the message key ``errors.<code>``) or store the value and move on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from conversations import validators
@@ -17,6 +17,9 @@ from conversations.flow import Again, AskFn, Ctx, Next, Outcome, Step
 Validate = Callable[[str, Ctx], validators.Valid[Any] | validators.Invalid]
 Save = Callable[[Ctx, Any], None]
 Route = Callable[[Ctx, str], Outcome]
+# A check of a valid answer against the rest of the form (e.g. a DNI already given to
+# someone else): the outcome that refuses it, or None to take it.
+Refuse = Callable[[Ctx, Any], Awaitable[Outcome | None]]
 
 
 KEEP = "keep"
@@ -74,10 +77,12 @@ def field_step(
     on_choice: Callable[[Ctx, str], Outcome] | None = None,
     counted: bool = True,
     current: Current | None = None,
+    refuse: Refuse | None = None,
 ) -> Step:
     """A question answered by typing; buttons (if any) are handled by ``on_choice``. The
     answer already stored (``current``, by default what ``save`` wrote when it is a
-    :class:`put`) is shown with "Mantener", which keeps it and moves on."""
+    :class:`put`) is shown with "Mantener", which keeps it and moves on. ``refuse`` may
+    turn down a valid answer that clashes with the rest of the form; nothing is stored."""
     if current is None and isinstance(save, put):
         current = save.current
 
@@ -91,6 +96,10 @@ def field_step(
         result = validate(event.text, ctx)
         if isinstance(result, validators.Invalid):
             return Again(f"errors.{result.code}")
+        if refuse is not None:
+            refused = await refuse(ctx, result.value)
+            if refused is not None:
+                return refused
         save(ctx, result.value)
         return route(ctx, name)
 

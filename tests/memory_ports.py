@@ -16,14 +16,16 @@ from typing import Any
 from conversations.events import Document
 from conversations.ports import Ports
 
-FINISHED = ("Atendido", "Cerrado", "Anulado")
-REPLY_STATES = ("Registrado", "En atención", "Observado", "Atendido")
+FINISHED = ("atendido", "cerrado", "anulado")
+REPLY_STATES = ("registrado", "en_atencion", "observado", "atendido")
 
 
 @dataclass(frozen=True)
 class MemorySection:
     code: str
     name: str
+    note: str = ""
+    justice_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class World:
 
     def open(self, person_id: int, kind: str, data: Mapping[str, Any]) -> MemoryTicket:
         number = f"PTE-{self.today.year}-{len(self.tickets) + 1:06d}"
-        ticket = MemoryTicket(number, kind, "Registrado", person_id, dict(data))
+        ticket = MemoryTicket(number, kind, "registrado", person_id, dict(data))
         self.tickets[number] = ticket
         if "ruc" in data and "entity_name" in data:
             self.entities[str(data["ruc"])] = str(data["entity_name"])
@@ -118,6 +120,32 @@ class MemoryPorts:
         self.world.confirmed.add((self.person_id, email))
         return "ok", 5
 
+    async def email_proved(self, email: str) -> bool:
+        return (self.person_id, email) in self.world.confirmed
+
+    async def my_contact(self) -> dict[str, Any] | None:
+        mine = [t for t in self.world.tickets.values() if t.person_id == self.person_id]
+        wanted = ("nombres", "apellidos", "cargo", "email", "phone")
+        for ticket in reversed(mine):
+            resp = ticket.data.get("resp")
+            if ticket.type not in ("accesos", "consulta") or not isinstance(resp, dict):
+                continue
+            if all(resp.get(key) for key in wanted):
+                return dict(resp)
+        return None
+
+    async def registry_people(self, base: str) -> list[dict[str, str]]:
+        request = self.world.tickets.get(base)
+        if request is None or request.person_id != self.person_id:
+            return []
+        people = [request.data.get("resp") or {}, *request.data.get("people", [])]
+        for change in self.world.tickets.values():
+            attended = change.type == "perfiles" and change.state in FINISHED[:2]
+            if attended and change.data.get("base") == base and change.data.get("person"):
+                people.append(change.data["person"])
+        fields = ("nombres", "apellidos", "dni", "phone")
+        return [{f: str(p.get(f, "")) for f in fields} for p in people if p]
+
     async def my_tickets(self, limit: int = 10) -> list[dict[str, str]]:
         mine = [t for t in self.world.tickets.values() if t.person_id == self.person_id]
         return [{"number": t.number, "type": t.type, "state": t.state} for t in mine][::-1][:limit]
@@ -164,10 +192,10 @@ class MemoryPorts:
 
     async def resubmit_access_request(self, data: dict[str, Any]) -> MemorySubmitted | None:
         ticket = self._own(str(data.get("ticket", "")))
-        if ticket is None or ticket.state != "Observado" or ticket.type != "accesos":
+        if ticket is None or ticket.state != "observado" or ticket.type != "accesos":
             return None
         ticket.data = {k: v for k, v in data.items() if k != "ticket"}
-        ticket.state = "En atención"
+        ticket.state = "en_atencion"
         return self._submitted(ticket)
 
     async def submit_consultation(self, data: Mapping[str, Any]) -> MemorySubmitted:
@@ -178,7 +206,7 @@ class MemoryPorts:
 
     async def observation(self, number: str) -> dict[str, Any] | None:
         ticket = self._own(number)
-        if ticket is None or ticket.state != "Observado":
+        if ticket is None or ticket.state != "observado":
             return None
         return {"type": ticket.type, "part": ticket.observed_part, "data": dict(ticket.data)}
 
@@ -196,9 +224,9 @@ class MemoryPorts:
         if ticket is None or ticket.state not in REPLY_STATES:
             return None
         ticket.messages.append(("officer", text))
-        resumed = ticket.state == "Observado"
+        resumed = ticket.state == "observado"
         if resumed:
-            ticket.state = "En atención"
+            ticket.state = "en_atencion"
         return resumed
 
     async def ticket_for_message(self, ref: str) -> str | None:
@@ -206,9 +234,9 @@ class MemoryPorts:
 
     async def cancel_ticket(self, number: str) -> bool:
         ticket = self._own(number)
-        if ticket is None or ticket.state != "Registrado":
+        if ticket is None or ticket.state != "registrado":
             return False
-        ticket.state = "Anulado"
+        ticket.state = "anulado"
         return True
 
     # ----------------------------------------------------------------- desk
@@ -247,10 +275,10 @@ class MemoryPorts:
         if ticket is None:
             return None
         actions = {
-            "Registrado": ["take"],
-            "En atención": ["reply", "observe", "attend"],
-            "Observado": ["reply"],
-            "Atendido": ["close"],
+            "registrado": ["take"],
+            "en_atencion": ["reply", "observe", "attend"],
+            "observado": ["reply"],
+            "atendido": ["close"],
         }.get(ticket.state, [])
         parts = ["responsable", "resolucion", "perfiles", "otro"]
         return {
@@ -266,24 +294,24 @@ class MemoryPorts:
         return []
 
     async def desk_take(self, number: str) -> str | None:
-        ticket = self._desk_ticket(number, "Registrado")
+        ticket = self._desk_ticket(number, "registrado")
         if isinstance(ticket, str):
             return ticket
-        ticket.state = "En atención"
+        ticket.state = "en_atencion"
         return None
 
     async def desk_close(self, number: str) -> str | None:
-        ticket = self._desk_ticket(number, "Atendido")
+        ticket = self._desk_ticket(number, "atendido")
         if isinstance(ticket, str):
             return ticket
-        ticket.state = "Cerrado"
+        ticket.state = "cerrado"
         return None
 
     async def desk_attend(self, number: str, message: str | None = None) -> str | None:
-        ticket = self._desk_ticket(number, "En atención")
+        ticket = self._desk_ticket(number, "en_atencion")
         if isinstance(ticket, str):
             return ticket
-        ticket.state = "Atendido"
+        ticket.state = "atendido"
         if message:
             ticket.messages.append(("mesa", message))
         return None
@@ -296,10 +324,10 @@ class MemoryPorts:
         return None
 
     async def desk_observe(self, number: str, part: str, text: str) -> int | str:
-        ticket = self._desk_ticket(number, "En atención")
+        ticket = self._desk_ticket(number, "en_atencion")
         if isinstance(ticket, str):
             return ticket
-        ticket.state = "Observado"
+        ticket.state = "observado"
         ticket.observed_part = part
         ticket.messages.append(("mesa", text))
         return 3

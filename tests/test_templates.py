@@ -26,6 +26,8 @@ PERSON = {
     "phone": "+51987654321",
 }
 SAMPLES: dict[str, Any] = {
+    "from_state": "observado",  # a state is a code; its name comes from estado.state_<code>
+    "to_state": "en_atencion",
     "k": 3,
     "n": 16,
     "i": 2,
@@ -48,7 +50,7 @@ SAMPLES: dict[str, Any] = {
     "files": [{"name": NASTY}],
     "consents": [{"version": "2026-11", "accepted": True, "at": "2026-12-02T15:00:00+00:00"}],
     "emails": ["ana@munisjl.gob.pe"],
-    "tickets": [{"number": "PTE-2026-000001", "type": "accesos", "state": "Registrado"}],
+    "tickets": [{"number": "PTE-2026-000001", "type": "accesos", "state": "registrado"}],
     "open_tickets": ["PTE-2026-000001"],
     "has_draft": True,
     "typed": True,
@@ -58,7 +60,7 @@ SAMPLES: dict[str, Any] = {
         {
             "number": "PTE-2026-000001",
             "type": "accesos",
-            "state": "Registrado",
+            "state": "registrado",
             "due": "2026-12-11",
             "left": -2,
             "entity": NASTY,
@@ -69,7 +71,7 @@ SAMPLES: dict[str, Any] = {
         {
             "number": "PTE-2026-000002",
             "type": "consulta",
-            "state": "Observado",
+            "state": "observado",
             "due": "2026-12-14",
             "left": 3,
             "entity": NASTY,
@@ -80,7 +82,7 @@ SAMPLES: dict[str, Any] = {
         {
             "number": "PTE-2026-000003",
             "type": "perfiles",
-            "state": "Atendido",
+            "state": "atendido",
             "due": "2026-12-14",
             "left": 3,
             "entity": NASTY,
@@ -95,7 +97,7 @@ SAMPLES: dict[str, Any] = {
     "base": "PTE-2026-000001",
     "on": True,
     "type": "accesos",
-    "state": "En atención",
+    "state": "en_atencion",
     "registered_at": "2026-12-02T15:00:00+00:00",
     "days_left": 4,
     "overdue": False,
@@ -106,7 +108,7 @@ SAMPLES: dict[str, Any] = {
     "history": [
         {
             "at": "2026-12-02T15:00:00+00:00",
-            "state": "Registrado",
+            "state": "registrado",
             "message": None,
             "kind": "estado",
             "actor": "officer",
@@ -114,7 +116,7 @@ SAMPLES: dict[str, Any] = {
         },
         {
             "at": "2026-12-03T15:00:00+00:00",
-            "state": "Observado",
+            "state": "observado",
             "message": NASTY,
             "kind": "estado",
             "actor": "staff",
@@ -122,7 +124,7 @@ SAMPLES: dict[str, Any] = {
         },
         {
             "at": "2026-12-03T16:00:00+00:00",
-            "state": "Observado",
+            "state": "observado",
             "message": NASTY,
             "kind": "staff",
             "actor": "staff",
@@ -130,7 +132,7 @@ SAMPLES: dict[str, Any] = {
         },
         {
             "at": "2026-12-04T16:00:00+00:00",
-            "state": "Observado",
+            "state": "observado",
             "message": NASTY,
             "kind": "oficial",
             "actor": "officer",
@@ -138,7 +140,7 @@ SAMPLES: dict[str, Any] = {
         },
         {
             "at": "2026-12-10T16:00:00+00:00",
-            "state": "Cerrado",
+            "state": "cerrado",
             "message": None,
             "kind": "estado",
             "actor": "system",
@@ -180,7 +182,7 @@ SAMPLES: dict[str, Any] = {
     "t": {
         "number": "PTE-2026-000001",
         "type": "accesos",
-        "state": "En atención",
+        "state": "en_atencion",
         "due": "2026-12-11",
         "left": 0,
         "entity": NASTY,
@@ -189,6 +191,9 @@ SAMPLES: dict[str, Any] = {
         "taken": True,
     },
     "done": False,
+    "known": PERSON,
+    "registered": date(2026, 12, 2),
+    "attended": date(2026, 12, 3),
 }
 SAMPLES["review"] = [{"email": "ana@consultora.pe", "name": NASTY}]
 SAMPLES["changes"] = [
@@ -276,20 +281,29 @@ def test_sections_come_from_the_data_file() -> None:
     codes = [section.code for section in TEXTS.sections]
     assert codes[0] == "datos_generales"
     assert "focalizada" in codes
-    assert len(codes) == len(set(codes)) == 10
+    assert len(codes) == len(set(codes)) == 11
+    # The portal's menu: "Participación ciudadana" between "Proyectos de inversión e
+    # Infobras" and "Personal" (domain.md).
+    names = [section.name for section in TEXTS.sections]
+    at = names.index("Participación ciudadana")
+    assert names[at - 1 : at + 2] == [
+        "Proyectos de inversión e Infobras",
+        "Participación ciudadana",
+        "Personal",
+    ]
 
 
 def test_a_notice_queued_before_issue_16_still_renders() -> None:
     """Outbox rows outlive a deploy: a state notice without type and changes renders."""
-    old = {"number": "PTE-2026-000001", "state": "Atendido", "message": None, "part": None}
+    old = {"number": "PTE-2026-000001", "state": "atendido", "message": None, "part": None}
     assert "Los accesos se enviaron a tu correo institucional" in TEXTS.plain("aviso.estado", old)
 
 
 def test_a_detail_and_a_card_queued_before_issue_16_still_render() -> None:
     detail = {"number": "PTE-2026-000001", "type": "accesos", "entity": NASTY, "ruc": "1",
-              "state": "Atendido", "registered_at": "2026-12-02T15:00:00+00:00", "open": False,
+              "state": "atendido", "registered_at": "2026-12-02T15:00:00+00:00", "open": False,
               "last_message": "x", "attachments": 1,
-              "history": [{"at": "2026-12-02T15:00:00+00:00", "state": "Registrado",
+              "history": [{"at": "2026-12-02T15:00:00+00:00", "state": "registrado",
                            "message": None}]}  # fmt: skip
     assert "• 02/12/2026 10:00 — Registrado" in TEXTS.plain("estado.detail", detail)
     card = {k: v for k, v in sample_for("mesa.ficha").items() if k not in ("review", "holders")}
@@ -303,7 +317,7 @@ from bot.channels.whatsapp import CAPABILITIES as WHATSAPP  # noqa: E402
 
 CHANNELS = {"telegram": TELEGRAM, "whatsapp": WHATSAPP, "terminal": TERMINAL}
 TYPES = ("accesos", "consulta", "perfiles")
-STATES = ("Registrado", "En atención", "Observado", "Atendido", "Cerrado", "Anulado")
+STATES = ("registrado", "en_atencion", "observado", "atendido", "cerrado", "anulado")
 QUESTION_LIMIT = 300  # characters of a question (locales/es/README.md)
 HACKS = ("(s)", "(es)", "(a)", "(as)", "(os)", "(sa)")
 
@@ -387,7 +401,7 @@ def test_every_variant_reads_well(key: str) -> None:
 @pytest.mark.parametrize("kind", TYPES)
 def test_a_notice_agrees_with_the_ticket_type(kind: str) -> None:
     data = {"number": "PTE-2026-000001", "type": kind, "message": None, "part": None}
-    text = TEXTS.plain("aviso.estado", {**data, "state": "En atención"})
+    text = TEXTS.plain("aviso.estado", {**data, "state": "en_atencion"})
     noun, pronoun = {
         "accesos": ("tu solicitud de accesos", "la"),
         "consulta": ("tu consulta", "la"),
@@ -425,3 +439,13 @@ def test_the_password_warning_follows_what_the_channel_can_do() -> None:
 def test_templates_choose_by_capability_not_by_channel_name() -> None:
     for key, source in TEXTS.sources.items():
         assert not re.search(r"channel\s*==|canal\s*==", source), key
+
+
+def test_replies_queued_before_who_asks_and_the_justice_question_still_render() -> None:
+    """Outbox rows outlive a deploy: a summary or a confirmation without the new data."""
+    request = {k: v for k, v in sample_for("solicitud.resumen").items() if k != "justicia"}
+    assert "Sistema de justicia" not in TEXTS.plain("solicitud.resumen", request)
+    consulta = {k: v for k, v in sample_for("consulta.resumen").items() if k != "resp"}
+    assert "Consulta de" not in TEXTS.plain("consulta.resumen", consulta)
+    done = {k: v for k, v in sample_for("consulta.registrada").items() if k != "email"}
+    assert "Te avisaré aquí" in TEXTS.plain("consulta.registrada", done)

@@ -18,13 +18,14 @@ from tests.walks import (
     tiny_png,
     to_attachments,
     to_step,
+    who_asks,
 )
 
 
 async def test_the_request_reads_well(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
     summary = user.screen.last
-    assert "Paso 15 de 15" in summary.plain
+    assert "Paso 16 de 16" in summary.plain
     assert ENTITY in summary.plain
     assert "emitida por Alcalde o alcaldesa (PDF de 2 páginas)" in summary.plain
     assert [b.label for row in summary.buttons for b in row] == [
@@ -47,12 +48,17 @@ async def test_a_wrong_code_counts_down_in_words(user: Driver, mailer: MemoryMai
     assert "Superaste los 5 intentos" in (await user.send(wrong))[0].plain
 
 
-async def test_the_consulta_reads_well(user: Driver) -> None:
+async def test_the_consulta_reads_well(user: Driver, mailer: MemoryMailer) -> None:
     await to_attachments(user)
-    assert "Paso 4 de 5" in user.screen.last.plain
+    assert "Paso 4 de 11" in user.screen.last.plain
     first = await user.upload(tiny_png(), name=None, mime="image/png", photo=True)
     assert "Recibido (1 de 10)" in first[-1].plain
-    summary = (await user.tap("btn.done"))[-1].plain
+    names = (await user.tap("btn.done"))[-1].plain
+    assert "Paso 5 de 11" in names
+    assert "¿Cuáles son tus nombres?" in names
+    summary = (await who_asks(user, mailer))[-1].plain
+    assert "Paso 11 de 11" in summary
+    assert "Consulta de: Rosa Huamán Torres, Especialista en Transparencia" in summary
     assert "Adjuntos: 1" in summary
     assert DESCRIPTION in summary
     replies = await user.tap("btn.confirm_send")

@@ -102,6 +102,7 @@ async def to_step(user: Driver, mailer: MemoryMailer, until: str) -> None:
         ("res_fecha", lambda: user.send("15/10/2026")),
         ("res_autoridad", lambda: user.tap(choice="alcalde")),
         ("res_pdf", lambda: user.upload(PDF)),
+        ("justicia", lambda: user.tap("btn.no")),
         ("perfiles_modo", lambda: user.tap(choice="me")),
     ]
     for name, action in steps:
@@ -117,6 +118,18 @@ async def registered(user: Driver, mailer: MemoryMailer) -> list[Rendered]:
     return await user.tap("btn.confirm_send")
 
 
+OFFICER = ("Rosa", "Huamán Torres", "Especialista en Transparencia", "rosa@munisjl.gob.pe")
+
+
+async def who_asks(user: Driver, mailer: MemoryMailer) -> list[Rendered]:
+    """Answer who asks a consulta, as someone the assistant does not know yet (``OFFICER``,
+    mobile 912 345 678); returns the summary."""
+    for answer in OFFICER:
+        await user.send(answer)
+    await user.send(mailer.last_code())
+    return await user.send("912 345 678")
+
+
 async def to_attachments(user: Driver) -> None:
     """A consulta up to its attachments step (Presupuesto, ``DESCRIPTION``)."""
     await consented(user)
@@ -127,10 +140,12 @@ async def to_attachments(user: Driver) -> None:
     await user.send(DESCRIPTION)
 
 
-async def consulta_sent(user: Driver) -> list[Rendered]:
-    """A whole consulta without attachments, sent: ticket ``NUMBER`` is registered."""
+async def consulta_sent(user: Driver, mailer: MemoryMailer) -> list[Rendered]:
+    """A whole consulta without attachments, asked by ``OFFICER``, sent: ticket ``NUMBER``
+    is registered."""
     await to_attachments(user)
     await user.tap("btn.done")
+    await who_asks(user, mailer)
     return await user.tap("btn.confirm_send")
 
 
@@ -157,9 +172,9 @@ async def taken(user: Driver, mailer: MemoryMailer) -> Driver:
     return staff
 
 
-async def consulta_taken(user: Driver) -> Driver:
+async def consulta_taken(user: Driver, mailer: MemoryMailer) -> Driver:
     """A sent consulta, taken by a specialist (returned)."""
-    await consulta_sent(user)
+    await consulta_sent(user, mailer)
     staff = await staff_member(user)
     await take(staff)
     return staff
@@ -197,5 +212,6 @@ async def file_request(
     await officer.send("15/10/2026")
     await officer.tap("btn.authority_alcalde")
     await officer.upload(PDF)
+    await officer.tap("btn.no")  # not of the justice system
     await officer.tap("btn.me")
     await officer.tap("btn.confirm_send")

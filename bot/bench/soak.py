@@ -71,6 +71,7 @@ BUTTONS = {
     "menu.main": "f:solicitud",
     "menu.hint": "f:solicitud",
     "solicitud.res_autoridad": "alcalde",
+    "perfiles.justicia": "no",
     "perfiles.modo": "me",
     "solicitud.resumen": "confirm",
     "common.draft_found": "draft_go:solicitud",
@@ -245,7 +246,7 @@ async def staff(app: App, rng: random.Random, c: Counters, stop: asyncio.Event) 
         number, state = found[0]
         target = IN_PROGRESS if state == REGISTERED else ATTENDED
         async with app.store.transaction(app.clock.now()) as tx:
-            await change_state(app, tx, number, target, "staff:soak:1")
+            await change_state(app.calendar, tx, number, target, "staff:soak:1")
         c.staff_moves += 1
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import create_app
-from bot.services import TurnServices, Who
+from bot.domain.types import Who
+from bot.services import TurnServices
 from bot.settings import Settings
 
 STATUS_SIZES = (1_000, 1_000_000)
@@ -36,11 +37,11 @@ SELECT i, 'telegram', CAST(800000000 + i AS TEXT), i, '2026-11-02T10:00:00' FROM
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :tickets)
 INSERT INTO tickets (id, number, type, state, person_id, identity_id, registered_at,
                      received_on, due_on, data, updated_at)
-SELECT i, printf('PTE-2026-%07d', i), 'consulta', 'En atención', 1 + (i - 1) % :people,
+SELECT i, printf('PTE-2026-%07d', i), 'consulta', 'en_atencion', 1 + (i - 1) % :people,
        1 + (i - 1) % :people, '2026-11-02T10:00:00', '2026-11-02', '2026-11-20', '{}',
        '2026-11-02T10:00:00' FROM n;
 INSERT INTO ticket_events (ticket_id, at, actor, from_state, to_state, message)
-SELECT id, '2026-11-02T10:00:00', 'officer', NULL, 'Registrado', NULL FROM tickets;
+SELECT id, '2026-11-02T10:00:00', 'officer', NULL, 'registrado', NULL FROM tickets;
 """
 
 

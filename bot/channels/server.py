@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
     from bot.channels.telegram import TelegramChannel
     from bot.channels.whatsapp import WhatsAppChannel
-    from bot.store.database import OutboxRow
 
 log = logging.getLogger(__name__)
 TELEGRAM_PATH = "/webhooks/telegram"
@@ -386,25 +385,13 @@ async def build_server(app: App) -> Server:
     if whatsapp_on:
         from bot.channels.whatsapp import WhatsAppChannel
 
-        # Without Telegram, the scheduled jobs and the mail loop run with WhatsApp.
-        whatsapp = WhatsAppChannel(app, run_jobs=telegram is None)
+        whatsapp = WhatsAppChannel(app)
     return Server(app, telegram, whatsapp)
-
-
-def deliver_to(server: Server) -> Callable[[list[OutboxRow]], None]:
-    """Rows written by the mail reader, to the workers of the channels that are on."""
-
-    def deliver(rows: list[OutboxRow]) -> None:
-        for channel in (server.telegram, server.whatsapp):
-            if channel is not None:
-                channel.worker.submit(rows)
-
-    return deliver
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     from bot.app import create_app
-    from bot.mail.inbound import start_mail_reader
+    from bot.channels.mail import start_mail_reader
 
     channels_of(settings)  # a missing setting stops here, before anything opens
     app = await create_app(settings)
@@ -412,7 +399,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         server = await build_server(app)
         addresses = await server.start()
         log.info("serving on %s", ", ".join(addresses))
-        reader = start_mail_reader(app, deliver_to(server))
+        reader = start_mail_reader(app, app.deliver)
         try:
             await stop.wait()
         finally:

@@ -45,7 +45,6 @@ from bot.delivery.outbox import OutboxWorker
 from bot.delivery.pacer import Pacer
 from bot.delivery.payload import Rendered, render
 from bot.errors import PermanentDelivery, TransientDelivery
-from bot.jobs import run_all
 from bot.store.database import OutboxRow
 from bot.texts import Capabilities
 from conversations.events import FileInfo, Inbound, Kind
@@ -64,8 +63,6 @@ CAPABILITIES = Capabilities(
     quotes=True,
     carrier="Telegram",
 )
-JOBS_EVERY = 600.0  # seconds between runs of the scheduled jobs
-PICK_UP_EVERY = 2.0  # seconds between looks for rows other processes committed
 RENDERED_KEPT = 256  # joined messages rendered and waiting for their delivery, at most
 MESSAGE_LIMIT = 4096  # a message's text after its HTML is parsed, in UTF-16 code units
 MAX_ATTEMPTS = 10  # 5xx/time-outs in a row (~14 min of backoff) before a row is left to staff
@@ -306,17 +303,15 @@ class TelegramChannel:
         await self.application.initialize()
         await self.register_commands()
         await self.worker.start()
-        self.app.mail.start()
-        self._spawn(self._jobs())
-        self._spawn(self._pick_up())
+        await self.app.start(self.worker)
         await self.application.start()
 
     async def stop(self) -> None:
         await self.application.stop()
+        await self.app.stop(self.worker)
         await self.worker.stop()
         if self.pacer is not None:
             await self.pacer.close()
-        await self.app.mail.stop()
         for task in list(self._background):
             task.cancel()
         with contextlib.suppress(Exception):
@@ -363,25 +358,6 @@ class TelegramChannel:
     async def _on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         if isinstance(update, Update):
             await self.process(update)
-
-    async def _jobs(self) -> None:
-        """Reminders, digest, auto-close, purge, every few minutes; each job is idempotent
-        across restarts (see :mod:`bot.jobs` and :mod:`bot.desk.jobs`)."""
-        while True:
-            try:
-                self.worker.submit(await run_all(self.app, self.app.clock.now()))
-            except Exception:
-                log.exception("scheduled job failed; trying again later")
-            await asyncio.sleep(JOBS_EVERY)
-
-    async def _pick_up(self) -> None:
-        """Deliver what other processes (the staff shell) committed for this channel."""
-        while True:
-            await asyncio.sleep(PICK_UP_EVERY)
-            try:
-                await self.worker.pick_up()
-            except Exception:
-                log.exception("outbox pick-up failed; trying again later")
 
     def _flooding(self, key: str) -> None:
         """A chat with a full queue of polled updates: tell it once to slow down."""

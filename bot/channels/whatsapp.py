@@ -41,7 +41,6 @@ from bot.delivery.outbox import OutboxWorker
 from bot.delivery.payload import render
 from bot.domain import files
 from bot.errors import PermanentDelivery, TransientDelivery
-from bot.jobs import run_all
 from bot.store.database import OutboxRow
 from bot.texts import Capabilities
 from conversations.events import FileInfo, Inbound, Kind
@@ -51,8 +50,6 @@ log = logging.getLogger(__name__)
 # WhatsApp cannot delete what the officer sent nor edit a message it sent; it has a share-number
 # option (see the render module) and swipe replies.
 CAPABILITIES = Capabilities(shares_contact=True, quotes=True, carrier="WhatsApp (Meta)")
-JOBS_EVERY = 600.0
-PICK_UP_EVERY = 2.0
 FILE_TRIES = 3
 FILE_RETRY_WAIT = 1.0  # seconds, times the attempt
 FILE_FAILED = "whatsapp.file_failed"
@@ -211,7 +208,7 @@ def _delivery_error(error: GraphError) -> TransientDelivery | PermanentDelivery:
 class WhatsAppChannel:
     """Graph client, outbox worker and per-officer queue; fed by the webhook server."""
 
-    def __init__(self, app: App, *, run_jobs: bool = False) -> None:
+    def __init__(self, app: App) -> None:
         settings = app.settings
         assert settings.whatsapp_token is not None
         assert settings.whatsapp_phone_number_id is not None
@@ -227,7 +224,6 @@ class WhatsAppChannel:
         self.peers: list[OutboxWorker] = []  # other channels' workers (staff on Telegram)
         # Per officer; one who floods is told once to slow down (see ChatDispatcher).
         self.dispatcher = ChatDispatcher(on_flood=self._flood)
-        self.run_jobs = run_jobs
         self._share_label = app.texts.label("whatsapp.share_phone", {})
         self._urls: dict[str, str] = {}  # media id -> its download URL, from the metadata
         self._background: set[asyncio.Task[None]] = set()
@@ -240,19 +236,15 @@ class WhatsAppChannel:
 
     async def start(self) -> None:
         await self.worker.start()
-        self._spawn(self._pick_up())
-        if self.run_jobs:  # when Telegram is off, its jobs and mail loop run here
-            self.app.mail.start()
-            self._spawn(self._jobs())
+        await self.app.start(self.worker)
 
     async def stop(self) -> None:
         await self.dispatcher.join()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.app.stop(self.worker)
         await self.worker.stop()
-        if self.run_jobs:
-            await self.app.mail.stop()
         await self.graph.close()
 
     def accept(
@@ -402,23 +394,6 @@ class WhatsAppChannel:
             payload.pop("edit_ref", None)
             rows = await tx.enqueue(CHANNEL, event.chat_id, [(json.dumps(payload), False)])
         self.submit(rows)
-
-    async def _pick_up(self) -> None:
-        """Rows other channels' turns, jobs or the staff shell committed for WhatsApp."""
-        while True:
-            await asyncio.sleep(PICK_UP_EVERY)
-            try:
-                await self.worker.pick_up()
-            except Exception:
-                log.exception("outbox pick-up failed; trying again later")
-
-    async def _jobs(self) -> None:
-        while True:
-            try:
-                self.submit(await run_all(self.app, self.app.clock.now()))
-            except Exception:
-                log.exception("scheduled job failed; trying again later")
-            await asyncio.sleep(JOBS_EVERY)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)

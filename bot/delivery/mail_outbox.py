@@ -30,7 +30,7 @@ from bot.mail.smtp import Attachment, Mailer, PermanentMailError, TransientMailE
 from bot.store.database import Store, Tx, iso
 
 if TYPE_CHECKING:
-    from bot.app import Clock
+    from bot.clock import Clock
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=30)

@@ -61,7 +61,7 @@ from conversations.engine import CHOICE_MENU
 from conversations.events import Choice, Outbound, rows
 
 if TYPE_CHECKING:
-    from bot.app import Clock
+    from bot.clock import Clock
     from bot.delivery.pacer import Pacer
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from bot import dates
 from bot.delivery.payload import encode
-from bot.domain import dates, registry, workflow
+from bot.desk.staff_mail import mail_notice
+from bot.domain import registry, workflow
 from bot.domain.correction import version_of
+from bot.domain.records import EXTENSIONS, MIMES
+from bot.domain.ticket_types import KINDS, TicketType, kind_of
 from bot.domain.workflow import (
     ATTENDED,
     CANCELLED,
@@ -33,7 +37,7 @@ from conversations.events import Document, Outbound, rows
 from conversations.profiles import assignments
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.domain.types import Context
 
 OPEN_STATES = (REGISTERED, IN_PROGRESS, OBSERVED)
 DONE_STATES = (ATTENDED, CLOSED, CANCELLED)  # no clock any more: the queue shows no days left
@@ -41,13 +45,8 @@ EMAIL = "email"  # the "channel" of a specialist who works the ticket by mail
 REVIEW_FLAG = "dominio por revisar"  # an institutional email on an unusual domain
 QUEUE_LIMIT = 20
 HISTORY_SHOWN = 8
-# Which parts an observation can name, by ticket type (consultas and profile updates are
-# answered in words: "otro").
-PARTS_BY_TYPE = {
-    "accesos": ("resolucion", "responsable", "perfiles", "otro"),
-    "perfiles": ("otro",),
-    "consulta": ("otro",),
-}
+# Which parts an observation can name, by ticket type (see bot.domain.ticket_types).
+PARTS_BY_TYPE = {code: kind.parts for code, kind in KINDS.items()}
 
 
 @dataclass(frozen=True)
@@ -62,12 +61,12 @@ class Actor:
         return f"staff:{self.channel}:{self.chat_id}"
 
 
-def staff_name(app: App, chat_id: str) -> str:
+def staff_name(app: Context, chat_id: str) -> str:
     """A staff member's display name (``PTEBOT_STAFF_NAMES``), else their chat id."""
     return app.settings.staff_names.get(chat_id, chat_id)
 
 
-def actor_name(app: App, actor: str) -> str:
+def actor_name(app: Context, actor: str) -> str:
     """Who an event's actor tag names: a specialist's name, or "" for officer and system.
 
     Tags are ``staff:<channel>:<chat id>``, ``staff:shell:<--by>``, ``officer``, ``system``.
@@ -82,7 +81,7 @@ def actor_name(app: App, actor: str) -> str:
 
 
 # ------------------------------------------------------------------ reading
-async def queue(app: App, tx: Tx, limit: int = QUEUE_LIMIT) -> list[dict[str, Any]]:
+async def queue(app: Context, tx: Tx, limit: int = QUEUE_LIMIT) -> list[dict[str, Any]]:
     """Open tickets, overdue first then by due date; Observado ones wait on the officer."""
     found = await tx.fetchall(
         "SELECT t.number, t.type, t.state, t.due_on, t.paused_days_left, t.entity_name,"
@@ -100,7 +99,9 @@ async def count_open(tx: Tx) -> int:
     return int(count)
 
 
-async def search(app: App, tx: Tx, text: str, limit: int = QUEUE_LIMIT) -> list[dict[str, Any]]:
+async def search(
+    app: Context, tx: Tx, text: str, limit: int = QUEUE_LIMIT
+) -> list[dict[str, Any]]:
     """Tickets of an entity by RUC (exact) or by a part of its name, newest first."""
     wanted = text.strip()
     if wanted.isdigit():
@@ -117,7 +118,7 @@ async def search(app: App, tx: Tx, text: str, limit: int = QUEUE_LIMIT) -> list[
     return [item(app, tx, row) for row in found]
 
 
-def item(app: App, tx: Tx, row: Any) -> dict[str, Any]:
+def item(app: Context, tx: Tx, row: Any) -> dict[str, Any]:
     number, kind, state, due_on, paused, entity, assignee = row
     today = dates.lima_date(tx.now)
     due = date.fromisoformat(due_on)
@@ -135,7 +136,7 @@ def item(app: App, tx: Tx, row: Any) -> dict[str, Any]:
     }
 
 
-async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str, Any] | None:
+async def card(app: Context, tx: Tx, number: str, viewer: Actor | None) -> dict[str, Any] | None:
     """Everything a specialist needs to work the ticket, and the actions that apply now."""
     row = await tx.fetchone(
         "SELECT t.id, t.type, t.state, t.registered_at, t.due_on, t.paused_days_left, t.flags,"
@@ -171,7 +172,8 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
     mine = viewer is not None and (a_channel, a_chat) == (viewer.channel, viewer.chat_id)
     sections = app.services.sections
     holders: list[dict[str, Any]] = []
-    if kind == "perfiles":  # who holds each section now (with this change once attended)
+    section = kind_of(kind).card_section
+    if kind == TicketType.PROFILES:  # who holds each section now (with this change once attended)
         now = await registry.current(tx, data.get("base", ""), sections)
         holders = registry.holders(now, sections)
         for row in holders:
@@ -199,10 +201,10 @@ async def card(app: App, tx: Tx, number: str, viewer: Actor | None) -> dict[str,
         "profiles": [
             {"section": s.name, "person": p}
             for s, p in assignments(data, sections)
-            if kind == "accesos"
+            if section == "profiles"
         ],
-        "consulta": data if kind == "consulta" else None,
-        "update": data if kind == "perfiles" else None,
+        "consulta": data if section == "consulta" else None,
+        "update": data if section == "update" else None,
         "update_sections": [s.name for s in sections if s.code in data.get("sections", [])],
         "holders": holders,
         "files": [name for (name,) in files],
@@ -237,7 +239,7 @@ def people_of(data: Mapping[str, Any]) -> list[Mapping[str, Any] | None]:
     return [data.get("resp"), *data.get("people", []), data.get("person")]
 
 
-def _event(app: App, row: Any) -> dict[str, Any]:
+def _event(app: Context, row: Any) -> dict[str, Any]:
     at, actor, _from_state, to_state, message, kind = row
     # actor: officer | staff | system; who: the specialist's name when staff acted.
     return {"at": at, "actor": actor.split(":", 1)[0], "who": actor_name(app, actor),
@@ -284,12 +286,17 @@ async def latest_formato(tx: Tx, number: str) -> Document | None:
 
 
 # ------------------------------------------------------------------ actions
-async def take(app: App, tx: Tx, number: str, actor: Actor) -> str:
+async def take(app: Context, tx: Tx, number: str, actor: Actor) -> str:
     """Registrado → En atención with the actor as assignee; a later Tomar reassigns."""
     ticket = await _open(tx, number)
     if ticket.state == REGISTERED:
         await workflow.change_state(
-            app, tx, number, IN_PROGRESS, actor.tag, assignee=(actor.channel, actor.chat_id)
+            app.calendar,
+            tx,
+            number,
+            IN_PROGRESS,
+            actor.tag,
+            assignee=(actor.channel, actor.chat_id),
         )
         return "taken"
     await tx.execute(
@@ -300,12 +307,12 @@ async def take(app: App, tx: Tx, number: str, actor: Actor) -> str:
     return "reassigned"
 
 
-async def observe(app: App, tx: Tx, number: str, part: str, message: str, actor: Actor) -> int:
+async def observe(app: Context, tx: Tx, number: str, part: str, message: str, actor: Actor) -> int:
     """En atención → Observado naming the part; returns the business days left (paused)."""
     ticket = await _open(tx, number)
     if part not in PARTS_BY_TYPE.get(ticket.type, ("otro",)):
         raise TransitionError(f"{number}: {part} cannot be observed on a {ticket.type}")
-    await workflow.change_state(app, tx, number, OBSERVED, actor.tag, message, part=part)
+    await workflow.change_state(app.calendar, tx, number, OBSERVED, actor.tag, message, part=part)
     (paused,) = await tx.fetchone(
         "SELECT paused_days_left FROM tickets WHERE id = ?", (ticket.id,)
     )
@@ -317,30 +324,32 @@ class AnswerRequired(TransitionError):
 
 
 async def attend(
-    app: App, tx: Tx, number: str, actor: str, message: str | None = None
+    app: Context, tx: Tx, number: str, actor: str, message: str | None = None
 ) -> workflow.Changed:
     """En atención → Atendido, closing as the ticket's type does: a consulta with its answer
     (required), which the officer reads in the notice; a profile change telling which
     profiles changed; an access request pointing to the institutional email. Any of them may
     carry a message."""
     ticket = await _open(tx, number)
-    if ticket.type == "consulta" and not (message and message.strip()):
+    if kind_of(ticket.type).answered and not (message and message.strip()):
         raise AnswerRequired(f"{number}: a consulta is attended with its answer")
     details: dict[str, Any] = {}
-    if ticket.type == "perfiles":
+    if ticket.type == TicketType.PROFILES:
         (raw,) = await tx.fetchone("SELECT data FROM tickets WHERE id = ?", (ticket.id,))
         change = json.loads(raw)
         sections = app.services.sections
         before = await registry.current(tx, change.get("base", ""), sections, but=ticket.id)
         details["changes"] = registry.changes_view(registry.apply(before, change, sections))
-    return await workflow.change_state(app, tx, number, ATTENDED, actor, message, details=details)
+    return await workflow.change_state(
+        app.calendar, tx, number, ATTENDED, actor, message, details=details
+    )
 
 
-async def close(app: App, tx: Tx, number: str, actor: str) -> None:
-    await workflow.change_state(app, tx, number, CLOSED, actor)
+async def close(app: Context, tx: Tx, number: str, actor: str) -> None:
+    await workflow.change_state(app.calendar, tx, number, CLOSED, actor)
 
 
-async def staff_message(app: App, tx: Tx, number: str, text: str, actor: Actor) -> None:
+async def staff_message(app: Context, tx: Tx, number: str, text: str, actor: Actor) -> None:
     """Relay a specialist's words to the officer, tagged with the ticket."""
     ticket = await _open(tx, number, also=(ATTENDED,))
     await workflow.record(tx, ticket.id, actor.tag, ticket.state, ticket.state, text, "staff")
@@ -353,13 +362,11 @@ async def staff_message(app: App, tx: Tx, number: str, text: str, actor: Actor) 
 
 
 async def officer_message(
-    app: App, tx: Tx, ticket: Ticket, text: str, files: Sequence[Mapping[str, Any]] = ()
+    app: Context, tx: Tx, ticket: Ticket, text: str, files: Sequence[Mapping[str, Any]] = ()
 ) -> bool:
     """The officer's answer: on the ticket, to the specialist who took it; an answer to an
     observation of kind "otro" is the correction itself (back to En atención). Files sent
     with it (checked as a consulta's) join the ticket and reach the specialist too."""
-    from bot.domain.tickets import EXTENSIONS, MIMES
-
     documents = []
     (had,) = await tx.fetchone(
         "SELECT count(*) FROM ticket_files WHERE ticket_id = ? AND role = 'respuesta'",
@@ -384,7 +391,7 @@ async def officer_message(
         (part,) = await tx.fetchone("SELECT observed_part FROM tickets WHERE id = ?", (ticket.id,))
         if part == "otro":
             await workflow.change_state(
-                app, tx, ticket.number, IN_PROGRESS, "officer", notify=False
+                app.calendar, tx, ticket.number, IN_PROGRESS, "officer", notify=False
             )
             resumed = True
     await tell_staff(
@@ -411,7 +418,7 @@ async def officer_message(
     return resumed
 
 
-async def tell_staff(app: App, tx: Tx, ticket: Ticket, message: Outbound) -> list[OutboxRow]:
+async def tell_staff(app: Context, tx: Tx, ticket: Ticket, message: Outbound) -> list[OutboxRow]:
     """To the specialist who took the ticket (by mail if they took it by mail); if nobody
     did, to the staff group, or else to every staff member (or, with inbound mail on and no
     staff chat at all, to the help desk's mailbox)."""
@@ -426,16 +433,14 @@ async def tell_staff(app: App, tx: Tx, ticket: Ticket, message: Outbound) -> lis
     payload = encode(message, 0, None)
     sent: list[OutboxRow] = []
     for channel, chat in targets:
-        if channel == EMAIL:  # a specialist who took it by mail (see bot.mail.desk)
-            from bot.mail.desk import mail_notice
-
+        if channel == EMAIL:  # a specialist who took it by mail (see bot.desk.mail_rules)
             await mail_notice(app, tx, ticket, chat, message)
             continue
         sent += await tx.enqueue(channel, chat, [(payload, False)], ticket.id)
     return sent
 
 
-async def post_new_ticket(app: App, tx: Tx, number: str) -> list[OutboxRow]:
+async def post_new_ticket(app: Context, tx: Tx, number: str) -> list[OutboxRow]:
     """A new ticket in the staff group (when one is configured), with a link to its card."""
     if app.settings.staff_chat_id is None:
         return []

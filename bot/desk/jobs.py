@@ -17,27 +17,28 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
+from bot import dates
 from bot.delivery.payload import encode
 from bot.desk import card as desk
-from bot.domain import dates, workflow
+from bot.domain import workflow
 from bot.domain.workflow import ATTENDED, CLOSED, IN_PROGRESS, OBSERVED, REGISTERED
 from bot.store.database import OutboxRow
 from conversations.events import Outbound, rows
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.domain.types import Context
 
 REMIND_OBSERVED_AFTER = 2  # business days
 AUTO_CLOSE_AFTER = 5  # business days
 DIGEST_FROM = time(8, 0)  # Lima
 
 
-def _business_days_since(app: App, stamp: str, today: date) -> int:
+def _business_days_since(app: Context, stamp: str, today: date) -> int:
     since = dates.lima_date(datetime.fromisoformat(stamp))
     return app.calendar.business_days_between(since, today)
 
 
-async def remind_observed(app: App, now: datetime) -> list[OutboxRow]:
+async def remind_observed(app: Context, now: datetime) -> list[OutboxRow]:
     today = dates.lima_date(now)
     sent: list[OutboxRow] = []
     async with app.store.transaction(now) as tx:
@@ -68,7 +69,7 @@ async def remind_observed(app: App, now: datetime) -> list[OutboxRow]:
     return sent
 
 
-async def staff_digest(app: App, now: datetime) -> list[OutboxRow]:
+async def staff_digest(app: Context, now: datetime) -> list[OutboxRow]:
     local = now.astimezone(dates.LIMA)
     today = local.date()
     if local.time() < DIGEST_FROM or not app.calendar.is_business_day(today):
@@ -107,7 +108,7 @@ async def staff_digest(app: App, now: datetime) -> list[OutboxRow]:
     return sent
 
 
-async def auto_close(app: App, now: datetime) -> list[OutboxRow]:
+async def auto_close(app: Context, now: datetime) -> list[OutboxRow]:
     today = dates.lima_date(now)
     sent: list[OutboxRow] = []
     async with app.store.transaction(now) as tx:
@@ -120,12 +121,12 @@ async def auto_close(app: App, now: datetime) -> list[OutboxRow]:
         for number, attended_at in found:
             if _business_days_since(app, attended_at, today) < AUTO_CLOSE_AFTER:
                 continue
-            changed = await workflow.change_state(app, tx, number, CLOSED, "system")
+            changed = await workflow.change_state(app.calendar, tx, number, CLOSED, "system")
             sent += changed.notifications
     return sent
 
 
-async def run_desk_jobs(app: App, now: datetime) -> list[OutboxRow]:
+async def run_desk_jobs(app: Context, now: datetime) -> list[OutboxRow]:
     return [
         *await remind_observed(app, now),
         *await auto_close(app, now),

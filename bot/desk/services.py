@@ -13,20 +13,29 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from bot.desk import card as desk
+from bot.desk.intake import resubmit_access_request
 from bot.domain import workflow
-from bot.domain.workflow import CANCELLED, OBSERVED, REGISTERED, Ticket, TransitionError
+from bot.domain.ticket_types import TicketType
+from bot.domain.workflow import (
+    ATTENDED,
+    CANCELLED,
+    IN_PROGRESS,
+    OBSERVED,
+    REGISTERED,
+    Ticket,
+    TransitionError,
+)
 from conversations.events import Document
 
 if TYPE_CHECKING:
-    from bot.app import App
-    from bot.services import Submitted, Who
+    from bot.domain.types import Context, Submitted, Who
     from bot.store.database import Tx
 
-REPLY_STATES = ("Registrado", "En atención", "Observado", "Atendido")
+REPLY_STATES = (REGISTERED, IN_PROGRESS, OBSERVED, ATTENDED)
 
 
 class DeskServices:
-    app: App
+    app: Context
     tx: Tx
     who: Who
 
@@ -144,14 +153,14 @@ class DeskServices:
         ticket = await self._own(number)
         if ticket is None or ticket.state != REGISTERED:
             return False
-        await workflow.change_state(self.app, self.tx, number, CANCELLED, "officer", notify=False)
+        await workflow.change_state(
+            self.app.calendar, self.tx, number, CANCELLED, "officer", notify=False
+        )
         return True
 
     async def resubmit_access_request(self, data: dict[str, Any]) -> Submitted | None:
         """The corrected request onto the same ticket, checked again on the server."""
-        from bot.domain.tickets import resubmit_access_request
-
         ticket = await self._own(str(data.get("ticket", "")))
-        if ticket is None or ticket.state != OBSERVED or ticket.type != "accesos":
+        if ticket is None or ticket.state != OBSERVED or ticket.type != TicketType.ACCESS:
             return None
         return await resubmit_access_request(self.app, self.tx, self.who, ticket, data)

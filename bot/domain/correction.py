@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from bot.domain import dates
+from bot import dates
 from bot.store.database import Tx
 from bot.texts import Section
 from conversations.profiles import assignments

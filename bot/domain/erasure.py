@@ -40,10 +40,10 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.store.database import ChatRecord, Tx
+from bot.store.database import ChatRecord, Store, Tx
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.domain.files import FileStore
 
 log = logging.getLogger(__name__)
 PERSONAL_KEYS = ("nombres", "apellidos", "dni", "email", "phone")
@@ -51,8 +51,19 @@ SHA256 = re.compile(r"\b[0-9a-f]{64}\b")
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-async def erase(app: App, tx: Tx, chat: ChatRecord, channel: str, chat_id: str) -> AfterCommit:
-    """Erase the person of ``chat`` in ``tx``; returns what to do once it committed."""
+async def erase(
+    tx: Tx,
+    chat: ChatRecord,
+    channel: str,
+    chat_id: str,
+    *,
+    files: FileStore,
+    store: Store,
+    eml_outbox: Path,
+) -> AfterCommit:
+    """Erase the person of ``chat`` in ``tx``; returns what to do once it committed: remove
+    their draft's files from ``files``, the ``.eml`` copies naming them from ``eml_outbox``,
+    and empty ``store``'s WAL."""
     person = chat.person_id
     state = await tx.fetchone(
         "SELECT state FROM conversations WHERE identity_id = ?", (chat.identity_id,)
@@ -104,10 +115,9 @@ async def erase(app: App, tx: Tx, chat: ChatRecord, channel: str, chat_id: str) 
 
     async def after_commit() -> None:
         for sha256 in orphans:
-            app.files.path_for(sha256).unlink(missing_ok=True)
-        outbox = app.settings.data_dir / "outbox"
-        removed = await asyncio.to_thread(remove_eml_naming, outbox, marks)
-        await app.store.checkpoint()
+            files.path_for(sha256).unlink(missing_ok=True)
+        removed = await asyncio.to_thread(remove_eml_naming, eml_outbox, marks)
+        await store.checkpoint()
         log.info("erasure: %d draft files and %d .eml files removed", len(orphans), removed)
 
     return after_commit

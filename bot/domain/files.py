@@ -35,10 +35,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import struct
-import tempfile
 import unicodedata
 import zipfile
 import zlib
@@ -47,6 +45,8 @@ from pathlib import Path
 from typing import Final, Literal
 
 import filetype
+
+from bot.modes import fsync_dir, write_atomically
 
 FileKind = Literal["pdf", "png", "jpeg", "docx", "xlsx"]
 Purpose = Literal["resolution", "attachment"]
@@ -521,28 +521,4 @@ class FileStore:
                 new_dir.mkdir(mode=0o700)
             except FileExistsError:  # another thread made it first
                 continue
-            _fsync_dir(new_dir.parent)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """The file appears complete or not at all: temporary name in the same folder, fsync,
-    rename, fsync the folder."""
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+            fsync_dir(new_dir.parent)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from openpyxl.styles import Font
     from openpyxl.worksheet.worksheet import Worksheet
 
-from bot.domain import dates
+from bot import dates
 
 # Spanish labels of the form: they are the document's data (the help desk reads Spanish),
 # not interface text, so they live here rather than in locales/.
@@ -38,6 +38,9 @@ LABELS: Final[dict[str, str]] = {
     "entity_block": "Datos de la entidad",
     "entity_name": "Entidad",
     "ruc": "RUC",
+    "justice": "Sistema de justicia (Ley 30934)",
+    "justice_yes": "Sí",
+    "justice_no": "No: «Información focalizada» no aplica",
     "responsible_block": "Responsable del Portal de Transparencia Estándar",
     "resolution_block": "Resolución de designación",
     "resolution_number": "Número",
@@ -110,6 +113,9 @@ class FormatoData:
     resolution_authority: str
     profiles: list[ProfileRow]
     generated_at: datetime
+    # Whether the entity said it belongs to the justice system; None: never asked (requests
+    # sent before the question), and the row is left out.
+    justice_system: bool | None = None
 
 
 def formato_filename(ticket_number: str | None, ruc: str) -> str:
@@ -141,6 +147,9 @@ def build_formato(data: FormatoData) -> bytes:
     writer.row([LABELS["entity_block"]], font=_styles()["bold"], measure=False)
     writer.row([LABELS["entity_name"], data.entity_name], bold_labels=True)
     writer.row([LABELS["ruc"], data.ruc], bold_labels=True)
+    if data.justice_system is not None:
+        answer = LABELS["justice_yes" if data.justice_system else "justice_no"]
+        writer.row([LABELS["justice"], answer], bold_labels=True)
     writer.skip()
 
     writer.row([LABELS["responsible_block"]], font=_styles()["bold"], measure=False)

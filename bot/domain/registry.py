@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.domain.workflow import ATTENDED, CLOSED
 from bot.store.database import Tx
 from bot.texts import Section
 from conversations.profiles import assignments
@@ -25,7 +26,7 @@ Person = dict[str, Any]
 Registry = dict[str, list[Person]]  # section code → its holders, in the order they came
 
 KEEP, ADD, REMOVE = "", "alta", "baja"  # a Formato row's mark
-DONE = ("Atendido", "Cerrado")
+DONE = (ATTENDED, CLOSED)
 
 
 @dataclass(frozen=True)

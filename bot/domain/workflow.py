@@ -14,20 +14,39 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from bot import dates
 from bot.delivery.payload import encode
-from bot.domain import dates
+from bot.domain.ticket_types import kind_of
 from bot.errors import PteBotError
 from bot.store.database import OutboxRow, Tx
 from conversations.events import Choice, Outbound, rows
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.domain.calendar import BusinessCalendar
 
-REGISTERED, IN_PROGRESS, OBSERVED = "Registrado", "En atención", "Observado"
-ATTENDED, CLOSED, CANCELLED = "Atendido", "Cerrado", "Anulado"
-STATES = (REGISTERED, IN_PROGRESS, OBSERVED, ATTENDED, CLOSED, CANCELLED)
+
+class TicketState(StrEnum):
+    """A ticket's state, stored as this stable code; people read it through the template
+    ``estado.state_<code>`` (filter ``estado``), never the code itself."""
+
+    REGISTERED = "registrado"
+    IN_PROGRESS = "en_atencion"
+    OBSERVED = "observado"
+    ATTENDED = "atendido"
+    CLOSED = "cerrado"
+    CANCELLED = "anulado"
+
+
+REGISTERED, IN_PROGRESS, OBSERVED = (
+    TicketState.REGISTERED,
+    TicketState.IN_PROGRESS,
+    TicketState.OBSERVED,
+)
+ATTENDED, CLOSED, CANCELLED = TicketState.ATTENDED, TicketState.CLOSED, TicketState.CANCELLED
+STATES = tuple(TicketState)
 ALLOWED: dict[str, frozenset[str]] = {
     REGISTERED: frozenset({IN_PROGRESS, CANCELLED}),
     IN_PROGRESS: frozenset({OBSERVED, ATTENDED}),
@@ -102,7 +121,7 @@ async def tell_officer(
 
 
 async def change_state(
-    app: App,
+    calendar: BusinessCalendar,
     tx: Tx,
     number: str,
     to_state: str,
@@ -129,13 +148,13 @@ async def change_state(
     today = dates.lima_date(tx.now)
     due = date.fromisoformat(due_on)
     if to_state == OBSERVED:  # the clock stops; what was left is shown while it waits
-        paused = max(0, app.calendar.business_days_between(today, due))
+        paused = max(0, calendar.business_days_between(today, due))
         part = part if part in PARTS else "otro"
     elif state == OBSERVED:  # the business days spent Observado do not count
         observed_on = today
         if observed_at:
             observed_on = dates.lima_date(datetime.fromisoformat(observed_at))
-        due = app.calendar.due_after_pause(due, observed_on, today)
+        due = calendar.due_after_pause(due, observed_on, today)
         paused = None
     await tx.execute(
         "UPDATE tickets SET state = ?, due_on = ?, paused_days_left = ?, updated_at = ?,"
@@ -162,7 +181,7 @@ async def change_state(
         choices: tuple[tuple[Choice, ...], ...] = ()
         if to_state == OBSERVED:
             choices = rows(notice_choice("fix", number, "btn.notice_fix"))
-        elif to_state == ATTENDED and ticket.type == "consulta":  # a question after the answer
+        elif to_state == ATTENDED and kind_of(ticket.type).answered:  # a question after it
             choices = rows(notice_choice("reply", number, "btn.notice_reply"))
         notice = Outbound(
             "aviso.estado",

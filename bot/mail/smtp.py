@@ -28,8 +28,7 @@ from typing import Final, Protocol
 
 import aiosmtplib
 
-from bot.domain.files import write_atomically
-from bot.modes import private_dir
+from bot.modes import private_dir, write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -41,21 +41,19 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import policy
 from email.parser import BytesHeaderParser
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from bot.services import CODE_LIFETIME
-from bot.store.database import Tx, iso
-
-if TYPE_CHECKING:
-    from bot.app import App
+from bot.store.database import Store, Tx, iso
 
 log = logging.getLogger(__name__)
 
+CODE_LIFETIME = timedelta(minutes=10)  # a verification code is good this long
 EVENTS_KEPT = {"telegram": timedelta(days=2), "whatsapp": timedelta(days=8)}
 EVENTS_KEPT_OTHERS = timedelta(days=2)
 SENT_KEPT = timedelta(days=14)
@@ -68,6 +66,26 @@ EML_KEPT = timedelta(days=7)
 HEADER_BYTES = 16 * 1024  # an .eml's headers are read, never its body
 
 
+class _Texts(Protocol):
+    def plain(self, key: str, data: Mapping[str, Any]) -> str: ...
+
+
+class _Settings(Protocol):
+    @property
+    def data_dir(self) -> Path: ...
+
+
+class Holder(Protocol):
+    """What the purge reads of the application (the store sits below it)."""
+
+    @property
+    def store(self) -> Store: ...
+    @property
+    def settings(self) -> _Settings: ...
+    @property
+    def texts(self) -> _Texts: ...
+
+
 @dataclass
 class Purged:
     rows: dict[str, int] = field(default_factory=dict)
@@ -78,7 +96,7 @@ class Purged:
         return sum(self.rows.values()) + self.eml_files
 
 
-async def purge(app: App, now: datetime) -> Purged:
+async def purge(app: Holder, now: datetime) -> Purged:
     """Delete what outlived its retention; clear expired codes; empty the WAL."""
     purged = Purged()
     async with app.store.transaction(now) as tx:

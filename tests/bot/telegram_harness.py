@@ -39,7 +39,7 @@ PHONE = "+51987654321"
 RESOLUTION = "Resolución de Alcaldía N.° 045-2026-MDSJL"
 RESOLUTION_DATE = "15/03/2025"  # in the past whatever day the suite runs
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-MAX_INTERACTIONS = 18
+MAX_INTERACTIONS = 19
 
 TEXTS = Texts(helpdesk=HELP_DESK)
 
@@ -220,21 +220,22 @@ class Officer:
 STEPS: list[tuple[str, Callable[[Officer], Awaitable[list[BotMessage]]], str]] = [
     ("start", lambda o: o.say("/start"), "¿Aceptas?"),
     ("consent", lambda o: o.press("Acepto"), "¿Qué necesitas hacer?"),
-    ("menu", lambda o: o.press("Solicitar accesos al PTE"), "Paso 1 de 15"),
-    ("ruc", lambda o: o.say(RUC), "Paso 2 de 15"),
-    ("entidad", lambda o: o.say(ENTITY), "Paso 3 de 15"),
-    ("nombres", lambda o: o.say("Ana María"), "Paso 4 de 15"),
-    ("apellidos", lambda o: o.say("Pérez Ruiz"), "Paso 5 de 15"),
-    ("dni", lambda o: o.say("45678912"), "Paso 6 de 15"),
-    ("cargo", lambda o: o.say("Jefa de Tecnologías de la Información"), "Paso 7 de 15"),
-    ("correo", lambda o: o.say(OFFICER_EMAIL), "Paso 8 de 15"),
-    ("codigo", lambda o: o.type_code(), "Paso 9 de 15"),
-    ("celular", lambda o: o.share_contact(PHONE), "Paso 10 de 15"),
-    ("res_numero", lambda o: o.say(RESOLUTION), "Paso 11 de 15"),
-    ("res_fecha", lambda o: o.say(RESOLUTION_DATE), "Paso 12 de 15"),
-    ("res_autoridad", lambda o: o.press("Alcalde o alcaldesa"), "Paso 13 de 15"),
-    ("res_pdf", lambda o: o.send_document(PDF, "Resolución 045-2026.pdf"), "Paso 14 de 15"),
-    ("perfiles_modo", lambda o: o.press("Yo"), "Paso 15 de 15"),
+    ("menu", lambda o: o.press("Solicitar accesos al PTE"), "Paso 1 de 16"),
+    ("ruc", lambda o: o.say(RUC), "Paso 2 de 16"),
+    ("entidad", lambda o: o.say(ENTITY), "Paso 3 de 16"),
+    ("nombres", lambda o: o.say("Ana María"), "Paso 4 de 16"),
+    ("apellidos", lambda o: o.say("Pérez Ruiz"), "Paso 5 de 16"),
+    ("dni", lambda o: o.say("45678912"), "Paso 6 de 16"),
+    ("cargo", lambda o: o.say("Jefa de Tecnologías de la Información"), "Paso 7 de 16"),
+    ("correo", lambda o: o.say(OFFICER_EMAIL), "Paso 8 de 16"),
+    ("codigo", lambda o: o.type_code(), "Paso 9 de 16"),
+    ("celular", lambda o: o.share_contact(PHONE), "Paso 10 de 16"),
+    ("res_numero", lambda o: o.say(RESOLUTION), "Paso 11 de 16"),
+    ("res_fecha", lambda o: o.say(RESOLUTION_DATE), "Paso 12 de 16"),
+    ("res_autoridad", lambda o: o.press("Alcalde o alcaldesa"), "Paso 13 de 16"),
+    ("res_pdf", lambda o: o.send_document(PDF, "Resolución 045-2026.pdf"), "Paso 14 de 16"),
+    ("justicia", lambda o: o.press("No"), "Paso 15 de 16"),
+    ("perfiles_modo", lambda o: o.press("Yo"), "Paso 16 de 16"),
 ]
 
 

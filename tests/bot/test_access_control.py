@@ -10,7 +10,10 @@ Bot API. (Staff are out of scope here: their desk is being built and tested with
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +200,7 @@ async def test_an_observed_ticket_is_fixed_by_its_owner_only(
     officer_a, officer_b = officers
     async with officer_b.app.store.reading() as conn:
         await conn.execute(
-            "UPDATE tickets SET state = 'Observado', observed_part = 'resolucion'"
+            "UPDATE tickets SET state = 'observado', observed_part = 'resolucion'"
             " WHERE number = ?",
             (B_TICKET,),
         )
@@ -210,7 +213,7 @@ async def test_an_observed_ticket_is_fixed_by_its_owner_only(
     assert await ticket_row(officer_b, B_TICKET) == before
 
     owner = await officer_b.click_data(f"0:n:fix:{B_TICKET}")
-    assert owner[-1].progress == (10, 15)  # B is taken to the resolution's number
+    assert owner[-1].progress == (10, 16)  # B is taken to the resolution's number
 
 
 # --- through Telegram -------------------------------------------------------------------------
@@ -218,6 +221,26 @@ async def test_an_observed_ticket_is_fixed_by_its_owner_only(
 NUMBER = re.compile(r"PTE-\d{4}-\d{6}")
 DESCRIPTION = "No puedo publicar el presupuesto: el portal muestra un error 500 al guardar."
 TG_SECRETS = ("20131312955", "Municipalidad de Prueba", DESCRIPTION, "Registrado", "Consulta")
+
+
+def _code_in(outbox: Path) -> str | None:
+    for path in sorted(outbox.glob("*.eml"), reverse=True):
+        body = message_from_bytes(path.read_bytes(), policy=policy.default).get_body()
+        found = re.search(r"\b(\d{6})\b", body.get_content() if body else "")
+        if found:
+            return found.group(1)
+    return None
+
+
+async def mailed_code(outbox: Path, timeout: float = 10.0) -> str:  # noqa: ASYNC109
+    """The verification code in the newest .eml the mail outbox wrote."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = await asyncio.to_thread(_code_in, outbox)
+        if code is not None:
+            return code
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no code mailed under {outbox}")
 
 
 def telegram_shown(messages: list[BotMessage], number: str) -> list[tuple[str, list[str]]]:
@@ -236,7 +259,7 @@ class TestTelegram:
         )
 
     @staticmethod
-    async def consulta(user: FakeUser) -> str:
+    async def consulta(user: FakeUser, outbox: Path) -> str:
         await user.say("/start")
         await user.press("Acepto")
         await user.press("Hacer una consulta")
@@ -245,18 +268,22 @@ class TestTelegram:
         await user.press("Presupuesto")
         await user.say(DESCRIPTION)
         await user.press("Listo")
+        for answer in ("Beto", "Quispe", "Analista", "beto@munisjl.gob.pe"):
+            await user.say(answer)
+        await user.say(await mailed_code(outbox))  # no SMTP server: the code is an .eml
+        await user.say("912345678")
         await user.tap("Confirmar y enviar")
-        outputs = await user.settle(quiet=0.3)
+        outputs = await user.settle(quiet=1.0)  # the ticket, its mail and files: not instant
         found = NUMBER.search(" ".join(m.text for m in outputs))
         assert found is not None, [str(m) for m in outputs]
         return found.group()
 
     async def test_a_cannot_reach_b_ticket_by_number_command_replay_or_forgery(
-        self, api: FakeBotAPI, start_bot: Starter
+        self, api: FakeBotAPI, start_bot: Starter, settings: Settings
     ) -> None:
         await start_bot()
         beto = api.user(7402, first_name="Beto")
-        number = await self.consulta(beto)
+        number = await self.consulta(beto, settings.data_dir / "outbox")
         missing = f"{number[:9]}999999"
         await beto.say("/estado")
         [detail] = await beto.press(number)

@@ -194,7 +194,7 @@ async def test_kill_nine_at_eight_steps_loses_and_duplicates_nothing(
         await bot.start()
         if how == "while sending":
             [question] = await officer.user.expect(1, timeout=30)
-            assert "Paso 12 de 15" in question.text  # the reply went out after the restart
+            assert "Paso 12 de 16" in question.text  # the reply went out after the restart
         elif how == "after commit":
             registered, formato, _menu = await officer.user.expect(3, timeout=30)
             assert "Solicitud registrada" in registered.text
@@ -251,7 +251,7 @@ async def test_redelivered_updates_and_double_taps_have_one_effect(
     await officer.user.expect(1, timeout=30)
     api.redeliver(dni)  # Telegram sends the same update_id again
     assert not await officer.user.settle()  # ...and nothing happens
-    assert "Paso 6 de 15" in officer.user.last.text
+    assert "Paso 6 de 16" in officer.user.last.text
     for name in NAMES[NAMES.index("dni") + 1 :]:
         await answer(officer, name)
     # A double tap: two callback queries for the same button, then a redelivery of the first.

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from bot.domain.dates import date_time, lima_date, long_date, short_date, to_lima
+from bot.dates import date_time, lima_date, long_date, short_date, to_lima
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ async def test_observed_ticket_gets_one_reminder_after_two_business_days(
     await jobs(user)  # once only
     assert len(user.screen.messages) == seen + 1
     await user.tap("btn.notice_fix")
-    assert user.screen.last.progress == (10, 15)
+    assert user.screen.last.progress == (10, 16)
 
 
 async def test_no_reminder_when_the_officer_already_answered(
@@ -94,15 +94,15 @@ async def test_attended_ticket_closes_itself_after_five_business_days(
     await staff.tap("btn.desk_attend_yes")
     clock.moment = datetime(2026, 12, 10, 15, 0, tzinfo=UTC)  # Thu 10 Dec: 4 business days
     await jobs(user)
-    assert (await ticket_row(user))["state"] == "Atendido"
+    assert (await ticket_row(user))["state"] == "atendido"
     clock.moment = datetime(2026, 12, 11, 15, 0, tzinfo=UTC)  # Fri 11 Dec: 5
     await jobs(user)
-    assert (await ticket_row(user))["state"] == "Cerrado"
+    assert (await ticket_row(user))["state"] == "cerrado"
     assert user.screen.last.key == "aviso.estado"
-    assert user.screen.last.data["state"] == "Cerrado"
+    assert user.screen.last.data["state"] == "cerrado"
     card = (await staff.send(f"/ticket {NUMBER}"))[-1]
     assert card.key == "mesa.ficha"
-    assert card.data["state"] == "Cerrado"
+    assert card.data["state"] == "cerrado"
     assert "Cerrado (automático)" in card.plain  # reads as closed by the clock
 
 
@@ -117,4 +117,4 @@ async def test_an_answer_after_attention_keeps_the_ticket_open(
     await user.send("No me llegó el correo con los accesos.")
     clock.advance(days=14)
     await jobs(user)
-    assert (await ticket_row(user))["state"] == "Atendido"
+    assert (await ticket_row(user))["state"] == "atendido"

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.app import App, create_app
+from bot.dates import lima_date
 from bot.desk import card as desk
 from bot.domain import workflow
-from bot.domain.dates import lima_date
-from bot.domain.tickets import create_ticket
-from bot.services import Who
+from bot.domain.records import create_ticket
+from bot.domain.types import Who
 from bot.settings import Settings
 from tests.bot.harness import calendar_with
 from tests.driver import Driver, FakeClock, MemoryMailer
@@ -66,7 +66,9 @@ class Desk:
         self.clock.moment = registered
         async with self.app.store.transaction(registered) as tx:
             data = {"ruc": "20131312955", "entity_name": "Municipalidad de Prueba"}
-            number, _id, _due = await create_ticket(self.app, tx, self.who, "consulta", data)
+            number, _id, _due = await create_ticket(
+                self.app.calendar, tx, self.who, "consulta", data
+            )
             await desk.take(self.app, tx, number, STAFF)
         return number
 

@@ -34,7 +34,7 @@ from conversations.state import State
 from tests.bot.conftest import Starter
 from tests.driver import Driver, MemoryMailer
 from tests.fakes.telegram_api import FakeBotAPI, FakeUser
-from tests.walks import DESCRIPTION, PDF, make_pdf, tiny_png, to_attachments, to_step
+from tests.walks import DESCRIPTION, PDF, make_pdf, tiny_png, to_attachments, to_step, who_asks
 
 TEXTS = Texts()
 GIB = 1 << 30
@@ -256,7 +256,7 @@ async def test_hostile_resolution_is_refused_and_asked_again(
     refusal, again = replies
     assert refusal.plain == TEXTS.plain(f"errors.{hostile.refusal}", {})
     assert RESOLUTION_QUESTION in again.plain
-    assert again.progress == (13, 15)
+    assert again.progress == (13, 16)
     flow, step, data = await frame_data(user)
     assert (flow, step) == ("solicitud", "res_pdf")
     assert "pdf" not in data.get("res", {})
@@ -287,13 +287,14 @@ async def test_resolution_with_a_hostile_name_is_stored_under_its_hash(
     await to_step(user, mailer, "res_pdf")
     before = tree(tmp_path)
     [profiles] = await user.upload(PDF, name=name)
-    assert profiles.progress == (14, 15)
+    assert profiles.progress == (14, 16)
     new = tree(tmp_path) - before
     assert_only_under(new, settings.data_dir)
     [stored] = stored_files(new, settings.data_dir)
     assert_stored_by_hash(stored, settings.data_dir, PDF)
 
     # The help desk's mail names the resolution after the ticket, never after the sender.
+    await user.tap("btn.no")
     await user.tap("btn.me")
     await user.tap("btn.confirm_send")
     names = [a.get_filename() for a in mailer.sent[-1].iter_attachments()]
@@ -309,7 +310,7 @@ async def test_resolution_with_a_hostile_name_is_stored_under_its_hash(
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=[h.id for h in HOSTILE])
 async def test_hostile_attachment_is_refused_and_not_counted(
-    hostile: Hostile, user: Driver, tmp_path: Path, settings: Settings
+    hostile: Hostile, user: Driver, mailer: MemoryMailer, tmp_path: Path, settings: Settings
 ) -> None:
     await to_attachments(user)
     before = tree(tmp_path)
@@ -327,7 +328,8 @@ async def test_hostile_attachment_is_refused_and_not_counted(
     new = tree(tmp_path) - before
     assert_only_under(new, settings.data_dir)
     assert stored_files(new, settings.data_dir) == []
-    summary = (await user.tap("btn.done"))[-1].plain
+    await user.tap("btn.done")
+    summary = (await who_asks(user, mailer))[-1].plain
     assert "Adjuntos: 0" in summary
 
 
@@ -356,6 +358,7 @@ async def test_attachment_with_a_hostile_name_is_stored_under_its_hash(
     [stored] = stored_files(new, settings.data_dir)
     assert_stored_by_hash(stored, settings.data_dir, png)
     await user.tap("btn.done")
+    await who_asks(user, mailer)
     await user.tap("btn.confirm_send")
     names = [a.get_filename() for a in mailer.sent[-1].iter_attachments()]
     assert names == ["Adjunto_01_PTE-2026-000001.png"]

@@ -182,4 +182,5 @@ async def to_step_rest(user: Driver) -> None:
     await user.send("15/10/2026")
     await user.tap("btn.authority_alcalde")
     await user.upload(PDF)
+    await user.tap("btn.no")
     await user.tap("btn.me")

@@ -1,6 +1,6 @@
 """Inbound mail against a real Dovecot: the desk works a ticket by mail, the officer sees it.
 
-Mail is delivered with IMAP APPEND; the reader (:class:`bot.mail.inbound.MailReader`) reads
+Mail is delivered with IMAP APPEND; the reader (:class:`bot.channels.mail.MailReader`) reads
 it the way it does in production. What the officer sees is what the outbox rows render to
 on the test channel; what the assistant mails back goes through the mail outbox.
 """
@@ -24,8 +24,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from bot.app import create_app
+from bot.channels.mail import MailReader, session_for
 from bot.mail.imap import ImapSession
-from bot.mail.inbound import MailReader, session_for
 from bot.mail.smtp import SmtpMailer
 from bot.settings import Settings
 from bot.staff_cli import export_rows
@@ -195,7 +195,7 @@ async def test_each_command_by_mail_moves_the_ticket_and_the_officer_sees_it(
     assert shown[1].key == "aviso.mensaje"  # the rest of the mail, as the desk's message
     assert shown[1].data["message"] == "Lo reviso hoy."
     assert await desk.ticket() == {
-        "state": "En atención", "assignee": STAFF, "desk": None, "part": None,
+        "state": "en_atencion", "assignee": STAFF, "desk": None, "part": None,
     }  # fmt: skip
 
     desk.deliver(reply(STAFF, "#OBSERVADO Otro: ¿cuál es el número de la resolución?", desk))
@@ -210,7 +210,7 @@ async def test_each_command_by_mail_moves_the_ticket_and_the_officer_sees_it(
     # ticket is back En atención and the specialist who has it hears it by mail.
     desk.deliver(reply(OFFICER, "Es la Resolución de Alcaldía N.° 045-2026-MDSJL.", desk))
     await desk.read()
-    assert (await desk.ticket())["state"] == "En atención"
+    assert (await desk.ticket())["state"] == "en_atencion"
     told = desk.mails_to(STAFF)[-1].get_body().get_content()
     assert "Es la Resolución de Alcaldía N.° 045-2026-MDSJL." in told
     assert "volvió a «En atención»" in told
@@ -224,7 +224,7 @@ async def test_each_command_by_mail_moves_the_ticket_and_the_officer_sees_it(
     desk.deliver(reply(STAFF, "#cerrado", desk))
     shown = await desk.read()
     assert "pasó a <b>Cerrado</b>" in shown[0].html
-    assert (await desk.ticket())["state"] == "Cerrado"
+    assert (await desk.ticket())["state"] == "cerrado"
     assert desk.reader.counts == {"command": 4, "officer": 1}
 
 
@@ -238,7 +238,7 @@ async def test_a_refused_or_mistyped_command_changes_nothing_and_is_answered_by_
     shown = await desk.read()
     assert len(shown) == 1
     assert "pasó a <b>En atención</b>" in shown[0].html
-    assert (await desk.ticket())["state"] == "En atención"
+    assert (await desk.ticket())["state"] == "en_atencion"
     answers = desk.mails_to(STAFF)
     assert len(answers) == 2
     first = answers[0].get_body().get_content()
@@ -354,7 +354,7 @@ async def test_what_is_never_relayed_goes_to_the_review_folder_and_is_counted(
     assert desk.dovecot.uids(desk.mailbox, "INBOX") == []
     assert len(desk.dovecot.uids(desk.mailbox, "Revisar", "UNSEEN")) == 5  # left for people
     assert await desk.ticket() == {
-        "state": "Registrado", "assignee": None, "desk": None, "part": None,
+        "state": "registrado", "assignee": None, "desk": None, "part": None,
     }  # fmt: skip
 
 
@@ -401,7 +401,7 @@ import asyncio, os, sys, time
 from pathlib import Path
 from bot.app import create_app
 from bot.mail.imap import ImapSession
-from bot.mail.inbound import MailReader, session_for
+from bot.channels.mail import MailReader, session_for
 from bot.settings import Settings
 
 async def main(mode: str, marker: Path) -> None:
@@ -639,7 +639,7 @@ async def test_a_desk_address_that_fails_authentication_is_not_trusted(desk: Des
     )
     desk.deliver(forged)
     assert await desk.read() == []
-    assert (await desk.ticket())["state"] == "Registrado"
+    assert (await desk.ticket())["state"] == "registrado"
     assert desk.reader.counts == {"review:unauthenticated": 1}
 
 

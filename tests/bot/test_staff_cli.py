@@ -20,7 +20,7 @@ from bot.staff_cli import (
     spreadsheet_safe,
 )
 from tests.driver import Driver, FakeClock, MemoryMailer
-from tests.walks import file_request, to_attachments, to_step
+from tests.walks import file_request, to_attachments, to_step, who_asks
 
 
 def args(action: str, **extra: object) -> argparse.Namespace:
@@ -66,7 +66,7 @@ async def test_observed_pauses_the_clock_and_the_officer_is_told(
     await registered(user, mailer)  # Wed 2 Dec, due Fri 11 Dec
     await set_state(user, "En atención")
     assert user.screen.last.key == "aviso.estado"
-    assert user.screen.last.data["state"] == "En atención"
+    assert user.screen.last.data["state"] == "en_atencion"
     clock.advance(days=1)  # Thu 3 Dec: 4 business days left (4, 7, 10, 11)
     await set_state(user, "Observado", "Falta la firma en la resolución")
     notice = user.screen.last.plain
@@ -93,10 +93,13 @@ async def test_attended_says_accesses_go_by_email(user: Driver, mailer: MemoryMa
     assert "nunca llegan por este chat" in user.screen.last.plain  # the terminal's wording
 
 
-async def test_a_consulta_is_attended_from_the_shell_with_its_answer(user: Driver) -> None:
+async def test_a_consulta_is_attended_from_the_shell_with_its_answer(
+    user: Driver, mailer: MemoryMailer
+) -> None:
     """Issue 16, point 2: no answer, no Atendido; the answer reaches the officer's chat."""
     await to_attachments(user)
     await user.tap("btn.done")
+    await who_asks(user, mailer)
     await user.tap("btn.confirm_send")
     await set_state(user, "En atención")
     with pytest.raises(AnswerMissing, match="es una consulta: se atiende con su respuesta"):
@@ -250,6 +253,7 @@ async def test_csv_has_who_filed_who_works_it_and_how_it_ended(
     await user.tap(choice="presupuesto")
     await user.send("No puedo publicar el presupuesto: el portal muestra un error 500.")
     await user.tap("btn.done")
+    await user.tap("btn.yes")  # ¿Sigues siendo Ana María Pérez Ruiz…? Her email is proved already
     await user.tap("btn.confirm_send")
 
     header, *rows = await export(user, tmp_path)

@@ -106,6 +106,19 @@ async def consultation_until_attachments(user: FakeUser) -> None:
     assert attachments_question.button_labels == ["✅ Listo"]
 
 
+ROSA_EMAIL = "rosa@munisjl.gob.pe"
+
+
+async def who_asks(user: FakeUser, smtp: SmtpServer) -> BotMessage:
+    """Who asks the consulta, someone new: names, cargo, the email and its code, the mobile;
+    returns the summary."""
+    for answer in ("Rosa", "Huamán Torres", "Especialista en Transparencia", ROSA_EMAIL):
+        await user.say(answer)
+    await user.say(await smtp.inbox.code(ROSA_EMAIL))
+    [summary] = await user.say("912345678")
+    return summary
+
+
 async def confirm_consultation(user: FakeUser) -> str:
     await user.tap("✅ Confirmar y enviar")
     outputs = await user.settle(quiet=0.3)
@@ -139,8 +152,11 @@ async def test_consultation_with_an_album_is_answered_once_and_keeps_three_files
     assert answers[0].button_labels == ["✅ Listo"]
     assert len(api.calls_to("getFile")) == 3  # every file of the album was fetched
 
-    [summary] = await ana.press("✅ Listo")
+    [who] = await ana.press("✅ Listo")
+    assert "¿Cuáles son tus nombres?" in who.text
+    summary = await who_asks(ana, smtp)
     assert "Revisa tu consulta" in summary.text
+    assert "Consulta de: Rosa Huamán Torres, Especialista en Transparencia" in summary.text
     assert f"Entidad: {ENTITY} (RUC {RUC})" in summary.text
     assert "Sección: Presupuesto" in summary.text
     assert "Adjuntos: 3" in summary.text
@@ -160,7 +176,7 @@ async def test_consultation_with_an_album_is_answered_once_and_keeps_three_files
 
     # The help desk receives the three files byte for byte.
     [mail] = await smtp.inbox.wait_for(f"Consulta PTE – {ENTITY} [{number}]")
-    assert mail.rcpt_tos == [HELP_DESK]
+    assert mail.rcpt_tos == [HELP_DESK, ROSA_EMAIL]  # who asks, in Cc
     files = attachments(mail.message)
     body = mail.message.get_body(("plain",))
     assert body is not None
@@ -175,13 +191,14 @@ async def test_consultation_with_an_album_is_answered_once_and_keeps_three_files
 
 
 async def test_someone_elses_ticket_number_reads_as_a_non_existent_one(
-    api: FakeBotAPI, settings: Settings, start_bot: Starter
+    api: FakeBotAPI, settings: Settings, smtp: SmtpServer, start_bot: Starter
 ) -> None:
     await start_bot()
     ana = api.user(7201, first_name="Ana")
     await consent(ana)
     await consultation_until_attachments(ana)
     await ana.press("✅ Listo")
+    await who_asks(ana, smtp)
     number = await confirm_consultation(ana)
     year = number.split("-")[1]
     missing = f"PTE-{year}-000999"
@@ -242,7 +259,7 @@ async def test_profile_update_only_after_the_request_was_attended(
     assert refusal.button_labels == ["Solicitar accesos al PTE", "Hacer una consulta", "Menú"]
     await user.press("Menú")
 
-    set_state(settings, number, "Atendido")
+    set_state(settings, number, "atendido")
 
     [entity_question] = await user.press("Actualizar perfiles")
     assert "¿En qué entidad quieres cambiar perfiles?" in entity_question.text

@@ -99,7 +99,7 @@ async def test_observe_correct_attend_through_telegram(
     replies = await officer.user.expect(1)
     assert "Ese botón es de una pregunta anterior" in replies[0].text
     assert "Estado:" not in replies[0].text
-    assert state(settings) == "En atención"
+    assert state(settings) == "en_atencion"
 
     # Observar the resolution → the officer gets the message and a Corregir button.
     await staff.press("⚠️ Observar")
@@ -110,11 +110,11 @@ async def test_observe_correct_attend_through_telegram(
     assert "pasó a Observado" in observed.text
     assert "La resolución no tiene la firma del alcalde." in observed.text
     assert "✏️ Corregir" in observed.button_labels
-    assert state(settings) == "Observado"
+    assert state(settings) == "observado"
 
     # Corregir → straight to the resolution; a new PDF; the same ticket back in attention.
     question = (await officer.press("✏️ Corregir"))[-1]
-    assert "Paso 10 de 15" in question.text
+    assert "Paso 10 de 16" in question.text
     await officer.say("Resolución de Alcaldía N.° 046-2026-MDSJL")
     await officer.say("16/03/2025")
     await officer.press("Alcalde o alcaldesa")
@@ -124,7 +124,7 @@ async def test_observe_correct_attend_through_telegram(
     fixed, formato, _menu = await officer.press("✅ Confirmar y enviar", n=3)
     assert f"Corrección enviada: {number}" in fixed.text
     assert formato.document is not None
-    assert state(settings) == "En atención"
+    assert state(settings) == "en_atencion"
     [told] = await staff.expect(1)
     assert f"{number}: el responsable envió su corrección" in told.text
     [mail] = await smtp.inbox.wait_for("Subsanación de solicitud de accesos al PTE")
@@ -139,7 +139,7 @@ async def test_observe_correct_attend_through_telegram(
     [attended] = await officer.user.expect(1, timeout=30)
     assert "pasó a Atendido" in attended.text
     assert "Los accesos se enviaron a tu correo institucional" in attended.text
-    assert state(settings) == "Atendido"
+    assert state(settings) == "atendido"
     assert [c.status for c in api.calls_to("sendMessage") if c.status != 200][:3] == [
         429,
         500,

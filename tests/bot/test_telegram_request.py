@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.dates import lima_date, long_date
 from bot.domain.calendar import BusinessCalendar
-from bot.domain.dates import lima_date, long_date
 from bot.settings import Settings
 from tests.bot.conftest import Starter
 from tests.bot.telegram_harness import (
@@ -75,7 +75,8 @@ async def test_whole_request_through_telegram_with_a_real_smtp_server(
     assert f"{OFFICER_EMAIL} · {PHONE}" in summary.text
     assert f"{RESOLUTION}, del {RESOLUTION_DATE}, emitida por Alcalde o alcaldesa" in summary.text
     assert "(PDF de 2 páginas)" in summary.text
-    assert summary.text.count(": tú") == len(TEXTS.sections) == 10
+    # Not of the justice system: every section but Información focalizada.
+    assert summary.text.count(": tú") == len(TEXTS.sections) - 1 == 10
 
     registered, formato, menu = await officer.press("✅ Confirmar y enviar", n=3)
     print(f"\nofficer interactions from /start to the confirmation: {officer.interactions}")
@@ -106,9 +107,9 @@ async def test_whole_request_through_telegram_with_a_real_smtp_server(
     assert formato.document is not None
     assert formato.document.startswith(b"PK\x03\x04")
     cells = sheet_cells(formato.document)
-    for section in TEXTS.sections:
-        assert section.name in cells, section.name
-    assert cells.count("45678912") == 1 + 10  # the responsible, and each of the 10 sections
+    for section in TEXTS.sections:  # all but focalizada: not an entity of the justice system
+        assert (section.name in cells) is not section.justice_only, section.name
+    assert cells.count("45678912") == 1 + 10  # the responsible, and the 10 sections that apply
     assert ENTITY in cells
     assert RUC in cells
 
@@ -134,7 +135,7 @@ async def test_whole_request_through_telegram_with_a_real_smtp_server(
     assert xlsx_type == XLSX
     assert xlsx_bytes == formato.document
     for section in TEXTS.sections:
-        assert section.name in sheet_cells(xlsx_bytes)
+        assert (section.name in sheet_cells(xlsx_bytes)) is not section.justice_only
 
     # Exactly two mails: the code to the officer, the request to the help desk.
     assert len(smtp.inbox.received) == 2
@@ -155,7 +156,7 @@ async def test_refused_files_are_explained_and_the_question_asked_again(
     [again] = await officer.send_document(EXECUTABLE, "resolucion.pdf")
     assert again.text.startswith(text("errors.file_type_not_allowed") + "\n\n")
     assert question in again.text
-    assert "Paso 13 de 15" in again.text
+    assert "Paso 13 de 16" in again.text
 
     # 25 MB declared: refused on the declared size, never downloaded.
     big_size = 25 * 1024 * 1024
@@ -176,8 +177,8 @@ async def test_refused_files_are_explained_and_the_question_asked_again(
 
     # A real PDF is then accepted.
     [profiles] = await officer.send_document(PDF, "resolucion.pdf")
-    assert "Paso 14 de 15" in profiles.text
-    assert profiles.button_labels == ["Yo", "Otra persona", "Definir por sección"]
+    assert "Paso 14 de 16" in profiles.text
+    assert profiles.button_labels == ["Sí", "No"]  # the justice question opens the profiles
     assert rejected(api) == []
 
 
@@ -188,22 +189,22 @@ async def test_invalid_ruc_and_personal_email_are_refused_and_asked_again(
     [again] = await officer.say("20131312956")  # wrong check digit
     assert again.text.startswith(text("errors.ruc_check_digit") + "\n\n")
     assert text("solicitud.ruc") in again.text
-    assert "Paso 1 de 15" in again.text
+    assert "Paso 1 de 16" in again.text
     [again] = await officer.say("10456789124")  # a natural person's RUC
     assert again.text.startswith(text("errors.ruc_not_entity") + "\n\n")
-    assert "Paso 1 de 15" in again.text
+    assert "Paso 1 de 16" in again.text
 
     await walk(officer, after="menu", until="correo")
     [again] = await officer.say("ana.perez@gmail.com")
     assert again.text.startswith(text("errors.email_webmail") + "\n\n")
     assert text("solicitud.correo") in again.text
-    assert "Paso 7 de 15" in again.text
+    assert "Paso 7 de 16" in again.text
     # No code for the personal address: nothing queued, nothing at the SMTP server.
     assert query(settings, "SELECT count(*) FROM mail_outbox") == [(0,)]
     assert smtp.inbox.received == []
 
     [code_question] = await officer.say(OFFICER_EMAIL)
-    assert "Paso 8 de 15" in code_question.text
+    assert "Paso 8 de 16" in code_question.text
     assert OFFICER_EMAIL in code_question.text
     assert len(await officer.smtp.inbox.code(OFFICER_EMAIL)) == 6
     assert rejected(api) == []
@@ -259,7 +260,7 @@ async def test_restart_mid_request_resumes_at_the_open_question(
 
     await start_bot()  # same data directory, same SQLite file
     [email_question] = await officer.say("Jefa de Tecnologías de la Información")
-    assert "Paso 7 de 15" in email_question.text
+    assert "Paso 7 de 16" in email_question.text
     assert text("solicitud.correo") in email_question.text
     await walk(officer, after="cargo", until="res_numero")  # code mailed by the new process
     await walk(officer, after="celular")

@@ -62,7 +62,7 @@ def test_the_local_mail_folder_is_named_at_the_terminal(tmp_path: Path) -> None:
     )
     done = chat(tmp_path, script + "\n")
     assert done.returncode == 0, done.stderr
-    assert "Paso 8 de 15" in done.stdout
+    assert "Paso 8 de 16" in done.stdout
     assert f"(Modo local: el correo quedó como archivo .eml en {tmp_path / 'outbox'})" in (
         done.stdout
     )

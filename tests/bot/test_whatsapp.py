@@ -15,9 +15,10 @@ from bot.channels.server import Server
 from bot.settings import Settings
 from tests.bot.harness import broken
 from tests.bot.telegram_harness import PDF, make_png
-from tests.bot.whatsapp_harness import VERIFY_TOKEN, query, refused, whatsapp_settings
+from tests.bot.whatsapp_harness import VERIFY_TOKEN, mailed_code, query, refused, whatsapp_settings
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
 from tests.bot.whatsapp_harness import wa_server as wa_server  # a fixture
+from tests.driver import MemoryMailer
 from tests.fakes.graph_api import FakeGraphAPI, FakeWhatsAppUser
 
 ANA = "51987654321"
@@ -171,14 +172,19 @@ async def test_a_long_list_is_paginated_and_every_page_fits(
     [second] = await ana.tap("Más opciones ▸")
     assert "¿Qué sección del portal está afectada?" in second.text  # the question again
     assert "Más opciones (2 de 2)" in second.text
-    assert second.labels == ["Información focalizada", "Acceso o contraseña", "Otro"]
+    assert second.labels == [
+        "Registro de visitas",
+        "Información focalizada",
+        "Acceso o contraseña",
+        "Otro",
+    ]
     [description] = await ana.tap("Otro")
-    assert "Paso 3 de 5" in description.text
+    assert "Paso 3 de 11" in description.text
     assert refused(graph) == []
 
 
 async def test_a_consulta_with_an_image_goes_through_the_media_download_flow(
-    graph: FakeGraphAPI, settings: Settings, wa_server: Server
+    graph: FakeGraphAPI, settings: Settings, wa_server: Server, mailer: MemoryMailer
 ) -> None:
     ana = graph.user(ANA)
     await consent(ana)
@@ -203,8 +209,14 @@ async def test_a_consulta_with_an_image_goes_through_the_media_download_flow(
     assert big not in graph.downloads  # refused from the metadata, never fetched
     assert "MB" in refusal.text or "grande" in refusal.text
 
-    [summary] = await ana.tap("✅ Listo")
+    [names] = await ana.tap("✅ Listo")
+    assert "¿Cuáles son tus *nombres*?" in names.text
+    for answer in ("Ana", "Pérez Ruiz", "Especialista", "ana.perez@munisjl.gob.pe"):
+        await ana.say(answer)
+    await ana.say(await mailed_code(mailer))
+    [summary] = await ana.say("987654321")
     assert "Revisa tu consulta" in summary.text
+    assert "*Consulta de:* Ana Pérez Ruiz, Especialista" in summary.text
     registered, *_ = await ana.tap("✅ Confirmar y enviar", n=2)
     assert "PTE-" in registered.text
     [(kind, files)] = query(

@@ -60,7 +60,7 @@ async def test_a_specialist_on_whatsapp_takes_observes_and_hears_back(
     relayed = await rosa.expect(1)
     assert "Sí, el 20 de octubre." in relayed[0].text
     [(state,)] = query(settings, "SELECT state FROM tickets")
-    assert state == "En atención"  # an answer to "otro" is the correction
+    assert state == "en_atencion"  # an answer to "otro" is the correction
     assert refused(graph) == []
 
 

@@ -15,7 +15,14 @@ import pytest
 from bot.channels.server import Server
 from bot.settings import Settings
 from tests.bot.telegram_harness import make_png
-from tests.bot.whatsapp_harness import HELP_DESK, STEPS, query, refused, whatsapp_settings
+from tests.bot.whatsapp_harness import (
+    HELP_DESK,
+    STEPS,
+    mailed_code,
+    query,
+    refused,
+    whatsapp_settings,
+)
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
 from tests.bot.whatsapp_harness import wa_server as wa_server  # a fixture
 from tests.driver import FakeClock, MemoryMailer
@@ -41,7 +48,7 @@ async def consented(graph: FakeGraphAPI, wa_id: str = ANA) -> FakeWhatsAppUser:
 
 
 async def to_description(ana: FakeWhatsAppUser, known: bool = False) -> Sent:
-    """A consulta up to "Paso 3 de 5", the description."""
+    """A consulta up to "Paso 3 de 11", the description."""
     first = (await ana.tap("Hacer una consulta"))[-1]
     if known:
         assert first.type == "button"  # one remembered entity: a button, not a list
@@ -53,14 +60,20 @@ async def to_description(ana: FakeWhatsAppUser, known: bool = False) -> Sent:
         await ana.say(ENTITY)
     await ana.tap("Más opciones ▸")
     [question] = await ana.tap("Otro")
-    assert "Paso 3 de 5" in question.text
+    assert "Paso 3 de 11" in question.text
     return question
 
 
-async def registered_consulta(ana: FakeWhatsAppUser, settings: Settings) -> str:
+async def registered_consulta(
+    ana: FakeWhatsAppUser, settings: Settings, mailer: MemoryMailer
+) -> str:
     await to_description(ana)
     await ana.say(DESCRIPTION)
     await ana.tap("✅ Listo")
+    for answer in ("Ana", "Pérez Ruiz", "Especialista", "ana.perez@munisjl.gob.pe"):
+        await ana.say(answer)  # who asks
+    await ana.say(await mailed_code(mailer))
+    await ana.say("987654321")
     registered, *_ = await ana.tap("✅ Confirmar y enviar", n=2)
     await ana.settle()
     [(number,)] = query(settings, "SELECT number FROM tickets ORDER BY id DESC LIMIT 1")
@@ -90,11 +103,15 @@ def stored_state(settings: Settings, wa_id: str = ANA) -> dict[str, object]:
 
 
 async def test_the_answer_to_the_template_is_not_taken_as_the_description(
-    graph: FakeGraphAPI, settings: Settings, clock: FakeClock, wa_server: Server
+    graph: FakeGraphAPI,
+    settings: Settings,
+    clock: FakeClock,
+    wa_server: Server,
+    mailer: MemoryMailer,
 ) -> None:
     ana = await consented(graph)
-    number = await registered_consulta(ana, settings)
-    await to_description(ana, known=True)  # a second consulta, left at "Paso 3 de 5"
+    number = await registered_consulta(ana, settings, mailer)
+    await to_description(ana, known=True)  # a second consulta, left at "Paso 3 de 11"
 
     clock.advance(hours=25)
     rosa = graph.user(ROSA, "Rosa")  # the specialist moves the first ticket twice
@@ -115,16 +132,16 @@ async def test_the_answer_to_the_template_is_not_taken_as_the_description(
     assert "En atención" in taken.text  # what was held, in its order
     assert "prueba de nuevo" in message.text
     assert "no tomé tu mensaje como respuesta" in offer.text
-    assert "Tienes una consulta en curso (paso 3 de 5)" in offer.text
+    assert "Tienes una consulta en curso (paso 3 de 11)" in offer.text
     assert offer.labels == ["Continuar", "Empezar de nuevo"]
     draft = stored_state(settings)["drafts"]["consulta"]  # type: ignore[index]
     assert "description" not in draft["data"]
     assert query(settings, "SELECT count(*) FROM tickets") == [(1,)]
 
     [question] = await ana.tap("Continuar")
-    assert "Paso 3 de 5" in question.text
+    assert "Paso 3 de 11" in question.text
     [attachments] = await ana.say(DESCRIPTION)  # within the window now: an answer
-    assert "Paso 4 de 5" in attachments.text
+    assert "Paso 4 de 11" in attachments.text
     assert refused(graph) == []
 
 
@@ -136,18 +153,18 @@ async def test_a_short_greeting_after_a_day_is_not_refused_as_too_short(
     # Within the window, the same words are an answer to the open question (too short).
     [too_short, again] = await ana.say("buenas, ¿hay novedades?", n=2)
     assert "Cuéntame un poco más" in too_short.text
-    assert "Paso 3 de 5" in again.text
+    assert "Paso 3 de 11" in again.text
 
     clock.advance(hours=26)  # nothing held: the window closed by time alone
     [offer] = await ana.say("buenas, ¿hay novedades?")
     assert "Cuéntame un poco más" not in offer.text
-    assert "Tienes una consulta en curso (paso 3 de 5)" in offer.text
+    assert "Tienes una consulta en curso (paso 3 de 11)" in offer.text
 
     clock.advance(hours=30)  # a greeting reopens it: welcomed, offered where it stood
     welcome, offer = await ana.say("hola", n=2)
     assert "Hola de nuevo" in welcome.text
     assert "no tomé tu mensaje" not in offer.text
-    assert "paso 3 de 5" in offer.text
+    assert "paso 3 de 11" in offer.text
 
     clock.advance(hours=30)  # the template's quick-reply button, and a word that names an entry
     await ana.send("button", {"text": "Ver novedades", "payload": "novedades"})
@@ -165,17 +182,17 @@ async def test_a_short_greeting_after_a_day_is_not_refused_as_too_short(
 
 
 async def test_old_menus_and_tickets_work_and_a_closed_question_is_refused_briefly(
-    graph: FakeGraphAPI, settings: Settings, wa_server: Server
+    graph: FakeGraphAPI, settings: Settings, wa_server: Server, mailer: MemoryMailer
 ) -> None:
     ana = await consented(graph)
-    number = await registered_consulta(ana, settings)
+    number = await registered_consulta(ana, settings, mailer)
     first_menu = next(m for m in ana.outputs if "Requisitos y pasos" in m.labels)
     [card] = await ana.tap("Requisitos y pasos")
     assert "Paso 1 de 7" in card.text
 
     # "Hacer una consulta" on the very first menu, while on a requirements card.
     [entity] = await tap_on(ana, first_menu, "Hacer una consulta")
-    assert "Paso 1 de 5" in entity.text
+    assert "Paso 1 de 11" in entity.text
 
     # "Siguiente ▶" on the card answers a question no longer open: one short message.
     [stale] = await ana.tap("Siguiente ▶")
@@ -205,6 +222,7 @@ async def test_labels_keep_what_tells_them_apart_and_are_accepted_as_shown(
         await action(ana, mailer)
         if name == "res_pdf":
             break
+    await ana.tap("No")  # not of the justice system
     await ana.tap("Definir por sección")
     await ana.tap("Yo")  # Datos generales
     await ana.tap("Otra persona")
@@ -223,23 +241,23 @@ async def test_labels_keep_what_tells_them_apart_and_are_accepted_as_shown(
         await ana.say(answer)
     await ana.say("lrojas@munisjl.gob.pe")
     [listed] = await ana.say("923456789")
-    assert "*Personal*" in listed.text
+    assert "*Participación ciudadana*" in listed.text
     assert listed.type == "list"  # four choices
     rows = {title: description for _, title, description in listed.rows}
     assert rows["María Fernández"] == "María del Carmen Fernández Quispe"
     assert rows["Luis Alberto Rojas"] == "-"  # fits whole: no description
     [nxt] = await ana.say("María del Carmen Fernández Quispe")  # the whole label typed
-    assert "Contratación de bienes y servicios" in nxt.text
+    assert "*Personal*" in nxt.text
     [nxt] = await ana.say("María Fer…")  # a label typed as a channel cuts it
-    assert "Actividades oficiales" in nxt.text
+    assert "Contratación de bienes y servicios" in nxt.text
     assert refused(graph) == []
 
 
 async def test_a_ticket_row_keeps_its_number_and_state(
-    graph: FakeGraphAPI, settings: Settings, wa_server: Server
+    graph: FakeGraphAPI, settings: Settings, wa_server: Server, mailer: MemoryMailer
 ) -> None:
     ana = await consented(graph)
-    number = await registered_consulta(ana, settings)
+    number = await registered_consulta(ana, settings, mailer)
     [tickets] = await ana.tap("Estado de mis trámites")
     assert tickets.type == "list"
     short = f"N.° {number[-6:]} · Registrado"
@@ -277,7 +295,7 @@ async def test_short_choices_are_buttons_and_lists_are_spoken_of_as_options(
     assert wrong.text == "Elige una de las opciones de abajo."
     assert "botones" not in wrong.text
     [second] = await ana.tap("Más opciones ▸")
-    assert second.text.startswith("_Paso 2 de 5_\n¿Qué sección del portal está afectada?")
+    assert second.text.startswith("_Paso 2 de 11_\n¿Qué sección del portal está afectada?")
     assert second.text.endswith("_Más opciones (2 de 2)_")
     assert refused(graph) == []
 
@@ -299,7 +317,7 @@ async def test_a_number_from_abroad_is_asked_to_be_typed(
     assert question.type == "text"  # no "Compartir mi número" again
     assert "Compartir mi número" not in question.text
     [next_step] = await abroad.say("987654321")
-    assert "Paso 10 de 15" in next_step.text
+    assert "Paso 10 de 16" in next_step.text
     assert refused(graph) == []
 
 
@@ -314,7 +332,11 @@ async def test_a_caption_goes_with_its_screenshot_to_the_summary_and_the_desk_ma
     await ana.say(DESCRIPTION)
     await ana.send_image(make_png(), caption="Error al guardar")
     await ana.expect(1)
-    [summary] = await ana.tap("✅ Listo")
+    await ana.tap("✅ Listo")
+    for answer in ("Ana", "Pérez Ruiz", "Especialista", "ana.perez@munisjl.gob.pe"):
+        await ana.say(answer)  # who asks
+    await ana.say(await mailed_code(mailer))
+    [summary] = await ana.say("987654321")
     assert "«Error al guardar»" in summary.text
     await ana.tap("✅ Confirmar y enviar", n=2)
     [(number,)] = query(settings, "SELECT number FROM tickets")
@@ -339,7 +361,7 @@ async def test_no_server_path_reaches_whatsapp_and_my_data_names_the_channel(
         replies = await action(ana, mailer)
         if name == "correo":
             [code] = replies
-            assert "Paso 8 de 15" in code.text
+            assert "Paso 8 de 16" in code.text
             assert "Modo local" not in code.text
             assert ".eml" not in code.text
             assert str(settings.data_dir) not in code.text

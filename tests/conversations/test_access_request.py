@@ -5,24 +5,25 @@ from __future__ import annotations
 import io
 import json
 import re
+from typing import Any
 
 import openpyxl
 import pytest
 
 from tests.conftest import AppFactory
 from tests.driver import Driver, FakeClock, MemoryMailer, choices
-from tests.walks import ENTITY, PDF, RUC, count_rows, make_pdf, tiny_png, to_step
+from tests.walks import ENTITY, PDF, RUC, count_rows, make_pdf, staff_member, tiny_png, to_step
 
 
-async def test_full_request_in_18_interactions(user: Driver, mailer: MemoryMailer) -> None:
+async def test_full_request_in_19_interactions(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
     summary = user.screen.last
-    assert summary.progress == (15, 15)
+    assert summary.progress == (16, 16)
     assert summary.data["entity"] == ENTITY
     assert "Pérez &lt;Ruiz&gt; &amp; Cía" in summary.html
     assert summary.data["res"]["pdf"]["pages"] == 2
     assert summary.data["authority"] == "Alcalde o alcaldesa"
-    replies = await user.tap("btn.confirm_send")  # interaction 18
+    replies = await user.tap("btn.confirm_send")  # interaction 19
     registered, formato = replies[0], replies[1]
     assert registered.key == "solicitud.registrada"
     assert registered.data["number"] == "PTE-2026-000001"
@@ -35,8 +36,8 @@ async def test_full_request_in_18_interactions(user: Driver, mailer: MemoryMaile
         io.BytesIO(user.app.files.read(formato.document["sha256"]))
     ).active
     cells = [str(c) for row in sheet.iter_rows(values_only=True) for c in row if c]
-    for section in user.app.services.sections:
-        assert section.name in cells
+    for section in user.app.services.sections:  # not of the justice system: no focalizada
+        assert (section.name in cells) is not section.justice_only
     assert "45678912" in cells
     assert await count_rows(user, "tickets") == 1
     request_mail = mailer.sent[-1]
@@ -64,11 +65,11 @@ async def test_ticket_row_and_first_event(user: Driver, mailer: MemoryMailer) ->
         )
         codes = list(await conn.execute_fetchall("SELECT code_hash FROM verification_codes"))
     number, kind, state, due, received, flags, data = ticket
-    assert (number, kind, state) == ("PTE-2026-000001", "accesos", "Registrado")
+    assert (number, kind, state) == ("PTE-2026-000001", "accesos", "registrado")
     assert (received, due) == ("2026-12-02", "2026-12-11")
     assert json.loads(flags) == []
     assert json.loads(data)["resp"]["verified"] is True
-    assert events == [(None, "Registrado")]
+    assert events == [(None, "registrado")]
     assert not re.fullmatch(r"\d{6}", codes[0][0])  # stored hashed
 
 
@@ -109,6 +110,7 @@ async def test_unusual_domain_is_accepted_and_flagged(user: Driver, mailer: Memo
         await user.send(answer)
     await user.tap("btn.authority_rector")
     await user.upload(PDF)
+    await user.tap("btn.no")
     await user.tap("btn.me")
     await user.tap("btn.confirm_send")
     async with user.app.store.reading() as conn:
@@ -123,6 +125,23 @@ async def test_unusual_domain_is_accepted_and_flagged(user: Driver, mailer: Memo
     card = (await staff.send("/ticket PTE-2026-000001"))[-1].plain.splitlines()
     assert "⚠️ Dominio por revisar: ana@munisjl.com.pe (Ana María Pérez Ruiz)" in card
     assert "Jefa de Tecnologías de la Información · ana@munisjl.com.pe · +51987654321" in card
+
+
+async def test_an_address_this_person_already_proved_needs_no_new_code(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "resumen")
+    await user.tap("btn.confirm_send")
+    mails = len(mailer.sent)
+    await user.send("/solicitar")
+    for answer in (RUC, ENTITY, "Ana María", "Pérez Ruiz", "45678912", "Jefa de TI"):
+        await user.send(answer)
+    replies = await user.send("ana.perez@munisjl.gob.pe")
+    assert "¿Cuál es tu celular?" in replies[-1].plain  # no code asked
+    assert len(mailer.sent) == mails  # and none sent
+    await user.send("/atras")
+    replies = await user.send("ana@munisjl.gob.pe")  # another address: proved anew
+    assert "Te envié un código de 6 dígitos a ana@munisjl.gob.pe" in replies[-1].plain
 
 
 async def test_wrong_code_counts_down_then_locks(user: Driver, mailer: MemoryMailer) -> None:
@@ -177,7 +196,7 @@ async def test_shared_contact_is_taken_as_the_mobile(user: Driver, mailer: Memor
     await to_step(user, mailer, "celular")
     replies = await user.share_contact("51987654321")
     assert "número" in replies[-1].plain.lower()
-    assert replies[-1].progress == (10, 15)
+    assert replies[-1].progress == (10, 16)
 
 
 @pytest.mark.parametrize(
@@ -261,10 +280,10 @@ async def test_profiles_by_section_with_another_person(user: Driver, mailer: Mem
     assert replies[-1].data["section"] == "Presupuesto"
     assert choices(replies[-1]) == ["me", "p0", "other"]
     assert replies[-1].buttons[1][0].args["name"] == "Luis Quispe Mamani"
-    for _ in range(7):  # Presupuesto ... Registro de visitas
+    for _ in range(7):  # Presupuesto ... Acceso a la información
         await user.tap(choice="p0")
-    replies = await user.tap("btn.not_applicable")  # focalizada
-    summary = replies[-1].plain
+    replies = await user.tap(choice="p0")  # Registro de visitas, the last one
+    summary = replies[-1].plain  # focalizada is not asked: the entity is not of the justice
     assert "Datos generales: tú" in summary
     assert "Planeamiento y organización: Luis Quispe Mamani" in summary
     assert "Información focalizada: no aplica" in summary
@@ -285,6 +304,227 @@ async def test_summary_shows_who_else_is_in_charge_with_dni_and_email(
         in summary
     )
     assert summary.count("DNI 87654321") == 1  # once, however many sections the person holds
+
+
+async def test_yo_outside_the_justice_system_leaves_informacion_focalizada_out(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "justicia")
+    question = user.screen.last
+    assert "¿forma parte del sistema de justicia?" in question.plain
+    assert [b.label for row in question.buttons for b in row] == ["Sí", "No"]
+    await user.tap("btn.no")
+    summary = (await user.tap("btn.me"))[-1].plain
+    assert "Sistema de justicia: tu entidad no forma parte" in summary
+    assert "Información focalizada: no aplica" in summary
+    assert summary.count(": tú") == len(user.app.services.sections) - 1
+    replies = await user.tap("btn.confirm_send")
+    body = mailer.sent[-1].get_body().get_content()
+    assert "Del sistema de justicia (Ley 30934): no" in body
+    assert "- Información focalizada: no aplica" in body
+    document = replies[1].document
+    assert document is not None
+    sheet = openpyxl.load_workbook(io.BytesIO(user.app.files.read(document["sha256"]))).active
+    cells = [str(c) for row in sheet.iter_rows(values_only=True) for c in row if c]
+    assert "Información focalizada" not in cells  # no row for it...
+    assert "No: «Información focalizada» no aplica" in cells  # ...and the reason, once
+    assert "Participación ciudadana" in cells
+
+
+async def test_a_justice_system_entity_gets_informacion_focalizada(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "justicia")
+    await user.tap("btn.yes")
+    summary = (await user.tap("btn.me"))[-1].plain
+    assert "Sistema de justicia: tu entidad forma parte" in summary
+    assert "Información focalizada: tú" in summary
+    assert summary.count(": tú") == len(user.app.services.sections)
+
+
+async def test_by_section_outside_the_justice_system_never_asks_for_focalizada(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "perfiles_modo")
+    replies = await user.tap("btn.by_section")
+    assert "(sección 1 de 10)" in replies[-1].plain
+    for _ in range(9):
+        replies = await user.tap("btn.me")
+    assert "Registro de visitas" in replies[-1].plain
+    assert "(sección 10 de 10)" in replies[-1].plain
+    summary = (await user.tap("btn.me"))[-1].plain
+    assert "Revisa tu solicitud" in summary
+    assert "Información focalizada: no aplica" in summary
+
+
+async def test_corregir_perfiles_asks_the_justice_question_again(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "justicia")
+    await user.tap("btn.yes")
+    await user.tap("btn.me")
+    await user.tap("btn.correct")
+    replies = await user.click("Perfiles")
+    assert "sistema de justicia" in replies[-1].plain
+    await user.tap("btn.no")
+    summary = (await user.tap("btn.me"))[-1].plain
+    assert "Información focalizada: no aplica" in summary
+    await user.tap("btn.confirm_send")
+    async with user.app.store.reading() as conn:
+        (raw,) = next(iter(await conn.execute_fetchall("SELECT data FROM tickets")))
+    data = json.loads(raw)
+    assert data["justicia"] is False
+    assert data["profiles"]["focalizada"] == "none"
+
+
+LUIS = ("Luis", "Quispe Mamani", "87654321", "Analista", "lquispe@munisjl.gob.pe", "912345678")
+
+
+async def test_a_colleague_with_the_responsibles_dni_is_refused_and_yo_offered(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "perfiles_modo")
+    await user.tap("btn.other_person")
+    await user.send("Ana")
+    await user.send("Pérez Ruiz")
+    replies = await user.send("45 678 912")  # the responsible's DNI, spaced
+    assert "Ese DNI es el tuyo" in replies[0].plain
+    assert "¿Cuál es su DNI?" in replies[-1].plain  # the question, again
+    assert [b.label for row in replies[-1].buttons for b in row] == ["Yo"]
+    summary = (await user.tap("btn.me"))[-1].plain
+    assert "Revisa tu solicitud" in summary
+    assert "Datos generales: tú" in summary
+    frame = await stored_frame(user)
+    assert frame["data"]["people"] == []
+
+
+async def test_a_colleague_named_twice_by_dni_is_refused_and_offered(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "perfiles_modo")
+    await user.tap("btn.by_section")
+    await user.tap("btn.other_person")  # Datos generales
+    for answer in LUIS:
+        await user.send(answer)
+    await user.tap("btn.other_person")  # Planeamiento
+    await user.send("Luis Alberto")
+    await user.send("Quispe")
+    replies = await user.send("87654321")
+    assert "Ese DNI es de Luis Quispe Mamani, a quien ya registraste" in replies[0].plain
+    assert "¿Cuál es su DNI?" in replies[-1].plain
+    replies = await user.tap(choice="p0")
+    assert "Presupuesto" in replies[-1].plain  # Planeamiento went to Luis; next section
+    frame = await stored_frame(user)
+    assert len(frame["data"]["people"]) == 1
+    assert frame["data"]["profiles"]["planeamiento"] == "p0"
+
+
+@pytest.mark.parametrize(
+    ("phone", "complaint"),
+    [
+        ("+51 987 654 321", "Ese celular es el tuyo"),
+        ("912-345-678", "Ese celular es de Luis Quispe Mamani, a quien ya registraste"),
+    ],
+)
+async def test_a_colleague_with_a_mobile_already_given_is_refused(
+    user: Driver, mailer: MemoryMailer, phone: str, complaint: str
+) -> None:
+    await to_step(user, mailer, "perfiles_modo")
+    await user.tap("btn.by_section")
+    await user.tap("btn.other_person")
+    for answer in LUIS:
+        await user.send(answer)
+    await user.tap("btn.other_person")
+    for answer in ("Rosa", "Huamán Torres", "42345678", "Asistente", "rosa@munisjl.gob.pe"):
+        await user.send(answer)
+    replies = await user.send(phone)
+    assert complaint in replies[0].plain
+    assert "escribe el de Rosa Huamán Torres" in replies[0].plain
+    assert "¿Cuál es su celular?" in replies[-1].plain
+    replies = await user.send("923456789")
+    assert "Presupuesto" in replies[-1].plain
+    frame = await stored_frame(user)
+    assert [p["phone"] for p in frame["data"]["people"]] == ["+51912345678", "+51923456789"]
+
+
+async def test_the_responsible_cannot_take_a_colleagues_dni_or_mobile(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "perfiles_modo")
+    await user.tap("btn.other_person")
+    for answer in LUIS:
+        await user.send(answer)
+    await user.tap("btn.correct")
+    await user.click("Tus datos")
+    await user.click("DNI")
+    replies = await user.send("87654321")
+    assert "Ese DNI es de Luis Quispe Mamani, a quien registraste" in replies[0].plain
+    assert "¿Cuál es tu DNI?" in replies[-1].plain
+    assert "Revisa tu solicitud" in (await user.click("Mantener"))[-1].plain  # dni kept
+    await user.tap("btn.correct")
+    await user.click("Tus datos")
+    await user.click("Celular")
+    replies = await user.send("912345678")
+    assert "Ese celular es de Luis Quispe Mamani" in replies[0].plain
+    assert "celular" in replies[-1].plain.lower()  # asked again
+
+
+async def test_a_second_request_for_the_same_ruc_is_allowed_and_the_desk_told(
+    user: Driver, mailer: MemoryMailer, clock: FakeClock
+) -> None:
+    from bot.domain import workflow
+
+    await to_step(user, mailer, "resumen")
+    await user.tap("btn.confirm_send")  # PTE-2026-000001, Wednesday 2 Dec
+    clock.advance(days=1)
+    async with user.app.store.transaction(clock.now()) as tx:
+        for state in (workflow.IN_PROGRESS, workflow.ATTENDED):
+            await workflow.change_state(user.app, tx, "PTE-2026-000001", state, "staff:test:1")
+    other = await user.peer("1002")  # another officer of the same entity
+    await to_step(other, mailer, "resumen")
+    replies = await other.tap("btn.confirm_send")
+    assert "Solicitud registrada: PTE-2026-000002" in replies[0].plain
+    body = mailer.sent[-1].get_body().get_content()
+    assert "ya existe PTE-2026-000001 (Atendido el 03/12/2026)" in body
+    staff = await staff_member(user)
+    card = (await staff.send("/ticket PTE-2026-000002"))[-1].plain
+    assert "ya existe PTE-2026-000001 (Atendido el 03/12/2026)" in card
+    # A third one while the second is open: both are named.
+    await to_step(other, mailer, "resumen")
+    await other.tap("btn.confirm_send")
+    body = mailer.sent[-1].get_body().get_content()
+    assert "ya existe PTE-2026-000001 (Atendido el 03/12/2026)" in body
+    assert "ya existe PTE-2026-000002 (Registrado, registrado el 03/12/2026)" in body
+    # The first one's card says nothing of later ones: only requests are checked as sent.
+    card = (await staff.send("/ticket PTE-2026-000001"))[-1].plain
+    assert "ya existe" not in card
+
+
+async def test_a_cancelled_request_is_not_an_existing_one(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    from bot.domain import workflow
+
+    await to_step(user, mailer, "resumen")
+    await user.tap("btn.confirm_send")
+    async with user.app.store.transaction(user.app.clock.now()) as tx:
+        await workflow.change_state(user.app, tx, "PTE-2026-000001", workflow.CANCELLED, "officer")
+    await to_step(user, mailer, "resumen")
+    await user.tap("btn.confirm_send")
+    assert "ya existe" not in mailer.sent[-1].get_body().get_content()
+
+
+async def stored_frame(user: Driver) -> dict[str, Any]:
+    async with user.app.store.reading() as conn:
+        rows = list(
+            await conn.execute_fetchall(
+                "SELECT c.state FROM conversations c"
+                " JOIN chat_identities i ON i.id = c.identity_id WHERE i.external_id = ?",
+                (user.chat_id,),
+            )
+        )
+    frame: dict[str, Any] = json.loads(rows[0][0])["frame"]
+    return frame
 
 
 async def test_double_confirmation_opens_one_ticket(user: Driver, mailer: MemoryMailer) -> None:
@@ -320,7 +560,7 @@ async def test_draft_survives_the_menu_and_can_restart(user: Driver, mailer: Mem
     await to_step(user, mailer, "cargo")
     menu = (await user.send("/menu"))[-1]
     assert menu.key == "menu.main"
-    assert [(d["flow"], d["k"], d["n"]) for d in menu.data["drafts"]] == [("solicitud", 6, 15)]
+    assert [(d["flow"], d["k"], d["n"]) for d in menu.data["drafts"]] == [("solicitud", 6, 16)]
     offer = (await user.tap("menu.solicitud"))[-1]
     assert offer.key == "common.draft_found"
     assert offer.data["flow"] == "solicitud"
@@ -377,11 +617,11 @@ async def test_silent_draft_gets_one_reminder_before_it_expires(
     await user.worker.drain()
     assert user.screen.last.key == "common.draft_reminder"
     assert user.screen.last.data["k"] == 6
-    assert user.screen.last.data["n"] == 15
+    assert user.screen.last.data["n"] == 16
     assert user.screen.last.data["days"] == 4
     assert await remind_drafts(user.app, clock.now()) == []  # once, also after a restart
     replies = await user.send("Jefa de TI")  # the draft is still there
-    assert replies[-1].progress == (7, 15)
+    assert replies[-1].progress == (7, 16)
 
 
 async def test_refused_and_abandoned_files_are_purged(
@@ -420,7 +660,7 @@ async def test_share_number_keyboard_is_removed_after_a_restart(
     await again.start()
     replies = await again.send("987654321")
     assert replies[-1].remove_keyboard
-    assert replies[-1].progress == (10, 15)
+    assert replies[-1].progress == (10, 16)
     replies = await again.send("Resolución N.° 1-2026")
     assert not replies[-1].remove_keyboard
     await again.stop()

@@ -92,7 +92,7 @@ async def test_an_officer_withdraws_a_request_nobody_started(world: World) -> No
     await chat.tap(TICKET_PREFIX + ticket.number)
     await chat.tap("cancel")
     await chat.tap("yes")
-    assert ticket.state == "Anulado"
+    assert ticket.state == "anulado"
     assert "estado.anulado" in chat.sent()
 
 
@@ -114,7 +114,7 @@ async def test_an_observation_leads_the_officer_into_the_observed_part(world: Wo
     await desk.tap("observe")
     await desk.tap("resolucion")
     await desk.type("La resolución no está firmada.")
-    assert ticket.state == "Observado"
+    assert ticket.state == "observado"
     assert "mesa.hecho_observe" in desk.sent()
 
     officer = Chat(world, 1)
@@ -128,7 +128,7 @@ async def test_an_observation_leads_the_officer_into_the_observed_part(world: Wo
 
 async def test_a_notice_button_of_someone_elses_ticket_changes_nothing(world: World) -> None:
     ticket = world.open(1, "accesos", {})
-    ticket.state = "Observado"
+    ticket.state = "observado"
     stranger = Chat(world, 2)
     await stranger.event(Kind.BUTTON, f"0:{NOTICE_PREFIX}fix:{ticket.number}")
     assert stranger.sent()[0] == "common.stale_button"

@@ -109,7 +109,8 @@ async def test_a_paper_resolution_sent_as_photos_becomes_a_pdf(
     assert shown.document["filename"] == "pagina_1.jpg"
     assert button_keys(shown) == ["btn.photos_use", "btn.photos_again"]
     replies = await user.tap("btn.photos_use")
-    assert replies[-1].progress == (14, 15)  # on to the profiles
+    assert replies[-1].key == "perfiles.justicia"  # on to the profiles
+    await user.tap("btn.no")
     await user.tap("btn.me")
     summary = user.screen.last.plain
     assert "(PDF de 2 páginas)" in summary

@@ -154,7 +154,7 @@ async def _code(w: World) -> None:
 async def _attended(w: World) -> None:
     # The help desk attends it (its own tools are staff-only and tested elsewhere).
     async with w.app.store.reading() as conn:
-        await conn.execute("UPDATE tickets SET state = 'Atendido'")
+        await conn.execute("UPDATE tickets SET state = 'atendido'")
 
 
 START = [send("/start"), tap("btn.accept")]
@@ -173,6 +173,7 @@ REQUEST_STEPS: list[tuple[str, Action]] = [
     ("res_fecha", send("15/10/2026")),
     ("res_autoridad", tap("btn.authority_alcalde")),
     ("res_pdf", upload(PDF)),
+    ("justicia", tap("btn.no")),
     ("perfiles_modo", tap("btn.me")),
 ]
 
@@ -203,6 +204,15 @@ CONSULTA_FULL = [
     tap(choice="presupuesto"),
     send("No puedo publicar el presupuesto: el portal muestra un error."),
 ]
+CONSULTA_WHO = [  # who asks, someone the assistant does not know yet
+    send("Rosa"),
+    send("Huamán Torres"),
+    send("Especialista en Transparencia"),
+    send("rosa@munisjl.gob.pe"),
+    _code,
+    send("912345678"),
+]
+CONSULTA_ASKED = [*CONSULTA_FULL, tap("btn.done"), *CONSULTA_WHO]
 UPDATE = [*REGISTERED, _attended, tap("menu.perfiles")]
 UPDATE_PERSON = [
     *UPDATE,
@@ -348,12 +358,33 @@ def _scenarios() -> Iterator[Scenario]:
         "consulta.descripcion", "consulta", "descripcion", CONSULTA_FULL[:-1], description
     )
     yield Scenario("consulta.adjuntos", "consulta", "adjuntos", CONSULTA_FULL)
-    yield Scenario("consulta.resumen", "consulta", "resumen", [*CONSULTA_FULL, tap("btn.done")])
+    who = [*CONSULTA_FULL, tap("btn.done")]
+    who_fields = [
+        ("nombres", accepts["nombres"]),
+        ("apellidos", accepts["apellidos"]),
+        ("cargo", accepts["cargo"]),
+        ("correo", accepts["correo"]),
+        ("codigo", refuse),
+        ("celular", accepts["celular"]),
+    ]
+    for i, (step, check) in enumerate(who_fields):
+        contact = accepts["celular"] if step == "celular" else refuse
+        walk = [*who, *CONSULTA_WHO[:i]]
+        # The mobile is the last question: the summary that follows moves screen keys too.
+        loose = step == "celular"
+        yield Scenario(f"consulta.{step}", "consulta", step, walk, check, contact, loose)
+    known = [
+        *REGISTERED,
+        tap("menu.consulta"),
+        tap("btn.entity_usual"),
+        tap(choice="presupuesto"),
+        send("No puedo publicar el presupuesto: el portal muestra un error."),
+        tap("btn.done"),
+    ]
+    yield Scenario("consulta.quien", "consulta", "quien", known)
+    yield Scenario("consulta.resumen", "consulta", "resumen", CONSULTA_ASKED)
     yield Scenario(
-        "consulta.corregir",
-        "consulta",
-        "corregir",
-        [*CONSULTA_FULL, tap("btn.done"), tap("btn.correct")],
+        "consulta.corregir", "consulta", "corregir", [*CONSULTA_ASKED, tap("btn.correct")]
     )
 
     yield Scenario("estado.lista", "estado", "lista", STATUS, ticket_number)

@@ -60,8 +60,8 @@ PASO = re.compile(r"Paso (\d+) de (\d+)")
 PERSON_FIELDS = ("nombres", "apellidos", "dni", "cargo", "email", "phone")
 # What a ticket may store, by type: the request, nothing of the screens.
 TICKET_KEYS = {
-    "accesos": {"ruc", "entity_name", "resp", "res", "profiles", "people"},
-    "consulta": {"ruc", "entity_name", "section", "section_name", "description", "files"},
+    "accesos": {"ruc", "entity_name", "resp", "res", "justicia", "profiles", "people"},
+    "consulta": {"ruc", "entity_name", "section", "section_name", "description", "files", "resp"},
     "perfiles": {"ruc", "entity_name", "base", "sections", "action", "person", "reason"},
 }
 

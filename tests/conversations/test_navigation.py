@@ -98,7 +98,7 @@ async def test_an_old_menu_entry_opens_its_flow_from_any_question(user: Driver) 
     old_next, _ = user.find("btn.next")
     await user.tap("btn.next")
     replies = await user.click_data(old_menu_entry)
-    assert replies[-1].progress == (1, 5)  # the consulta, not "Ese botón..."
+    assert replies[-1].progress == (1, 11)  # the consulta, not "Ese botón..."
     [refusal] = await user.click_data(old_next)  # an answer to a closed question: briefly
     assert refusal.key == "common.stale_button"
     assert refusal.buttons == []
@@ -130,6 +130,6 @@ async def test_text_that_reopens_a_closed_conversation_is_not_an_answer(user: Dr
     [offer] = await user._push(reopening)
     assert offer.key == "common.draft_paused"
     assert offer.data["k"] == 3
-    assert offer.data["n"] == 5
+    assert offer.data["n"] == 11
     replies = await user.tap("btn.draft_continue")
-    assert replies[-1].progress == (3, 5)
+    assert replies[-1].progress == (3, 11)

@@ -15,7 +15,7 @@ async def attended(user: Driver, mailer: MemoryMailer) -> None:
     await user.tap("btn.confirm_send")
     # The help desk attends it (its own tools come with the staff-desk issue).
     async with user.app.store.reading() as conn:
-        await conn.execute("UPDATE tickets SET state = 'Atendido'")
+        await conn.execute("UPDATE tickets SET state = 'atendido'")
 
 
 async def test_refused_without_an_attended_request(user: Driver, mailer: MemoryMailer) -> None:
@@ -210,3 +210,65 @@ async def test_attending_a_change_tells_which_profiles_changed(
     assert "• Presupuesto: entra Luis Quispe Mamani, en lugar de Ana María Pérez Ruiz" in notice
     assert "• Registro de visitas: entra Luis Quispe Mamani, en lugar de Ana María" in notice
     assert "Los accesos se enviaron" not in notice
+
+
+async def test_focalizada_is_not_offered_outside_the_justice_system(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await attended(user, mailer)  # the request answered "No" to the justice question
+    await user.send("/perfiles")
+    replies = await user.click("Municipalidad de Pérez <Ruiz> & Cía")
+    labels = [b.label for row in replies[-1].buttons for b in row]
+    assert "Participación ciudadana" in labels
+    assert "Información focalizada" not in labels
+
+
+async def to_person(user: Driver, mailer: MemoryMailer) -> None:
+    await attended(user, mailer)
+    await user.send("/perfiles")
+    await user.click("Municipalidad de Pérez <Ruiz> & Cía")
+    await user.click("Presupuesto")
+    await user.click("Continuar")
+    await user.click("Agregar")
+
+
+async def test_someone_elses_dni_in_the_registry_is_refused(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_person(user, mailer)
+    await user.send("Luis")
+    await user.send("Quispe Mamani")
+    replies = await user.send("45678912")  # the responsible's DNI, under another name
+    assert (
+        "Ese DNI ya figura en el registro de tu entidad, a nombre de Ana María Pérez Ruiz"
+        in replies[0].plain
+    )
+    assert "¿Cuál es su DNI?" in replies[-1].plain
+    replies = await user.send("87654321")
+    assert "¿Cuál es su cargo?" in replies[-1].plain
+
+
+async def test_someone_elses_mobile_in_the_registry_is_refused(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_person(user, mailer)
+    for answer in ("Luis", "Quispe Mamani", "87654321", "Analista", "lquispe@munisjl.gob.pe"):
+        await user.send(answer)
+    replies = await user.send("987654321")  # the responsible's mobile
+    assert "Ese celular ya figura en el registro de tu entidad" in replies[0].plain
+    assert "escribe el de Luis Quispe Mamani" in replies[0].plain
+    assert "¿Cuál es su celular?" in replies[-1].plain
+    replies = await user.send("912345678")
+    assert "motivo" in replies[-1].plain
+
+
+async def test_the_same_person_again_is_taken_for_more_sections(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    """The responsible (or a colleague) given another section: same DNI, same name."""
+    await to_person(user, mailer)
+    ana = ("ana maría", "PÉREZ RUIZ", "45678912", "Jefa de TI", "ana.perez@munisjl.gob.pe")
+    for answer in ana:
+        await user.send(answer)
+    replies = await user.send("987654321")
+    assert "motivo" in replies[-1].plain

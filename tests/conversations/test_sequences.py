@@ -107,7 +107,7 @@ async def test_the_menu_names_the_flow_a_draft_belongs_to(user: Driver) -> None:
     assert "paso 0 de 0" not in menu
     assert "Solicitar accesos" not in menu.split("\n")[0]
     assert "consulta en curso" in menu
-    assert "paso 1 de 5" in menu  # the RUC given, its name asked: still step 1
+    assert "paso 1 de 11" in menu  # the RUC given, its name asked: still step 1
 
 
 async def test_accepting_from_a_refused_command_opens_what_was_asked(user: Driver) -> None:
@@ -123,7 +123,7 @@ async def test_accepting_from_a_refused_command_opens_what_was_asked(user: Drive
     assert consents
     assert consents[-1][0] == 1
     assert replies[-1].key == "consulta.entidad"  # the consulta's first question
-    assert replies[-1].progress == (1, 5)
+    assert replies[-1].progress == (1, 11)
 
 
 async def test_common_questions_mean_the_same_on_list_screens(
@@ -208,7 +208,7 @@ async def test_a_profile_change_drafted_before_a_newer_request_was_attended(
     await to_step(user, mailer, "resumen")
     await user.tap("btn.confirm_send")
     async with user.app.store.reading() as conn:
-        await conn.execute("UPDATE tickets SET state = 'Atendido'")
+        await conn.execute("UPDATE tickets SET state = 'atendido'")
     await user.tap("menu.perfiles")
     await user.tap("btn.entity_same")
     await user.tap(choice="presupuesto")
@@ -219,7 +219,7 @@ async def test_a_profile_change_drafted_before_a_newer_request_was_attended(
         await conn.execute(
             "INSERT INTO tickets (number, type, state, entity_id, person_id, identity_id,"
             " registered_at, received_on, due_on, data, updated_at, entity_name)"
-            " SELECT 'PTE-2026-000050', type, 'Atendido', entity_id, person_id, identity_id,"
+            " SELECT 'PTE-2026-000050', type, 'atendido', entity_id, person_id, identity_id,"
             " registered_at, received_on, due_on, data, updated_at, entity_name FROM tickets"
         )
     replies = texts(await user.tap("btn.confirm_send"))
@@ -238,7 +238,7 @@ async def test_a_profile_change_from_someone_no_longer_responsible_is_not_sent(
     await to_step(user, mailer, "resumen")
     await user.tap("btn.confirm_send")
     async with user.app.store.reading() as conn:
-        await conn.execute("UPDATE tickets SET state = 'Atendido'")
+        await conn.execute("UPDATE tickets SET state = 'atendido'")
     await user.tap("menu.perfiles")
     await user.tap("btn.entity_same")
     await user.tap(choice="presupuesto")
@@ -246,7 +246,7 @@ async def test_a_profile_change_from_someone_no_longer_responsible_is_not_sent(
     await user.tap("btn.action_baja")
     await user.send("Rotación de personal en la oficina de presupuesto")
     async with user.app.store.reading() as conn:
-        await conn.execute("UPDATE tickets SET state = 'Anulado'")
+        await conn.execute("UPDATE tickets SET state = 'anulado'")
     replies = texts(await user.tap("btn.confirm_send"))
     assert "algo falló" not in replies
     assert "Ya no figuras como responsable" in replies

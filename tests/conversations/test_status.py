@@ -9,7 +9,7 @@ import pytest
 from conversations.status import find_number
 from tests.conftest import AppFactory
 from tests.driver import Driver, FakeClock, MemoryMailer, button_keys, choices
-from tests.walks import make_pdf, registered, to_attachments
+from tests.walks import make_pdf, registered, to_attachments, who_asks
 
 
 @pytest.mark.parametrize(
@@ -156,12 +156,15 @@ async def test_detail_after_attended_shows_what_is_current(
     assert replies[0].document is not None
     assert replies[0].document["filename"] == f"Formato_Perfiles_{number}_v2.xlsx"
     assert replies[-1].key == "estado.detail"  # and the detail again
-    assert replies[-1].data["state"] == "Atendido"
+    assert replies[-1].data["state"] == "atendido"
 
 
-async def test_a_consulta_detail_has_its_answer_and_no_formato(user: Driver) -> None:
+async def test_a_consulta_detail_has_its_answer_and_no_formato(
+    user: Driver, mailer: MemoryMailer
+) -> None:
     await to_attachments(user)
     await user.tap("btn.done")
+    await who_asks(user, mailer)
     await user.tap("btn.confirm_send")
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")

@@ -6,7 +6,7 @@ Exactly once, nothing lost:
    fetched in batches with ``BODY.PEEK[]`` (nothing changes on the server by reading).
 2. Attachments are checked and stored under their hash first (files first, then the row).
 3. ONE transaction records (folder, UIDVALIDITY, UID) in ``mail_inbox`` and applies the
-   mail's effect (:func:`bot.mail.desk.handle`): ticket events, outbox rows, mails. A UID
+   mail's effect (:func:`bot.desk.mail_rules.handle`): ticket events, outbox rows, mails. A UID
    already recorded changes nothing; a Message-ID already applied is a ``duplicate``.
 4. Only after the commit is the server told: ``\\Seen`` for what was applied, a move to the
    review folder for what is never relayed; then ``done_at``. A crash before that is
@@ -31,9 +31,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from bot.desk import mail_rules
+from bot.desk.mail_rules import CheckedFile
 from bot.domain import files as file_checks
-from bot.mail import desk as mail_desk
-from bot.mail.desk import CheckedFile
 from bot.mail.imap import Fetched, ImapAuthError, ImapError, ImapSession
 from bot.mail.parse import MAX_ATTACHMENTS, ParsedMail, parse
 from bot.store.database import OutboxRow, iso
@@ -191,7 +191,7 @@ class MailReader:
             )  # fmt: skip
             if claimed is None:
                 return None, None, []
-            handled = await mail_desk.handle(self.app, tx, mail, checked, fetched.arrived)
+            handled = await mail_rules.handle(self.app, tx, mail, checked, fetched.arrived)
             await tx.execute(
                 "UPDATE mail_inbox SET outcome = ?, reason = ?, ticket_id = ? WHERE id = ?",
                 (handled.outcome, handled.reason, handled.ticket_id, claimed[0]),

@@ -39,7 +39,10 @@ from typing import TYPE_CHECKING, Any
 
 from bot.desk import card as desk
 from bot.desk.services import REPLY_STATES
+from bot.desk.staff_mail import mail_staff
 from bot.domain import workflow
+from bot.domain.records import EXTENSIONS, add_file
+from bot.domain.ticket_types import kind_of
 from bot.domain.workflow import (
     ATTENDED,
     CANCELLED,
@@ -57,7 +60,7 @@ from conversations.events import Document, Outbound
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from bot.app import App
+    from bot.domain.types import Context
 
 MESSAGE_MAX = 3000  # what the chat desk accepts in one message
 _HOUR = timedelta(hours=1)
@@ -87,11 +90,11 @@ def review(reason: str, ticket_id: int | None = None) -> Handled:
     return Handled("review", reason, ticket_id)
 
 
-def own_address(app: App) -> str:
+def own_address(app: Context) -> str:
     return parseaddr(app.settings.mail_from)[1].lower()
 
 
-def is_staff_address(app: App, address: str) -> bool:
+def is_staff_address(app: Context, address: str) -> bool:
     if not address:
         return False
     listed = app.settings.staff_emails
@@ -100,7 +103,7 @@ def is_staff_address(app: App, address: str) -> bool:
 
 
 async def handle(
-    app: App, tx: Tx, mail: ParsedMail, files: list[CheckedFile], arrived: datetime
+    app: Context, tx: Tx, mail: ParsedMail, files: list[CheckedFile], arrived: datetime
 ) -> Handled:
     if mail.sender == own_address(app) or (
         mail.message_id
@@ -145,7 +148,7 @@ async def handle(
     return review("sender", ticket.id)
 
 
-def _pattern(app: App) -> re.Pattern[str]:
+def _pattern(app: Context) -> re.Pattern[str]:
     return re.compile(app.settings.desk_ticket_pattern)
 
 
@@ -191,7 +194,7 @@ async def officer_addresses(tx: Tx, ticket: Ticket) -> set[str]:
     return found
 
 
-async def store_desk_number(app: App, tx: Tx, ticket: Ticket, number: str) -> None:
+async def store_desk_number(app: Context, tx: Tx, ticket: Ticket, number: str) -> None:
     (known,) = await tx.fetchone("SELECT desk_number FROM tickets WHERE id = ?", (ticket.id,))
     if known == number:
         return  # the same acknowledgement again: the officer already knows
@@ -212,7 +215,7 @@ def _text(mail: ParsedMail) -> str:
 
 
 async def from_desk(
-    app: App, tx: Tx, ticket: Ticket, mail: ParsedMail, files: list[CheckedFile]
+    app: Context, tx: Tx, ticket: Ticket, mail: ParsedMail, files: list[CheckedFile]
 ) -> Handled:
     actor = desk.Actor("email", mail.sender)
     text = _text(mail)
@@ -244,7 +247,7 @@ async def from_desk(
 
 
 async def apply_command(
-    app: App, tx: Tx, ticket: Ticket, command: Command, actor: desk.Actor
+    app: Context, tx: Tx, ticket: Ticket, command: Command, actor: desk.Actor
 ) -> str | None:
     """Apply ``command`` as the chat desk would; the reason (a code) when it is refused."""
     if not command.name:
@@ -271,7 +274,7 @@ async def apply_command(
         elif command.name == "atendido":
             if state != IN_PROGRESS:
                 return "state"
-            if ticket.type == "consulta" and not command.text:
+            if kind_of(ticket.type).answered and not command.text:
                 return "no_answer"
             await desk.attend(app, tx, ticket.number, actor.tag, command.text or None)
         elif command.name == "cerrado":
@@ -298,17 +301,8 @@ def commands_that_apply(ticket: Ticket, sender: str) -> list[str]:
     return found
 
 
-def _reply_headers(mail: ParsedMail) -> dict[str, str]:
-    headers = {"Auto-Submitted": "auto-replied"}  # RFC 3834: no machine answers it back
-    if mail.message_id:
-        headers["In-Reply-To"] = mail.message_id
-        chain = [*reversed(mail.in_reply_to[:10]), mail.message_id]
-        headers["References"] = " ".join(dict.fromkeys(chain))
-    return headers
-
-
 async def answer_refusal(
-    app: App, tx: Tx, ticket: Ticket, mail: ParsedMail, command: Command, reason: str
+    app: Context, tx: Tx, ticket: Ticket, mail: ParsedMail, command: Command, reason: str
 ) -> None:
     """A mail to the sender: what was refused, why, and what applies now."""
     current = await workflow.load(tx, ticket.number) or ticket
@@ -327,7 +321,7 @@ async def answer_refusal(
 
 
 async def answer_refused_files(
-    app: App, tx: Tx, ticket: Ticket, mail: ParsedMail, refused: list[CheckedFile]
+    app: Context, tx: Tx, ticket: Ticket, mail: ParsedMail, refused: list[CheckedFile]
 ) -> None:
     if not refused:
         return
@@ -338,37 +332,10 @@ async def answer_refused_files(
     await mail_staff(app, tx, ticket, mail.sender, "correo.adjuntos_rechazados", data, mail)
 
 
-async def mail_staff(
-    app: App,
-    tx: Tx,
-    ticket: Ticket,
-    address: str,
-    key: str,
-    data: dict[str, Any],
-    answering: ParsedMail | None = None,
-) -> None:
-    """A mail to a specialist about ``ticket`` (tag in the subject, threaded)."""
-    texts = app.texts
-    subject_data = {"number": ticket.number, "answering": answering.subject if answering else ""}
-    await app.mail.enqueue(
-        tx,
-        kind="desk",
-        to=[address],
-        cc=[],
-        subject=texts.plain("correo.asunto", subject_data),
-        body=f"{texts.plain(key, data)}\n\n{texts.plain('correo.pie', {'number': ticket.number})}",
-        attachments=[],
-        ticket_id=ticket.id,
-        headers=_reply_headers(answering) if answering else {"Auto-Submitted": "auto-generated"},
-    )
-
-
 async def forward_files(
-    app: App, tx: Tx, ticket: Ticket, files: list[CheckedFile], who: str
+    app: Context, tx: Tx, ticket: Ticket, files: list[CheckedFile], who: str
 ) -> None:
     """Attach accepted files to the ticket and, from the desk, send them to the officer."""
-    from bot.domain.tickets import EXTENSIONS, add_file
-
     if not files:
         return
     (count,) = await tx.fetchone(
@@ -394,15 +361,9 @@ async def forward_files(
             await workflow.tell_officer(tx, ticket, notice)
 
 
-async def mail_notice(app: App, tx: Tx, ticket: Ticket, address: str, message: Outbound) -> None:
-    """A notice meant for a specialist's chat, by mail to one who works by mail."""
-    text = app.texts.plain(message.key, message.data)
-    await mail_staff(app, tx, ticket, address, "correo.aviso", {"text": text})
-
-
 # --------------------------------------------------------------- the officer
 async def from_officer(
-    app: App, tx: Tx, ticket: Ticket, mail: ParsedMail, files: list[CheckedFile]
+    app: Context, tx: Tx, ticket: Ticket, mail: ParsedMail, files: list[CheckedFile]
 ) -> Handled:
     text = _text(mail)
     accepted = [f for f in files if f.sha256 is not None]

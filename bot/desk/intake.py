@@ -1,61 +1,43 @@
-"""Tickets: numbers per year, due dates in business days, and opening an access request.
+"""Opening a request: the officer's submission becomes a ticket, its Formato, its mail.
 
 Opening a request is one transaction: the entity, the ticket, its first event, its files
-(the resolution as received and the generated Formato) and the mail to the help desk.
+(the resolution as received and the generated Formato), the mail to the help desk and the
+staff's notice. The ticket's own rows are :mod:`bot.domain.records`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from bot import dates
 from bot.desk.card import REVIEW_FLAG, post_new_ticket, review_addresses, tell_staff
-from bot.domain import dates, registry, workflow
+from bot.domain import registry, workflow
 from bot.domain.correction import changed_fields, replaced_files
 from bot.domain.formato import FormatoData, Person, ProfileRow, build_formato, formato_filename
+from bot.domain.records import (
+    EXTENSIONS,
+    MIMES,
+    TERM_DAYS,
+    XLSX,
+    add_file,
+    create_ticket,
+    upsert_entity,
+)
+from bot.domain.ticket_types import KINDS, TicketType
+from bot.domain.types import Submitted
 from bot.mail.smtp import Attachment
 from bot.store.database import Tx
 from conversations.events import Document, Outbound, rows
 from conversations.profiles import assignments
 
 if TYPE_CHECKING:
-    from bot.app import App
-    from bot.services import Submitted, Who
+    from bot.domain.types import Context, Who
 
-TERM_DAYS = 5
-REGISTERED = "Registrado"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-async def next_number(tx: Tx, year: int) -> str:
-    row = await tx.fetchone(
-        "INSERT INTO ticket_counters (year, last) VALUES (?, 1)"
-        " ON CONFLICT (year) DO UPDATE SET last = last + 1 RETURNING last",
-        (year,),
-    )
-    return f"PTE-{year}-{row[0]:06d}"
-
-
-async def upsert_entity(tx: Tx, ruc: str, name: str) -> int:
-    """The RUC's row, its name now the last one typed: only a suggestion for the next request
-    (each ticket keeps the name its officer sent in ``tickets.entity_name``)."""
-    row = await tx.fetchone(
-        "INSERT INTO entities (ruc, name, updated_at) VALUES (?, ?, ?)"
-        " ON CONFLICT (ruc) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at"
-        " RETURNING id",
-        (ruc, name, tx.stamp),
-    )
-    return int(row[0])
-
-
-async def add_file(tx: Tx, sha256: str, size: int, mime: str, kind: str) -> None:
-    await tx.execute(
-        "INSERT OR IGNORE INTO files (sha256, size, mime, kind, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (sha256, size, mime, kind, tx.stamp),
-    )
+ACCESS, CONSULTATION = KINDS[TicketType.ACCESS], KINDS[TicketType.CONSULTATION]
+PROFILES = KINDS[TicketType.PROFILES]
 
 
 def _person(data: dict[str, Any]) -> Person:
@@ -69,60 +51,19 @@ def _person(data: dict[str, Any]) -> Person:
     )
 
 
-async def create_ticket(
-    app: App, tx: Tx, who: Who, kind: str, data: dict[str, Any]
-) -> tuple[str, int, date]:
-    """A new ticket in state Registrado, with its first event: (number, id, due date)."""
-    today = dates.lima_date(tx.now)
-    received = app.calendar.reception_day(today)
-    due = app.calendar.add_business_days(today, TERM_DAYS)
-    number = await next_number(tx, today.year)
-    entity_id = await upsert_entity(tx, data["ruc"], data["entity_name"])
-    row = await tx.fetchone(
-        "INSERT INTO tickets (number, type, state, entity_id, entity_name, person_id,"
-        " identity_id, registered_at, received_on, due_on, data, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (
-            number,
-            kind,
-            REGISTERED,
-            entity_id,
-            data["entity_name"],
-            who.person_id,
-            who.identity_id,
-            tx.stamp,
-            received.isoformat(),
-            due.isoformat(),
-            json.dumps(data, ensure_ascii=False),
-            tx.stamp,
-        ),
-    )
-    ticket_id = int(row[0])
-    await tx.execute(
-        "INSERT INTO ticket_events (ticket_id, at, actor, from_state, to_state)"
-        " VALUES (?, ?, 'officer', NULL, ?)",
-        (ticket_id, tx.stamp, REGISTERED),
-    )
-    return number, ticket_id, due
-
-
-async def open_access_request(app: App, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
-    from bot.services import Submitted
-
-    number, ticket_id, due = await create_ticket(app, tx, who, "accesos", data)
+async def open_access_request(app: Context, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
+    number, ticket_id, due = await create_ticket(app.calendar, tx, who, ACCESS.type, data)
     document = await _request_files(app, tx, number, ticket_id, data, due, correction=None)
     await post_new_ticket(app, tx, number)
     return Submitted(number, due, TERM_DAYS, document)
 
 
 async def resubmit_access_request(
-    app: App, tx: Tx, who: Who, ticket: workflow.Ticket, data: dict[str, Any]
+    app: Context, tx: Tx, who: Who, ticket: workflow.Ticket, data: dict[str, Any]
 ) -> Submitted:
     """An observed request corrected by its officer: the same ticket with the new data, a
     new Formato, the files and mail again, and the ticket back to "En atención"."""
-    from bot.services import Submitted
-
-    clean = {k: v for k, v in data.items() if k not in ("ticket", "correcting", "known_name")}
+    clean = ACCESS.stored({k: v for k, v in data.items() if k != "ticket"})
     old, part = await tx.fetchone(
         "SELECT data, observed_part FROM tickets WHERE id = ?", (ticket.id,)
     )
@@ -147,7 +88,7 @@ async def resubmit_access_request(
         ),
     )
     changed = await workflow.change_state(
-        app, tx, ticket.number, workflow.IN_PROGRESS, "officer", notify=False
+        app.calendar, tx, ticket.number, workflow.IN_PROGRESS, "officer", notify=False
     )
     document = await _request_files(
         app, tx, ticket.number, ticket.id, clean, changed.due, correction=correction
@@ -160,7 +101,7 @@ async def resubmit_access_request(
 
 
 async def _request_files(
-    app: App,
+    app: Context,
     tx: Tx,
     number: str,
     ticket_id: int,
@@ -175,6 +116,7 @@ async def _request_files(
     files it replaces."""
     people = [data["resp"], *data.get("people", [])]
     flags = [REVIEW_FLAG] if any(p.get("review") for p in people) else []
+    flags += await other_requests(app, tx, data["ruc"], ticket_id)
     sections = app.services.sections
     formato = FormatoData(
         ticket_number=number,
@@ -190,6 +132,7 @@ async def _request_files(
             if person is not None
         ],
         generated_at=tx.now,
+        justice_system=data.get("justicia") if isinstance(data.get("justicia"), bool) else None,
     )
     workbook = build_formato(formato)
     stored = await asyncio.to_thread(app.files.put, workbook)
@@ -218,7 +161,7 @@ async def _request_files(
          ticket_id, stored.sha256, "formato", formato_name),
     )  # fmt: skip
     body = app.texts.plain(
-        "mail.request_body",
+        f"mail.{ACCESS.mail}_body",
         {
             "number": number,
             "entity": data["entity_name"],
@@ -226,6 +169,7 @@ async def _request_files(
             "resp": data["resp"],
             "res": data["res"],
             "authority": authority_text(app, data["res"]),
+            "justicia": data.get("justicia"),  # None: a request sent before the question
             "rows": [{"section": s.name, "person": p} for s, p in assignments(data, sections)],
             "due": due,
             "flags": [f for f in flags if f != REVIEW_FLAG],  # the addresses say it
@@ -234,10 +178,10 @@ async def _request_files(
         },
     )
     resolution = await asyncio.to_thread(app.files.read, pdf["sha256"])
-    subject = "mail.request_subject" if correction is None else "mail.correction_subject"
+    subject = f"mail.{ACCESS.mail}_subject" if correction is None else "mail.correction_subject"
     await app.mail.enqueue(
         tx,
-        kind="request",
+        kind=ACCESS.mail,
         to=[app.settings.helpdesk_email],
         cc=[data["resp"]["email"]],
         subject=app.texts.plain(subject, {"entity": data["entity_name"], "number": number}),
@@ -251,16 +195,47 @@ async def _request_files(
     return Document(stored.sha256, formato_name, XLSX)
 
 
-def authority_text(app: App, res: dict[str, Any]) -> str:
+OPEN_OR_ATTENDED = (
+    workflow.REGISTERED,
+    workflow.IN_PROGRESS,
+    workflow.OBSERVED,
+    workflow.ATTENDED,
+    workflow.CLOSED,
+)
+
+
+async def other_requests(app: Context, tx: Tx, ruc: str, ticket_id: int) -> list[str]:
+    """Alerts naming the RUC's other access requests that are open or were attended ("ya
+    existe PTE-… (Atendido el …)"): a new one is allowed, the desk is told."""
+    found = await tx.fetchall(
+        "SELECT t.number, t.state, t.registered_at, t.attended_at FROM tickets t"
+        " JOIN entities e ON e.id = t.entity_id WHERE e.ruc = ? AND t.type = ?"
+        " AND t.id != ? AND t.state IN (?, ?, ?, ?, ?) ORDER BY t.id",
+        (ruc, TicketType.ACCESS, ticket_id, *OPEN_OR_ATTENDED),
+    )
+    alerts = []
+    for number, state, registered, attended in found:
+        data = {
+            "number": number,
+            "state": state,
+            "registered": dates.lima_date(datetime.fromisoformat(registered)),
+            "attended": dates.lima_date(datetime.fromisoformat(attended)) if attended else None,
+        }
+        alerts.append(app.texts.plain("mesa.ya_existe", data))
+    return alerts
+
+
+def authority_text(app: Context, res: dict[str, Any]) -> str:
     if res.get("autoridad_texto"):
         return str(res["autoridad_texto"])
     return app.texts.label(f"btn.authority_{res['autoridad']}", {})
 
 
-async def open_consultation(app: App, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
-    from bot.services import Submitted
-
-    number, ticket_id, due = await create_ticket(app, tx, who, "consulta", data)
+async def open_consultation(app: Context, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
+    number, ticket_id, due = await create_ticket(app.calendar, tx, who, CONSULTATION.type, data)
+    resp = data["resp"]
+    flags = [REVIEW_FLAG] if resp.get("review") else []
+    await tx.execute("UPDATE tickets SET flags = ? WHERE id = ?", (json.dumps(flags), ticket_id))
     attachments = []
     listed = []  # each file's name in the mail, with the words the officer sent with it
     for index, file in enumerate(data.get("files", []), start=1):
@@ -274,7 +249,7 @@ async def open_consultation(app: App, tx: Tx, who: Who, data: dict[str, Any]) ->
         attachments.append(Attachment(name, content, MIMES.get(file["kind"], "application/pdf")))
         listed.append({"name": name, "caption": file.get("caption")})
     body = app.texts.plain(
-        "mail.consulta_body",
+        f"mail.{CONSULTATION.mail}_body",
         {
             "number": number,
             "entity": data["entity_name"],
@@ -284,15 +259,17 @@ async def open_consultation(app: App, tx: Tx, who: Who, data: dict[str, Any]) ->
             "count": len(attachments),
             "files": listed,
             "due": due,
+            "resp": resp,
+            "review": review_addresses([resp]),
         },
     )
     await app.mail.enqueue(
         tx,
-        kind="consulta",
+        kind=CONSULTATION.mail,
         to=[app.settings.helpdesk_email],
-        cc=[],
+        cc=[resp["email"]],
         subject=app.texts.plain(
-            "mail.consulta_subject", {"entity": data["entity_name"], "number": number}
+            f"mail.{CONSULTATION.mail}_subject", {"entity": data["entity_name"], "number": number}
         ),
         body=body,
         attachments=attachments,
@@ -302,27 +279,15 @@ async def open_consultation(app: App, tx: Tx, who: Who, data: dict[str, Any]) ->
     return Submitted(number, due, TERM_DAYS, None)
 
 
-EXTENSIONS = {"pdf": "pdf", "png": "png", "jpeg": "jpg", "docx": "docx", "xlsx": "xlsx"}
-MIMES = {
-    "pdf": "application/pdf",
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "xlsx": XLSX,
-}
-
-
-async def open_profile_update(app: App, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
+async def open_profile_update(app: Context, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
     """A ticket of type perfiles with the Formato of the registry after the change: the first
     request plus every attended change, then this one (rows it removes marked "dar de baja")."""
-    from bot.services import Submitted
-
     row = await tx.fetchone("SELECT data FROM tickets WHERE number = ?", (data["base"],))
     base = json.loads(row[0])
     sections = app.services.sections
     before = await registry.current(tx, data["base"], sections)
     applied = registry.apply(before, data, sections)
-    number, ticket_id, due = await create_ticket(app, tx, who, "perfiles", data)
+    number, ticket_id, due = await create_ticket(app.calendar, tx, who, PROFILES.type, data)
     if data.get("person", {}).get("review"):
         await tx.execute(
             "UPDATE tickets SET flags = ? WHERE id = ?", (json.dumps([REVIEW_FLAG]), ticket_id)
@@ -341,6 +306,7 @@ async def open_profile_update(app: App, tx: Tx, who: Who, data: dict[str, Any]) 
         resolution_authority=authority_text(app, res),
         profiles=profiles,
         generated_at=tx.now,
+        justice_system=base.get("justicia") if isinstance(base.get("justicia"), bool) else None,
     )
     workbook = build_formato(formato)
     stored = await asyncio.to_thread(app.files.put, workbook)
@@ -353,14 +319,14 @@ async def open_profile_update(app: App, tx: Tx, who: Who, data: dict[str, Any]) 
     names = {s.code: s.name for s in sections}
     await app.mail.enqueue(
         tx,
-        kind="perfiles",
+        kind=PROFILES.mail,
         to=[app.settings.helpdesk_email],
         cc=[base["resp"]["email"]],
         subject=app.texts.plain(
-            "mail.perfiles_subject", {"entity": data["entity_name"], "number": number}
+            f"mail.{PROFILES.mail}_subject", {"entity": data["entity_name"], "number": number}
         ),
         body=app.texts.plain(
-            "mail.perfiles_body",
+            f"mail.{PROFILES.mail}_body",
             {
                 "number": number,
                 "base": data["base"],
