@@ -8,14 +8,12 @@ key or choice id (``Driver.tap``), so a wording change in ``locales/es/`` does n
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 import zlib
 from collections.abc import Awaitable, Callable
 
-from pypdf import PdfWriter
-
+from bot.bench.soak import make_pdf as make_pdf  # the one PDF maker
 from bot.delivery.payload import Rendered
 from tests.driver import Driver, MemoryMailer
 
@@ -24,17 +22,6 @@ ENTITY = "Municipalidad de Pérez <Ruiz> & Cía"
 DESCRIPTION = "No puedo publicar el presupuesto: el portal muestra un error 500 al guardar."
 NUMBER = "PTE-2026-000001"  # the first ticket of the fake clock's year
 STAFF = "9001"  # the help-desk specialist's chat
-
-
-def make_pdf(pages: int = 1, password: str | None = None) -> bytes:
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(595, 842)
-    if password:
-        writer.encrypt(password)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 PDF = make_pdf(2)

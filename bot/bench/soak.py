@@ -89,12 +89,16 @@ def ruc_of(n: int) -> str:
     return base + stdnum_ruc.calc_check_digit(base)
 
 
-def make_pdf(pages: int) -> bytes:
+def make_pdf(pages: int = 1, password: str | None = None) -> bytes:
+    """A real PDF of blank A4 pages (encrypted with ``password``): the one PDF maker of the
+    benchmarks and the tests."""
     from pypdf import PdfWriter
 
     writer = PdfWriter()
     for _ in range(pages):
         writer.add_blank_page(595, 842)
+    if password is not None:
+        writer.encrypt(user_password=password, owner_password="owner-" + password)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

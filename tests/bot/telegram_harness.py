@@ -22,12 +22,12 @@ from typing import Any
 import openpyxl
 import pytest
 from aiosmtpd.controller import Controller
-from pypdf import PdfWriter
 
 from bot.settings import Settings
 from bot.texts import Texts
 from tests.bot.conftest import Starter
 from tests.fakes.telegram_api import BotMessage, FakeBotAPI, FakeUser
+from tests.walks import make_pdf as make_pdf
 
 HOST = "127.0.0.1"
 HELP_DESK = "mesadeayuda@example.gob.pe"
@@ -49,15 +49,6 @@ def text(key: str, **data: Any) -> str:
     return TEXTS.plain(key, data)
 
 
-def make_pdf(pages: int = 2) -> bytes:
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(595, 842)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
 def make_png() -> bytes:
     """A real 1x1 RGB PNG."""
 
@@ -75,7 +66,7 @@ def make_png() -> bytes:
     )
 
 
-PDF = make_pdf()
+PDF = make_pdf(2)
 EXECUTABLE = (
     b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00"
     + b"\x00" * 48
