@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,6 @@ from conversations.flow import (
     Back,
     Ctx,
     Done,
-    Effect,
     Flow,
     FlowError,
     Jump,
@@ -30,6 +29,7 @@ from conversations.flow import (
     Next,
     Outcome,
     Person,
+    Reply,
     Start,
     Stay,
     WithdrawConsent,
@@ -67,13 +67,6 @@ FAQ = FAQ_PREFIX
 CHOICE_CANCEL_YES = "cancel_yes"
 CHOICE_CANCEL_NO = "cancel_no"
 CHOICE_MENU = MENU_CHOICE
-
-
-@dataclass
-class Reply:
-    state: State
-    messages: list[Outbound] = field(default_factory=list)
-    effects: list[Effect] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -184,6 +177,8 @@ class Engine:
 
 class _Turn(DraftsMixin, TicketsMixin):
     """One event's handling; collects messages and effects into the reply."""
+
+    engine: Engine  # the whole engine; the mixins see only its flows
 
     def __init__(
         self,

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from conversations.events import Choice, Inbound, Outbound
 from conversations.names import FlowName
 from conversations.ports import Ports
+from conversations.state import State
 
 
 class Effect:
@@ -56,6 +57,15 @@ class WithdrawConsent(RecordConsent):
 @dataclass(frozen=True)
 class ForgetMe(Effect):
     """Erase what is stored about the person (tickets stay, as administrative records)."""
+
+
+@dataclass
+class Reply:
+    """What one event produced: the new state, the messages to send, the effects to apply."""
+
+    state: State
+    messages: list[Outbound] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

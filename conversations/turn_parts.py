@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from conversations import notices
 from conversations.events import Choice, Inbound, Outbound, rows
-from conversations.flow import Jump, Person
+from conversations.flow import Flow, Jump, Person, Reply
 from conversations.names import (
     DESK_CARD,
     DESK_QUEUE,
@@ -26,18 +26,21 @@ from conversations.names import (
 from conversations.ports import Ports
 from conversations.state import Frame, State
 
-if TYPE_CHECKING:
-    from conversations.engine import Engine, Reply
-
 STATUS_FLOW = FlowName.STATUS
 DESK_FLOW = FlowName.DESK
 DRAFT_LIFETIME = timedelta(days=30)
 
 
+class _Catalog(Protocol):
+    """What the mixins use of the engine: its flows by name."""
+
+    flows: dict[str, Flow]
+
+
 class _TurnParts:
     """What the mixins use of the turn."""
 
-    engine: Engine
+    engine: _Catalog
     reply: Reply
     state: State
     person: Person

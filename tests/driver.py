@@ -53,6 +53,21 @@ class Screen:
         return self.messages[-1]
 
 
+def button_keys(message: Rendered) -> list[str]:
+    """The label keys of a message's buttons, row after row."""
+    return [button.key for row in message.buttons for button in row]
+
+
+def choices(message: Rendered) -> list[str]:
+    """The choice ids of a message's buttons, row after row."""
+    return [button.choice for row in message.buttons for button in row]
+
+
+def keys(messages: list[Rendered]) -> list[str]:
+    """The template keys of these messages, in order."""
+    return [message.key for message in messages]
+
+
 class RecordingTransport:
     def __init__(
         self, app: App, screen: Screen, capabilities: Capabilities = TEST_CAPABILITIES
@@ -191,6 +206,29 @@ class Driver:
             [b.label for b in self.screen.last.buttons for b in b] if self.screen.messages else []
         )
         raise AssertionError(f"no button {label!r}; last message offers {shown}")
+
+    def find(self, key: str = "", *, choice: str = "", **args: object) -> tuple[str, str | None]:
+        """The callback data of the newest visible button whose label was rendered from
+        template ``key`` (with ``args`` among its data), or whose choice id is ``choice``."""
+        assert key or choice, "name a label key or a choice id"
+        for index in range(len(self.screen.messages) - 1, -1, -1):
+            for row in self.screen.messages[index].buttons:
+                for button in row:
+                    if key and button.key != key:
+                        continue
+                    if choice and button.choice != choice:
+                        continue
+                    if any(button.args.get(name) != value for name, value in args.items()):
+                        continue
+                    return button.data, str(index + 1)
+        shown = button_keys(self.screen.last) if self.screen.messages else []
+        raise AssertionError(f"no button {key or choice!r} {args}; last message offers {shown}")
+
+    async def tap(self, key: str = "", *, choice: str = "", **args: object) -> list[Rendered]:
+        """Press a button found by its label's template key (or its choice id), not by its
+        wording: ``tap("btn.acepto")``, ``tap(choice="yo")``."""
+        data, ref = self.find(key, choice=choice, **args)
+        return await self._push(self._event(Kind.BUTTON, data, message_ref=ref))
 
     async def click(self, label: str) -> list[Rendered]:
         data, ref = self.button(label)

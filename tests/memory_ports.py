@@ -335,3 +335,16 @@ class MemoryPorts:
 
 def _implements(ports: MemoryPorts) -> Ports:
     return ports  # mypy checks here that MemoryPorts implements every port
+
+
+class KeyLabels:
+    """Labels as their keys: enough for an engine that never renders."""
+
+    def label(self, key: str, data: Mapping[str, Any]) -> str:
+        return key
+
+    def short(self, key: str, data: Mapping[str, Any]) -> str | None:
+        return None
+
+    def synonyms(self, key: str) -> list[str]:
+        return []

@@ -50,6 +50,7 @@ from bot.jobs import unrecorded_files
 from bot.settings import Settings
 from bot.store.database import OutboxRow
 from conversations.events import FileInfo, Inbound, Kind
+from conversations.names import FlowName, menu_entry
 
 CHANNEL = "soak"
 GARBAGE = "🙂\u202e\u0301\x07" + "ñ" * 50 + "\u200f" + "x" * 9000
@@ -68,8 +69,8 @@ TEXT_ANSWERS: dict[str, Callable[[int], str]] = {
 }
 BUTTONS = {
     "consent.notice": "accept",
-    "menu.main": "f:solicitud",
-    "menu.hint": "f:solicitud",
+    "menu.main": menu_entry(FlowName.ACCESS_REQUEST),
+    "menu.hint": menu_entry(FlowName.ACCESS_REQUEST),
     "solicitud.res_autoridad": "alcalde",
     "perfiles.justicia": "no",
     "perfiles.modo": "me",
@@ -88,12 +89,16 @@ def ruc_of(n: int) -> str:
     return base + stdnum_ruc.calc_check_digit(base)
 
 
-def make_pdf(pages: int) -> bytes:
+def make_pdf(pages: int = 1, password: str | None = None) -> bytes:
+    """A real PDF of blank A4 pages (encrypted with ``password``): the one PDF maker of the
+    benchmarks and the tests."""
     from pypdf import PdfWriter
 
     writer = PdfWriter()
     for _ in range(pages):
         writer.add_blank_page(595, 842)
+    if password is not None:
+        writer.encrypt(user_password=password, owner_password="owner-" + password)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

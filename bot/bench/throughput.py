@@ -63,6 +63,7 @@ from bot.errors import PteBotError
 from bot.settings import Settings
 from bot.texts import Texts
 from conversations import requirements
+from conversations.names import FlowName, menu_entry
 
 TOKEN = "123456789:BENCH-fake-token-never-sent-anywhere"
 BOT_ID = 123456789
@@ -617,7 +618,7 @@ def conversation(peer: PeerTexts, *, persistent: bool) -> ConversationHandler[An
         query = update.callback_query
         assert query is not None
         await query.answer()
-        if query.data != "f:requisitos":
+        if query.data != menu_entry(FlowName.REQUIREMENTS):
             await send(chat_of(update), context, "menu.main")
             return MENU
         await send(chat_of(update), context, cards[0])

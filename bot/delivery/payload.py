@@ -17,7 +17,7 @@ Stored rows stay one per message; joining happens at delivery (:mod:`bot.outbox`
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -95,6 +95,15 @@ class Button:
     label: str
     data: str  # callback data: "<question id>:<choice id>"
     short: str | None = None  # the label's short form, for narrow buttons (WhatsApp)
+    # What the label was rendered from: its template key and data (tests find buttons by
+    # these, so a wording change in locales/ does not break them).
+    key: str = ""
+    args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def choice(self) -> str:
+        """The choice id, as the flow named it (the callback data after the question id)."""
+        return self.data.partition(":")[2]
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,13 @@ class Rendered:
     remove_keyboard: bool = False
     delete_ref: str | None = None  # delete this message of the user's; nothing to show
     link: tuple[str, str] | None = None  # (label, start parameter) of a deep-link button
+    # What the text was rendered from: the template key and its data, the step counter
+    # (k, n) and the answer already given; tests assert on these rather than on wording.
+    key: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    progress: tuple[int, int] | None = None
+    current: str | None = None
+    leads: tuple[str, ...] = ()  # the keys of the texts joined in front of this one, in order
 
     @property
     def plain(self) -> str:
@@ -126,7 +142,13 @@ def render(texts: Texts, payload: str, capabilities: Capabilities = NO_CAPABILIT
     qid = body["qid"]
     buttons = [
         [
-            Button(texts.label(label, data), f"{qid}:{choice_id}", texts.short(label, data))
+            Button(
+                texts.label(label, data),
+                f"{qid}:{choice_id}",
+                texts.short(label, data),
+                key=label,
+                args=data,
+            )
             for choice_id, label, data in row
         ]
         for row in body.get("choices", [])
@@ -144,4 +166,9 @@ def render(texts: Texts, payload: str, capabilities: Capabilities = NO_CAPABILIT
         body.get("request_contact", False),
         body.get("remove_keyboard", False),
         link=(texts.label(link[0], {}), link[1]) if link else None,
+        key=body["key"],
+        data=body["data"],
+        progress=(body["progress"][0], body["progress"][1]) if body.get("progress") else None,
+        current=body.get("current"),
+        leads=tuple(lead["key"] for lead in leads or ()),
     )

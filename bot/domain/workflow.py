@@ -23,6 +23,7 @@ from bot.domain.ticket_types import kind_of
 from bot.errors import PteBotError
 from bot.store.database import OutboxRow, Tx
 from conversations.events import Choice, Outbound, rows
+from conversations.names import NOTICE_PREFIX
 
 if TYPE_CHECKING:
     from bot.domain.calendar import BusinessCalendar
@@ -62,7 +63,7 @@ class TransitionError(PteBotError):
 
 
 PARTS = ("resolucion", "responsable", "perfiles", "otro")  # what an observation names
-NOTICE = "n:"  # choice ids of buttons on notifications: "n:<action>:<ticket number>"
+NOTICE = NOTICE_PREFIX  # choice ids of buttons on notifications: "n:<action>:<ticket number>"
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ import pytest
 from bot.delivery.payload import Rendered
 from bot.settings import Settings
 from tests.bot.conftest import Starter
-from tests.conversations.test_access_request import to_step
 from tests.driver import Driver, MemoryMailer
 from tests.fakes.telegram_api import BotMessage, FakeBotAPI, FakeUser
+from tests.walks import to_step
 
 B_TICKET = "PTE-2026-000001"
 MISSING = "PTE-2026-000999"
@@ -93,14 +93,14 @@ async def officers(user: Driver, mailer: MemoryMailer) -> tuple[Driver, Driver]:
     """B ("user") has a registered access request and has looked at it; A has only consented."""
     officer_b = user
     await to_step(officer_b, mailer, "resumen")
-    replies = await officer_b.click("Confirmar y enviar")
-    assert f"Solicitud registrada: {B_TICKET}" in replies[0].plain
+    replies = await officer_b.tap("btn.confirm_send")
+    assert (replies[0].key, replies[0].data["number"]) == ("solicitud.registrada", B_TICKET)
     await officer_b.send("/estado")
-    await officer_b.click(f"{B_TICKET} · Accesos · Registrado")
-    assert "Anular trámite" in [b.label for b in officer_b.screen.last.buttons[1]]
+    await officer_b.tap(choice=f"t:{B_TICKET}")
+    assert "btn.cancel_ticket" in [b.key for b in officer_b.screen.last.buttons[1]]
     officer_a = await officer_b.peer("2002")
     await officer_a.send("/start")
-    await officer_a.click("Acepto")
+    await officer_a.tap("btn.accept")
     return officer_a, officer_b
 
 
@@ -213,7 +213,7 @@ async def test_an_observed_ticket_is_fixed_by_its_owner_only(
     assert await ticket_row(officer_b, B_TICKET) == before
 
     owner = await officer_b.click_data(f"0:n:fix:{B_TICKET}")
-    assert "Paso 10 de 16" in owner[-1].plain  # B is taken to the resolution's number
+    assert owner[-1].progress == (10, 16)  # B is taken to the resolution's number
 
 
 # --- through Telegram -------------------------------------------------------------------------

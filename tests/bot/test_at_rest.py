@@ -17,10 +17,9 @@ from bot.channels.server import Server
 from bot.settings import Settings
 from bot.store import retention
 from bot.store.database import iso
-from tests.bot.test_file_modes import TeeMailer
-from tests.bot.test_whatsapp_request import STEPS
+from tests.bot.harness import TeeMailer, mailer_done
+from tests.bot.whatsapp_harness import STEPS, query, whatsapp_settings
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
-from tests.bot.whatsapp_harness import query, whatsapp_settings
 from tests.bot.whatsapp_harness import wa_server as wa_server  # a fixture
 from tests.conftest import AppFactory
 from tests.driver import FakeClock
@@ -90,19 +89,6 @@ async def test_no_verification_code_stays_at_rest(
     clock.advance(days=7)
     await retention.purge(wa_server.app, clock.now())
     assert emls(settings) == []
-
-
-async def mailer_done(app: App, count: int) -> None:
-    while True:
-        async with app.store.reading() as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT count(*) FROM mail_outbox WHERE state = 'sent'"
-                )
-            )
-        if rows[0][0] >= count:
-            return
-        await app.mail.send_due()
 
 
 # ------------------------------------------------------------------------- retention

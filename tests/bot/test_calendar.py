@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import tempfile
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from bot.domain.calendar import (
     packaged_non_working_days,
     parse_non_working_days,
 )
+from tests.bot.harness import calendar_with
 
 # domain.md: "2026 has 16" national holidays.
 HOLIDAYS_2026 = {
@@ -198,15 +198,6 @@ def test_issue_16_sunday_registration_observed_and_answered_at_once(
 _REGISTERED = st.dates(date(2025, 1, 1), date(2028, 6, 30))
 _DECREED = st.lists(st.integers(-5, 80), max_size=6)
 _SPANS = st.lists(st.tuples(st.integers(0, 15), st.integers(0, 20)), min_size=1, max_size=3)
-
-
-def calendar_with(decreed: list[date]) -> BusinessCalendar:
-    """The packaged calendar plus an operator file declaring ``decreed``."""
-    text = "".join(f'[[dia]]\nfecha = {d.isoformat()}\nnorma = "DS de prueba"\n' for d in decreed)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "dias_no_laborables.toml"
-        path.write_text(text, encoding="utf-8")
-        return BusinessCalendar(extra_files=[path])
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)

@@ -25,21 +25,22 @@ from typing import Any
 import pytest
 
 from bot.settings import Settings
-from tests.bot import test_telegram_request as request_suite
 from tests.bot.conftest import drained_probe
-from tests.bot.test_telegram_request import (
+from tests.bot.telegram_harness import (
     HELP_DESK,
     HOST,
     MAIL_FROM,
+    RESOLUTION,
+    RESOLUTION_DATE,
     STEPS,
     Officer,
     Received,
     SmtpServer,
     query,
+    text,
 )
+from tests.bot.telegram_harness import smtp as smtp  # a fixture
 from tests.fakes.telegram_api import BotMessage, FakeBotAPI
-
-smtp = request_suite.smtp
 
 
 @pytest.fixture
@@ -111,7 +112,7 @@ def action(officer: Officer, name: str) -> Callable[[], Awaitable[list[BotMessag
 class CrashOfficer(Officer):
     async def say_code(self) -> list[BotMessage]:
         inbox, address = self.smtp.inbox, email_of(self)
-        subject = request_suite.text("mail.code_subject")
+        subject = text("mail.code_subject")
         await until(lambda: any(address in r.rcpt_tos for r in inbox.matching(subject)))
         return await self.say(await inbox.code(address))
 
@@ -182,7 +183,7 @@ async def test_kill_nine_at_eight_steps_loses_and_duplicates_nothing(
         elif how == "while sending":
             api.hold(uid)
             held = api.held_calls
-            await officer.user.send(request_suite.RESOLUTION_DATE)
+            await officer.user.send(RESOLUTION_DATE)
             await until(lambda: api.held_calls > held)  # noqa: B023  committed, being sent
         else:  # after commit
             api.hold(uid)
@@ -224,7 +225,7 @@ async def test_kill_nine_at_eight_steps_loses_and_duplicates_nothing(
     for external_id, email, dni, resolution in stored:
         assert email == f"oficial{external_id}@munisjl.gob.pe"
         assert dni == "45678912"
-        assert resolution == request_suite.RESOLUTION
+        assert resolution == RESOLUTION
     subject = "Solicitud de accesos al PTE"
     await until(lambda: len(distinct(smtp.inbox.matching(subject))) >= 8, timeout=30)
     requests = distinct(smtp.inbox.matching(subject))

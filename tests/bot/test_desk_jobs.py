@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from bot.jobs import run_all
 from tests.conftest import AppFactory
-from tests.conversations.test_desk import NUMBER, registered, staff_member, taken, ticket_row
 from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.walks import NUMBER, registered, staff_member, taken, ticket_row
 
 
 async def jobs(user: Driver) -> None:
@@ -19,8 +19,8 @@ async def test_observed_ticket_gets_one_reminder_after_two_business_days(
     user: Driver, mailer: MemoryMailer, clock: FakeClock
 ) -> None:
     staff = await taken(user, mailer)  # Wed 2 Dec
-    await staff.click("Observar")
-    await staff.click("Resolución")
+    await staff.tap("btn.desk_observe")
+    await staff.tap("btn.desk_part_resolucion")
     await staff.send("Falta la firma.")
     seen = len(user.screen.messages)
     clock.advance(days=1)  # Thu 3 Dec: 1 business day
@@ -31,20 +31,21 @@ async def test_observed_ticket_gets_one_reminder_after_two_business_days(
     reminder = user.screen.messages[seen:]
     assert len(reminder) == 1
     assert f"{NUMBER} sigue Observado desde el miércoles 2 de diciembre" in reminder[0].plain
-    assert "Lo que pidió: Falta la firma." in reminder[0].plain
+    assert reminder[0].key == "aviso.recordatorio_observado"
+    assert reminder[0].data["message"] == "Falta la firma."
     clock.advance(days=3)
     await jobs(user)  # once only
     assert len(user.screen.messages) == seen + 1
-    await user.click("Corregir")
-    assert "Paso 10 de 16" in user.screen.last.plain
+    await user.tap("btn.notice_fix")
+    assert user.screen.last.progress == (10, 16)
 
 
 async def test_no_reminder_when_the_officer_already_answered(
     user: Driver, mailer: MemoryMailer, clock: FakeClock
 ) -> None:
     staff = await taken(user, mailer)
-    await staff.click("Observar")
-    await staff.click("Perfiles")
+    await staff.tap("btn.desk_observe")
+    await staff.tap("btn.desk_part_perfiles")
     await staff.send("¿Quién verá la sección de contrataciones?")
     await user.reply(user.screen.last, "La verá Luis; lo agrego hoy.")
     seen = len(user.screen.messages)
@@ -66,47 +67,53 @@ async def test_staff_digest_once_a_business_day(
     await jobs(user)
     digest = staff.screen.messages[seen:]
     assert len(digest) == 1
-    assert "Resumen del jueves 10 de diciembre de 2026" in digest[0].plain
-    assert "Vencen el próximo día hábil (1)" in digest[0].plain
-    assert NUMBER in digest[0].plain
+    assert digest[0].key == "mesa.resumen"
+    assert digest[0].data["today"] == "2026-12-10"
+    assert len(digest[0].data["tomorrow"]) == 1
+    assert [item["number"] for item in digest[0].data["tomorrow"]] == [NUMBER]
     clock.advance(hours=3)
     await jobs(user)
     assert len(staff.screen.messages) == seen + 1  # once a day...
     restarted = await make_app()
     restarted.staff = user.app.staff
     assert await run_all(restarted, clock.now()) == []  # ...even across a restart
-    await staff.click("Bandeja")
-    assert "1 trámite abierto" in staff.screen.last.plain
+    await staff.tap("btn.desk_queue")
+    assert staff.screen.last.key == "mesa.cola"
+    assert staff.screen.last.data["total"] == 1
     clock.moment = datetime(2026, 12, 14, 14, 0, tzinfo=UTC)  # Mon 14 Dec, 09:00 Lima
     await jobs(user)
-    assert "Vencidos (1)" in staff.screen.last.plain
+    assert staff.screen.last.key == "mesa.resumen"
+    assert len(staff.screen.last.data["late"]) == 1
 
 
 async def test_attended_ticket_closes_itself_after_five_business_days(
     user: Driver, mailer: MemoryMailer, clock: FakeClock
 ) -> None:
     staff = await taken(user, mailer)  # Wed 2 Dec
-    await staff.click("Atender")
-    await staff.click("Sí, atender")
+    await staff.tap("btn.desk_attend")
+    await staff.tap("btn.desk_attend_yes")
     clock.moment = datetime(2026, 12, 10, 15, 0, tzinfo=UTC)  # Thu 10 Dec: 4 business days
     await jobs(user)
     assert (await ticket_row(user))["state"] == "atendido"
     clock.moment = datetime(2026, 12, 11, 15, 0, tzinfo=UTC)  # Fri 11 Dec: 5
     await jobs(user)
     assert (await ticket_row(user))["state"] == "cerrado"
-    assert "pasó a Cerrado" in user.screen.last.plain
+    assert user.screen.last.key == "aviso.estado"
+    assert user.screen.last.data["state"] == "cerrado"
     card = (await staff.send(f"/ticket {NUMBER}"))[-1]
-    assert "Cerrado (automático)" in card.plain
+    assert card.key == "mesa.ficha"
+    assert card.data["state"] == "cerrado"
+    assert "Cerrado (automático)" in card.plain  # reads as closed by the clock
 
 
 async def test_an_answer_after_attention_keeps_the_ticket_open(
     user: Driver, mailer: MemoryMailer, clock: FakeClock
 ) -> None:
     staff = await taken(user, mailer)
-    await staff.click("Atender")
-    await staff.click("Sí, atender")
+    await staff.tap("btn.desk_attend")
+    await staff.tap("btn.desk_attend_yes")
     await user.send(NUMBER)
-    await user.click("Responder")
+    await user.tap("btn.notice_reply")
     await user.send("No me llegó el correo con los accesos.")
     clock.advance(days=14)
     await jobs(user)

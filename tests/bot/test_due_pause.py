@@ -19,7 +19,7 @@ from bot.domain import workflow
 from bot.domain.records import create_ticket
 from bot.domain.types import Who
 from bot.settings import Settings
-from tests.bot.test_calendar import calendar_with
+from tests.bot.harness import calendar_with
 from tests.driver import Driver, FakeClock, MemoryMailer
 
 STAFF = desk.Actor("test", "9001")

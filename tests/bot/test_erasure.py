@@ -14,12 +14,10 @@ import pytest
 
 from bot.channels.server import Server
 from bot.settings import Settings
-from tests.bot.test_at_rest import mailer_done
-from tests.bot.test_file_modes import TeeMailer
-from tests.bot.test_telegram_request import ENTITY, OFFICER_EMAIL, RUC
-from tests.bot.test_whatsapp_request import STEPS
+from tests.bot.harness import TeeMailer, mailer_done
+from tests.bot.telegram_harness import ENTITY, OFFICER_EMAIL, RUC
+from tests.bot.whatsapp_harness import STEPS, query, whatsapp_settings
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
-from tests.bot.whatsapp_harness import query, whatsapp_settings
 from tests.bot.whatsapp_harness import wa_server as wa_server  # a fixture
 from tests.conftest import AppFactory
 from tests.driver import Driver, FakeClock
@@ -144,9 +142,9 @@ async def test_the_confirmation_is_deleted_once_delivered(make_app: AppFactory) 
     await user.start()
     try:
         await user.send("/start")
-        await user.click("Acepto")
+        await user.tap("btn.accept")
         await user.send("/borrar_mis_datos")
-        await user.click("Sí, borrar mis datos")
+        await user.tap("btn.erase_yes")
         await user.worker.drain()
         async with app.store.reading() as conn:
             rows = list(await conn.execute_fetchall("SELECT chat_id, forget FROM outbox"))

@@ -10,31 +10,18 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
 from bot.app import create_app
-from bot.mail.smtp import EmlMailer
 from bot.settings import Settings
 from bot.staff_cli import run as staff
-from tests.conversations.test_access_request import to_step
+from tests.bot.harness import TeeMailer
 from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.walks import to_step
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class TeeMailer(MemoryMailer):
-    """Writes the .eml files as the product does without SMTP, and keeps the messages."""
-
-    def __init__(self, outbox: Path) -> None:
-        super().__init__()
-        self.eml = EmlMailer(outbox)
-
-    async def send(self, msg: EmailMessage) -> str:
-        await super().send(msg)
-        return await self.eml.send(msg)
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +60,7 @@ async def test_everything_the_program_writes_is_0600_in_0700_folders(
     await user.start()
     try:
         await to_step(user, mailer, "resumen")  # a code mailed, a PDF stored
-        await user.click("Confirmar y enviar")  # the ticket, its Formato, the request mail
+        await user.tap("btn.confirm_send")  # the ticket, its Formato, the request mail
         await app.mail.send_due()
         export, backup = tmp_path / "tramites.csv", tmp_path / "copia.sqlite3"
         out = io.StringIO()

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from pypdf import PdfWriter
 
 from bot.domain.files import (
     MAX_DOWNLOAD_BYTES,
@@ -27,19 +26,9 @@ from bot.domain.files import (
     safe_display_name,
     too_big,
 )
+from tests.walks import make_pdf
 
 # --- builders -------------------------------------------------------------------------------
-
-
-def make_pdf(pages: int = 1, password: str | None = None) -> bytes:
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(width=595, height=842)
-    if password is not None:
-        writer.encrypt(user_password=password, owner_password="owner-" + password)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 def make_zip(entries: dict[str, bytes], comment: bytes = b"") -> bytes:

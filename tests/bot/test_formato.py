@@ -19,8 +19,8 @@ from bot.domain.formato import (
     build_formato,
     formato_filename,
 )
-from tests.bot.test_ticket_entity_name import file_request
 from tests.driver import Driver, MemoryMailer
+from tests.walks import file_request
 
 LIMA = timezone(timedelta(hours=-5))
 RESPONSIBLE = Person(

@@ -32,10 +32,9 @@ from bot.settings import Settings
 from bot.texts import Texts
 from conversations.state import State
 from tests.bot.conftest import Starter
-from tests.conversations.test_access_request import PDF, make_pdf, tiny_png, to_step
-from tests.conversations.test_consultation import DESCRIPTION, to_attachments, who_asks
 from tests.driver import Driver, MemoryMailer
 from tests.fakes.telegram_api import FakeBotAPI, FakeUser
+from tests.walks import DESCRIPTION, PDF, make_pdf, tiny_png, to_attachments, to_step, who_asks
 
 TEXTS = Texts()
 GIB = 1 << 30
@@ -257,7 +256,7 @@ async def test_hostile_resolution_is_refused_and_asked_again(
     refusal, again = replies
     assert refusal.plain == TEXTS.plain(f"errors.{hostile.refusal}", {})
     assert RESOLUTION_QUESTION in again.plain
-    assert "Paso 13 de 16" in again.plain
+    assert again.progress == (13, 16)
     flow, step, data = await frame_data(user)
     assert (flow, step) == ("solicitud", "res_pdf")
     assert "pdf" not in data.get("res", {})
@@ -288,16 +287,16 @@ async def test_resolution_with_a_hostile_name_is_stored_under_its_hash(
     await to_step(user, mailer, "res_pdf")
     before = tree(tmp_path)
     [profiles] = await user.upload(PDF, name=name)
-    assert "Paso 14 de 16" in profiles.plain
+    assert profiles.progress == (14, 16)
     new = tree(tmp_path) - before
     assert_only_under(new, settings.data_dir)
     [stored] = stored_files(new, settings.data_dir)
     assert_stored_by_hash(stored, settings.data_dir, PDF)
 
     # The help desk's mail names the resolution after the ticket, never after the sender.
-    await user.click("No")
-    await user.click("Yo")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.no")
+    await user.tap("btn.me")
+    await user.tap("btn.confirm_send")
     names = [a.get_filename() for a in mailer.sent[-1].iter_attachments()]
     assert names == ["Resolucion_PTE-2026-000001.pdf", "Formato_Perfiles_PTE-2026-000001.xlsx"]
     async with user.app.store.reading() as conn:
@@ -329,7 +328,7 @@ async def test_hostile_attachment_is_refused_and_not_counted(
     new = tree(tmp_path) - before
     assert_only_under(new, settings.data_dir)
     assert stored_files(new, settings.data_dir) == []
-    await user.click("Listo")
+    await user.tap("btn.done")
     summary = (await who_asks(user, mailer))[-1].plain
     assert "Adjuntos: 0" in summary
 
@@ -351,14 +350,16 @@ async def test_attachment_with_a_hostile_name_is_stored_under_its_hash(
     before = tree(tmp_path)
     png = tiny_png()
     [received] = await user.upload(png, name=name, mime="image/png")
-    assert "Recibido (1 de 10)" in received.plain
+    assert received.key == "consulta.recibido"
+    assert received.data["count"] == 1
+    assert received.data["max"] == 10
     new = tree(tmp_path) - before
     assert_only_under(new, settings.data_dir)
     [stored] = stored_files(new, settings.data_dir)
     assert_stored_by_hash(stored, settings.data_dir, png)
-    await user.click("Listo")
+    await user.tap("btn.done")
     await who_asks(user, mailer)
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     names = [a.get_filename() for a in mailer.sent[-1].iter_attachments()]
     assert names == ["Adjunto_01_PTE-2026-000001.png"]
     assert_only_under(tree(tmp_path) - before, settings.data_dir)

@@ -24,16 +24,16 @@ from bot.cli import configure_logging
 from bot.settings import Settings
 from conversations.events import Inbound, Kind
 from tests.bot.conftest import Starter
-from tests.bot.test_telegram_request import (
+from tests.bot.telegram_harness import (
     OFFICER_EMAIL,
     Officer,
     SmtpServer,
     smtp,  # noqa: F401  (the real SMTP server fixture)
     walk,
 )
-from tests.conversations.test_access_request import PDF, to_step
 from tests.driver import Driver, MemoryMailer
 from tests.fakes.telegram_api import FakeBotAPI
+from tests.walks import PDF, to_step
 
 TOKEN = "7654321098:AAHx-SecretBotTokenValue_ForLogs42"
 DNI = "45678912"
@@ -164,8 +164,8 @@ async def test_a_whole_request_through_the_driver_logs_nothing_personal(
     await user.send(code)
     await user.send("987 654 321")
     await to_step_rest(user)
-    replies = await user.click("Confirmar y enviar")
-    assert "Solicitud registrada" in replies[0].plain
+    replies = await user.tap("btn.confirm_send")
+    assert replies[0].key == "solicitud.registrada"
     await user.send("mi usuario es ana y mi contraseña es Clave$2026")  # deleted, never stored
     repeated = Inbound("test", user.chat_id, "dup-1", Kind.TEXT, DNI)
     await user.redeliver(repeated)
@@ -180,7 +180,7 @@ async def test_a_whole_request_through_the_driver_logs_nothing_personal(
 async def to_step_rest(user: Driver) -> None:
     await user.send("Resolución de Alcaldía N.° 045-2026-MDSJL")
     await user.send("15/10/2026")
-    await user.click("Alcalde o alcaldesa")
+    await user.tap("btn.authority_alcalde")
     await user.upload(PDF)
-    await user.click("No")
-    await user.click("Yo")
+    await user.tap("btn.no")
+    await user.tap("btn.me")

@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -17,7 +15,6 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from bot.delivery.mail_outbox import MailOutbox
 from bot.mail.smtp import (
@@ -32,6 +29,7 @@ from bot.mail.smtp import (
     envelope_recipients,
 )
 from bot.store.database import Store
+from tests.bot.smtp_harness import HOST, PASSWORD, USER, Collector, Server, free_port
 from tests.driver import FakeClock
 
 HELP_DESK = "mesadeayuda@gobiernodigital.gob.pe"
@@ -43,64 +41,6 @@ SUBJECT = (
 )
 PDF_BYTES = b"%PDF-1.7\n" + bytes(range(256)) * 4 + b"\n%%EOF\r\n"
 XLSX_BYTES = b"PK\x03\x04" + bytes(range(255, -1, -1)) * 3
-USER, PASSWORD = "mesa", "s3cret-\u00f1"
-HOST = "127.0.0.1"
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    content: bytes
-
-
-@dataclass
-class Collector:
-    """An aiosmtpd handler that keeps what it is given, or answers with a chosen reply."""
-
-    received: list[Received] = field(default_factory=list)
-    rcpt_reply: str | None = None
-    data_reply: str | None = None
-    logins: list[str] = field(default_factory=list)
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
-    ) -> str:
-        if self.rcpt_reply is not None:
-            return self.rcpt_reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.data_reply is not None:
-            return self.data_reply
-        self.received.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
-        )
-        return "250 OK queued as T1"
-
-    def authenticate(
-        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
-    ) -> AuthResult:
-        ok = isinstance(auth_data, LoginPassword) and (
-            auth_data.login.decode(),
-            auth_data.password.decode(),
-        ) == (USER, PASSWORD)
-        if ok:
-            self.logins.append(auth_data.login.decode())
-        return AuthResult(success=ok, handled=False)
-
-
-@dataclass
-class Server:
-    handler: Collector
-    port: int
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

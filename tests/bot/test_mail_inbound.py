@@ -39,11 +39,10 @@ from tests.bot.imap_harness import (
     mail,
     running_dovecot,
 )
-from tests.bot.test_mail import Collector
-from tests.bot.test_mail import free_port as smtp_port
-from tests.conversations.test_access_request import to_step
-from tests.conversations.test_consultation import tiny_png
+from tests.bot.smtp_harness import Collector
+from tests.bot.smtp_harness import free_port as smtp_port
 from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.walks import tiny_png, to_step
 
 ASSISTANT = "asistente@pcm.gob.pe"
 STAFF = "ana.torres@mesa.gob.pe"
@@ -151,7 +150,7 @@ async def desk(
     dovecot: Dovecot, mailbox: str, user: Driver, mailer: MemoryMailer
 ) -> AsyncIterator[Desk]:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     return Desk(dovecot, mailbox, user, mailer)
 
 
@@ -174,8 +173,8 @@ async def test_a_desk_reply_reaches_the_officer_without_history_or_signature(
     shown = await desk.read()
     assert len(shown) == 1
     message = shown[0]
-    assert "mensaje de la mesa de ayuda" in message.plain
-    assert "Recibimos tu solicitud; la revisamos hoy." in message.plain
+    assert message.key == "aviso.mensaje"
+    assert "Recibimos tu solicitud; la revisamos hoy." in message.data["message"]
     assert "Mesa de ayuda PTE" not in message.plain  # the signature stays out
     assert "escribió" not in message.plain
     assert "Trámite:" not in message.plain
@@ -193,7 +192,8 @@ async def test_each_command_by_mail_moves_the_ticket_and_the_officer_sees_it(
     desk.deliver(reply(STAFF, "#En atención\nLo reviso hoy.", desk))
     shown = await desk.read()
     assert "pasó a <b>En atención</b>" in shown[0].html
-    assert "Lo reviso hoy." in shown[1].plain  # the rest of the mail, as the desk's message
+    assert shown[1].key == "aviso.mensaje"  # the rest of the mail, as the desk's message
+    assert shown[1].data["message"] == "Lo reviso hoy."
     assert await desk.ticket() == {
         "state": "en_atencion", "assignee": STAFF, "desk": None, "part": None,
     }  # fmt: skip
@@ -201,7 +201,8 @@ async def test_each_command_by_mail_moves_the_ticket_and_the_officer_sees_it(
     desk.deliver(reply(STAFF, "#OBSERVADO Otro: ¿cuál es el número de la resolución?", desk))
     shown = await desk.read()
     assert "pasó a <b>Observado</b>" in shown[0].html
-    assert "¿cuál es el número de la resolución?" in shown[0].plain
+    assert shown[0].key == "aviso.estado"
+    assert shown[0].data["message"] == "¿cuál es el número de la resolución?"
     assert [b.label for row in shown[0].buttons for b in row] == ["✏️ Corregir"]
     assert (await desk.ticket())["part"] == "otro"
 
@@ -217,7 +218,8 @@ async def test_each_command_by_mail_moves_the_ticket_and_the_officer_sees_it(
     desk.deliver(reply(STAFF, "#atendido\nTe enviamos los accesos a tu correo.", desk))
     shown = await desk.read()
     assert "pasó a <b>Atendido</b>" in shown[0].html
-    assert "Te enviamos los accesos a tu correo." in shown[0].plain
+    assert shown[0].key == "aviso.estado"
+    assert shown[0].data["message"] == "Te enviamos los accesos a tu correo."
 
     desk.deliver(reply(STAFF, "#cerrado", desk))
     shown = await desk.read()
@@ -267,13 +269,16 @@ async def test_the_desk_acknowledgement_number_is_stored_and_shown(
     desk.deliver(ack, ack.replace(b"Message-ID: <", b"Message-ID: <otro"))
     shown = await desk.read()
     assert len(shown) == 1  # the second acknowledgement says nothing new
-    assert "Número en la mesa de ayuda: #123456" in shown[0].plain
+    assert shown[0].key == "correo.numero_mesa"
+    assert shown[0].data["desk_number"] == "123456"
     assert (await desk.ticket())["desk"] == "123456"
     status = await desk.user.send(NUMBER)
-    assert "#123456" in status[-1].plain
+    assert status[-1].key == "estado.detail"
+    assert status[-1].data["desk_number"] == "123456"
     staff = await desk.user.peer("9001", staff=True)
     card = (await staff.send(f"/ticket {NUMBER}"))[-1]
-    assert "Mesa de ayuda: #123456" in card.plain
+    assert card.key == "mesa.ficha"
+    assert card.data["desk_number"] == "123456"
     row = (await export_rows(desk.user.app))[0]
     assert row[-1] == "123456"
 
@@ -291,7 +296,8 @@ async def test_attachments_are_checked_stored_and_forwarded(desk: Desk) -> None:
     )
     desk.deliver(raw)
     shown = await desk.read()
-    assert "Te adjunto la captura del error." in shown[0].plain
+    assert shown[0].key == "aviso.mensaje"
+    assert shown[0].data["message"] == "Te adjunto la captura del error."
     assert shown[1].document is not None
     assert shown[1].document["filename"] == f"Mesa_01_{NUMBER}.png"
     async with desk.user.app.store.reading() as conn:
@@ -361,7 +367,7 @@ async def test_a_sender_over_the_hourly_limit_is_held(
     await user.start()
     try:
         await to_step(user, mailer, "resumen")
-        await user.click("Confirmar y enviar")
+        await user.tap("btn.confirm_send")
         desk = Desk(dovecot, mailbox, user, mailer)
         desk.deliver(*(reply(STAFF, f"Mensaje {n}", desk) for n in range(4)))
         shown = await desk.read()
@@ -660,7 +666,7 @@ async def test_the_answer_to_a_refused_command_goes_out_over_smtp_threaded(
     await user.start()
     try:
         await to_step(user, both, "resumen")
-        await user.click("Confirmar y enviar")
+        await user.tap("btn.confirm_send")
         await app.mail.send_due()
         request = next(r for r in collector.received if b"Solicitud de accesos" in r.content)
         request_id = str(message_from_bytes(request.content, policy=policy.default)["Message-ID"])

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -17,21 +16,15 @@ import pytest
 from bot.channels.server import Server, build_server, channels_of
 from bot.errors import ConfigError
 from bot.settings import Settings
+from tests.bot.serve_harness import PUBLIC, SECRET
+from tests.bot.serve_harness import api as api  # a fixture
+from tests.bot.serve_harness import server as server  # a fixture
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
 from tests.bot.whatsapp_harness import whatsapp_settings
 from tests.conftest import AppFactory
 from tests.driver import FakeClock
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
-
-SECRET = "s3cret-Token_for-webhooks"
-PUBLIC = "https://asistente.example.gob.pe/"
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -46,21 +39,6 @@ def settings(tmp_path: Path, graph: FakeGraphAPI, api: FakeBotAPI) -> Settings:
         telegram_webhook_secret=SECRET,
         public_url=PUBLIC,
     )
-
-
-@pytest.fixture
-async def server(
-    make_app: AppFactory, graph: FakeGraphAPI, clock: FakeClock
-) -> AsyncIterator[tuple[Server, str]]:
-    app = await make_app()
-    graph.clock = lambda: clock.now().timestamp()
-    server = await build_server(app)
-    [address, *_] = await server.start()
-    graph.webhook_url = f"{address}/webhooks/whatsapp"
-    try:
-        yield server, address
-    finally:
-        await server.stop()
 
 
 async def test_both_webhooks_and_health_on_one_server(

@@ -19,10 +19,8 @@ from bot.staff_cli import (
     run,
     spreadsheet_safe,
 )
-from tests.bot.test_ticket_entity_name import file_request
-from tests.conversations.test_access_request import to_step
-from tests.conversations.test_consultation import to_attachments, who_asks
 from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.walks import file_request, to_attachments, to_step, who_asks
 
 
 def args(action: str, **extra: object) -> argparse.Namespace:
@@ -37,7 +35,7 @@ async def shell(user: Driver, action: str, **extra: object) -> str:
 
 async def registered(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
 
 
 async def set_state(user: Driver, state: str, message: str | None = None) -> str:
@@ -67,7 +65,8 @@ async def test_observed_pauses_the_clock_and_the_officer_is_told(
 ) -> None:
     await registered(user, mailer)  # Wed 2 Dec, due Fri 11 Dec
     await set_state(user, "En atención")
-    assert "pasó a En atención" in user.screen.last.plain
+    assert user.screen.last.key == "aviso.estado"
+    assert user.screen.last.data["state"] == "en_atencion"
     clock.advance(days=1)  # Thu 3 Dec: 4 business days left (4, 7, 10, 11)
     await set_state(user, "Observado", "Falta la firma en la resolución")
     notice = user.screen.last.plain
@@ -90,7 +89,8 @@ async def test_attended_says_accesses_go_by_email(user: Driver, mailer: MemoryMa
     await registered(user, mailer)
     await set_state(user, "En atención")
     await set_state(user, "Atendido")
-    assert "nunca llegan por este chat" in user.screen.last.plain
+    assert user.screen.last.key == "aviso.estado"
+    assert "nunca llegan por este chat" in user.screen.last.plain  # the terminal's wording
 
 
 async def test_a_consulta_is_attended_from_the_shell_with_its_answer(
@@ -98,9 +98,9 @@ async def test_a_consulta_is_attended_from_the_shell_with_its_answer(
 ) -> None:
     """Issue 16, point 2: no answer, no Atendido; the answer reaches the officer's chat."""
     await to_attachments(user)
-    await user.click("Listo")
+    await user.tap("btn.done")
     await who_asks(user, mailer)
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     await set_state(user, "En atención")
     with pytest.raises(AnswerMissing, match="es una consulta: se atiende con su respuesta"):
         await set_state(user, "Atendido")
@@ -151,13 +151,13 @@ def settings(tmp_path: Path) -> Settings:
 async def specialist(user: Driver, chat_id: str) -> Driver:
     staff = await user.peer(chat_id, staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
     return staff
 
 
 async def take(staff: Driver, number: str = NUMBER) -> None:
     await staff.send(f"/ticket {number}")
-    await staff.click("Tomar")
+    await staff.tap("btn.desk_take")
 
 
 def test_staff_names_setting_is_parsed() -> None:
@@ -207,8 +207,8 @@ async def test_show_names_the_specialist_and_who_acted(
     clock.advance(hours=1)
     other = await specialist(user, UNNAMED)
     await other.send(f"/ticket {NUMBER}")
-    await other.click("Tomar")
-    await other.click("Responder")
+    await other.tap("btn.desk_take")
+    await other.tap("btn.desk_reply")
     await other.send("¿Puede reenviar la resolución firmada?")
     shown = await shell(user, "show", number=NUMBER)
     assert f"a cargo de {UNNAMED}" in shown  # no name configured: the chat id
@@ -242,19 +242,19 @@ async def test_csv_has_who_filed_who_works_it_and_how_it_ended(
     await set_state(user, "Cerrado")
     # A profile change and a consulta by the same officer: no responsible of their own.
     await user.send("/perfiles")
-    await user.click("Municipalidad de Pérez <Ruiz> & Cía")
-    await user.click("Registro de visitas")
-    await user.click("Continuar")
-    await user.click("Dar de baja")
+    await user.tap("btn.entity_same")
+    await user.tap(choice="visitas")
+    await user.tap("btn.continue")
+    await user.tap("btn.action_baja")
     await user.send("La persona dejó la entidad el mes pasado")
-    await user.click("Confirmar y enviar")
-    await user.click("Hacer una consulta")
-    await user.click("Sí, esa entidad")
-    await user.click("Presupuesto")
+    await user.tap("btn.confirm_send")
+    await user.tap("menu.consulta")
+    await user.tap("btn.entity_usual")
+    await user.tap(choice="presupuesto")
     await user.send("No puedo publicar el presupuesto: el portal muestra un error 500.")
-    await user.click("Listo")
-    await user.click("Sí")  # ¿Sigues siendo Ana María Pérez Ruiz…? Her email is proved already
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.done")
+    await user.tap("btn.yes")  # ¿Sigues siendo Ana María Pérez Ruiz…? Her email is proved already
+    await user.tap("btn.confirm_send")
 
     header, *rows = await export(user, tmp_path)
     assert header == [

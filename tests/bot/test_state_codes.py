@@ -8,10 +8,11 @@ import sqlite3
 
 from bot.settings import Settings
 from bot.texts import Texts
-from tests.bot.test_ticket_entity_name import FIRST, file_request
 from tests.conftest import AppFactory
-from tests.conversations.test_access_request import ENTITY
 from tests.driver import Driver, MemoryMailer
+from tests.walks import ENTITY, file_request
+
+FIRST = "PTE-2026-000001"
 
 
 async def test_a_database_with_state_names_is_migrated_to_codes(

@@ -14,7 +14,7 @@ from bot.app import create_app
 from bot.channels.telegram import TelegramChannel, run_polling
 from bot.settings import Settings
 from tests.bot.conftest import Starter
-from tests.bot.test_outbox import broken
+from tests.bot.harness import broken
 from tests.fakes.telegram_api import FakeBotAPI, FakeUser
 
 

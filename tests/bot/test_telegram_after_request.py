@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
-from tests.bot import test_telegram_request as request_suite
-from tests.bot.test_telegram_request import (
+from tests.bot.telegram_harness import (
     ENTITY,
     HELP_DESK,
     MAIL_FROM,
@@ -31,12 +30,12 @@ from tests.bot.test_telegram_request import (
     sheet_cells,
     walk,
 )
+from tests.bot.telegram_harness import officer as officer  # a fixture
+from tests.bot.telegram_harness import smtp as smtp  # a fixture
 from tests.fakes.telegram_api import BotMessage, FakeBotAPI, FakeUser
 
 # The request suite's fixtures; `settings` below replaces theirs (it adds a staff member).
 # `api` and `start_bot` come from tests/bot/conftest.py.
-smtp = request_suite.smtp
-officer = request_suite.officer
 
 STAFF_ID = 7900
 DESCRIPTION = "No puedo registrar el presupuesto institucional de apertura en el portal."

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
-from tests.bot import test_telegram_request as request_suite
-from tests.bot.test_telegram_request import (
+from tests.bot.telegram_harness import (
     ENTITY,
     HELP_DESK,
     HOST,
@@ -27,10 +26,9 @@ from tests.bot.test_telegram_request import (
     query,
     walk,
 )
+from tests.bot.telegram_harness import officer as officer  # a fixture
+from tests.bot.telegram_harness import smtp as smtp  # a fixture
 from tests.fakes.telegram_api import FakeBotAPI, FakeUser
-
-smtp = request_suite.smtp  # fixtures shared with the request suite
-officer = request_suite.officer
 
 STAFF_ID = 9001
 STAFF_GROUP = -1001234567890

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from bot.settings import Settings
 from tests.conftest import AppFactory
-from tests.conversations.test_desk import registered
 from tests.driver import Driver, MemoryMailer
+from tests.walks import registered
 
 
 def chat(data_dir: Path, script: str) -> subprocess.CompletedProcess[str]:

@@ -11,42 +11,11 @@ from pathlib import Path
 from bot.settings import Settings
 from bot.staff_cli import run
 from tests.conftest import AppFactory
-from tests.conversations.test_access_request import ENTITY, PDF, RUC
-from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.driver import Driver, FakeClock, MemoryMailer, button_keys
+from tests.walks import ENTITY, RUC, file_request
 
 FIRST, SECOND = "PTE-2026-000001", "PTE-2026-000002"
 OTHER_NAME = "Muni Otra Escritura"
-
-
-async def file_request(
-    officer: Driver,
-    mailer: MemoryMailer,
-    entity: str | None,
-    people: tuple[str, str, str] = ("Ana María", "Pérez Ruiz", "Jefa de TI"),
-) -> None:
-    """A whole access request; ``entity`` typed, or None to take the suggested name;
-    ``people``: the responsible's names, surnames and cargo."""
-    await officer.send("/start")
-    await officer.click("Acepto")
-    await officer.click("Solicitar accesos al PTE")
-    await officer.send(RUC)
-    if entity is None:
-        await officer.click(f"Usar: {ENTITY}")
-    else:
-        await officer.send(entity)
-    nombres, apellidos, cargo = people
-    for answer in (nombres, apellidos, "45678912", cargo):
-        await officer.send(answer)
-    await officer.send(f"oficial{officer.chat_id}@munisjl.gob.pe")
-    await officer.send(mailer.last_code())
-    await officer.send("987 654 321")
-    await officer.send("Resolución de Alcaldía N.° 045-2026-MDSJL")
-    await officer.send("15/10/2026")
-    await officer.click("Alcalde o alcaldesa")
-    await officer.upload(PDF)
-    await officer.click("No")
-    await officer.click("Yo")
-    await officer.click("Confirmar y enviar")
 
 
 async def csv_rows(user: Driver, tmp_path: Path) -> dict[str, list[str]]:
@@ -70,7 +39,7 @@ async def test_another_officer_typing_the_name_does_not_rename_an_older_ticket(
 
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
     first = (await staff.send(f"/ticket {FIRST}"))[-1].plain
     assert f"Entidad: {ENTITY} (RUC {RUC})" in first
     assert OTHER_NAME not in first
@@ -85,11 +54,11 @@ async def test_another_officer_typing_the_name_does_not_rename_an_older_ticket(
     # The RUC's last name is still offered as a suggestion to the next officer.
     third = await user.peer("2003")
     await third.send("/start")
-    await third.click("Acepto")
-    await third.click("Solicitar accesos al PTE")
+    await third.tap("btn.accept")
+    await third.tap("menu.solicitud")
     offered = (await third.send(RUC))[-1]
-    assert f"Tengo registrado «{OTHER_NAME}»" in offered.plain
-    assert "Usar ese nombre" in [b.label for row in offered.buttons for b in row]
+    assert (offered.key, offered.data["known"]) == ("solicitud.entidad", OTHER_NAME)
+    assert "btn.use_name" in button_keys(offered)
 
 
 async def test_existing_tickets_are_backfilled_with_the_name_their_officer_sent(

@@ -17,9 +17,9 @@ import pytest
 from bot.channels.server import Server, build_server
 from bot.channels.whatsapp import WhatsAppChannel
 from bot.settings import Settings
-from tests.bot.test_serve import SECRET
-from tests.bot.test_serve import api as api  # a fixture
-from tests.bot.test_serve import server as server  # a fixture
+from tests.bot.serve_harness import SECRET
+from tests.bot.serve_harness import api as api  # a fixture
+from tests.bot.serve_harness import server as server  # a fixture
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
 from tests.bot.whatsapp_harness import query, whatsapp_settings
 from tests.conftest import AppFactory

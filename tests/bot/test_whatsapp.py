@@ -13,10 +13,9 @@ import pytest
 
 from bot.channels.server import Server
 from bot.settings import Settings
-from tests.bot.test_outbox import broken
-from tests.bot.test_telegram_request import PDF, make_png
-from tests.bot.test_whatsapp_request import mailed_code
-from tests.bot.whatsapp_harness import VERIFY_TOKEN, query, refused, whatsapp_settings
+from tests.bot.harness import broken
+from tests.bot.telegram_harness import PDF, make_png
+from tests.bot.whatsapp_harness import VERIFY_TOKEN, mailed_code, query, refused, whatsapp_settings
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
 from tests.bot.whatsapp_harness import wa_server as wa_server  # a fixture
 from tests.driver import MemoryMailer

@@ -9,9 +9,8 @@ import pytest
 
 from bot.channels.server import Server
 from bot.settings import Settings
-from tests.bot.test_whatsapp_request import ANA, STEPS
+from tests.bot.whatsapp_harness import ANA, STEPS, query, refused, wa_server, whatsapp_settings
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
-from tests.bot.whatsapp_harness import query, refused, wa_server, whatsapp_settings
 from tests.driver import MemoryMailer
 from tests.fakes.graph_api import FakeGraphAPI
 

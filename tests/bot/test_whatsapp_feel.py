@@ -14,9 +14,15 @@ import pytest
 
 from bot.channels.server import Server
 from bot.settings import Settings
-from tests.bot.test_telegram_request import make_png
-from tests.bot.test_whatsapp_request import STEPS, mailed_code
-from tests.bot.whatsapp_harness import HELP_DESK, query, refused, whatsapp_settings
+from tests.bot.telegram_harness import make_png
+from tests.bot.whatsapp_harness import (
+    HELP_DESK,
+    STEPS,
+    mailed_code,
+    query,
+    refused,
+    whatsapp_settings,
+)
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
 from tests.bot.whatsapp_harness import wa_server as wa_server  # a fixture
 from tests.driver import FakeClock, MemoryMailer

@@ -10,7 +10,7 @@ import pytest
 from bot.channels import whatsapp
 from bot.channels.server import Server
 from bot.settings import Settings
-from tests.bot.test_telegram_request import make_png
+from tests.bot.telegram_harness import make_png
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
 from tests.bot.whatsapp_harness import query, whatsapp_settings
 from tests.bot.whatsapp_harness import wa_server as wa_server  # a fixture

@@ -6,9 +6,11 @@ Test modules import the fixtures they use (``graph``, ``wa_settings``, ``wa_serv
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,10 @@ import pytest
 from bot.channels.server import Server, build_server
 from bot.settings import Settings
 from tests.bot.conftest import drained_probe
+from tests.bot.telegram_harness import ENTITY, OFFICER_EMAIL, PDF, RESOLUTION, RESOLUTION_DATE, RUC
 from tests.conftest import AppFactory
-from tests.driver import FakeClock
-from tests.fakes.graph_api import FakeGraphAPI
+from tests.driver import FakeClock, MemoryMailer
+from tests.fakes.graph_api import FakeGraphAPI, FakeWhatsAppUser, Sent
 
 VERIFY_TOKEN = "verify-me-please"
 HELP_DESK = "mesadeayuda@example.gob.pe"
@@ -72,3 +75,51 @@ def query(settings: Settings, sql: str, params: tuple[Any, ...] = ()) -> list[tu
 
 def refused(graph: FakeGraphAPI) -> list[str]:
     return [str(call) for call in graph.calls if call.status != 200]
+
+
+# --- the request's happy path, as an officer on WhatsApp -----------------------------------
+ANA = "51987654321"  # the officer's WhatsApp number
+
+
+async def mailed_code(mailer: MemoryMailer, timeout: float = 10.0) -> str:  # noqa: ASYNC109
+    """The code in the verification mail, once the mail outbox has sent it."""
+    deadline = time.monotonic() + timeout
+    while not mailer.sent:
+        assert time.monotonic() < deadline, "no verification mail was sent"
+        await asyncio.sleep(0.02)
+    return mailer.last_code()
+
+
+Action = Callable[[FakeWhatsAppUser, MemoryMailer], Awaitable[list[Sent]]]
+
+# (what the officer does, the text that must follow). Every answer is followed by the next
+# question; the share-number button is WhatsApp's "Compartir mi número".
+STEPS: list[tuple[str, Action, str]] = [
+    ("start", lambda u, m: u.say("hola", n=2), "¿Aceptas?"),
+    ("consent", lambda u, m: u.tap("Acepto"), "¿Qué necesitas hacer?"),
+    ("menu", lambda u, m: u.tap("Solicitar accesos al PTE"), "Paso 1 de 16"),
+    ("ruc", lambda u, m: u.say(RUC), "Paso 2 de 16"),
+    ("entidad", lambda u, m: u.say(ENTITY), "Paso 3 de 16"),
+    ("nombres", lambda u, m: u.say("Ana María"), "Paso 4 de 16"),
+    ("apellidos", lambda u, m: u.say("Pérez Ruiz"), "Paso 5 de 16"),
+    ("dni", lambda u, m: u.say("45678912"), "Paso 6 de 16"),
+    ("cargo", lambda u, m: u.say("Jefa de Tecnologías de la Información"), "Paso 7 de 16"),
+    ("correo", lambda u, m: u.say(OFFICER_EMAIL), "Paso 8 de 16"),
+    ("codigo", lambda u, m: _type_code(u, m), "Paso 9 de 16"),
+    ("celular", lambda u, m: u.tap("Compartir mi número"), "Paso 10 de 16"),
+    ("res_numero", lambda u, m: u.say(RESOLUTION), "Paso 11 de 16"),
+    ("res_fecha", lambda u, m: u.say(RESOLUTION_DATE), "Paso 12 de 16"),
+    ("res_autoridad", lambda u, m: u.tap("Alcalde o alcaldesa"), "Paso 13 de 16"),
+    ("res_pdf", lambda u, m: _send_pdf(u), "Paso 14 de 16"),
+    ("justicia", lambda u, m: u.tap("No"), "Paso 15 de 16"),
+    ("perfiles_modo", lambda u, m: u.tap("Yo"), "Paso 16 de 16"),
+]
+
+
+async def _type_code(user: FakeWhatsAppUser, mailer: MemoryMailer) -> list[Sent]:
+    return await user.say(await mailed_code(mailer))
+
+
+async def _send_pdf(user: FakeWhatsAppUser) -> list[Sent]:
+    await user.send_document(PDF, "Resolución 045-2026.pdf")
+    return await user.expect(1)

@@ -5,97 +5,31 @@ from __future__ import annotations
 import io
 import json
 import re
-import struct
-import zlib
 from typing import Any
 
 import openpyxl
 import pytest
-from pypdf import PdfWriter
 
 from tests.conftest import AppFactory
-from tests.driver import Driver, FakeClock, MemoryMailer
-
-RUC = "20131312955"
-ENTITY = "Municipalidad de Pérez <Ruiz> & Cía"
-
-
-def make_pdf(pages: int = 1, password: str | None = None) -> bytes:
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(595, 842)
-    if password:
-        writer.encrypt(password)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-PDF = make_pdf(2)
-
-
-def tiny_png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\xff\x00\x00")
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", pixels)
-        + chunk(b"IEND", b"")
-    )
-
-
-async def count_rows(user: Driver, table: str) -> int:
-    async with user.app.store.reading() as conn:
-        rows = list(await conn.execute_fetchall(f"SELECT count(*) FROM {table}"))
-    return int(rows[0][0])
-
-
-async def to_step(user: Driver, mailer: MemoryMailer, until: str) -> None:
-    """Walk the request with valid answers up to (not including) the step named ``until``."""
-    steps = [
-        ("consent", lambda: user.send("/start")),
-        ("accept", lambda: user.click("Acepto")),
-        ("menu", lambda: user.click("Solicitar accesos al PTE")),
-        ("ruc", lambda: user.send(RUC)),
-        ("entidad", lambda: user.send(ENTITY)),
-        ("nombres", lambda: user.send("Ana María")),
-        ("apellidos", lambda: user.send("Pérez Ruiz")),
-        ("dni", lambda: user.send("45678912")),
-        ("cargo", lambda: user.send("Jefa de Tecnologías de la Información")),
-        ("correo", lambda: user.send("ana.perez@munisjl.gob.pe")),
-        ("codigo", lambda: user.send(mailer.last_code())),
-        ("celular", lambda: user.send("987 654 321")),
-        ("res_numero", lambda: user.send("Resolución de Alcaldía N.° 045-2026-MDSJL")),
-        ("res_fecha", lambda: user.send("15/10/2026")),
-        ("res_autoridad", lambda: user.click("Alcalde o alcaldesa")),
-        ("res_pdf", lambda: user.upload(PDF)),
-        ("justicia", lambda: user.click("No")),
-        ("perfiles_modo", lambda: user.click("Yo")),
-    ]
-    for name, action in steps:
-        if name == until:
-            return
-        await action()
-    assert until == "resumen", f"unknown step {until}"
+from tests.driver import Driver, FakeClock, MemoryMailer, choices
+from tests.walks import ENTITY, PDF, RUC, count_rows, make_pdf, staff_member, tiny_png, to_step
 
 
 async def test_full_request_in_19_interactions(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
     summary = user.screen.last
-    assert "Paso 16 de 16" in summary.plain
-    assert ENTITY in summary.plain
+    assert summary.progress == (16, 16)
+    assert summary.data["entity"] == ENTITY
     assert "Pérez &lt;Ruiz&gt; &amp; Cía" in summary.html
-    assert "emitida por Alcalde o alcaldesa (PDF de 2 páginas)" in summary.plain
-    replies = await user.click("Confirmar y enviar")  # interaction 19
+    assert summary.data["res"]["pdf"]["pages"] == 2
+    assert summary.data["authority"] == "Alcalde o alcaldesa"
+    replies = await user.tap("btn.confirm_send")  # interaction 19
     registered, formato = replies[0], replies[1]
-    assert "Solicitud registrada: PTE-2026-000001" in registered.plain
+    assert registered.key == "solicitud.registrada"
+    assert registered.data["number"] == "PTE-2026-000001"
     # Wednesday 2 Dec 2026 (fake clock, Lima) + 5 business days, 8 and 9 Dec are holidays.
-    assert "viernes 11 de diciembre de 2026 (5 días hábiles)" in registered.plain
+    assert registered.data["due"] == "2026-12-11"
+    assert registered.data["days"] == 5
     assert formato.document is not None
     assert formato.document["filename"] == "Formato_Perfiles_PTE-2026-000001.xlsx"
     sheet = openpyxl.load_workbook(
@@ -117,7 +51,7 @@ async def test_full_request_in_19_interactions(user: Driver, mailer: MemoryMaile
 
 async def test_ticket_row_and_first_event(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     async with user.app.store.reading() as conn:
         ticket = next(
             iter(
@@ -140,31 +74,31 @@ async def test_ticket_row_and_first_event(user: Driver, mailer: MemoryMailer) ->
 
 
 @pytest.mark.parametrize(
-    ("step", "answer", "complaint"),
+    ("step", "answer", "error"),
     [
-        ("ruc", "20131312956", "dígito verificador"),
-        ("ruc", "10456789124", "no es de una entidad pública"),
-        ("ruc", "2013131", "11 dígitos"),
-        ("nombres", "x", "muy corto"),
-        ("dni", "1234567", "8 dígitos"),
-        ("correo", "ana@gmail.com", "correo personal"),
-        ("correo", "ana@", "no es válido"),
-        ("codigo", "12345", "6 dígitos"),
-        ("celular", "014567890", "teléfono fijo"),
-        ("celular", "98x", "No reconozco"),
-        ("res_numero", "Resolución de Alcaldía", "numeración"),
-        ("res_fecha", "31/02/2026", "no existe"),
-        ("res_fecha", "15/12/2026", "aún no llega"),
-        ("res_fecha", "ayer", "15/03/2026"),
+        ("ruc", "20131312956", "errors.ruc_check_digit"),  # dígito verificador
+        ("ruc", "10456789124", "errors.ruc_not_entity"),  # no es de una entidad pública
+        ("ruc", "2013131", "errors.ruc_length"),  # 11 dígitos
+        ("nombres", "x", "errors.text_too_short"),  # muy corto
+        ("dni", "1234567", "errors.dni_format"),  # 8 dígitos
+        ("correo", "ana@gmail.com", "errors.email_webmail"),  # correo personal
+        ("correo", "ana@", "errors.email_syntax"),  # no es válido
+        ("codigo", "12345", "errors.code_format"),  # 6 dígitos
+        ("celular", "014567890", "errors.phone_not_mobile"),  # teléfono fijo
+        ("celular", "98x", "errors.phone_format"),  # No reconozco
+        ("res_numero", "Resolución de Alcaldía", "errors.resolution_number"),  # numeración
+        ("res_fecha", "31/02/2026", "errors.date_invalid"),  # no existe
+        ("res_fecha", "15/12/2026", "errors.date_future"),  # aún no llega
+        ("res_fecha", "ayer", "errors.date_format"),  # 15/03/2026
     ],
 )
 async def test_invalid_answer_is_refused_and_asked_again(
-    user: Driver, mailer: MemoryMailer, step: str, answer: str, complaint: str
+    user: Driver, mailer: MemoryMailer, step: str, answer: str, error: str
 ) -> None:
     await to_step(user, mailer, step)
     question = user.screen.last.plain
     replies = await user.send(answer)
-    assert complaint in replies[0].plain
+    assert replies[0].key == error
     assert replies[-1].plain == question
 
 
@@ -174,11 +108,11 @@ async def test_unusual_domain_is_accepted_and_flagged(user: Driver, mailer: Memo
     await user.send(mailer.last_code())
     for answer in ("987654321", "Resolución N.° 1-2026", "01/10/2026"):
         await user.send(answer)
-    await user.click("Rector o rectora")
+    await user.tap("btn.authority_rector")
     await user.upload(PDF)
-    await user.click("No")
-    await user.click("Yo")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.no")
+    await user.tap("btn.me")
+    await user.tap("btn.confirm_send")
     async with user.app.store.reading() as conn:
         (flags,) = next(iter(await conn.execute_fetchall("SELECT flags FROM tickets")))
     assert json.loads(flags) == ["dominio por revisar"]
@@ -187,7 +121,7 @@ async def test_unusual_domain_is_accepted_and_flagged(user: Driver, mailer: Memo
     assert "Dominio por revisar: ana@munisjl.com.pe (Ana María Pérez Ruiz)" in lines
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
     card = (await staff.send("/ticket PTE-2026-000001"))[-1].plain.splitlines()
     assert "⚠️ Dominio por revisar: ana@munisjl.com.pe (Ana María Pérez Ruiz)" in card
     assert "Jefa de Tecnologías de la Información · ana@munisjl.com.pe · +51987654321" in card
@@ -197,7 +131,7 @@ async def test_an_address_this_person_already_proved_needs_no_new_code(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     mails = len(mailer.sent)
     await user.send("/solicitar")
     for answer in (RUC, ENTITY, "Ana María", "Pérez Ruiz", "45678912", "Jefa de TI"):
@@ -216,16 +150,18 @@ async def test_wrong_code_counts_down_then_locks(user: Driver, mailer: MemoryMai
     wrong = "000000" if good != "000000" else "111111"
     for left in (4, 3, 2):
         replies = await user.send(wrong)
-        assert f"Te quedan {left} intentos" in replies[0].plain
+        assert (replies[0].key, replies[0].data["left"]) == ("errors.code_wrong", left)
     replies = await user.send(wrong)
-    assert "Te queda 1 intento:" in replies[0].plain
+    assert replies[0].key == "errors.code_wrong"
+    assert replies[0].data["left"] == 1
     replies = await user.send(wrong)
-    assert "Superaste los 5 intentos" in replies[0].plain
+    assert replies[0].key == "errors.code_locked"
     # The question no longer asks for that code: it says how to get a new one.
     assert "Escríbelo aquí" not in replies[-1].plain
-    assert "Reenviar código" in replies[-1].plain
+    assert replies[-1].key == "solicitud.codigo"
+    assert replies[-1].data["spent"] == "locked"
     replies = await user.send(good)  # even the right code is refused now
-    assert "Superaste los 5 intentos" in replies[0].plain
+    assert replies[0].key == "errors.code_locked"
 
 
 async def test_code_expires_after_ten_minutes(
@@ -234,7 +170,7 @@ async def test_code_expires_after_ten_minutes(
     await to_step(user, mailer, "codigo")
     clock.advance(minutes=11)
     replies = await user.send(mailer.last_code())
-    assert "ya venció" in replies[0].plain
+    assert replies[0].key == "errors.code_expired"
 
 
 async def test_resend_waits_sixty_seconds(
@@ -242,25 +178,25 @@ async def test_resend_waits_sixty_seconds(
 ) -> None:
     await to_step(user, mailer, "codigo")
     first = mailer.last_code()
-    replies = await user.click("Reenviar código")
-    assert "Espera" in replies[0].plain
+    replies = await user.tap("btn.resend_code")
+    assert replies[0].key == "errors.code_wait"
     clock.advance(seconds=61)
-    replies = await user.click("Reenviar código")
-    assert "Te envié un código nuevo" in replies[0].plain
+    replies = await user.tap("btn.resend_code")
+    assert replies[0].key == "solicitud.code_resent"
     assert len(mailer.sent) == 2
     second = mailer.last_code()
     if second != first:
         replies = await user.send(first)
-        assert "no es correcto" in replies[0].plain
+        assert replies[0].key == "errors.code_wrong"
     replies = await user.send(second)
-    assert "celular" in replies[-1].plain
+    assert replies[-1].key == "solicitud.celular"
 
 
 async def test_shared_contact_is_taken_as_the_mobile(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "celular")
     replies = await user.share_contact("51987654321")
     assert "número" in replies[-1].plain.lower()
-    assert "Paso 10 de 16" in replies[-1].plain
+    assert replies[-1].progress == (10, 16)
 
 
 @pytest.mark.parametrize(
@@ -286,7 +222,7 @@ async def test_bad_resolution_file_is_refused(
     await to_step(user, mailer, "res_pdf")
     replies = await user.upload(content, name=name, size=size, photo=photo)
     assert complaint in replies[0].plain
-    assert "resolución en PDF" in replies[-1].plain
+    assert replies[-1].key == "solicitud.res_pdf"
     assert await count_rows(user, "files") == 0
 
 
@@ -312,21 +248,21 @@ async def test_a_damaged_photo_of_the_resolution_is_refused_saying_why(
 ) -> None:
     await to_step(user, mailer, "res_pdf")
     replies = await user.upload(b"\xff\xd8\xff\xe0" + b"\x00" * 100, name=None, photo=True)
-    assert "No pude abrir esa imagen" in replies[0].plain
+    assert replies[0].key == "errors.image_damaged"
 
 
 async def test_corregir_changes_a_part_and_returns_to_the_summary(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Corregir")
-    await user.click("Resolución")
-    await user.click("Todos los datos")
+    await user.tap("btn.correct")
+    await user.tap("btn.part_resolucion")
+    await user.tap("btn.field_all")
     await user.send("Resolución de Alcaldía N.° 046-2026-MDSJL")
     await user.send("16/10/2026")
-    await user.click("Otra")
+    await user.tap("btn.authority_otra")
     await user.send("Gerente Municipal")
-    replies = await user.click("Mantener el PDF")
+    replies = await user.tap("btn.keep_pdf")
     summary = replies[-1].plain
     assert "Revisa tu solicitud" in summary
     assert "N.° 046-2026-MDSJL, del 16/10/2026, emitida por Gerente Municipal" in summary
@@ -334,18 +270,19 @@ async def test_corregir_changes_a_part_and_returns_to_the_summary(
 
 async def test_profiles_by_section_with_another_person(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "perfiles_modo")
-    await user.click("Definir por sección")
-    await user.click("Yo")  # Datos generales
-    await user.click("Otra persona")  # Planeamiento
+    await user.tap("btn.by_section")
+    await user.tap("btn.me")  # Datos generales
+    await user.tap("btn.other_person")  # Planeamiento
     for answer in ("Luis", "Quispe Mamani", "87654321", "Analista", "lquispe@munisjl.gob.pe"):
         await user.send(answer)
     replies = await user.send("912345678")
-    assert "Presupuesto" in replies[-1].plain
-    labels = [b.label for row in replies[-1].buttons for b in row]
-    assert labels == ["Yo", "Luis Quispe Mamani", "Otra persona"]
+    assert replies[-1].key == "perfiles.seccion"
+    assert replies[-1].data["section"] == "Presupuesto"
+    assert choices(replies[-1]) == ["me", "p0", "other"]
+    assert replies[-1].buttons[1][0].args["name"] == "Luis Quispe Mamani"
     for _ in range(7):  # Presupuesto ... Acceso a la información
-        await user.click("Luis Quispe Mamani")
-    replies = await user.click("Luis Quispe Mamani")  # Registro de visitas, the last one
+        await user.tap(choice="p0")
+    replies = await user.tap(choice="p0")  # Registro de visitas, the last one
     summary = replies[-1].plain  # focalizada is not asked: the entity is not of the justice
     assert "Datos generales: tú" in summary
     assert "Planeamiento y organización: Luis Quispe Mamani" in summary
@@ -357,7 +294,7 @@ async def test_summary_shows_who_else_is_in_charge_with_dni_and_email(
 ) -> None:
     """Issue 16, point 14: the officer checks each colleague's DNI and email before sending."""
     await to_step(user, mailer, "perfiles_modo")
-    await user.click("Otra persona")
+    await user.tap("btn.other_person")
     for answer in ("Luis", "Quispe Mamani", "87654321", "Analista", "lquispe@munisjl.gob.pe"):
         await user.send(answer)
     summary = (await user.send("912345678"))[-1].plain
@@ -376,12 +313,12 @@ async def test_yo_outside_the_justice_system_leaves_informacion_focalizada_out(
     question = user.screen.last
     assert "¿forma parte del sistema de justicia?" in question.plain
     assert [b.label for row in question.buttons for b in row] == ["Sí", "No"]
-    await user.click("No")
-    summary = (await user.click("Yo"))[-1].plain
+    await user.tap("btn.no")
+    summary = (await user.tap("btn.me"))[-1].plain
     assert "Sistema de justicia: tu entidad no forma parte" in summary
     assert "Información focalizada: no aplica" in summary
     assert summary.count(": tú") == len(user.app.services.sections) - 1
-    replies = await user.click("Confirmar y enviar")
+    replies = await user.tap("btn.confirm_send")
     body = mailer.sent[-1].get_body().get_content()
     assert "Del sistema de justicia (Ley 30934): no" in body
     assert "- Información focalizada: no aplica" in body
@@ -398,8 +335,8 @@ async def test_a_justice_system_entity_gets_informacion_focalizada(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "justicia")
-    await user.click("Sí")
-    summary = (await user.click("Yo"))[-1].plain
+    await user.tap("btn.yes")
+    summary = (await user.tap("btn.me"))[-1].plain
     assert "Sistema de justicia: tu entidad forma parte" in summary
     assert "Información focalizada: tú" in summary
     assert summary.count(": tú") == len(user.app.services.sections)
@@ -409,13 +346,13 @@ async def test_by_section_outside_the_justice_system_never_asks_for_focalizada(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "perfiles_modo")
-    replies = await user.click("Definir por sección")
+    replies = await user.tap("btn.by_section")
     assert "(sección 1 de 10)" in replies[-1].plain
     for _ in range(9):
-        replies = await user.click("Yo")
+        replies = await user.tap("btn.me")
     assert "Registro de visitas" in replies[-1].plain
     assert "(sección 10 de 10)" in replies[-1].plain
-    summary = (await user.click("Yo"))[-1].plain
+    summary = (await user.tap("btn.me"))[-1].plain
     assert "Revisa tu solicitud" in summary
     assert "Información focalizada: no aplica" in summary
 
@@ -424,15 +361,15 @@ async def test_corregir_perfiles_asks_the_justice_question_again(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "justicia")
-    await user.click("Sí")
-    await user.click("Yo")
-    await user.click("Corregir")
+    await user.tap("btn.yes")
+    await user.tap("btn.me")
+    await user.tap("btn.correct")
     replies = await user.click("Perfiles")
     assert "sistema de justicia" in replies[-1].plain
-    await user.click("No")
-    summary = (await user.click("Yo"))[-1].plain
+    await user.tap("btn.no")
+    summary = (await user.tap("btn.me"))[-1].plain
     assert "Información focalizada: no aplica" in summary
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     async with user.app.store.reading() as conn:
         (raw,) = next(iter(await conn.execute_fetchall("SELECT data FROM tickets")))
     data = json.loads(raw)
@@ -447,14 +384,14 @@ async def test_a_colleague_with_the_responsibles_dni_is_refused_and_yo_offered(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "perfiles_modo")
-    await user.click("Otra persona")
+    await user.tap("btn.other_person")
     await user.send("Ana")
     await user.send("Pérez Ruiz")
     replies = await user.send("45 678 912")  # the responsible's DNI, spaced
     assert "Ese DNI es el tuyo" in replies[0].plain
     assert "¿Cuál es su DNI?" in replies[-1].plain  # the question, again
     assert [b.label for row in replies[-1].buttons for b in row] == ["Yo"]
-    summary = (await user.click("Yo"))[-1].plain
+    summary = (await user.tap("btn.me"))[-1].plain
     assert "Revisa tu solicitud" in summary
     assert "Datos generales: tú" in summary
     frame = await stored_frame(user)
@@ -465,17 +402,17 @@ async def test_a_colleague_named_twice_by_dni_is_refused_and_offered(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "perfiles_modo")
-    await user.click("Definir por sección")
-    await user.click("Otra persona")  # Datos generales
+    await user.tap("btn.by_section")
+    await user.tap("btn.other_person")  # Datos generales
     for answer in LUIS:
         await user.send(answer)
-    await user.click("Otra persona")  # Planeamiento
+    await user.tap("btn.other_person")  # Planeamiento
     await user.send("Luis Alberto")
     await user.send("Quispe")
     replies = await user.send("87654321")
     assert "Ese DNI es de Luis Quispe Mamani, a quien ya registraste" in replies[0].plain
     assert "¿Cuál es su DNI?" in replies[-1].plain
-    replies = await user.click("Luis Quispe Mamani")
+    replies = await user.tap(choice="p0")
     assert "Presupuesto" in replies[-1].plain  # Planeamiento went to Luis; next section
     frame = await stored_frame(user)
     assert len(frame["data"]["people"]) == 1
@@ -493,11 +430,11 @@ async def test_a_colleague_with_a_mobile_already_given_is_refused(
     user: Driver, mailer: MemoryMailer, phone: str, complaint: str
 ) -> None:
     await to_step(user, mailer, "perfiles_modo")
-    await user.click("Definir por sección")
-    await user.click("Otra persona")
+    await user.tap("btn.by_section")
+    await user.tap("btn.other_person")
     for answer in LUIS:
         await user.send(answer)
-    await user.click("Otra persona")
+    await user.tap("btn.other_person")
     for answer in ("Rosa", "Huamán Torres", "42345678", "Asistente", "rosa@munisjl.gob.pe"):
         await user.send(answer)
     replies = await user.send(phone)
@@ -514,17 +451,17 @@ async def test_the_responsible_cannot_take_a_colleagues_dni_or_mobile(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "perfiles_modo")
-    await user.click("Otra persona")
+    await user.tap("btn.other_person")
     for answer in LUIS:
         await user.send(answer)
-    await user.click("Corregir")
+    await user.tap("btn.correct")
     await user.click("Tus datos")
     await user.click("DNI")
     replies = await user.send("87654321")
     assert "Ese DNI es de Luis Quispe Mamani, a quien registraste" in replies[0].plain
     assert "¿Cuál es tu DNI?" in replies[-1].plain
     assert "Revisa tu solicitud" in (await user.click("Mantener"))[-1].plain  # dni kept
-    await user.click("Corregir")
+    await user.tap("btn.correct")
     await user.click("Tus datos")
     await user.click("Celular")
     replies = await user.send("912345678")
@@ -536,17 +473,16 @@ async def test_a_second_request_for_the_same_ruc_is_allowed_and_the_desk_told(
     user: Driver, mailer: MemoryMailer, clock: FakeClock
 ) -> None:
     from bot.domain import workflow
-    from tests.conversations.test_desk import staff_member
 
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")  # PTE-2026-000001, Wednesday 2 Dec
+    await user.tap("btn.confirm_send")  # PTE-2026-000001, Wednesday 2 Dec
     clock.advance(days=1)
     async with user.app.store.transaction(clock.now()) as tx:
         for state in (workflow.IN_PROGRESS, workflow.ATTENDED):
             await workflow.change_state(user.app, tx, "PTE-2026-000001", state, "staff:test:1")
     other = await user.peer("1002")  # another officer of the same entity
     await to_step(other, mailer, "resumen")
-    replies = await other.click("Confirmar y enviar")
+    replies = await other.tap("btn.confirm_send")
     assert "Solicitud registrada: PTE-2026-000002" in replies[0].plain
     body = mailer.sent[-1].get_body().get_content()
     assert "ya existe PTE-2026-000001 (Atendido el 03/12/2026)" in body
@@ -555,7 +491,7 @@ async def test_a_second_request_for_the_same_ruc_is_allowed_and_the_desk_told(
     assert "ya existe PTE-2026-000001 (Atendido el 03/12/2026)" in card
     # A third one while the second is open: both are named.
     await to_step(other, mailer, "resumen")
-    await other.click("Confirmar y enviar")
+    await other.tap("btn.confirm_send")
     body = mailer.sent[-1].get_body().get_content()
     assert "ya existe PTE-2026-000001 (Atendido el 03/12/2026)" in body
     assert "ya existe PTE-2026-000002 (Registrado, registrado el 03/12/2026)" in body
@@ -570,11 +506,11 @@ async def test_a_cancelled_request_is_not_an_existing_one(
     from bot.domain import workflow
 
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     async with user.app.store.transaction(user.app.clock.now()) as tx:
         await workflow.change_state(user.app, tx, "PTE-2026-000001", workflow.CANCELLED, "officer")
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     assert "ya existe" not in mailer.sent[-1].get_body().get_content()
 
 
@@ -593,10 +529,10 @@ async def stored_frame(user: Driver) -> dict[str, Any]:
 
 async def test_double_confirmation_opens_one_ticket(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
-    confirm, _ref = user.button("✅ Confirmar y enviar")
+    confirm, _ref = user.find("btn.confirm_send")
     await user.click_data(confirm)
     replies = await user.click_data(confirm)
-    assert "Ese botón es de una pregunta anterior" in replies[0].plain
+    assert replies[0].key == "common.stale_button"
     assert await count_rows(user, "tickets") == 1
     assert sum("Solicitud de accesos" in str(m["Subject"]) for m in mailer.sent) == 1
 
@@ -623,15 +559,17 @@ async def test_restart_resumes_at_the_open_question(
 async def test_draft_survives_the_menu_and_can_restart(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "cargo")
     menu = (await user.send("/menu"))[-1]
-    assert "Tienes una solicitud de accesos al PTE en curso (paso 6 de 16)" in menu.plain
-    offer = (await user.click("Solicitar accesos al PTE"))[-1]
-    assert "¿Quieres continuarla?" in offer.plain
-    replies = await user.click("Continuar")
-    assert "cargo" in replies[-1].plain
+    assert menu.key == "menu.main"
+    assert [(d["flow"], d["k"], d["n"]) for d in menu.data["drafts"]] == [("solicitud", 6, 16)]
+    offer = (await user.tap("menu.solicitud"))[-1]
+    assert offer.key == "common.draft_found"
+    assert offer.data["flow"] == "solicitud"
+    replies = await user.tap("btn.draft_continue")
+    assert replies[-1].key == "solicitud.cargo"
     await user.send("/menu")
-    await user.click("Solicitar accesos al PTE")
-    replies = await user.click("Empezar de nuevo")
-    assert "RUC" in replies[-1].plain
+    await user.tap("menu.solicitud")
+    replies = await user.tap("btn.draft_restart")
+    assert replies[-1].key == "solicitud.ruc"
 
 
 async def test_draft_expires_after_thirty_days(
@@ -640,28 +578,28 @@ async def test_draft_expires_after_thirty_days(
     await to_step(user, mailer, "cargo")
     clock.advance(days=31)
     replies = await user.send("Jefa de TI")
-    assert "venció después de 30 días" in replies[0].plain
+    assert replies[0].key == "common.draft_expired"
 
 
 async def test_cancel_discards_the_draft(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "dni")
     await user.send("/cancelar")
-    await user.click("Sí, cancelar")
+    await user.tap("btn.cancel_yes")
     replies = await user.send("/solicitar")
-    assert "RUC" in replies[-1].plain
+    assert replies[-1].key == "solicitud.ruc"
 
 
 async def test_known_ruc_offers_the_known_name(
     user: Driver, mailer: MemoryMailer, clock: FakeClock
 ) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     clock.advance(days=1)
     await user.send("/solicitar")
     replies = await user.send(RUC)
-    assert ENTITY in replies[-1].plain
-    replies = await user.click("Usar ese nombre")
-    assert "nombres" in replies[-1].plain
+    assert replies[-1].data["known"] == ENTITY
+    replies = await user.tap("btn.use_name")
+    assert replies[-1].key == "solicitud.nombres"
 
 
 async def test_silent_draft_gets_one_reminder_before_it_expires(
@@ -677,11 +615,13 @@ async def test_silent_draft_gets_one_reminder_before_it_expires(
     assert len(rows) == 1
     user.worker.submit(rows)
     await user.worker.drain()
-    assert "sigue en curso (paso 6 de 16)" in user.screen.last.plain
-    assert "en 4 días" in user.screen.last.plain
+    assert user.screen.last.key == "common.draft_reminder"
+    assert user.screen.last.data["k"] == 6
+    assert user.screen.last.data["n"] == 16
+    assert user.screen.last.data["days"] == 4
     assert await remind_drafts(user.app, clock.now()) == []  # once, also after a restart
     replies = await user.send("Jefa de TI")  # the draft is still there
-    assert "Paso 7 de 16" in replies[-1].plain
+    assert replies[-1].progress == (7, 16)
 
 
 async def test_refused_and_abandoned_files_are_purged(
@@ -699,7 +639,7 @@ async def test_refused_and_abandoned_files_are_purged(
     assert await purge_orphan_files(user.app, clock.now()) == 1
     assert await count_rows(user, "files") == 1
     await user.send("/cancelar")
-    await user.click("Sí, cancelar")
+    await user.tap("btn.cancel_yes")
     assert await purge_orphan_files(user.app, clock.now()) == 1
     assert await count_rows(user, "files") == 0
     assert not any(p.is_file() for p in (user.app.settings.data_dir / "files").rglob("*"))
@@ -720,7 +660,7 @@ async def test_share_number_keyboard_is_removed_after_a_restart(
     await again.start()
     replies = await again.send("987654321")
     assert replies[-1].remove_keyboard
-    assert "Paso 10 de 16" in replies[-1].plain
+    assert replies[-1].progress == (10, 16)
     replies = await again.send("Resolución N.° 1-2026")
     assert not replies[-1].remove_keyboard
     await again.stop()

@@ -10,10 +10,18 @@ import pytest
 
 from bot.delivery.payload import Rendered
 from tests.conftest import AppFactory
-from tests.conversations.test_access_request import PDF, count_rows, make_pdf, tiny_png, to_step
 from tests.driver import Driver, MemoryMailer
-
-DESCRIPTION = "No puedo publicar el presupuesto: el portal muestra un error 500 al guardar."
+from tests.walks import (
+    DESCRIPTION,
+    OFFICER,
+    PDF,
+    count_rows,
+    make_pdf,
+    tiny_png,
+    to_attachments,
+    to_step,
+    who_asks,
+)
 
 
 def docx() -> bytes:
@@ -29,44 +37,27 @@ def docx() -> bytes:
     return out.getvalue()
 
 
-OFFICER = ("Rosa", "Huamán Torres", "Especialista en Transparencia", "rosa@munisjl.gob.pe")
-
-
-async def who_asks(user: Driver, mailer: MemoryMailer) -> list[Rendered]:
-    """Answer who asks, as someone the assistant does not know yet; returns the summary."""
-    for answer in OFFICER:
-        await user.send(answer)
-    await user.send(mailer.last_code())
-    return await user.send("912 345 678")
-
-
-async def to_attachments(user: Driver) -> None:
-    await user.send("/start")
-    await user.click("Acepto")
-    await user.click("Hacer una consulta")
-    await user.send("20131312955")
-    await user.send("Municipalidad de Prueba")
-    await user.click("Presupuesto")
-    await user.send(DESCRIPTION)
-
-
 async def test_consulta_with_two_screenshots_and_a_pdf(user: Driver, mailer: MemoryMailer) -> None:
     await to_attachments(user)
-    assert "Paso 4 de 11" in user.screen.last.plain
+    assert user.screen.last.progress == (4, 11)
     first = await user.upload(tiny_png(), name=None, mime="image/png", photo=True)
-    assert "Recibido (1 de 10)" in first[-1].plain
+    assert first[-1].key == "consulta.recibido"
+    assert first[-1].data["count"] == 1
+    assert first[-1].data["max"] == 10
     second_png = tiny_png()[:-12] + tiny_png()[-12:]  # same bytes: counted once
     dup = await user.upload(second_png, name=None, mime="image/png", photo=True)
-    assert "ya lo tengo" in dup[-1].plain
+    assert dup[-1].key == "consulta.duplicate"
     await user.upload(make_pdf(3), name="captura2.pdf")
     await user.upload(PDF, name="informe.pdf")
-    await user.click("Listo")
-    summary = (await who_asks(user, mailer))[-1].plain
-    assert "Paso 11 de 11" in summary
+    await user.tap("btn.done")
+    summary_message = (await who_asks(user, mailer))[-1]
+    assert summary_message.progress == (11, 11)
+    summary = summary_message.plain
     assert "Adjuntos: 3" in summary
     assert DESCRIPTION in summary
-    replies = await user.click("Confirmar y enviar")
-    assert "Consulta registrada: PTE-2026-000001" in replies[0].plain
+    replies = await user.tap("btn.confirm_send")
+    assert replies[0].key == "consulta.registrada"
+    assert replies[0].data["number"] == "PTE-2026-000001"
     assert await count_rows(user, "ticket_files") == 3
     mail = mailer.sent[-1]
     assert mail["Subject"] == "Consulta PTE – Municipalidad de Prueba [PTE-2026-000001]"
@@ -84,8 +75,8 @@ async def test_album_gets_one_confirmation(user: Driver, mailer: MemoryMailer) -
         info_replies = await user.upload_in_album(content, group="album-1")
         replies.extend(info_replies)
     assert len(replies) == 1
-    assert "Recibiendo tus archivos" in replies[0].plain
-    await user.click("Listo")
+    assert replies[0].key == "consulta.album"
+    await user.tap("btn.done")
     summary = (await who_asks(user, mailer))[-1].plain
     assert "Adjuntos: 3" in summary
 
@@ -95,8 +86,9 @@ async def test_eleventh_file_is_refused(user: Driver, mailer: MemoryMailer) -> N
     for i in range(10):
         await user.upload(make_pdf(i + 1))
     replies = await user.upload(make_pdf(11))
-    assert "Ya tienes 10 archivos" in replies[-1].plain
-    await user.click("Listo")
+    assert replies[-1].key == "errors.too_many_files"
+    assert replies[-1].data["max"] == 10
+    await user.tap("btn.done")
     summary = (await who_asks(user, mailer))[-1].plain
     assert "Adjuntos: 10" in summary
 
@@ -104,34 +96,37 @@ async def test_eleventh_file_is_refused(user: Driver, mailer: MemoryMailer) -> N
 async def test_oversize_and_executable_are_refused(user: Driver) -> None:
     await to_attachments(user)
     replies = await user.upload(PDF, size=30 * 1024 * 1024)
-    assert "más de 20 MB" in replies[-1].plain
+    assert replies[-1].key == "errors.attachment_file_too_big"
     exe = b"MZ\x90\x00" + b"\x00" * 60 + b"PE\x00\x00" + b"\x00" * 200
     replies = await user.upload(exe, name="captura.png", mime="image/png")
-    assert "No puedo recibir ese tipo de archivo" in replies[-1].plain
+    assert replies[-1].key == "errors.attachment_file_type_not_allowed"
     replies = await user.upload(docx(), name="informe.docx", mime="application/msword")
-    assert "Recibido (1 de 10)" in replies[-1].plain
+    assert replies[-1].key == "consulta.recibido"
+    assert replies[-1].data["count"] == 1
+    assert replies[-1].data["max"] == 10
 
 
 async def test_short_description_is_refused(user: Driver) -> None:
     await user.send("/start")
-    await user.click("Acepto")
+    await user.tap("btn.accept")
     await user.send("/consulta")
     await user.send("20131312955")
     await user.send("Municipalidad de Prueba")
-    await user.click("Otro")
+    await user.tap("btn.topic_other")
     replies = await user.send("no funciona nada")
-    assert "Cuéntame un poco más" in replies[0].plain
+    assert replies[0].key == "errors.description_short"
 
 
 async def test_entity_is_remembered_from_earlier_tickets(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
-    replies = await user.click("Hacer una consulta")
-    assert "¿Tu consulta es sobre Municipalidad de Pérez <Ruiz> & Cía?" in replies[-1].plain
-    replies = await user.click("Sí, esa entidad")
-    assert "¿Qué sección del portal está afectada?" in replies[-1].plain
+    await user.tap("btn.confirm_send")
+    replies = await user.tap("menu.consulta")
+    assert replies[-1].key == "consulta.entidad"
+    assert replies[-1].data["usual"]["name"] == "Municipalidad de Pérez <Ruiz> & Cía"
+    replies = await user.tap("btn.entity_usual")
+    assert replies[-1].key == "consulta.seccion"
 
 
 # --- who asks (issue 16, point 1) -------------------------------------------------------
@@ -139,18 +134,18 @@ async def test_entity_is_remembered_from_earlier_tickets(
 
 async def consulta_until_who(user: Driver) -> list[Rendered]:
     """From the menu of someone who consented to the question of who asks."""
-    await user.click("Hacer una consulta")
+    await user.tap("menu.consulta")
     await user.send("20131312955")
-    await user.click("Presupuesto")
+    await user.tap(choice="presupuesto")
     await user.send(DESCRIPTION)
-    return await user.click("Listo")
+    return await user.tap("btn.done")
 
 
 async def test_a_consulta_names_who_asks_and_copies_them(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_attachments(user)
-    replies = await user.click("Listo")
+    replies = await user.tap("btn.done")
     assert "Paso 5 de 11" in replies[-1].plain
     assert "¿Cuáles son tus nombres?" in replies[-1].plain
     for answer in OFFICER:
@@ -162,7 +157,7 @@ async def test_a_consulta_names_who_asks_and_copies_them(
     summary = (await user.send("912 345 678"))[-1].plain
     assert "Consulta de: Rosa Huamán Torres, Especialista en Transparencia" in summary
     assert "rosa@munisjl.gob.pe · +51912345678" in summary
-    replies = await user.click("Confirmar y enviar")
+    replies = await user.tap("btn.confirm_send")
     assert "con tu correo rosa@munisjl.gob.pe en copia" in replies[0].plain
     mail = mailer.sent[-1]
     assert mail["To"] == "mesadeayuda@gobiernodigital.gob.pe"
@@ -184,7 +179,7 @@ async def test_a_consulta_names_who_asks_and_copies_them(
     }
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
     card = (await staff.send("/ticket PTE-2026-000001"))[-1].plain
     assert "Consulta de: Rosa Huamán Torres\n" in card
     assert "Especialista en Transparencia · rosa@munisjl.gob.pe · +51912345678" in card
@@ -194,7 +189,7 @@ async def test_sigues_siendo_reuses_who_asked_before_without_a_new_code(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")  # the access request: Ana, her email proved
+    await user.tap("btn.confirm_send")  # the access request: Ana, her email proved
     mails = len(mailer.sent)
     question = (await consulta_until_who(user))[-1]
     assert (
@@ -203,11 +198,11 @@ async def test_sigues_siendo_reuses_who_asked_before_without_a_new_code(
     )
     assert "Pérez Ruiz" in question.plain
     assert [b.label for row in question.buttons for b in row] == ["Sí", "No"]
-    summary = (await user.click("Sí"))[-1].plain  # her email proved already: no code
+    summary = (await user.tap("btn.yes"))[-1].plain  # her email proved already: no code
     assert "Revisa tu consulta" in summary
     assert "Consulta de: Ana María Pérez Ruiz, Jefa de Tecnologías de la Información" in summary
     assert "ana.perez@munisjl.gob.pe · +51987654321" in summary
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     assert len(mailer.sent) == mails + 1  # the consulta, and no code
     mail = mailer.sent[-1]
     assert mail["Cc"] == "ana.perez@munisjl.gob.pe"
@@ -223,14 +218,14 @@ async def test_sigues_siendo_reuses_who_asked_before_without_a_new_code(
 
 async def test_no_to_sigues_siendo_asks_who_asks(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     await consulta_until_who(user)
-    replies = await user.click("No")
+    replies = await user.tap("btn.no")
     assert "¿Cuáles son tus nombres?" in replies[-1].plain
     assert "Mantener" not in [b.label for row in replies[-1].buttons for b in row]
     summary = (await who_asks(user, mailer))[-1].plain
     assert "Consulta de: Rosa Huamán Torres" in summary
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     async with user.app.store.reading() as conn:
         rows = list(await conn.execute_fetchall("SELECT data FROM tickets ORDER BY id"))
     assert "dni" not in json.loads(rows[-1][0])["resp"]  # Ana's DNI is not Rosa's
@@ -240,14 +235,14 @@ async def test_a_second_consulta_offers_who_asked_the_first(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_attachments(user)
-    await user.click("Listo")
+    await user.tap("btn.done")
     await who_asks(user, mailer)
-    await user.click("Confirmar y enviar")
-    await user.click("Hacer una consulta")
-    await user.click("Sí, esa entidad")
-    await user.click("Presupuesto")
+    await user.tap("btn.confirm_send")
+    await user.tap("menu.consulta")
+    await user.tap("btn.entity_usual")
+    await user.tap(choice="presupuesto")
     await user.send(DESCRIPTION)
-    question = (await user.click("Listo"))[-1].plain
+    question = (await user.tap("btn.done"))[-1].plain
     assert "¿Sigues siendo Rosa Huamán Torres, Especialista en Transparencia?" in question
 
 
@@ -255,9 +250,9 @@ async def test_corregir_tus_datos_comes_back_to_the_summary(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_attachments(user)
-    await user.click("Listo")
+    await user.tap("btn.done")
     await who_asks(user, mailer)
-    await user.click("Corregir")
+    await user.tap("btn.correct")
     await user.click("Tus datos")
     for _ in range(3):  # nombres, apellidos, cargo
         await user.click("Mantener")
@@ -265,9 +260,9 @@ async def test_corregir_tus_datos_comes_back_to_the_summary(
     summary = (await user.send("923 456 789"))[-1].plain
     assert "Revisa tu consulta" in summary
     assert "+51923456789" in summary
-    await user.click("Corregir")
+    await user.tap("btn.correct")
     await user.click("Adjuntos")
-    summary = (await user.click("Listo"))[-1].plain
+    summary = (await user.tap("btn.done"))[-1].plain
     assert "Revisa tu consulta" in summary
 
 
@@ -275,7 +270,7 @@ async def test_a_draft_from_before_who_asks_was_asked_asks_it_on_confirming(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_attachments(user)
-    await user.click("Listo")
+    await user.tap("btn.done")
     await who_asks(user, mailer)
     async with user.app.store.reading() as conn:  # as a draft saved by the previous release
         (raw,) = next(iter(await conn.execute_fetchall("SELECT state FROM conversations")))
@@ -285,7 +280,7 @@ async def test_a_draft_from_before_who_asks_was_asked_asks_it_on_confirming(
     summary = (await user.send("/start"))[-1].plain
     assert "Revisa tu consulta" in summary
     assert "Consulta de" not in summary
-    replies = await user.click("Confirmar y enviar")
+    replies = await user.tap("btn.confirm_send")
     assert "¿Sigues siendo Rosa Huamán Torres" not in replies[-1].plain  # no ticket yet
     assert "¿Cuáles son tus nombres?" in replies[-1].plain
     assert await count_rows(user, "tickets") == 0
@@ -302,11 +297,11 @@ async def test_a_restart_in_who_asks_resumes_at_the_open_question(
     await user.start()
     if stop_at == "quien":  # someone an earlier ticket names
         await to_step(user, mailer, "resumen")
-        await user.click("Confirmar y enviar")
+        await user.tap("btn.confirm_send")
         await consulta_until_who(user)
     else:
         await to_attachments(user)
-        await user.click("Listo")
+        await user.tap("btn.done")
         answers = {"nombres": 0, "codigo": 4, "celular": 4}[stop_at]
         for answer in OFFICER[:answers]:
             await user.send(answer)
@@ -321,7 +316,7 @@ async def test_a_restart_in_who_asks_resumes_at_the_open_question(
     replies = await again.send("/start")
     assert replies[-1].plain == question
     if stop_at == "quien":
-        await again.click("Sí")
+        await again.tap("btn.yes")
         email = "ana.perez@munisjl.gob.pe"
     else:
         for answer in OFFICER[: 4 - {"nombres": 0, "codigo": 4, "celular": 4}[stop_at]]:
@@ -331,7 +326,7 @@ async def test_a_restart_in_who_asks_resumes_at_the_open_question(
         await again.send("912 345 678")
         email = "rosa@munisjl.gob.pe"
     assert "Revisa tu consulta" in again.screen.last.plain
-    await again.click("Confirmar y enviar")
+    await again.tap("btn.confirm_send")
     mail = mailer.sent[-1]
     assert "Consulta PTE" in str(mail["Subject"])
     assert mail["Cc"] == email

@@ -8,9 +8,7 @@ tested through ``tests/driver.py`` against the real application.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -21,22 +19,9 @@ from conversations.flow import Person, RecordConsent, WithdrawConsent
 from conversations.names import NOTICE_PREFIX, TICKET_PREFIX, FlowName
 from conversations.state import State
 from conversations.text import IntentMatcher
-from tests.memory_ports import World
+from tests.memory_ports import KeyLabels, World
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
-
-
-class KeyLabels:
-    """Labels as their keys: enough for an engine that never renders."""
-
-    def label(self, key: str, data: Mapping[str, Any]) -> str:
-        return key
-
-    def short(self, key: str, data: Mapping[str, Any]) -> str | None:
-        return None
-
-    def synonyms(self, key: str) -> list[str]:
-        return []
 
 
 ENGINE = Engine(all_flows(), KeyLabels(), Intents({}, IntentMatcher({})))

@@ -4,41 +4,35 @@ from __future__ import annotations
 
 import pytest
 
-from tests.driver import Driver
+from tests.driver import Driver, button_keys
 
 
 @pytest.mark.parametrize(
     ("text", "answer", "button"),
     [
-        ("¿Cuánto DEMORA la respuesta?", "5 días hábiles", "Estado de mis trámites"),
-        (
-            "que es el formato de registro?",
-            "Formato de Registro de Perfiles",
-            "Solicitar accesos al PTE",
-        ),
+        ("¿Cuánto DEMORA la respuesta?", "faq.plazo", "menu.estado"),
+        ("que es el formato de registro?", "faq.formato", "menu.solicitud"),
         (
             "quiero cambiar al responsable de presupuesto",
-            "responsable del PTE",
-            "Actualizar perfiles",
+            "faq.cambiar_responsable",
+            "menu.perfiles",
         ),
-        ("Quiero hablar con una persona", "mesadeayuda@", "Hacer una consulta"),
-        ("no entiendo", "Puedes tocar los botones", "Ayuda"),
-        ("Olvidé mi clave", "Acceso o contraseña", "Hacer una consulta"),
-        ("¿ya me respondieron?", "correo institucional", "Estado de mis trámites"),
+        ("Quiero hablar con una persona", "faq.persona", "menu.consulta"),
+        ("no entiendo", "faq.no_entiendo", "menu.ayuda"),
+        ("Olvidé mi clave", "faq.olvide_contrasena", "menu.consulta"),
+        ("¿ya me respondieron?", "faq.ya_respondieron", "menu.estado"),
     ],
 )
-async def test_faq_answers(user: Driver, text: str, answer: str, button: str | None) -> None:
+async def test_faq_answers(user: Driver, text: str, answer: str, button: str) -> None:
     await user.send("/start")
-    await user.click("Acepto")
+    await user.tap("btn.accept")
     replies = await user.send(text)
-    assert answer in replies[-1].plain
-    labels = [b.label for row in replies[-1].buttons for b in row]
-    assert labels == ([button] if button else []) + ["Menú"]
+    assert replies[-1].key == answer
+    assert button_keys(replies[-1]) == [button, "btn.menu"]
 
 
 async def test_faq_button_needs_consent(user: Driver) -> None:
     await user.send("/start")
-    await user.click("No acepto")
+    await user.tap("btn.decline")
     replies = await user.send("olvidé mi contraseña")
-    labels = [b.label for row in replies[-1].buttons for b in row]
-    assert labels == ["Menú"]
+    assert button_keys(replies[-1]) == ["btn.menu"]

@@ -23,7 +23,7 @@ from conversations.engine import Engine, Intents
 from conversations.flow import Flow, FlowError, Step, question
 from conversations.names import FlowName
 from conversations.text import IntentMatcher
-from tests.conversations.test_engine_ports import KeyLabels
+from tests.memory_ports import KeyLabels
 
 MODULES = sorted((Path(__file__).parents[2] / "conversations").glob("*.py"))
 KEYS = set(Texts().sources)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conversations.test_access_request import to_step
-from tests.driver import Driver, MemoryMailer
+from tests.driver import Driver, MemoryMailer, button_keys
+from tests.walks import to_step
 
 
 @pytest.mark.parametrize(
@@ -16,8 +16,8 @@ async def test_a_resolution_date_typed_as_people_write_it(
 ) -> None:
     await to_step(user, mailer, "res_fecha")
     replies = await user.send(typed)
-    assert "¿Qué autoridad la emitió?" in replies[-1].plain
-    await user.click("Alcalde o alcaldesa")
+    assert replies[-1].key == "solicitud.res_autoridad"
+    await user.tap("btn.authority_alcalde")
     await user.upload(b"")  # refused, but the date stays: shown back as dd/mm/aaaa
     await user.send("/atras")
     question = (await user.send("/atras"))[-1].plain
@@ -40,7 +40,7 @@ async def test_an_ambiguous_or_impossible_date_is_refused_with_an_example(
     error, question = await user.send(typed)
     assert said in error.plain
     assert "15/03/2026" in error.plain
-    assert "¿En qué fecha se emitió?" in question.plain
+    assert question.key == "solicitud.res_fecha"
 
 
 @pytest.mark.parametrize("typed", ["Alcalde", "alcaldesa", "ALCALDE(SA)", "Alcalde (sa)"])
@@ -49,7 +49,7 @@ async def test_the_authority_typed_with_or_without_accents_case_or_sa(
 ) -> None:
     await to_step(user, mailer, "res_autoridad")
     replies = await user.send(typed)
-    assert "resolución en PDF" in replies[-1].plain
+    assert replies[-1].key == "solicitud.res_pdf"
 
 
 @pytest.mark.parametrize("typed", ["Rectora", "ministra", "gobernadora regional"])
@@ -58,7 +58,7 @@ async def test_other_authorities_typed_in_either_gender(
 ) -> None:
     await to_step(user, mailer, "res_autoridad")
     replies = await user.send(typed)
-    assert "resolución en PDF" in replies[-1].plain
+    assert replies[-1].key == "solicitud.res_pdf"
 
 
 async def test_names_with_digits_are_refused_saying_what_to_send(
@@ -66,10 +66,10 @@ async def test_names_with_digits_are_refused_saying_what_to_send(
 ) -> None:
     await to_step(user, mailer, "nombres")
     error, question = await user.send("Ana123")
-    assert "Un nombre no lleva números. Escríbelo solo con letras" in error.plain
-    assert "nombres" in question.plain
+    assert error.key == "errors.name_digits"
+    assert question.key == "solicitud.nombres"
     replies = await user.send("Ana María")
-    assert "apellidos" in replies[-1].plain
+    assert replies[-1].key == "solicitud.apellidos"
 
 
 @pytest.mark.parametrize("typed", ["Muni", "MDSJL", "Muni SJL"])
@@ -78,10 +78,9 @@ async def test_an_entity_needs_its_full_name(
 ) -> None:
     await to_step(user, mailer, "entidad")
     error, _question = await user.send(typed)
-    assert "nombre completo de la entidad, no una sigla" in error.plain
-    assert "Municipalidad Distrital de San Juan de Lurigancho" in error.plain
+    assert error.key == "errors.entity_one_word"
     replies = await user.send("MDSJL Municipalidad Distrital de San Juan de Lurigancho")
-    assert "nombres" in replies[-1].plain
+    assert replies[-1].key == "solicitud.nombres"
 
 
 def photo(color: str, size: tuple[int, int] = (60, 80)) -> bytes:
@@ -98,25 +97,24 @@ async def test_a_paper_resolution_sent_as_photos_becomes_a_pdf(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_step(user, mailer, "res_pdf")
-    assert "envía una foto de cada página" in user.screen.last.plain
+    assert user.screen.last.key == "solicitud.res_pdf"
     first = await user.upload(photo("white"), name=None, mime="image/jpeg", photo=True)
-    assert "Recibí la página 1" in first[-1].plain
+    assert first[-1].key == "solicitud.foto_recibida"
+    assert first[-1].data["count"] == 1
     await user.upload(photo("gray"), name=None, mime="image/jpeg", photo=True)
-    shown = (await user.click("Listo, armar el PDF"))[-1]
-    assert "Armé un PDF de 2 páginas con tus fotos" in shown.plain
+    shown = (await user.tap("btn.photos_done"))[-1]
+    assert shown.key == "solicitud.fotos_pdf"
+    assert shown.data["pages"] == 2
     assert shown.document is not None  # the first page, to check it reads well
     assert shown.document["filename"] == "pagina_1.jpg"
-    assert [b.label for row in shown.buttons for b in row] == [
-        "Usar este PDF",
-        "Enviar otras fotos",
-    ]
-    replies = await user.click("Usar este PDF")
-    assert "sistema de justicia" in replies[-1].plain  # on to the profiles
-    await user.click("No")
-    await user.click("Yo")
+    assert button_keys(shown) == ["btn.photos_use", "btn.photos_again"]
+    replies = await user.tap("btn.photos_use")
+    assert replies[-1].key == "perfiles.justicia"  # on to the profiles
+    await user.tap("btn.no")
+    await user.tap("btn.me")
     summary = user.screen.last.plain
     assert "(PDF de 2 páginas)" in summary
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     sent = mailer.sent[-1]
     pdfs = [p for p in sent.iter_attachments() if p.get_content_type() == "application/pdf"]
     import io
@@ -129,9 +127,10 @@ async def test_a_paper_resolution_sent_as_photos_becomes_a_pdf(
 async def test_photos_can_be_sent_again(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "res_pdf")
     await user.upload(photo("white"), name=None, mime="image/jpeg", photo=True)
-    await user.click("Listo, armar el PDF")
-    replies = await user.click("Enviar otras fotos")
-    assert "resolución en PDF" in replies[-1].plain
+    await user.tap("btn.photos_done")
+    replies = await user.tap("btn.photos_again")
+    assert replies[-1].key == "solicitud.res_pdf"
     await user.upload(photo("white", (80, 60)), name=None, mime="image/jpeg", photo=True)
-    shown = (await user.click("Listo, armar el PDF"))[-1]
-    assert "Armé un PDF de 1 página con tus fotos" in shown.plain
+    shown = (await user.tap("btn.photos_done"))[-1]
+    assert shown.key == "solicitud.fotos_pdf"
+    assert shown.data["pages"] == 1

@@ -51,14 +51,11 @@ from conversations.access_request import resolution_number
 from conversations.events import FileInfo, Inbound, Kind
 from conversations.state import State
 from conversations.status import find_number
-from tests.conversations.test_access_request import PDF
 from tests.driver import Driver, FakeClock, MemoryMailer
 from tests.fakes.telegram_api import EntityParseError, parse_html, utf16_len
+from tests.walks import MAX_BUTTONS, MAX_CAPTION, MAX_TEXT, PDF
 
 FUZZ_EXAMPLES = int(os.environ.get("PTE_FUZZ_EXAMPLES", "60"))
-MAX_TEXT = 4096
-MAX_CAPTION = 1024
-MAX_BUTTONS = 100
 TODAY = date(2026, 12, 2)  # FakeClock's day in Lima
 RUC = "20131312955"
 ENTITY = "Municipalidad de Pérez <Ruiz> & Cía"
@@ -141,8 +138,9 @@ def send(text: str) -> Action:
     return lambda w: w.user.send(text)
 
 
-def click(label: str) -> Action:
-    return lambda w: w.user.click(label)
+def tap(key: str = "", choice: str = "") -> Action:
+    """Press a button by its label's template key or its choice id (not by its wording)."""
+    return lambda w: w.user.tap(key, choice=choice)
 
 
 def upload(content: bytes) -> Action:
@@ -159,8 +157,8 @@ async def _attended(w: World) -> None:
         await conn.execute("UPDATE tickets SET state = 'atendido'")
 
 
-START = [send("/start"), click("Acepto")]
-REQUEST = [*START, click("Solicitar accesos al PTE")]
+START = [send("/start"), tap("btn.accept")]
+REQUEST = [*START, tap("menu.solicitud")]
 REQUEST_STEPS: list[tuple[str, Action]] = [
     ("ruc", send(RUC)),
     ("entidad", send(ENTITY)),
@@ -173,10 +171,10 @@ REQUEST_STEPS: list[tuple[str, Action]] = [
     ("celular", send("987 654 321")),
     ("res_numero", send("Resolución de Alcaldía N.° 045-2026-MDSJL")),
     ("res_fecha", send("15/10/2026")),
-    ("res_autoridad", click("Alcalde o alcaldesa")),
+    ("res_autoridad", tap("btn.authority_alcalde")),
     ("res_pdf", upload(PDF)),
-    ("justicia", click("No")),
-    ("perfiles_modo", click("Yo")),
+    ("justicia", tap("btn.no")),
+    ("perfiles_modo", tap("btn.me")),
 ]
 
 
@@ -195,15 +193,15 @@ def request_until(step: str) -> list[Action]:
     return [*REQUEST, *(action for _, action in REQUEST_STEPS[:last])]
 
 
-REGISTERED = [*request_until("resumen"), click("Confirmar y enviar")]
+REGISTERED = [*request_until("resumen"), tap("btn.confirm_send")]
 PERSON = [send("Luis"), send("Quispe Mamani"), send("87654321"), send("Analista")]
 PERSON += [send("lquispe@munisjl.gob.pe")]
-CONSULTA = [*START, click("Hacer una consulta")]
+CONSULTA = [*START, tap("menu.consulta")]
 CONSULTA_FULL = [
     *CONSULTA,
     send(RUC),
     send("Municipalidad de Prueba"),
-    click("Presupuesto"),
+    tap(choice="presupuesto"),
     send("No puedo publicar el presupuesto: el portal muestra un error."),
 ]
 CONSULTA_WHO = [  # who asks, someone the assistant does not know yet
@@ -214,17 +212,17 @@ CONSULTA_WHO = [  # who asks, someone the assistant does not know yet
     _code,
     send("912345678"),
 ]
-CONSULTA_ASKED = [*CONSULTA_FULL, click("Listo"), *CONSULTA_WHO]
-UPDATE = [*REGISTERED, _attended, click("Actualizar perfiles")]
+CONSULTA_ASKED = [*CONSULTA_FULL, tap("btn.done"), *CONSULTA_WHO]
+UPDATE = [*REGISTERED, _attended, tap("menu.perfiles")]
 UPDATE_PERSON = [
     *UPDATE,
-    click(ENTITY),
-    click("Presupuesto"),
-    click("Continuar"),
-    click("Reemplazar"),
+    tap("btn.entity_same"),
+    tap(choice="presupuesto"),
+    tap("btn.continue"),
+    tap("btn.action_reemplazar"),
 ]
 STATUS = [*REGISTERED, send("/estado")]
-REQUIREMENTS = [*START, click("Requisitos y pasos")]
+REQUIREMENTS = [*START, tap("menu.requisitos")]
 
 
 @dataclass(frozen=True)
@@ -241,20 +239,20 @@ class Scenario:
 def _scenarios() -> Iterator[Scenario]:
     yield Scenario("consent", "consent", "notice", [send("/start")])
     yield Scenario("menu", None, None, START)
-    yield Scenario("menu-declined", None, None, [send("/start"), click("No acepto")])
+    yield Scenario("menu-declined", None, None, [send("/start"), tap("btn.decline")])
     yield Scenario("mis_datos", None, None, [*START, send("/mis_datos")])
     yield Scenario("ayuda", None, None, [*START, send("/ayuda")])
     yield Scenario(
         "borrar_mis_datos", "borrar_mis_datos", "confirmar", [*START, send("/borrar_mis_datos")]
     )
     yield Scenario("privacidad", "privacidad", "notice", [*START, send("/privacidad")])
-    declined = [send("/start"), click("No acepto"), send("/privacidad")]
+    declined = [send("/start"), tap("btn.decline"), send("/privacidad")]
     yield Scenario("privacidad-declined", "privacidad", "notice", declined)
-    withdraw = [*START, send("/privacidad"), click("Retirar consentimiento")]
+    withdraw = [*START, send("/privacidad"), tap("btn.withdraw")]
     yield Scenario("privacidad-retirar", "privacidad", "retirar", withdraw)
     cards = ["quien", "resolucion", "formato", "envio", "plazo", "accesos", "lista"]
     for i, card in enumerate(cards):
-        walk = [*REQUIREMENTS, *[click("Siguiente")] * i]
+        walk = [*REQUIREMENTS, *[tap("btn.next")] * i]
         yield Scenario(f"requisitos.{card}", "requisitos", card, walk)
 
     accepts: dict[str, Accepts] = {
@@ -287,20 +285,20 @@ def _scenarios() -> Iterator[Scenario]:
         "solicitud.res_autoridad_otra",
         "solicitud",
         "res_autoridad_otra",
-        [*request_until("res_autoridad"), click("Otra")],
+        [*request_until("res_autoridad"), tap("btn.authority_otra")],
         other_authority,
     )
     yield Scenario(
         "solicitud.res_fotos",
         "solicitud",
         "res_fotos",
-        [*request_until("res_pdf"), upload(_jpeg()), click("Listo, armar el PDF")],
+        [*request_until("res_pdf"), upload(_jpeg()), tap("btn.photos_done")],
     )
     yield Scenario(
         "solicitud.perfil_seccion",
         "solicitud",
         "perfil_seccion",
-        [*request_until("perfiles_modo"), click("Definir por sección")],
+        [*request_until("perfiles_modo"), tap("btn.by_section")],
     )
     person_fields = [
         ("p_nombres", via(validators.name, "pending", "nombres")),
@@ -309,7 +307,7 @@ def _scenarios() -> Iterator[Scenario]:
         ("p_cargo", via(validators.name, "pending", "cargo")),
         ("p_correo", email_at("pending")),
     ]
-    other = [*request_until("perfiles_modo"), click("Otra persona")]
+    other = [*request_until("perfiles_modo"), tap("btn.other_person")]
     for i, (step, check) in enumerate(person_fields):
         yield Scenario(f"solicitud.{step}", "solicitud", step, [*other, *PERSON[:i]], check)
     yield Scenario(
@@ -324,13 +322,13 @@ def _scenarios() -> Iterator[Scenario]:
         "solicitud.corregir",
         "solicitud",
         "corregir",
-        [*request_until("resumen"), click("Corregir")],
+        [*request_until("resumen"), tap("btn.correct")],
     )
     yield Scenario(
         "solicitud.corregir_campo",
         "solicitud",
         "corregir_campo",
-        [*request_until("resumen"), click("Corregir"), click("Tus datos")],
+        [*request_until("resumen"), tap("btn.correct"), tap("btn.part_responsable")],
     )
     yield Scenario(
         "solicitud.cancelar",
@@ -342,7 +340,7 @@ def _scenarios() -> Iterator[Scenario]:
         "solicitud.borrador",
         "solicitud",
         None,
-        [*request_until("dni"), send("/menu"), click("Solicitar accesos al PTE")],
+        [*request_until("dni"), send("/menu"), tap("menu.solicitud")],
     )
 
     yield Scenario(
@@ -360,7 +358,7 @@ def _scenarios() -> Iterator[Scenario]:
         "consulta.descripcion", "consulta", "descripcion", CONSULTA_FULL[:-1], description
     )
     yield Scenario("consulta.adjuntos", "consulta", "adjuntos", CONSULTA_FULL)
-    who = [*CONSULTA_FULL, click("Listo")]
+    who = [*CONSULTA_FULL, tap("btn.done")]
     who_fields = [
         ("nombres", accepts["nombres"]),
         ("apellidos", accepts["apellidos"]),
@@ -377,29 +375,31 @@ def _scenarios() -> Iterator[Scenario]:
         yield Scenario(f"consulta.{step}", "consulta", step, walk, check, contact, loose)
     known = [
         *REGISTERED,
-        click("Hacer una consulta"),
-        click("Sí, esa entidad"),
-        click("Presupuesto"),
+        tap("menu.consulta"),
+        tap("btn.entity_usual"),
+        tap(choice="presupuesto"),
         send("No puedo publicar el presupuesto: el portal muestra un error."),
-        click("Listo"),
+        tap("btn.done"),
     ]
     yield Scenario("consulta.quien", "consulta", "quien", known)
     yield Scenario("consulta.resumen", "consulta", "resumen", CONSULTA_ASKED)
     yield Scenario(
-        "consulta.corregir", "consulta", "corregir", [*CONSULTA_ASKED, click("Corregir")]
+        "consulta.corregir", "consulta", "corregir", [*CONSULTA_ASKED, tap("btn.correct")]
     )
 
     yield Scenario("estado.lista", "estado", "lista", STATUS, ticket_number)
-    detail = [*STATUS, click("PTE-2026-000001 · Accesos · Registrado")]
+    detail = [*STATUS, tap(choice="t:PTE-2026-000001")]
     yield Scenario("estado.detalle", "estado", "detalle", detail, ticket_number)
     yield Scenario(
-        "estado.anular", "estado", "anular", [*detail, click("Anular trámite")], ticket_number
+        "estado.anular", "estado", "anular", [*detail, tap("btn.cancel_ticket")], ticket_number
     )
-    yield Scenario("respuesta.texto", "respuesta", "texto", [*detail, click("Responder")])
+    yield Scenario("respuesta.texto", "respuesta", "texto", [*detail, tap("btn.notice_reply")])
 
     yield Scenario("perfiles.no_permitido", "perfiles", "entidad", [*START, send("/perfiles")])
     yield Scenario("perfiles.entidad", "perfiles", "entidad", UPDATE)
-    yield Scenario("perfiles.secciones", "perfiles", "secciones", [*UPDATE, click(ENTITY)])
+    yield Scenario(
+        "perfiles.secciones", "perfiles", "secciones", [*UPDATE, tap("btn.entity_same")]
+    )
     yield Scenario("perfiles.accion", "perfiles", "accion", UPDATE_PERSON[:-1])
     update_fields = [
         ("nombres", via(validators.name, "person", "nombres")),

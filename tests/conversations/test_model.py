@@ -46,9 +46,9 @@ from bot.app import App, create_app
 from bot.channels import whatsapp_render
 from bot.delivery.payload import Rendered
 from bot.settings import Settings
-from tests.conversations.test_access_request import PDF, tiny_png
 from tests.driver import Driver, FakeClock, MemoryMailer
 from tests.fakes.graph_api import TEXT_LIMIT, FakeGraphAPI, GraphRefusal, Sent
+from tests.walks import MAX_BUTTONS, MAX_CAPTION, MAX_TEXT, PDF, tiny_png
 
 EXAMPLES = int(os.environ.get("PTE_MODEL_EXAMPLES", "80"))
 STEPS = int(os.environ.get("PTE_MODEL_STEPS", "60"))
@@ -173,7 +173,7 @@ class Officers(RuleBasedStateMachine):
     def first_contact(self, accept: bool) -> None:
         self.run(self.user.send("/start"))
         if accept:
-            self.run(self.user.click("Acepto"))
+            self.run(self.user.tap("btn.accept"))
 
     @rule(pick=st.integers(0, 1000))
     def answer(self, pick: int) -> None:
@@ -243,15 +243,15 @@ class Officers(RuleBasedStateMachine):
         perfiles opens once a request is attended)."""
         self.run(self.staff.send(f"/ticket PTE-2026-{number:06d}"))
         steps = {
-            "attend": ("Tomar", "Atender", "Sí, atender"),
-            "observe": ("Tomar", "Observar", "Resolución"),
-            "close": ("Cerrar",),
+            "attend": ("btn.desk_take", "btn.desk_attend", "btn.desk_attend_yes"),
+            "observe": ("btn.desk_take", "btn.desk_observe", "btn.desk_part_resolucion"),
+            "close": ("btn.desk_close",),
         }[action]
-        for label in steps:
+        for key in steps:
             try:
-                self.run(self.staff.click(label))
+                self.run(self.staff.tap(key))
             except AssertionError:  # not offered in this state: the walk ends here
-                if label == "Sí, atender":  # a consulta: attended with its answer, typed
+                if key == "btn.desk_attend_yes":  # a consulta: attended with its answer, typed
                     self.run(self.staff.send("El portal ya funciona: vuelve a intentarlo."))
                 return
         if action == "observe":
@@ -356,7 +356,6 @@ def check_message(message: Rendered, error_text: str) -> None:
 
 
 def _check_telegram(message: Rendered) -> None:
-    from tests.conversations.test_fuzz import MAX_BUTTONS, MAX_CAPTION, MAX_TEXT
     from tests.fakes.telegram_api import parse_html, utf16_len
 
     if message.delete_ref is not None:

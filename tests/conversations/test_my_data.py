@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from tests.conversations.test_access_request import count_rows, to_step
 from tests.driver import Driver, MemoryMailer
+from tests.walks import count_rows, to_step
 
 
 async def test_my_data_shows_what_is_stored(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     await user.send("/solicitar")
     shown = (await user.send("/mis_datos"))[0].plain
     assert "versión 2026-12, aceptado el 02/12/2026 10:00" in shown
@@ -19,14 +19,14 @@ async def test_my_data_shows_what_is_stored(user: Driver, mailer: MemoryMailer) 
 
 async def test_erasure_asks_first_and_keeps_tickets(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     ask = (await user.send("/borrar_mis_datos"))[-1].plain
     assert "se conservan como registros administrativos" in ask
-    replies = await user.click("No, conservarlos")
-    assert "No borré nada" in replies[0].plain
+    replies = await user.tap("btn.erase_no")
+    assert replies[0].key == "mis_datos.kept"
     await user.send("/borrar_mis_datos")
-    replies = await user.click("Sí, borrar mis datos")
-    assert "borré tus datos" in replies[-1].plain
+    replies = await user.tap("btn.erase_yes")
+    assert replies[-1].key == "mis_datos.erased"
     assert await count_rows(user, "consents") == 0
     assert await count_rows(user, "verification_codes") == 0
     assert await count_rows(user, "tickets") == 1
@@ -36,7 +36,7 @@ async def test_erasure_asks_first_and_keeps_tickets(user: Driver, mailer: Memory
         ]
     assert user.chat_id not in ids
     replies = await user.send("hola")  # a new person now: the notice again
-    assert "¿Aceptas?" in replies[-1].plain
-    replies = await user.click("Acepto")
+    assert replies[-1].key == "consent.notice"
+    replies = await user.tap("btn.accept")
     shown = (await user.send("/mis_datos"))[0].plain
     assert "Trámites enviados: ninguno" in shown

@@ -6,13 +6,13 @@ import io
 
 import openpyxl
 
-from tests.conversations.test_access_request import count_rows, to_step
-from tests.driver import Driver, MemoryMailer
+from tests.driver import Driver, MemoryMailer, button_keys
+from tests.walks import count_rows, to_step
 
 
 async def attended(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     # The help desk attends it (its own tools come with the staff-desk issue).
     async with user.app.store.reading() as conn:
         await conn.execute("UPDATE tickets SET state = 'atendido'")
@@ -20,45 +20,45 @@ async def attended(user: Driver, mailer: MemoryMailer) -> None:
 
 async def test_refused_without_an_attended_request(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")  # registered, not attended yet
-    replies = await user.click("Actualizar perfiles")
-    assert "Aún no figuras así" in replies[-1].plain
-    labels = [b.label for row in replies[-1].buttons for b in row]
-    assert labels == ["Solicitar accesos al PTE", "Hacer una consulta", "Menú"]
-    replies = await user.click("Hacer una consulta")
-    assert "consulta" in replies[-1].plain
+    await user.tap("btn.confirm_send")  # registered, not attended yet
+    replies = await user.tap("menu.perfiles")
+    assert replies[-1].key == "perfiles_upd.not_allowed"
+    assert button_keys(replies[-1]) == ["menu.solicitud", "menu.consulta", "btn.menu"]
+    replies = await user.tap("menu.consulta")
+    assert replies[-1].key == "consulta.entidad"
 
 
 async def test_refused_for_someone_who_never_requested(user: Driver) -> None:
     await user.send("/start")
-    await user.click("Acepto")
+    await user.tap("btn.accept")
     replies = await user.send("/perfiles")
-    assert "Aún no figuras así" in replies[-1].plain
+    assert replies[-1].key == "perfiles_upd.not_allowed"
 
 
 async def test_verified_responsible_replaces_a_section_owner(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await attended(user, mailer)
-    await user.click("Actualizar perfiles")
-    replies = await user.click("Municipalidad de Pérez <Ruiz> & Cía")
-    assert "Elige las secciones" in replies[-1].plain
-    replies = await user.click("Presupuesto")
+    await user.tap("menu.perfiles")
+    replies = await user.tap("btn.entity_same")
+    assert replies[-1].key == "perfiles_upd.secciones"
+    replies = await user.tap(choice="presupuesto")
     assert replies[-1].edit_ref is not None
     labels = [b.label for row in replies[-1].buttons for b in row]
     assert "✅ Presupuesto" in labels
-    await user.click("Personal")
-    await user.click("✅ Personal")  # toggled off again
-    await user.click("Continuar")
-    await user.click("Reemplazar")
+    await user.tap(choice="personal")
+    await user.tap(choice="personal")  # toggled off again
+    await user.tap("btn.continue")
+    await user.tap("btn.action_reemplazar")
     for answer in ("Luis", "Quispe Mamani", "87654321", "Analista", "lquispe@munisjl.gob.pe"):
         await user.send(answer)
     await user.send("912345678")
     summary = (await user.send("Rotación de personal en la oficina de presupuesto"))[-1].plain
     assert "Secciones: Presupuesto" in summary
     assert "Cambio: Reemplazar" in summary
-    replies = await user.click("Confirmar y enviar")
-    assert "Cambio de perfiles registrado: PTE-2026-000002" in replies[0].plain
+    replies = await user.tap("btn.confirm_send")
+    assert replies[0].key == "perfiles_upd.registrada"
+    assert replies[0].data["number"] == "PTE-2026-000002"
     document = replies[1].document
     assert document is not None
     sheet = openpyxl.load_workbook(io.BytesIO(user.app.files.read(document["sha256"]))).active
@@ -77,11 +77,11 @@ async def test_verified_responsible_replaces_a_section_owner(
 async def test_dar_de_baja_skips_the_person(user: Driver, mailer: MemoryMailer) -> None:
     await attended(user, mailer)
     await user.send("/perfiles")
-    await user.click("Municipalidad de Pérez <Ruiz> & Cía")
-    await user.click("Registro de visitas")
-    await user.click("Continuar")
-    replies = await user.click("Dar de baja")
-    assert "motivo" in replies[-1].plain
+    await user.tap("btn.entity_same")
+    await user.tap(choice="visitas")
+    await user.tap("btn.continue")
+    replies = await user.tap("btn.action_baja")
+    assert replies[-1].key == "perfiles_upd.motivo"
 
 
 # ------------------------------------------------------------------ issue 16, point 3
@@ -98,19 +98,19 @@ async def change(
     user: Driver, sections: list[str], action: str, dni: str | None = None
 ) -> tuple[str, list[list[str]]]:
     """Files a profile change: its number and its Formato's profile rows (section, names,
-    DNI, mark)."""
+    DNI, mark). ``sections`` by name, ``action`` by choice id (agregar, baja, reemplazar)."""
     await user.send("/perfiles")
-    await user.click("Municipalidad de Pérez <Ruiz> & Cía")
+    await user.tap("btn.entity_same")
     for section in sections:
-        await user.click(section)
-    await user.click("Continuar")
-    await user.click(action)
+        await user.tap("btn.toggle", name=section)
+    await user.tap("btn.continue")
+    await user.tap(choice=action)
     if dni is not None:
         nombres, apellidos, cargo, email, phone = PEOPLE[dni]
         for answer in (nombres, apellidos, dni, cargo, email, phone):
             await user.send(answer)
     await user.send("Cambio de personal en la entidad")
-    replies = await user.click("Confirmar y enviar")
+    replies = await user.tap("btn.confirm_send")
     number = replies[0].plain.split("registrado: ")[1].split()[0]
     document = replies[1].document
     assert document is not None
@@ -123,9 +123,9 @@ async def change(
 
 async def attend(staff: Driver, number: str) -> None:
     await staff.send(f"/ticket {number}")
-    await staff.click("Tomar")
-    await staff.click("Atender")
-    await staff.click("Sí, atender")
+    await staff.tap("btn.desk_take")
+    await staff.tap("btn.desk_attend")
+    await staff.tap("btn.desk_attend_yes")
 
 
 def rows_of(profiles: list[list[str]], section: str) -> list[list[str]]:
@@ -140,9 +140,9 @@ async def test_three_changes_in_a_row_build_on_each_other(
     await attended(user, mailer)
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
 
-    first, profiles = await change(user, ["Presupuesto", "Personal"], "Reemplazar", "87654321")
+    first, profiles = await change(user, ["Presupuesto", "Personal"], "reemplazar", "87654321")
     assert rows_of(profiles, "Presupuesto") == [[*ANA, "dar de baja"], [*LUIS, "dar de alta"]]
     assert rows_of(profiles, "Personal") == [[*ANA, "dar de baja"], [*LUIS, "dar de alta"]]
     body = mailer.sent[-1].get_body().get_content().splitlines()
@@ -152,7 +152,7 @@ async def test_three_changes_in_a_row_build_on_each_other(
     )
     await attend(staff, first)
 
-    second, profiles = await change(user, ["Personal", "Registro de visitas"], "Dar de baja")
+    second, profiles = await change(user, ["Personal", "Registro de visitas"], "baja")
     assert rows_of(profiles, "Presupuesto") == [[*LUIS, ""]]  # the first change, attended
     assert rows_of(profiles, "Personal") == [[*LUIS, "dar de baja"]]
     assert rows_of(profiles, "Registro de visitas") == [[*ANA, "dar de baja"]]
@@ -171,7 +171,7 @@ async def test_three_changes_in_a_row_build_on_each_other(
     assert "Quién tiene cada sección hoy (con este cambio):" in card
     assert "• Personal: nadie ✏️" in card
 
-    third, profiles = await change(user, ["Presupuesto"], "Agregar", "76543210")
+    third, profiles = await change(user, ["Presupuesto"], "agregar", "76543210")
     assert rows_of(profiles, "Presupuesto") == [[*LUIS, ""], [*CARLA, "dar de alta"]]
     assert rows_of(profiles, "Personal") == []  # removed by the second change
     assert rows_of(profiles, "Registro de visitas") == []
@@ -180,10 +180,10 @@ async def test_three_changes_in_a_row_build_on_each_other(
     assert "- Presupuesto: se agrega a Carla Rojas Díaz (DNI 76543210)" in body
 
     # A fourth while the third waits: only attended changes are the registry.
-    _, profiles = await change(user, ["Presupuesto"], "Dar de baja")
+    _, profiles = await change(user, ["Presupuesto"], "baja")
     assert rows_of(profiles, "Presupuesto") == [[*LUIS, "dar de baja"]]
     await attend(staff, third)
-    _, profiles = await change(user, ["Personal"], "Agregar", "76543210")
+    _, profiles = await change(user, ["Personal"], "agregar", "76543210")
     assert rows_of(profiles, "Presupuesto") == [[*LUIS, ""], [*CARLA, ""]]
     assert rows_of(profiles, "Personal") == [[*CARLA, "dar de alta"]]
 
@@ -195,15 +195,16 @@ async def test_attending_a_change_tells_which_profiles_changed(
     await attended(user, mailer)
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
-    number, _ = await change(user, ["Presupuesto", "Registro de visitas"], "Reemplazar", LUIS[2])
+    await staff.tap("btn.accept")
+    number, _ = await change(user, ["Presupuesto", "Registro de visitas"], "reemplazar", LUIS[2])
     await staff.send(f"/ticket {number}")
-    await staff.click("Tomar")
-    prompt = (await staff.click("Atender"))[-1].plain
+    await staff.tap("btn.desk_take")
+    prompt = (await staff.tap("btn.desk_attend"))[-1].plain
     assert "¿Ya aplicaste en el portal el cambio de perfiles" in prompt
     seen = len(user.screen.messages)
-    done = await staff.click("Sí, atender")
-    assert "Le dije al responsable qué perfiles cambiaron." in done[0].plain
+    done = await staff.tap("btn.desk_attend_yes")
+    assert done[0].key == "mesa.hecho_attend"
+    assert done[0].data["type"] == "perfiles"
     notice = user.screen.messages[seen].plain
     assert "pasó a Atendido — la mesa de ayuda aplicó el cambio de perfiles." in notice
     assert "• Presupuesto: entra Luis Quispe Mamani, en lugar de Ana María Pérez Ruiz" in notice

@@ -8,9 +8,8 @@ import pytest
 
 from conversations.status import find_number
 from tests.conftest import AppFactory
-from tests.conversations.test_access_request import make_pdf, to_step
-from tests.conversations.test_consultation import to_attachments, who_asks
-from tests.driver import Driver, FakeClock, MemoryMailer
+from tests.driver import Driver, FakeClock, MemoryMailer, button_keys, choices
+from tests.walks import make_pdf, registered, to_attachments, who_asks
 
 
 @pytest.mark.parametrize(
@@ -27,26 +26,20 @@ def test_ticket_numbers_are_found_in_sentences(text: str, number: str | None) ->
     assert find_number(text) == number
 
 
-async def registered(user: Driver, mailer: MemoryMailer) -> None:
-    await to_step(user, mailer, "resumen")
-    await user.click("Confirmar y enviar")
-
-
 async def test_no_tickets_offers_the_request(user: Driver) -> None:
     await user.send("/start")
-    await user.click("Acepto")
-    replies = await user.click("Estado de mis trámites")
-    assert "Aún no tienes trámites" in replies[-1].plain
-    assert [b.label for row in replies[-1].buttons for b in row] == ["Solicitar accesos", "Menú"]
+    await user.tap("btn.accept")
+    replies = await user.tap("menu.estado")
+    assert replies[-1].key == "estado.none"
+    assert button_keys(replies[-1]) == ["btn.start_request_short", "btn.menu"]
 
 
 async def test_list_and_detail(user: Driver, mailer: MemoryMailer, clock: FakeClock) -> None:
     await registered(user, mailer)
     clock.advance(days=1)  # Thursday 3 Dec 2026
     replies = await user.send("/estado")
-    labels = [b.label for row in replies[-1].buttons for b in row]
-    assert labels[0] == "PTE-2026-000001 · Accesos · Registrado"
-    detail = (await user.click(labels[0]))[-1].plain
+    assert choices(replies[-1])[0] == "t:PTE-2026-000001"
+    detail = (await user.tap(choice="t:PTE-2026-000001"))[-1].plain
     assert "PTE-2026-000001 · Solicitud de accesos" in detail
     assert "Municipalidad de Pérez <Ruiz> & Cía (RUC 20131312955)" in detail
     assert "Registrado — la mesa de ayuda la recibió" in detail
@@ -73,7 +66,7 @@ async def test_typed_number_shows_nothing_to_another_user(
         await driver.start()
     await registered(owner, mailer)
     await other.send("/start")
-    await other.click("Acepto")
+    await other.tap("btn.accept")
     theirs = (await other.send("estado PTE-2026-000001"))[-1].plain
     missing = (await other.send("estado PTE-2026-000999"))[-1].plain
     assert "No encuentro el trámite PTE-2026-000001 entre los tuyos" in theirs
@@ -92,7 +85,7 @@ async def test_staff_can_see_any_ticket(make_app: AppFactory, mailer: MemoryMail
         await driver.start()
     await registered(owner, mailer)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
     detail = (await staff.send("PTE-2026-000001"))[-1].plain
     assert "Solicitud de accesos" in detail
     for driver in (owner, staff):
@@ -107,8 +100,9 @@ async def test_typed_number_mid_request_keeps_the_draft(
     await user.send("20131312955")
     detail = (await user.send("PTE-2026-000001"))[-1].plain
     assert "Solicitud de accesos" in detail
-    replies = await user.click("Menú")
-    assert "Tienes una solicitud de accesos al PTE en curso (paso 2 de 16)" in replies[-1].plain
+    replies = await user.tap("btn.menu")
+    assert replies[-1].key == "menu.main"
+    assert [(d["flow"], d["k"]) for d in replies[-1].data["drafts"]] == [("solicitud", 2)]
 
 
 # ------------------------------------------------------------- issue 16, point 14
@@ -121,26 +115,26 @@ async def test_detail_after_attended_shows_what_is_current(
     await registered(user, mailer)
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
     await staff.send(f"/ticket {number}")
-    await staff.click("Tomar")
-    await staff.click("Responder")
+    await staff.tap("btn.desk_take")
+    await staff.tap("btn.desk_reply")
     await staff.send("Hola Ana: ¿el alcalde firmó la resolución?")
-    await staff.click("Observar")
-    await staff.click("Resolución")
+    await staff.tap("btn.desk_observe")
+    await staff.tap("btn.desk_part_resolucion")
     await staff.send("El PDF enviado está en blanco.")
     observed = (await user.send(number))[-1].plain
     assert "Qué pide la mesa de ayuda: El PDF enviado está en blanco." in observed
     clock.advance(hours=1)
-    await user.click("Corregir")
+    await user.tap("btn.notice_fix")
     await user.send("Resolución de Alcaldía N.° 045-2026-MDSJL")
     await user.send("15/10/2026")
-    await user.click("Alcalde o alcaldesa")
+    await user.tap("btn.authority_alcalde")
     await user.upload(make_pdf(pages=3), name="firmada.pdf")
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     await staff.send(f"/ticket {number}")
-    await staff.click("Atender")
-    await staff.click("Sí, atender")
+    await staff.tap("btn.desk_attend")
+    await staff.tap("btn.desk_attend_yes")
     card = (await staff.send(f"/ticket {number}"))[-1].plain
     detail = (await user.send(number))[-1]
     text = detail.plain
@@ -157,29 +151,30 @@ async def test_detail_after_attended_shows_what_is_current(
     assert files is not None
     assert files.group(1) == "4"  # resolution and Formato, each sent twice
     assert f"Adjuntos: {files.group(1)}" in text
-    labels = [b.label for row in detail.buttons for b in row]
-    assert "📄 Descargar Formato" in labels
-    replies = await user.click("📄 Descargar Formato")
+    assert "btn.download_formato" in button_keys(detail)
+    replies = await user.tap("btn.download_formato")
     assert replies[0].document is not None
     assert replies[0].document["filename"] == f"Formato_Perfiles_{number}_v2.xlsx"
-    assert "Estado: Atendido" in replies[-1].plain  # and the detail again
+    assert replies[-1].key == "estado.detail"  # and the detail again
+    assert replies[-1].data["state"] == "atendido"
 
 
 async def test_a_consulta_detail_has_its_answer_and_no_formato(
     user: Driver, mailer: MemoryMailer
 ) -> None:
     await to_attachments(user)
-    await user.click("Listo")
+    await user.tap("btn.done")
     await who_asks(user, mailer)
-    await user.click("Confirmar y enviar")
+    await user.tap("btn.confirm_send")
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
-    await staff.click("Acepto")
+    await staff.tap("btn.accept")
     await staff.send("/ticket PTE-2026-000001")
-    await staff.click("Tomar")
-    await staff.click("Atender")
+    await staff.tap("btn.desk_take")
+    await staff.tap("btn.desk_attend")
     await staff.send("El error 500 ya está corregido.")
     detail = (await user.send("PTE-2026-000001"))[-1]
-    assert "Respuesta de la mesa de ayuda: El error 500 ya está corregido." in detail.plain
+    assert detail.key == "estado.detail"
+    assert detail.data["state_message"] == "El error 500 ya está corregido."
     assert "revisa tu correo" not in detail.plain
-    assert "📄 Descargar Formato" not in [b.label for row in detail.buttons for b in row]
+    assert "btn.download_formato" not in button_keys(detail)

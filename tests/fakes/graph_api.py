@@ -18,7 +18,7 @@ until they write again.
         api.webhook_url = "http://127.0.0.1:8080/webhooks/whatsapp"
         ana = api.user("51987654321", "Ana")
         greeting, notice = await ana.say("hola", n=2)
-        [thanks, menu] = await ana.tap("Acepto", n=2)
+        [menu] = await ana.tap("Acepto")  # the thanks joined in front of the menu
 """
 
 from __future__ import annotations
