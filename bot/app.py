@@ -73,32 +73,27 @@ class App:
     mail: MailOutbox
     staff: dict[str, frozenset[str]] = field(default_factory=dict)
     _workers: list[Worker] = field(default_factory=list, init=False, repr=False)
-    _started: int = field(default=0, init=False, repr=False)
     _loops: list[asyncio.Task[None]] = field(default_factory=list, init=False, repr=False)
 
     async def close(self) -> None:
         await self.store.close()
 
-    async def start(self, worker: Worker | None = None) -> None:
+    async def start(self, worker: Worker) -> None:
         """A channel is up; the first one starts the mail loop, the jobs and the pick-up."""
-        if worker is not None:
-            self._workers.append(worker)
-        self._started += 1
-        if self._started == 1:
+        self._workers.append(worker)
+        if len(self._workers) == 1:
             self.mail.start()
             self._loops = [
                 asyncio.create_task(self._jobs(), name="jobs"),
                 asyncio.create_task(self._pick_up(), name="outbox-pick-up"),
             ]
 
-    async def stop(self, worker: Worker | None = None) -> None:
+    async def stop(self, worker: Worker) -> None:
         """A channel goes down (its worker gets nothing more); the last one ends the loops."""
-        if worker is not None and worker in self._workers:
-            self._workers.remove(worker)
-        if self._started == 0:
+        if worker not in self._workers:
             return
-        self._started -= 1
-        if self._started == 0:
+        self._workers.remove(worker)
+        if not self._workers:
             loops, self._loops = self._loops, []
             for task in loops:
                 task.cancel()

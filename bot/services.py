@@ -292,9 +292,8 @@ class TurnServices(DeskServices):
         found = await self.tx.fetchall(
             "SELECT t.number, t.data, e.ruc, t.entity_name FROM tickets t"
             " JOIN entities e ON e.id = t.entity_id"
-            " WHERE t.person_id = ? AND t.type = 'accesos' AND t.state IN ('atendido', 'cerrado')"
-            " ORDER BY t.id DESC",
-            (self.who.person_id,),
+            " WHERE t.person_id = ? AND t.type = ? AND t.state IN (?, ?) ORDER BY t.id DESC",
+            (self.who.person_id, TicketType.ACCESS, ATTENDED, CLOSED),
         )
         confirmed = {
             email

@@ -129,8 +129,6 @@ class Server:
         if self.telegram is not None:
             await self.telegram.start()
         if self.whatsapp is not None:
-            if self.telegram is not None:
-                self.whatsapp.peers.append(self.telegram.worker)
             await self.whatsapp.start()
         # Headers within HEADER_TIMEOUT: aiohttp's keep-alive timer closes a connection
         # still waiting for (the rest of) its request then. No lingering: a refused body

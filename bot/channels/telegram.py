@@ -349,7 +349,7 @@ class TelegramChannel:
             self._spawn(self._answer_query(update.callback_query.id))
         if event is None:
             return
-        self.worker.submit(await self.app.process(event, self._fetch))
+        self.app.deliver(await self.app.process(event, self._fetch))
 
     async def _fetch(self, file_id: str) -> bytes:
         file = await self.application.bot.get_file(file_id)
@@ -366,7 +366,7 @@ class TelegramChannel:
             return
 
         async def warn() -> None:
-            self.worker.submit(await self.app.slow_down(CHANNEL, chat_id))
+            self.app.deliver(await self.app.slow_down(CHANNEL, chat_id))
 
         self._spawn(warn())
 

@@ -230,7 +230,6 @@ class WhatsAppChannel:
         self.window = Window(app.store, bool(settings.whatsapp_template_name))
         self.transport = WhatsAppTransport(app, self.graph, self.window)
         self.worker = OutboxWorker(app.store, CHANNEL, self.transport, app.clock)
-        self.peers: list[OutboxWorker] = []  # other channels' workers (staff on Telegram)
         # Per officer; one who floods is told once to slow down (see ChatDispatcher).
         self.dispatcher = ChatDispatcher(on_flood=self._flood)
         self._share_label = app.texts.label("whatsapp.share_phone", {})
@@ -291,9 +290,7 @@ class WhatsAppChannel:
         return queued
 
     def submit(self, rows: list[OutboxRow]) -> None:
-        self.worker.submit(rows)
-        for peer in self.peers:
-            peer.submit(rows)
+        self.app.deliver(rows)  # every started channel's worker takes its own rows
 
     async def handle_message(self, message: dict[str, Any], name: str) -> None:
         event = to_event(message, name, self._share_label)
