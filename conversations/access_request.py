@@ -46,13 +46,8 @@ def route(ctx: Ctx, current: str) -> Outcome:
 
 
 # ------------------------------------------------------------------- entity
-def _text_at(ctx: Ctx, *path: str) -> str | None:
-    value = get(ctx, *path)
-    return value if isinstance(value, str) and value else None
-
-
 def _entity_name(ctx: Ctx) -> str | None:
-    return _text_at(ctx, "entity_name")
+    return officer.text_at(ctx, "entity_name")
 
 
 async def ask_entity_name(ctx: Ctx) -> list[Outbound]:

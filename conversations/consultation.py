@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from conversations import officer, validators
+from conversations import officer, profiles, validators
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Stay, Step
 from conversations.names import FlowName
 from conversations.steps import ask, field_step, plain, put
-from conversations.text import normalize
 
 MAX_FILES = 10
 CAPTION_MAX = 1024  # WhatsApp's and Telegram's limit for a file's caption
@@ -164,13 +163,6 @@ async def ask_who(ctx: Ctx) -> list[Outbound]:
     return [Outbound("consulta.quien", {"known": known}, buttons, ctx.progress)]
 
 
-def _same_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    def whole(p: dict[str, Any]) -> str:
-        return normalize(f"{p.get('nombres', '')} {p.get('apellidos', '')}")
-
-    return whole(a) == whole(b)
-
-
 async def answer_who(ctx: Ctx, event: Inbound) -> Outcome:
     known = ctx.data.get(KNOWN_RESP)
     if not known:
@@ -190,7 +182,7 @@ async def answer_who(ctx: Ctx, event: Inbound) -> Outcome:
                 officer.CODE, [Outbound("errors.code_wait", {"seconds": sent.wait_seconds})]
             )
         return Next(officer.CODE)
-    if _same_person(ctx.data.get("resp") or {}, known):
+    if profiles.same_name(ctx.data.get("resp") or {}, known):
         ctx.data["resp"] = {}  # someone else asks: nothing of the person shown is kept
     return Next("nombres")
 

@@ -22,17 +22,18 @@ from conversations.steps import Refuse, Route, ask, get, kept
 EMAIL, CODE, PHONE = "correo", "codigo", "celular"
 
 
-def _text_at(ctx: Ctx, *path: str) -> str | None:
+def text_at(ctx: Ctx, *path: str) -> str | None:
+    """The non-empty text at ``path`` of the answers, or None."""
     value = get(ctx, *path)
     return value if isinstance(value, str) and value else None
 
 
 def proved_email(ctx: Ctx) -> str | None:
-    return _text_at(ctx, "resp", "email") if get(ctx, "resp", "verified") else None
+    return text_at(ctx, "resp", "email") if get(ctx, "resp", "verified") else None
 
 
 def phone(ctx: Ctx) -> str | None:
-    return _text_at(ctx, "resp", "phone")
+    return text_at(ctx, "resp", "phone")
 
 
 def _to_phone(_ctx: Ctx) -> Outcome:

@@ -14,9 +14,8 @@ from conversations import validators
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Step
 from conversations.names import MENU_CHOICE, FlowName, menu_entry
-from conversations.profiles import full_name
+from conversations.profiles import full_name, same_name
 from conversations.steps import ask, field_step, plain, put
-from conversations.text import normalize
 
 ACTIONS = ("reemplazar", "agregar", "baja")
 CONTINUE, CONFIRM, CORRECT = "continue", "confirm", "correct"
@@ -110,19 +109,12 @@ def _person_step(name: str, validate: Any, field: str, **more: Any) -> Step:
 
 
 # ------------------------------------------ one person, one DNI, one mobile
-def _same_name(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    def whole(p: dict[str, Any]) -> str:
-        return normalize(f"{p.get('nombres', '')} {p.get('apellidos', '')}")
-
-    return whole(a) == whole(b)
-
-
 async def _refuse_dni(ctx: Ctx, dni: str) -> Outcome | None:
     """A DNI of the registry under another name is refused. Under the same name it is that
     person, who may well be given more sections (the responsible included)."""
     person = ctx.data.get("person", {})
     for known in await ctx.services.registry_people(ctx.data["base"]):
-        if known["dni"] == dni and not _same_name(known, person):
+        if known["dni"] == dni and not same_name(known, person):
             return Again("errors.dni_registered", {"name": full_name(known)})
     return None
 

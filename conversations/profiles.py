@@ -18,6 +18,7 @@ from conversations import validators
 from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Next, Outcome, Step
 from conversations.steps import ask, field_step, plain, put
+from conversations.text import normalize
 
 START = "justicia"
 MODE = "perfiles_modo"
@@ -181,6 +182,15 @@ def _finish_person(ctx: Ctx, _name: str) -> Outcome:
     people = ctx.data.setdefault("people", [])
     people.append(ctx.data.pop("pending"))
     return _assign(ctx, f"p{len(people) - 1}")
+
+
+def same_name(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """The same nombres and apellidos, as people type them (accents and case aside)."""
+
+    def whole(p: dict[str, Any]) -> str:
+        return normalize(f"{p.get('nombres', '')} {p.get('apellidos', '')}")
+
+    return whole(a) == whole(b)
 
 
 def full_name(person: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from bot.desk.staff_mail import mail_notice
 from bot.domain import registry, workflow
 from bot.domain.correction import version_of
 from bot.domain.records import EXTENSIONS, MIMES
-from bot.domain.ticket_types import KINDS, TicketType, kind_of
+from bot.domain.ticket_types import TicketType, kind_of
 from bot.domain.workflow import (
     ATTENDED,
     CANCELLED,
@@ -46,7 +46,6 @@ REVIEW_FLAG = "dominio por revisar"  # an institutional email on an unusual doma
 QUEUE_LIMIT = 20
 HISTORY_SHOWN = 8
 # Which parts an observation can name, by ticket type (see bot.domain.ticket_types).
-PARTS_BY_TYPE = {code: kind.parts for code, kind in KINDS.items()}
 
 
 @dataclass(frozen=True)
@@ -310,7 +309,7 @@ async def take(app: Context, tx: Tx, number: str, actor: Actor) -> str:
 async def observe(app: Context, tx: Tx, number: str, part: str, message: str, actor: Actor) -> int:
     """En atención → Observado naming the part; returns the business days left (paused)."""
     ticket = await _open(tx, number)
-    if part not in PARTS_BY_TYPE.get(ticket.type, ("otro",)):
+    if part not in kind_of(ticket.type).parts:
         raise TransitionError(f"{number}: {part} cannot be observed on a {ticket.type}")
     await workflow.change_state(app.calendar, tx, number, OBSERVED, actor.tag, message, part=part)
     (paused,) = await tx.fetchone(

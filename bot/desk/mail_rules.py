@@ -266,7 +266,7 @@ async def apply_command(
         elif command.name == "observado":
             if state != IN_PROGRESS:
                 return "state"
-            if command.part not in desk.PARTS_BY_TYPE.get(ticket.type, ("otro",)):
+            if command.part not in kind_of(ticket.type).parts:
                 return "part"
             if len(command.text) < 2:
                 return "no_text"
@@ -314,7 +314,7 @@ async def answer_refusal(
         "typed": command.typed,
         "part": command.part or "",
         "commands": commands_that_apply(current, mail.sender),
-        "parts": list(desk.PARTS_BY_TYPE.get(ticket.type, ("otro",))),
+        "parts": list(kind_of(ticket.type).parts),
         "open": current.state not in (CLOSED, CANCELLED),
     }
     await mail_staff(app, tx, ticket, mail.sender, "correo.rechazo", data, mail)

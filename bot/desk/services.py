@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bot.desk import card as desk
 from bot.desk.intake import resubmit_access_request
 from bot.domain import workflow
-from bot.domain.ticket_types import TicketType
+from bot.domain.ticket_types import TicketType, kind_of
 from bot.domain.workflow import (
     ATTENDED,
     CANCELLED,
@@ -57,7 +57,7 @@ class DeskServices:
         actor = self._staff()
         card = await desk.card(self.app, self.tx, number, actor)
         if card is not None:
-            card["parts"] = list(desk.PARTS_BY_TYPE.get(card["type"], ("otro",)))
+            card["parts"] = list(kind_of(card["type"]).parts)
         return card
 
     async def desk_files(self, number: str) -> list[Document]:

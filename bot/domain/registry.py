@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.domain.ticket_types import TicketType
 from bot.domain.workflow import ATTENDED, CLOSED
 from bot.store.database import Tx
 from bot.texts import Section
@@ -97,16 +98,17 @@ async def current(
     """The registry of the request ``base`` as it stands: the request plus every attended
     change on it, in the order they were attended (``but``: a ticket id left out)."""
     row = await tx.fetchone(
-        "SELECT entity_id, data FROM tickets WHERE number = ? AND type = 'accesos'", (base,)
+        "SELECT entity_id, data FROM tickets WHERE number = ? AND type = ?",
+        (base, TicketType.ACCESS),
     )
     if row is None:
         return {}
     entity_id, raw = row
     registry = from_request(json.loads(raw), sections)
     found = await tx.fetchall(
-        "SELECT id, data FROM tickets WHERE entity_id = ? AND type = 'perfiles'"
+        "SELECT id, data FROM tickets WHERE entity_id = ? AND type = ?"
         " AND state IN (?, ?) ORDER BY attended_at, id",
-        (entity_id, *DONE),
+        (entity_id, TicketType.PROFILES, *DONE),
     )
     for ticket_id, data in found:
         change = json.loads(data)

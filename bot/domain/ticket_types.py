@@ -37,7 +37,6 @@ class TicketKind:
     parts: tuple[str, ...]  # what an observation may name ("otro": answered in words)
     card_section: str  # the staff card's block that shows the request
     mail: str  # mail.<mail>_subject / mail.<mail>_body, and the mail outbox's kind
-    formato: bool  # a Formato de Registro de Perfiles is built, mailed and sent back
     answered: bool  # Atendido carries the desk's answer; the officer may reply to it
 
     def stored(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -57,7 +56,6 @@ KINDS: dict[str, TicketKind] = {
             parts=("resolucion", "responsable", "perfiles", "otro"),
             card_section="profiles",
             mail="request",
-            formato=True,
             answered=False,
         ),
         TicketKind(
@@ -66,7 +64,6 @@ KINDS: dict[str, TicketKind] = {
             parts=("otro",),
             card_section="consulta",
             mail="consulta",
-            formato=False,
             answered=True,
         ),
         TicketKind(
@@ -75,7 +72,6 @@ KINDS: dict[str, TicketKind] = {
             parts=("otro",),
             card_section="update",
             mail="perfiles",
-            formato=True,
             answered=False,
         ),
     )
