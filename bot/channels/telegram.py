@@ -43,7 +43,7 @@ from bot.app import App
 from bot.channels.telegram_updates import ChatUpdateProcessor
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.pacer import Pacer
-from bot.delivery.payload import Rendered, render
+from bot.delivery.payload import Rendered, Renders
 from bot.errors import PermanentDelivery, TransientDelivery
 from bot.store.database import OutboxRow
 from bot.texts import Capabilities
@@ -63,7 +63,6 @@ CAPABILITIES = Capabilities(
     quotes=True,
     carrier="Telegram",
 )
-RENDERED_KEPT = 256  # joined messages rendered and waiting for their delivery, at most
 MESSAGE_LIMIT = 4096  # a message's text after its HTML is parsed, in UTF-16 code units
 MAX_ATTEMPTS = 10  # 5xx/time-outs in a row (~14 min of backoff) before a row is left to staff
 NOT_MODIFIED = "message is not modified"
@@ -170,30 +169,23 @@ def _markup(
     )
 
 
+def _fits(rendered: Rendered) -> bool:
+    return len(rendered.plain.encode("utf-16-le")) // 2 <= MESSAGE_LIMIT
+
+
 class TelegramTransport:
     def __init__(self, app: App, application: TelegramApp) -> None:
         self.app = app
         self.application = application
-        # Joined messages rendered by joins(), by row id, for the deliver() that follows.
-        self._rendered: dict[int, tuple[str, Rendered]] = {}
+        self.renders = Renders(CAPABILITIES)
 
     def joins(self, row: OutboxRow) -> bool:
         """A reply's acknowledgement and its question go as one message while the text
         fits one (see :mod:`bot.delivery.outbox`): fewer messages against the flood limit."""
-        rendered = render(self.app.texts, row.payload, CAPABILITIES)
-        fits = len(rendered.plain.encode("utf-16-le")) // 2 <= MESSAGE_LIMIT
-        if fits:  # delivered next: rendered once, not twice
-            if len(self._rendered) >= RENDERED_KEPT:
-                self._rendered.clear()
-            self._rendered[row.id] = (row.payload, rendered)
-        return fits
+        return self.renders.measured(self.app.texts, row, _fits)
 
     async def deliver(self, row: OutboxRow) -> str | None:
-        kept = self._rendered.pop(row.id, None)
-        if kept is not None and kept[0] == row.payload:
-            rendered = kept[1]
-        else:
-            rendered = render(self.app.texts, row.payload, CAPABILITIES)
+        rendered = self.renders.delivered(self.app.texts, row)
         bot = self.application.bot
         if rendered.delete_ref is not None:
             try:

@@ -40,7 +40,7 @@ from bot.channels.whatsapp_render import (
 )
 from bot.channels.whatsapp_window import CHANNEL, REENGAGEMENT, Window
 from bot.delivery.outbox import OutboxWorker
-from bot.delivery.payload import render
+from bot.delivery.payload import Rendered, Renders
 from bot.domain import files
 from bot.errors import PermanentDelivery, TransientDelivery
 from bot.store.database import OutboxRow
@@ -133,16 +133,20 @@ class WhatsAppTransport:
         self.window = window
         self._progress: dict[int, int] = {}  # row id -> messages of it already sent
         self._media: dict[str, str] = {}  # sha256 -> uploaded media id
+        self.renders = Renders(CAPABILITIES)
 
     def joins(self, row: OutboxRow) -> bool:
         """A reply's acknowledgement and its question go as one message while they fit one
         (see :mod:`bot.delivery.outbox`): a text within 4096 characters, a body with
         buttons or a list within 1024. Otherwise each goes on its own."""
-        rendered = render(self.app.texts, row.payload, CAPABILITIES)
-        return rendered.delete_ref is None and len(plan(self.app.texts, rendered, row.id)) == 1
+
+        def fits(rendered: Rendered) -> bool:
+            return rendered.delete_ref is None and len(plan(self.app.texts, rendered, row.id)) == 1
+
+        return self.renders.measured(self.app.texts, row, fits)
 
     async def deliver(self, row: OutboxRow) -> str | None:
-        rendered = render(self.app.texts, row.payload, CAPABILITIES)
+        rendered = self.renders.delivered(self.app.texts, row)
         if rendered.delete_ref is not None:
             return None  # WhatsApp cannot delete the officer's message; the warning still goes
         now = self.app.clock.now()

@@ -17,14 +17,17 @@ Stored rows stay one per message; joining happens at delivery (:mod:`bot.outbox`
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from bot.store.database import OutboxRow
 from bot.texts import NO_CAPABILITIES, Capabilities, Texts, to_plain
 from conversations.events import Outbound
 
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit
+RENDERED_KEPT = 256  # joined messages rendered and waiting for their delivery, at most
 
 
 def _default(value: object) -> str:
@@ -172,3 +175,34 @@ def render(texts: Texts, payload: str, capabilities: Capabilities = NO_CAPABILIT
         current=body.get("current"),
         leads=tuple(lead["key"] for lead in leads or ()),
     )
+
+
+class Renders:
+    """One transport's renderings: a joined message is rendered once.
+
+    The outbox asks the transport's ``joins`` whether a joined message still goes as one
+    (:func:`measured`, which renders it); the one that does is delivered next, and
+    :func:`delivered` hands its rendering back instead of rendering it again. At most
+    ``kept`` wait; a row whose payload changed since is rendered afresh."""
+
+    def __init__(self, capabilities: Capabilities, kept: int = RENDERED_KEPT) -> None:
+        self.capabilities = capabilities
+        self.kept = kept
+        self._rendered: dict[int, tuple[str, Rendered]] = {}  # row id -> (payload, rendered)
+
+    def measured(self, texts: Texts, row: OutboxRow, fits: Callable[[Rendered], bool]) -> bool:
+        """Whether ``row`` rendered ``fits``; if it does, its rendering is kept for delivery."""
+        rendered = render(texts, row.payload, self.capabilities)
+        if not fits(rendered):
+            return False
+        if len(self._rendered) >= self.kept:
+            self._rendered.clear()
+        self._rendered[row.id] = (row.payload, rendered)
+        return True
+
+    def delivered(self, texts: Texts, row: OutboxRow) -> Rendered:
+        """``row`` rendered: as :func:`measured` kept it, else now."""
+        kept = self._rendered.pop(row.id, None)
+        if kept is not None and kept[0] == row.payload:
+            return kept[1]
+        return render(texts, row.payload, self.capabilities)

@@ -19,11 +19,11 @@ import pytest
 from bot.app import create_app
 from bot.channels.telegram import MESSAGE_LIMIT, TelegramChannel, run_polling
 from bot.delivery.outbox import OutboxWorker
-from bot.delivery.payload import encode, join, render
+from bot.delivery.payload import Rendered, Renders, encode, join, render
 from bot.errors import PermanentDelivery
 from bot.settings import Settings
 from bot.store.database import OutboxRow, Store
-from bot.texts import Texts
+from bot.texts import NO_CAPABILITIES, Texts
 from conversations.events import Choice, Outbound, rows
 from tests.bot.conftest import Starter
 from tests.driver import FakeClock
@@ -112,6 +112,31 @@ def test_a_joined_message_reads_the_acknowledgement_then_the_question() -> None:
     assert joined is not None
     alone = [render(texts, p).html for p in (payload("consent.welcome"), notice)]
     assert render(texts, joined).html == "\n\n".join(alone)  # not a word lost
+
+
+def test_a_joined_message_is_rendered_once_for_its_measure_and_its_delivery() -> None:
+    renders, texts = Renders(NO_CAPABILITIES), Texts()
+    notice = json.dumps({"key": "consent.notice", "data": {"version": "1"}, "qid": 3})
+    joined = join(payload("consent.welcome"), notice)
+    assert joined is not None
+    row = OutboxRow(5, "t", "1", joined, False, joined=(4,))
+    measured: list[Rendered] = []
+
+    def fits(rendered: Rendered) -> bool:
+        measured.append(rendered)
+        return True
+
+    assert renders.measured(texts, row, fits)
+    assert renders.delivered(texts, row) is measured[0]  # the measured one, not a new one
+    again = renders.delivered(texts, row)  # taken once: a retry renders afresh
+    assert again is not measured[0]
+    assert again.html == measured[0].html
+    assert not renders.measured(texts, row, lambda rendered: False)
+    assert renders.delivered(texts, row) is not measured[0]  # one that does not fit: not kept
+    renders.measured(texts, row, fits)
+    changed = OutboxRow(5, "t", "1", notice, False)
+    assert renders.delivered(texts, changed).key == "consent.notice"
+    assert renders.delivered(texts, changed).leads == ()  # a changed payload is rendered anew
 
 
 async def test_text_rows_join_the_next_row_of_their_reply_only(tmp_path: Path) -> None:
