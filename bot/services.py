@@ -22,7 +22,7 @@ from bot import dates
 from bot.desk import card as desk
 from bot.desk.intake import open_access_request, open_consultation, open_profile_update
 from bot.desk.services import DeskServices
-from bot.domain import files
+from bot.domain import files, registry
 from bot.domain.records import add_file
 from bot.domain.ticket_types import TicketType
 from bot.domain.types import Submitted, Who
@@ -318,24 +318,12 @@ class TurnServices(DeskServices):
         """Everyone named in the registry of an entity this person manages: the responsible
         and the colleagues of its access request ``base``, and the people its attended
         profile changes added (to refuse someone else's DNI or mobile)."""
-        row = await self.tx.fetchone(
-            "SELECT entity_id, data FROM tickets WHERE number = ? AND person_id = ?",
-            (base, self.who.person_id),
-        )
-        if row is None:
+        found = await registry.recorded(self.tx, base, person_id=self.who.person_id)
+        if found is None:
             return []
-        entity_id, raw = row
-        request = json.loads(raw)
+        request = found.request
         people = [request.get("resp", {}), *request.get("people", [])]
-        changes = await self.tx.fetchall(
-            "SELECT data FROM tickets WHERE entity_id = ? AND type = ?"
-            " AND state IN (?, ?) ORDER BY id",
-            (entity_id, TicketType.PROFILES, ATTENDED, CLOSED),
-        )
-        for (change,) in changes:
-            named = json.loads(change)
-            if named.get("base") == base and named.get("person"):
-                people.append(named["person"])
+        people += [change["person"] for _, change in found.changes if change.get("person")]
         fields = ("nombres", "apellidos", "dni", "phone")
         return [{f: str(p.get(f, "")) for f in fields} for p in people if p]
 

@@ -92,27 +92,46 @@ def apply(registry: Registry, change: dict[str, Any], sections: Sequence[Section
     return Applied(after, rows, changes)
 
 
-async def current(
-    tx: Tx, base: str, sections: Sequence[Section], *, but: int | None = None
-) -> Registry:
-    """The registry of the request ``base`` as it stands: the request plus every attended
-    change on it, in the order they were attended (``but``: a ticket id left out)."""
+@dataclass(frozen=True)
+class Recorded:
+    """What the registry of an access request is made of, as the tickets hold it: the
+    request's data, and the (ticket id, data) of its attended changes in the order they were
+    attended."""
+
+    request: dict[str, Any]
+    changes: list[tuple[int, dict[str, Any]]]
+
+
+async def recorded(tx: Tx, base: str, *, person_id: int | None = None) -> Recorded | None:
+    """The access request ``base`` and every attended profile change made on it (None: no
+    such request, or, with ``person_id``, not this person's)."""
     row = await tx.fetchone(
-        "SELECT entity_id, data FROM tickets WHERE number = ? AND type = ?",
+        "SELECT entity_id, data, person_id FROM tickets WHERE number = ? AND type = ?",
         (base, TicketType.ACCESS),
     )
-    if row is None:
-        return {}
-    entity_id, raw = row
-    registry = from_request(json.loads(raw), sections)
+    if row is None or (person_id is not None and row[2] != person_id):
+        return None
+    entity_id, raw, _ = row
     found = await tx.fetchall(
         "SELECT id, data FROM tickets WHERE entity_id = ? AND type = ?"
         " AND state IN (?, ?) ORDER BY attended_at, id",
         (entity_id, TicketType.PROFILES, *DONE),
     )
-    for ticket_id, data in found:
-        change = json.loads(data)
-        if ticket_id != but and change.get("base") == base:
+    changes = [(ticket_id, json.loads(data)) for ticket_id, data in found]
+    return Recorded(json.loads(raw), [(i, c) for i, c in changes if c.get("base") == base])
+
+
+async def current(
+    tx: Tx, base: str, sections: Sequence[Section], *, but: int | None = None
+) -> Registry:
+    """The registry of the request ``base`` as it stands: the request plus every attended
+    change on it, in the order they were attended (``but``: a ticket id left out)."""
+    found = await recorded(tx, base)
+    if found is None:
+        return {}
+    registry = from_request(found.request, sections)
+    for ticket_id, change in found.changes:
+        if ticket_id != but:
             registry = apply(registry, change, sections).registry
     return registry
 

@@ -272,3 +272,36 @@ async def test_the_same_person_again_is_taken_for_more_sections(
         await user.send(answer)
     replies = await user.send("987654321")
     assert "motivo" in replies[-1].plain
+
+
+async def test_someone_an_attended_change_added_is_in_the_registry(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    """The registry people are the request's and those of its ATTENDED changes: a DNI or a
+    mobile a waiting change names is still free, one an attended change named is not."""
+    await attended(user, mailer)
+    staff = await user.peer("9001", staff=True)
+    await staff.send("/start")
+    await staff.tap("btn.accept")
+    waiting, _ = await change(user, ["Personal"], "agregar", "76543210")
+    first, _ = await change(user, ["Presupuesto"], "agregar", "87654321")
+    await attend(staff, first)
+    await user.send("/perfiles")
+    await user.tap("btn.entity_same")
+    await user.tap("btn.toggle", name="Personal")
+    await user.tap("btn.continue")
+    await user.tap(choice="agregar")
+    await user.send("Rosa")
+    await user.send("Flores Vega")
+    replies = await user.send("87654321")  # Luis's, whom the attended change added
+    assert "a nombre de Luis Quispe Mamani" in replies[0].plain
+    replies = await user.send("76543210")  # Carla's: her change is still waiting
+    assert "¿Cuál es su cargo?" in replies[-1].plain
+    for answer in ("Analista", "rflores@munisjl.gob.pe"):
+        await user.send(answer)
+    replies = await user.send("912345678")  # Luis's mobile
+    assert "Ese celular ya figura en el registro de tu entidad" in replies[0].plain
+    assert "a nombre de Luis Quispe Mamani" in replies[0].plain
+    replies = await user.send("923456789")  # Carla's: still free
+    assert "motivo" in replies[-1].plain
+    assert waiting != first
