@@ -170,21 +170,16 @@ async def answer_who(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is not Kind.BUTTON or event.text not in (YES, NO):
         return Again("errors.use_buttons")
     if event.text == YES:
-        resp = dict(known)
-        # The code proves the address to this person: proved again only if they never did.
-        resp["verified"] = bool(await ctx.services.email_proved(resp["email"]))
-        ctx.data["resp"] = resp
-        if resp["verified"]:
-            return Next("resumen")  # all of it on the summary; "Corregir" changes any of it
-        sent = await ctx.services.send_code(resp["email"])
-        if sent.wait_seconds:
-            return Next(
-                officer.CODE, [Outbound("errors.code_wait", {"seconds": sent.wait_seconds})]
-            )
-        return Next(officer.CODE)
+        ctx.data["resp"] = dict(known)
+        # Proved before: all of it on the summary ("Corregir" changes any of it); else the code.
+        return await officer.prove_email(ctx, _to_summary)
     if profiles.same_name(ctx.data.get("resp") or {}, known):
         ctx.data["resp"] = {}  # someone else asks: nothing of the person shown is kept
     return Next("nombres")
+
+
+def _to_summary(_ctx: Ctx) -> Outcome:
+    return Next("resumen")
 
 
 def route(ctx: Ctx, current: str) -> Outcome:

@@ -36,6 +36,20 @@ def phone(ctx: Ctx) -> str | None:
     return text_at(ctx, "resp", "phone")
 
 
+async def prove_email(ctx: Ctx, proved: Callable[[Ctx], Outcome]) -> Outcome:
+    """The address in ``resp`` proved: by a code this person confirmed earlier, in any flow
+    (then ``proved(ctx)``: no new code), else by the code sent now (or, if one went out a
+    moment ago, by that one once the person is told how long to wait)."""
+    resp = ctx.data["resp"]
+    resp["verified"] = bool(await ctx.services.email_proved(resp["email"]))
+    if resp["verified"]:
+        return proved(ctx)
+    sent = await ctx.services.send_code(resp["email"])
+    if sent.wait_seconds:
+        return Next(CODE, [Outbound("errors.code_wait", {"seconds": sent.wait_seconds})])
+    return Next(CODE)
+
+
 def _to_phone(_ctx: Ctx) -> Outcome:
     return Next(PHONE)
 
@@ -61,18 +75,11 @@ def contact_steps(
         if isinstance(result, validators.Invalid):
             return Again(f"errors.{result.code}")
         resp = ctx.data.setdefault("resp", {})
-        if resp.get("email") != result.value.address or not resp.get("verified"):
-            resp.update(email=result.value.address, review=result.value.review_domain)
-            resp.pop("code_spent", None)
-            # The code proves the address to this person: once is enough, in any flow.
-            resp["verified"] = bool(await ctx.services.email_proved(result.value.address))
-            if not resp["verified"]:
-                sent = await ctx.services.send_code(result.value.address)
-                if sent.wait_seconds:
-                    wait = Outbound("errors.code_wait", {"seconds": sent.wait_seconds})
-                    return Next(CODE, [wait])
-        # An address already proved needs no new code: straight on to the mobile.
-        return Next(CODE) if not resp.get("verified") else email_done(ctx)
+        if resp.get("email") == result.value.address and resp.get("verified"):
+            return email_done(ctx)  # the address proved, kept: no new code
+        resp.update(email=result.value.address, review=result.value.review_domain)
+        resp.pop("code_spent", None)
+        return await prove_email(ctx, email_done)
 
     async def ask_code(ctx: Ctx) -> list[Outbound]:
         data = {

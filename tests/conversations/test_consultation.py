@@ -216,6 +216,32 @@ async def test_sigues_siendo_reuses_who_asked_before_without_a_new_code(
                          "verified", "phone"}  # fmt: skip
 
 
+async def test_si_to_sigues_siendo_after_her_codes_were_purged_proves_the_email_again(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_step(user, mailer, "resumen")
+    await user.tap("btn.confirm_send")  # the access request: Ana, her email proved
+    async with user.app.store.reading() as conn:  # her codes gone, as after a purge
+        await conn.execute("DELETE FROM verification_codes")
+    mails = len(mailer.sent)
+    await consulta_until_who(user)
+    replies = await user.tap("btn.yes")  # nothing proves her address now: a new code
+    assert len(mailer.sent) == mails + 1
+    assert mailer.sent[-1]["To"] == "ana.perez@munisjl.gob.pe"
+    assert replies[-1].key == "solicitud.codigo"
+    assert "Te envié un código de 6 dígitos a ana.perez@munisjl.gob.pe" in replies[-1].plain
+    replies = await user.send(mailer.last_code())
+    assert replies[-1].key == "solicitud.celular"
+    assert replies[-1].current == "+51987654321"  # her mobile, offered to keep
+    summary = (await user.tap("btn.keep"))[-1].plain
+    assert "Consulta de: Ana María Pérez Ruiz, Jefa de Tecnologías de la Información" in summary
+    replies = await user.tap("btn.confirm_send")
+    assert replies[0].key == "consulta.registrada"
+    async with user.app.store.reading() as conn:
+        rows = list(await conn.execute_fetchall("SELECT data FROM tickets ORDER BY id"))
+    assert json.loads(rows[-1][0])["resp"]["verified"] is True
+
+
 async def test_no_to_sigues_siendo_asks_who_asks(user: Driver, mailer: MemoryMailer) -> None:
     await to_step(user, mailer, "resumen")
     await user.tap("btn.confirm_send")
