@@ -232,10 +232,11 @@ def authority_text(app: Context, res: dict[str, Any]) -> str:
 
 
 async def open_consultation(app: Context, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
-    number, ticket_id, due = await create_ticket(app.calendar, tx, who, CONSULTATION.type, data)
     resp = data["resp"]
     flags = [REVIEW_FLAG] if resp.get("review") else []
-    await tx.execute("UPDATE tickets SET flags = ? WHERE id = ?", (json.dumps(flags), ticket_id))
+    number, ticket_id, due = await create_ticket(
+        app.calendar, tx, who, CONSULTATION.type, data, flags
+    )
     attachments = []
     listed = []  # each file's name in the mail, with the words the officer sent with it
     for index, file in enumerate(data.get("files", []), start=1):
@@ -287,11 +288,8 @@ async def open_profile_update(app: Context, tx: Tx, who: Who, data: dict[str, An
     sections = app.services.sections
     before = await registry.current(tx, data["base"], sections)
     applied = registry.apply(before, data, sections)
-    number, ticket_id, due = await create_ticket(app.calendar, tx, who, PROFILES.type, data)
-    if data.get("person", {}).get("review"):
-        await tx.execute(
-            "UPDATE tickets SET flags = ? WHERE id = ?", (json.dumps([REVIEW_FLAG]), ticket_id)
-        )
+    flags = [REVIEW_FLAG] if data.get("person", {}).get("review") else []
+    number, ticket_id, due = await create_ticket(app.calendar, tx, who, PROFILES.type, data, flags)
     profiles = [
         ProfileRow(r.section.code, r.section.name, _person(r.person), r.mark) for r in applied.rows
     ]

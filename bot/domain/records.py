@@ -6,6 +6,7 @@ Opening a request (the Formato, the mails, the staff's notice) is :mod:`bot.desk
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -62,9 +63,15 @@ MIMES = {
 
 
 async def create_ticket(
-    calendar: BusinessCalendar, tx: Tx, who: Who, kind: str, data: dict[str, Any]
+    calendar: BusinessCalendar,
+    tx: Tx,
+    who: Who,
+    kind: str,
+    data: dict[str, Any],
+    flags: Sequence[str] = (),
 ) -> tuple[str, int, date]:
-    """A new ticket in state Registrado, with its first event: (number, id, due date)."""
+    """A new ticket in state Registrado, with its first event: (number, id, due date).
+    ``flags``: what the desk's card warns of (an address to review...)."""
     today = dates.lima_date(tx.now)
     received = calendar.reception_day(today)
     due = calendar.add_business_days(today, TERM_DAYS)
@@ -72,8 +79,8 @@ async def create_ticket(
     entity_id = await upsert_entity(tx, data["ruc"], data["entity_name"])
     row = await tx.fetchone(
         "INSERT INTO tickets (number, type, state, entity_id, entity_name, person_id,"
-        " identity_id, registered_at, received_on, due_on, data, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        " identity_id, registered_at, received_on, due_on, data, flags, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             number,
             kind,
@@ -86,6 +93,7 @@ async def create_ticket(
             received.isoformat(),
             due.isoformat(),
             json.dumps(kind_of(kind).stored(data), ensure_ascii=False),
+            json.dumps(list(flags)),
             tx.stamp,
         ),
     )

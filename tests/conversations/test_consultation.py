@@ -185,6 +185,22 @@ async def test_a_consulta_names_who_asks_and_copies_them(
     assert "Especialista en Transparencia · rosa@munisjl.gob.pe · +51912345678" in card
 
 
+async def test_an_unusual_domain_of_who_asks_is_flagged_for_the_desk(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_attachments(user)
+    await user.tap("btn.done")
+    for answer in (*OFFICER[:3], "rosa@munisjl.com.pe"):
+        await user.send(answer)
+    await user.send(mailer.last_code())
+    replies = await user.send("912345678")
+    assert "Consulta de: Rosa Huamán Torres" in replies[-1].plain
+    await user.tap("btn.confirm_send")
+    async with user.app.store.reading() as conn:
+        (flags,) = next(iter(await conn.execute_fetchall("SELECT flags FROM tickets")))
+    assert json.loads(flags) == ["dominio por revisar"]
+
+
 async def test_sigues_siendo_reuses_who_asked_before_without_a_new_code(
     user: Driver, mailer: MemoryMailer
 ) -> None:

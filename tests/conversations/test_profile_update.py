@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import openpyxl
 
@@ -260,6 +261,22 @@ async def test_someone_elses_mobile_in_the_registry_is_refused(
     assert "¿Cuál es su celular?" in replies[-1].plain
     replies = await user.send("912345678")
     assert "motivo" in replies[-1].plain
+
+
+async def test_an_unusual_domain_of_the_person_is_flagged_for_the_desk(
+    user: Driver, mailer: MemoryMailer
+) -> None:
+    await to_person(user, mailer)
+    luis = ("Luis", "Quispe Mamani", "87654321", "Analista", "lquispe@munisjl.com.pe")
+    for answer in (*luis, "912345678", "Rotación de personal"):
+        await user.send(answer)
+    await user.tap("btn.confirm_send")
+    async with user.app.store.reading() as conn:
+        found = await conn.execute_fetchall("SELECT type, flags FROM tickets ORDER BY id")
+    assert [(kind, json.loads(flags)) for kind, flags in found] == [
+        ("accesos", []),
+        ("perfiles", ["dominio por revisar"]),
+    ]
 
 
 async def test_the_same_person_again_is_taken_for_more_sections(
