@@ -23,7 +23,6 @@ from conversations.names import MENU_CHOICE, TICKET_PREFIX, FlowName
 from conversations.notices import typed_message
 from conversations.status import find_number
 
-TICKET = TICKET_PREFIX
 QUEUE, MENU, SEARCH, BACK = "queue", MENU_CHOICE, "search", "back"
 ACTIONS = ("take", "reply", "observe", "attend", "close", "files")
 
@@ -33,7 +32,7 @@ def _nav(*extra: Choice) -> tuple[Choice, ...]:
 
 
 def _ticket_buttons(items: list[dict[str, Any]]) -> list[Choice]:
-    return [Choice(TICKET + t["number"], "btn.desk_item", t) for t in items]
+    return [Choice(TICKET_PREFIX + t["number"], "btn.desk_item", t) for t in items]
 
 
 # -------------------------------------------------------------------- queue
@@ -47,8 +46,8 @@ async def ask_queue(ctx: Ctx) -> list[Outbound]:
 
 async def answer_list(ctx: Ctx, event: Inbound) -> Outcome:
     """A ticket tapped (or its number typed) in the queue or in search results."""
-    if event.kind is Kind.BUTTON and event.text.startswith(TICKET):
-        ctx.data["number"] = event.text[len(TICKET) :]
+    if event.kind is Kind.BUTTON and event.text.startswith(TICKET_PREFIX):
+        ctx.data["number"] = event.text[len(TICKET_PREFIX) :]
         return Next("ficha")
     if event.kind is Kind.BUTTON and event.text == SEARCH:
         ctx.data.pop("query", None)

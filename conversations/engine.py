@@ -52,21 +52,12 @@ from conversations.ports import Ports, Reference
 from conversations.state import Frame, State
 from conversations.status import find_number
 from conversations.text import IntentMatcher, normalize, normalize_label
-from conversations.turn_parts import (
-    DESK_FLOW,
-    DRAFT_LIFETIME,
-    STATUS_FLOW,
-    DraftsMixin,
-    TicketsMixin,
-)
+from conversations.turn_parts import DRAFT_LIFETIME, DraftsMixin, TicketsMixin
 
-__all__ = ["DESK_FLOW", "DRAFT_LIFETIME", "STATUS_FLOW", "Engine", "Intents", "Reply"]
+__all__ = ["DRAFT_LIFETIME", "Engine", "Intents", "Reply"]
 
-CONSENT_FLOW = FlowName.CONSENT
-FAQ = FAQ_PREFIX
 CHOICE_CANCEL_YES = "cancel_yes"
 CHOICE_CANCEL_NO = "cancel_no"
-CHOICE_MENU = MENU_CHOICE
 
 
 @dataclass(frozen=True)
@@ -215,7 +206,7 @@ class _Turn(DraftsMixin, TicketsMixin):
             self.say("common.password_caption")
             event = self.event = dataclasses.replace(event, text="")
         command = self.engine.command_of(event)
-        in_consent = state.frame is not None and state.frame.flow == CONSENT_FLOW
+        in_consent = state.frame is not None and state.frame.flow == FlowName.CONSENT
         if (
             self.person.consent is None
             and not in_consent
@@ -240,7 +231,7 @@ class _Turn(DraftsMixin, TicketsMixin):
             ):
                 return
             number = find_number(event.text)
-            if number is not None and STATUS_FLOW in self.engine.flows:
+            if number is not None and FlowName.STATUS in self.engine.flows:
                 await self.open_ticket(number)
                 return
         if event.kind is Kind.TEXT and event.reopens and await self.set_aside(event.text):
@@ -289,7 +280,7 @@ class _Turn(DraftsMixin, TicketsMixin):
             if state.frame is None and state.drafts:
                 # A kept draft is what /cancelar would discard: confirm as for an open flow.
                 state.frame = state.drafts.pop(next(iter(state.drafts)))
-            if state.frame is None or state.frame.flow == CONSENT_FLOW:
+            if state.frame is None or state.frame.flow == FlowName.CONSENT:
                 self.say("common.nothing_to_cancel")
                 await self.to_menu()
                 return
@@ -335,7 +326,7 @@ class _Turn(DraftsMixin, TicketsMixin):
             if flow.menu_label and self.allowed(flow)
         ]
         if self.person.consent is not True:
-            entries.append(Choice(MENU_PREFIX + CONSENT_FLOW, "btn.read_notice"))
+            entries.append(Choice(MENU_PREFIX + FlowName.CONSENT, "btn.read_notice"))
         key = "menu.hint" if hint else "menu.main"
         drafts = [self.draft_info(name) for name in self.state.drafts]
         data = {"consented": self.person.consent is True, "drafts": drafts}
@@ -364,8 +355,8 @@ class _Turn(DraftsMixin, TicketsMixin):
                     {},
                     rows(
                         # Accepting opens what was asked for.
-                        Choice(MENU_PREFIX + CONSENT_FLOW + THEN + name, "btn.read_notice"),
-                        Choice(CHOICE_MENU, "btn.menu"),
+                        Choice(MENU_PREFIX + FlowName.CONSENT + THEN + name, "btn.read_notice"),
+                        Choice(MENU_CHOICE, "btn.menu"),
                     ),
                 )
             )
@@ -379,7 +370,9 @@ class _Turn(DraftsMixin, TicketsMixin):
         wanted = self.engine.flows.get(then)
         keep = wanted is not None and wanted.needs_consent and not wanted.staff_only
         data = {"then": then} if keep else {}
-        self.state.frame = Frame(CONSENT_FLOW, self.engine.flows[CONSENT_FLOW].steps[0].name, data)
+        self.state.frame = Frame(
+            FlowName.CONSENT, self.engine.flows[FlowName.CONSENT].steps[0].name, data
+        )
         await self.ask_current()
 
     def desk_work(self, command: str | None) -> bool:
@@ -399,7 +392,7 @@ class _Turn(DraftsMixin, TicketsMixin):
                 return True
             # A choice that works from any message counts as what it says, open or not.
             opened = self.open_choice(self.event.text) or choice
-            return opened == MENU_PREFIX + DESK_FLOW or opened.startswith(TICKET_PREFIX)
+            return opened == MENU_PREFIX + FlowName.DESK or opened.startswith(TICKET_PREFIX)
         return self.event.kind is Kind.TEXT and find_number(self.event.text) is not None
 
     def wanted_flow(self, command: str | None) -> str:
@@ -415,12 +408,12 @@ class _Turn(DraftsMixin, TicketsMixin):
         if choice is None or not choice.startswith(MENU_PREFIX):
             return ""
         target, _, then = choice[len(MENU_PREFIX) :].partition(THEN)
-        return then if target == CONSENT_FLOW else target
+        return then if target == FlowName.CONSENT else target
 
     async def open_entry(self, name: str) -> bool:
         """A main-menu entry tapped or typed from any question ("f:<flow>")."""
         target, _, then = name.partition(THEN)
-        if target == CONSENT_FLOW:
+        if target == FlowName.CONSENT:
             await self.start_consent(then)
             return True
         if target in self.engine.flows:
@@ -432,12 +425,12 @@ class _Turn(DraftsMixin, TicketsMixin):
         """A choice that does not depend on the question it came with works from any earlier
         message, as its typed label does: the menu, a main-menu entry, a ticket, "Continuar"
         on a draft still kept. False for an answer to a question that is no longer open."""
-        if choice == CHOICE_MENU:
+        if choice == MENU_CHOICE:
             await self.to_menu()
             return True
         if choice.startswith(MENU_PREFIX):
             return await self.open_entry(choice[len(MENU_PREFIX) :])
-        if choice.startswith(TICKET_PREFIX) and STATUS_FLOW in self.engine.flows:
+        if choice.startswith(TICKET_PREFIX) and FlowName.STATUS in self.engine.flows:
             number = find_number(choice[len(TICKET_PREFIX) :])
             if number is None or (self.person.consent is not True and not self.person.is_staff):
                 return False
@@ -462,11 +455,11 @@ class _Turn(DraftsMixin, TicketsMixin):
         other open question (the menu too) gives way to the menu. A label of the open
         question typed back is still an answer (False: handled as usual)."""
         frame = self.state.frame
-        if frame is not None and frame.flow == CONSENT_FLOW:
+        if frame is not None and frame.flow == FlowName.CONSENT:
             return False
         if self.typed_choice(text) is not None:
             return False
-        names = [*self.engine.flows, *(FAQ + key for key in self.engine.faq_targets)]
+        names = [*self.engine.flows, *(FAQ_PREFIX + key for key in self.engine.faq_targets)]
         if self.engine.intent(text, names) is not None:
             self.keep_draft()
             await self.answer_menu(self.event)
@@ -602,10 +595,10 @@ class _Turn(DraftsMixin, TicketsMixin):
             await self.to_menu()
             return
         if event.kind is Kind.TEXT:
-            names = [*self.engine.flows, *(FAQ + key for key in self.engine.faq_targets)]
+            names = [*self.engine.flows, *(FAQ_PREFIX + key for key in self.engine.faq_targets)]
             intent = self.engine.intent(event.text, names)
-            if intent is not None and intent.startswith(FAQ):
-                self.answer_faq(intent[len(FAQ) :])
+            if intent is not None and intent.startswith(FAQ_PREFIX):
+                self.answer_faq(intent[len(FAQ_PREFIX) :])
                 return
             if intent is not None:
                 await self.start(intent)
@@ -625,13 +618,13 @@ class _Turn(DraftsMixin, TicketsMixin):
 
     def answer_faq(self, key: str) -> None:
         """A common question answered from the locale, with a button to act on it."""
-        buttons = [*self.faq_button(key), Choice(CHOICE_MENU, "btn.menu")]
+        buttons = [*self.faq_button(key), Choice(MENU_CHOICE, "btn.menu")]
         self.put_question(Outbound(f"faq.{key}", {}, rows(*buttons)))
 
     async def answer_step(self, event: Inbound) -> None:
         frame = self.state.frame
         assert frame is not None
-        if event.kind is Kind.BUTTON and event.text == CHOICE_MENU:
+        if event.kind is Kind.BUTTON and event.text == MENU_CHOICE:
             await self.to_menu()
             return
         if (
@@ -665,14 +658,14 @@ class _Turn(DraftsMixin, TicketsMixin):
         question again) or another entry (opened; a flow with answers stays a draft)."""
         names = [
             *(name for name in self.engine.flows if name != current.name),
-            *(FAQ + key for key in self.engine.faq_targets),
+            *(FAQ_PREFIX + key for key in self.engine.faq_targets),
         ]
         intent = self.engine.intent(text, names)
         if intent is None:
             return False
-        if intent.startswith(FAQ):
+        if intent.startswith(FAQ_PREFIX):
             # The answer keeps its button (it works from any message), then the question.
-            key = intent[len(FAQ) :]
+            key = intent[len(FAQ_PREFIX) :]
             self.reply.messages.append(Outbound(f"faq.{key}", {}, rows(*self.faq_button(key))))
             await self.ask_current()
             return True
@@ -727,8 +720,8 @@ def check_references(flows: Mapping[str, Flow], intents: Intents) -> None:
     for ref in (*OPENED_FROM_OUTSIDE, *FORM_PART_START.values()):
         if ref.flow in flows:
             flows[ref.flow].require(ref.step)
-    if CONSENT_FLOW not in flows:
-        raise FlowError(f"the engine needs the {CONSENT_FLOW} flow")
+    if FlowName.CONSENT not in flows:
+        raise FlowError(f"the engine needs the {FlowName.CONSENT} flow")
     unknown = sorted(
         key for key, target in intents.faq_targets.items() if target and target not in flows
     )

@@ -30,7 +30,6 @@ from conversations.names import (
 )
 from conversations.ports import Ports
 
-PREFIX = NOTICE_PREFIX
 MESSAGE_MAX = 3000  # characters of a message relayed between officer and help desk
 # Where "Corregir" leads for each part of an access request.
 # The form names its own steps: these follow when it changes.
@@ -45,7 +44,7 @@ DESK_ACTIONS = {"card": DESK_CARD, "sreply": DESK_REPLY, "queue": DESK_QUEUE}
 
 async def resolve(services: Ports, person: Person, choice: str) -> Jump | None:
     """Where a notification's button leads, or None if it does not apply to this person."""
-    action, _, number = choice[len(PREFIX) :].partition(":")
+    action, _, number = choice[len(NOTICE_PREFIX) :].partition(":")
     if action in DESK_ACTIONS:
         if not person.is_staff:
             return None

@@ -12,12 +12,12 @@ from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, Ctx, Done, Flow, Next, Outcome, Step, WithdrawConsent
 from conversations.names import MENU_CHOICE, FlowName
 
-WITHDRAW, YES, NO, MENU = "withdraw", "yes", "no", MENU_CHOICE
+WITHDRAW, YES, NO = "withdraw", "yes", "no"
 
 
 async def ask_privacy(ctx: Ctx) -> list[Outbound]:
     if ctx.person.consent is True:
-        buttons = rows(Choice(WITHDRAW, "btn.withdraw"), Choice(MENU, "btn.menu"))
+        buttons = rows(Choice(WITHDRAW, "btn.withdraw"), Choice(MENU_CHOICE, "btn.menu"))
         status = Outbound("privacy.accepted", {"version": ctx.services.notice_version}, buttons)
         return [full_notice(ctx), status]
     return [full_notice(ctx), question(ctx)]

@@ -11,9 +11,8 @@ from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import Again, AskFn, Back, Ctx, Done, Flow, Next, Outcome, Start, Step
 from conversations.names import MENU_CHOICE, FlowName
 
-NEXT, PREVIOUS, MENU = "next", "prev", MENU_CHOICE
+NEXT, PREVIOUS = "next", "prev"
 READY, NOT_YET = "ready", "not_yet"
-REQUEST_FLOW = FlowName.ACCESS_REQUEST
 
 CARDS = ("quien", "resolucion", "formato", "envio", "plazo", "accesos")
 
@@ -23,7 +22,7 @@ def card(name: str, first: bool) -> AskFn:
         buttons = [Choice(NEXT, "btn.next")]
         if not first:
             buttons.insert(0, Choice(PREVIOUS, "btn.previous"))
-        layout = (tuple(buttons), (Choice(MENU, "btn.menu"),))
+        layout = (tuple(buttons), (Choice(MENU_CHOICE, "btn.menu"),))
         data = {"sections": [s.name for s in ctx.services.sections]}
         return [Outbound(f"requisitos.{name}", data, layout, ctx.progress)]
 
@@ -40,7 +39,7 @@ async def answer_card(ctx: Ctx, event: Inbound) -> Outcome:
 
 async def ask_ready(ctx: Ctx) -> list[Outbound]:
     buttons = [Choice(NOT_YET, "btn.not_yet")]
-    if REQUEST_FLOW in ctx.flows:
+    if FlowName.ACCESS_REQUEST in ctx.flows:
         buttons.insert(0, Choice(READY, "btn.start_request"))
     layout = (*rows(*buttons), (Choice(PREVIOUS, "btn.previous"),))
     return [Outbound("requisitos.ready", {}, layout, ctx.progress)]
@@ -48,8 +47,8 @@ async def ask_ready(ctx: Ctx) -> list[Outbound]:
 
 async def answer_ready(ctx: Ctx, event: Inbound) -> Outcome:
     if event.kind is Kind.BUTTON:
-        if event.text == READY and REQUEST_FLOW in ctx.flows:
-            return Start(REQUEST_FLOW)
+        if event.text == READY and FlowName.ACCESS_REQUEST in ctx.flows:
+            return Start(FlowName.ACCESS_REQUEST)
         if event.text == NOT_YET:
             return Done(messages=[Outbound("requisitos.not_yet")])
         if event.text == PREVIOUS:

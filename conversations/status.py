@@ -15,7 +15,6 @@ from conversations.flow import Again, Ctx, Flow, Jump, Next, Outcome, Step
 from conversations.names import MENU_CHOICE, REPLY_TEXT, TICKET_PREFIX, FlowName, menu_entry
 
 TICKET = re.compile(r"\bPTE\s*-?\s*(\d{4})\s*-?\s*(\d{1,6})\b", re.IGNORECASE)
-PREFIX = TICKET_PREFIX
 BACK = "back"
 
 
@@ -36,15 +35,15 @@ async def ask_list(ctx: Ctx) -> list[Outbound]:
         )
         return [Outbound("estado.none", {}, buttons)]
     buttons = rows(
-        *[Choice(PREFIX + t["number"], "btn.ticket", t) for t in tickets],
+        *[Choice(TICKET_PREFIX + t["number"], "btn.ticket", t) for t in tickets],
         Choice(MENU_CHOICE, "btn.menu"),
     )
     return [Outbound("estado.list", {"count": len(tickets)}, buttons)]
 
 
 async def answer_list(ctx: Ctx, event: Inbound) -> Outcome:
-    if event.kind is Kind.BUTTON and event.text.startswith(PREFIX):
-        ctx.data["number"] = event.text[len(PREFIX) :]
+    if event.kind is Kind.BUTTON and event.text.startswith(TICKET_PREFIX):
+        ctx.data["number"] = event.text[len(TICKET_PREFIX) :]
         return Next("detalle")
     if event.kind is Kind.TEXT and (number := find_number(event.text)):
         ctx.data["number"] = number

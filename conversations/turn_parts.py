@@ -26,8 +26,6 @@ from conversations.names import (
 from conversations.ports import Ports
 from conversations.state import Frame, State
 
-STATUS_FLOW = FlowName.STATUS
-DESK_FLOW = FlowName.DESK
 DRAFT_LIFETIME = timedelta(days=30)
 
 
@@ -128,7 +126,7 @@ class TicketsMixin(_TurnParts):
         """A ticket number typed (or a deep link): the card for staff, the detail for its
         officer; anyone else gets the same answer as for a number that does not exist."""
         self.keep_draft()
-        if self.person.is_staff and DESK_FLOW in self.engine.flows:
+        if self.person.is_staff and FlowName.DESK in self.engine.flows:
             card, queue = DESK_CARD, DESK_QUEUE
             self.state.frame = Frame(card.flow, card.step, {"number": number}, [queue.step])
         else:

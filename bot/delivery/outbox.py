@@ -60,8 +60,8 @@ from typing import TYPE_CHECKING, Protocol
 from bot.delivery.payload import encode, join
 from bot.errors import PermanentDelivery, TransientDelivery
 from bot.store.database import OutboxRow, Store
-from conversations.engine import CHOICE_MENU
 from conversations.events import Choice, Outbound, rows
+from conversations.names import MENU_CHOICE
 
 if TYPE_CHECKING:
     from bot.clock import Clock
@@ -74,7 +74,7 @@ ERROR_BACKOFF = 1.0  # seconds before the first retry of such a row; doubles eac
 APOLOGY_KEY = "common.undeliverable"
 # qid 0 is never an open question with a "menu" choice of its own, so the engine takes the
 # button as a stale menu button and answers with the main menu.
-APOLOGY = encode(Outbound(APOLOGY_KEY, {}, rows(Choice(CHOICE_MENU, "btn.menu"))), 0, None)
+APOLOGY = encode(Outbound(APOLOGY_KEY, {}, rows(Choice(MENU_CHOICE, "btn.menu"))), 0, None)
 
 
 class Transport(Protocol):

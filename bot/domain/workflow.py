@@ -63,7 +63,6 @@ class TransitionError(PteBotError):
 
 
 PARTS = ("resolucion", "responsable", "perfiles", "otro")  # what an observation names
-NOTICE = NOTICE_PREFIX  # choice ids of buttons on notifications: "n:<action>:<ticket number>"
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ async def load(tx: Tx, number: str) -> Ticket | None:
 
 
 def notice_choice(action: str, number: str, label: str) -> Choice:
-    return Choice(f"{NOTICE}{action}:{number}", label)
+    return Choice(f"{NOTICE_PREFIX}{action}:{number}", label)
 
 
 async def tell_officer(
