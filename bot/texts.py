@@ -121,7 +121,7 @@ def _date_time(value: datetime | str) -> str:
 
 def state_code(text: str) -> str:
     """A ticket state's code from its code or its name: "En atención" → "en_atencion" (a
-    row written before the codes, a name typed in the shell)."""
+    name typed in the shell)."""
     plain = unicodedata.normalize("NFKD", text.strip().lower())
     return "".join(c for c in plain if not unicodedata.combining(c)).replace(" ", "_")
 
@@ -163,7 +163,7 @@ class Texts:
             cuenta=lambda n, one, other: f"{n} {plural(n, one, other)}",
             tipo=lambda kind: kinds.get(str(kind), kinds["tramite"])["nombre"],
             # A ticket's state as people read it: template ``estado.state_<code>``.
-            estado=lambda state: self.label("estado.state_" + state_code(str(state)), {}),
+            estado=lambda state: self.label("estado.state_" + str(state), {}),
             concuerda=lambda kind, masculine, feminine: (
                 feminine if kinds.get(str(kind), kinds["tramite"])["genero"] == "f" else masculine
             ),

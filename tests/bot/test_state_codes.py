@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
 from bot.settings import Settings
 from bot.texts import Texts
@@ -15,15 +16,22 @@ from tests.walks import ENTITY, file_request
 FIRST = "PTE-2026-000001"
 
 
-async def test_a_database_with_state_names_is_migrated_to_codes(
-    user: Driver, mailer: MemoryMailer, make_app: AppFactory, settings: Settings
-) -> None:
+async def taken(user: Driver, mailer: MemoryMailer) -> Driver:
+    """A request filed and taken by a specialist (its history: Registrado, En atención);
+    returns the specialist."""
     await file_request(user, mailer, ENTITY)
     staff = await user.peer("9001", staff=True)
     await staff.send("/start")
     await staff.click("Acepto")
     await staff.send(f"/ticket {FIRST}")
     await staff.click("Tomar")
+    return staff
+
+
+async def test_a_database_with_state_names_is_migrated_to_codes(
+    user: Driver, mailer: MemoryMailer, make_app: AppFactory, settings: Settings
+) -> None:
+    await taken(user, mailer)
     await user.app.close()
     # The database as release 0013 left it: states stored as the names people read, and a
     # notice about one still waiting in the outbox (held for WhatsApp's window, say).
@@ -73,3 +81,92 @@ async def test_a_database_with_state_names_is_migrated_to_codes(
         await officer.stop()
     assert "Estado: En atención · a tu cargo" in card
     assert "En atención (" in card  # the history names the state as before
+
+
+NAMES = {
+    "registrado": "Registrado",
+    "en_atencion": "En atención",
+    "observado": "Observado",
+    "atendido": "Atendido",
+    "cerrado": "Cerrado",
+    "anulado": "Anulado",
+}
+STATE_KEYS = ("state", "from_state", "to_state")
+
+
+def with_names(value: Any) -> Any:
+    """``value`` with every state under a state key written as its name, as release 0013
+    queued it (0014 converted '$.data.state' only)."""
+    if isinstance(value, dict):
+        return {
+            key: NAMES.get(item, item)
+            if key in STATE_KEYS and isinstance(item, str)
+            else with_names(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [with_names(item) for item in value]
+    return value
+
+
+async def test_states_deep_in_a_queued_message_are_migrated_to_codes(
+    user: Driver, mailer: MemoryMailer, make_app: AppFactory, settings: Settings
+) -> None:
+    """A ticket list, a ticket's detail with its history and the desk's card, queued before
+    0015 with states as names in the history and in the buttons' data, read the same once
+    delivered after it."""
+    staff = await taken(user, mailer)
+    listed = (await user.send("/estado"))[-1]
+    detail = (await user.click(listed.buttons[0][0].label))[-1]
+    card = (await staff.send(f"/ticket {FIRST}"))[-1]
+    seen = {
+        message.key: (message.plain, [b.label for row in message.buttons for b in row])
+        for message in (listed, detail, card)
+    }
+    assert "Estado: En atención" in detail.plain
+    assert "— Registrado\n" in detail.plain  # its history
+    assert "— Registrado (responsable)" in card.plain
+    assert f"{FIRST} · Accesos · En atención" in seen[listed.key][1]
+    await user.app.close()
+
+    # The database as release 0014 left it: these three messages (the newest of their kind)
+    # still waiting in the outbox (held for WhatsApp's window, say), nested states as names.
+    db = sqlite3.connect(settings.database_path)
+    found = db.execute("SELECT id, payload FROM outbox ORDER BY id DESC").fetchall()
+    queued = {}
+    for row_id, payload in found:
+        body = json.loads(payload)
+        if body.get("key") in seen and body["key"] not in queued:
+            queued[body["key"]] = body
+            assert with_names(body) != body  # each holds a state 0014 left as a name
+            db.execute(
+                "UPDATE outbox SET state = 'pending', sent_at = NULL, payload = ? WHERE id = ?",
+                (json.dumps(with_names(body), ensure_ascii=False), row_id),
+            )
+    assert set(queued) == set(seen)
+    db.execute("DELETE FROM outbox WHERE state = 'sent'")
+    db.execute("PRAGMA user_version = 14")
+    db.commit()
+    db.close()
+
+    app = await make_app()
+    async with app.store.reading() as conn:
+        migrated = [
+            json.loads(payload)
+            for (payload,) in await conn.execute_fetchall("SELECT payload FROM outbox ORDER BY id")
+        ]
+    assert {body["key"]: body for body in migrated} == queued  # the codes, as first queued
+    officer = Driver(app)
+    desk = Driver(app, "9001")
+    officer.peers["9001"] = desk
+    desk.peers = officer.peers
+    await officer.start()
+    await desk.start()
+    try:
+        delivered = [*officer.screen.messages, *desk.screen.messages]
+    finally:
+        await officer.stop()
+    assert {
+        message.key: (message.plain, [b.label for row in message.buttons for b in row])
+        for message in delivered
+    } == seen
