@@ -26,8 +26,6 @@ from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 from pathlib import Path
 from typing import Final, Protocol
 
-import aiosmtplib
-
 from bot.modes import private_dir, write_atomically
 
 log = logging.getLogger(__name__)
@@ -153,6 +151,8 @@ class SmtpMailer:
             raise ValueError("the message has no recipients")
         sender = parseaddr(str(msg.get("From", "")))[1]
         reference = str(msg.get("Message-ID", ""))
+        import aiosmtplib  # here, not at the top: only a configured server needs it (issue 18)
+
         try:
             # aiosmtplib removes Bcc headers from what it transmits.
             refused, response = await aiosmtplib.send(
