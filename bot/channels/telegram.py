@@ -22,6 +22,7 @@ import os
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
@@ -37,7 +38,7 @@ from telegram import (
 from telegram.constants import ChatType, MessageEntityType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
-from telegram.request import BaseRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import App
 from bot.channels.telegram_updates import ChatUpdateProcessor
@@ -282,10 +283,18 @@ class TelegramChannel:
             self.pacer = Pacer(
                 settings.telegram_flood_limit, group_per_minute=settings.telegram_group_limit
             )
-        if request is not None:
-            builder = builder.request(request)
-        if get_updates_request is not None:
-            builder = builder.get_updates_request(get_updates_request)
+        if request is None or get_updates_request is None:
+            # PTB's own defaults (256 connections; 1 for getUpdates), but with one TLS context
+            # for both clients: each would otherwise load the CA bundle, ≈40 ms apiece at
+            # start-up (issue 18). Settings such as SSL_CERT_FILE are read as httpx reads them.
+            verify = httpx.create_ssl_context()
+            if request is None:
+                request = HTTPXRequest(connection_pool_size=256, httpx_kwargs={"verify": verify})
+            if get_updates_request is None:
+                get_updates_request = HTTPXRequest(
+                    connection_pool_size=1, httpx_kwargs={"verify": verify}
+                )
+        builder = builder.request(request).get_updates_request(get_updates_request)
         self.application: TelegramApp = builder.build()
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
