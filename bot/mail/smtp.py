@@ -20,7 +20,6 @@ import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 from pathlib import Path
@@ -211,6 +210,8 @@ class EmlMailer:
         return await asyncio.to_thread(self._write, msg)
 
     def _write(self, msg: EmailMessage) -> str:
+        from email import policy  # its header registry only when a message is written
+
         private_dir(self.outbox_dir)  # 0700; the file is 0600 (mkstemp)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = self.outbox_dir / f"{stamp}-{secrets.token_hex(4)}.eml"
