@@ -308,9 +308,12 @@ class TelegramChannel:
         )
         self._background: set[asyncio.Task[Any]] = set()
 
-    async def start(self) -> None:
+    async def start(self, *, commands: bool = True) -> None:
+        """``commands=False``: the caller sets the command menu itself (long polling sets it
+        while deleteWebhook and the first getUpdates go, see :func:`run_polling`)."""
         await self.application.initialize()
-        await self.register_commands()
+        if commands:
+            await self.register_commands()
         await self.worker.start()
         await self.app.start(self.worker)
         await self.application.start()
@@ -397,13 +400,23 @@ class TelegramChannel:
 async def run_polling(
     channel: TelegramChannel, stop: asyncio.Event, ready: asyncio.Event | None = None
 ) -> None:
-    await channel.start()
+    await channel.start(commands=False)
     updater = channel.application.updater
     assert updater is not None
-    await updater.start_polling(poll_interval=0.0, timeout=30, drop_pending_updates=False)
-    if ready is not None:
-        ready.set()
+    # The command menu goes while deleteWebhook and the first getUpdates do: one round trip
+    # to the Bot API (and one per staff chat) fewer before the bot listens (issue 18). A
+    # menu that cannot be set still stops the start, and ``ready`` waits for it.
+    menu = asyncio.create_task(channel.register_commands(), name="set-my-commands")
     try:
+        await updater.start_polling(poll_interval=0.0, timeout=30, drop_pending_updates=False)
+    except BaseException:
+        menu.cancel()
+        await asyncio.gather(menu, return_exceptions=True)
+        raise
+    try:
+        await menu
+        if ready is not None:
+            ready.set()
         await stop.wait()
     finally:
         await updater.stop()
