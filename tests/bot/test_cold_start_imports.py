@@ -32,7 +32,8 @@ NOT_BEFORE_FIRST_POLL = frozenset(
         "filetype",  # naming a refused file's type
         "pypdf",
         "PIL",
-        "openpyxl",  # the Formato
+        "bot.domain.formato",  # the Formato, built when a request is sent
+        "openpyxl",
         "imaplib",  # the IMAP reader, when PTEBOT_IMAP_HOST is set
         "bot.channels.mail",
         "bot.mail.imap",
