@@ -117,7 +117,6 @@ async def _staff(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _run(settings: Settings) -> None:
-    from bot.channels.mail import start_mail_reader
     from bot.channels.telegram import TelegramChannel, run_polling
 
     settings.require("TELEGRAM_BOT_TOKEN")
@@ -127,7 +126,11 @@ async def _run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     channel = TelegramChannel(app)
-    reader = start_mail_reader(app, app.deliver)
+    reader = None
+    if settings.imap_host:  # IMAP and mail parsing imported only when a mailbox is read
+        from bot.channels.mail import start_mail_reader
+
+        reader = start_mail_reader(app, app.deliver)
     try:
         log.info("Telegram long polling started")
         await run_polling(channel, stop)

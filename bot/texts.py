@@ -20,17 +20,20 @@ import html
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from babel import Locale
 
 from bot import dates, short_forms
+
+if TYPE_CHECKING:
+    import jinja2
 
 DATA_FILE = "datos.toml"
 SHORT_SUFFIX = "_corto"  # "btn.ticket_corto": the short form of the label "btn.ticket"
@@ -148,17 +151,14 @@ class Texts:
         with (directory / DATA_FILE).open("rb") as handle:
             self.data: dict[str, Any] = tomllib.load(handle)
         self.sources = sources
-        self.env = jinja2.Environment(
-            loader=jinja2.DictLoader(sources),
-            undefined=jinja2.StrictUndefined,
-            autoescape=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=False,
-        )
-        self.env.filters.update(fecha_larga=_long_date, fecha=_short_date, fecha_hora=_date_time)
         kinds: dict[str, dict[str, str]] = dict(self.data.get("tipos", {}))
-        self.env.filters.update(
+        short = self.data.get("formas_cortas", {})
+        particles = list(short.get("particulas", []))
+        leads = dict(short.get("entidades", {}))
+        self._filters: dict[str, Callable[..., Any]] = dict(
+            fecha_larga=_long_date,
+            fecha=_short_date,
+            fecha_hora=_date_time,
             plural=plural,
             cuenta=lambda n, one, other: f"{n} {plural(n, one, other)}",
             tipo=lambda kind: kinds.get(str(kind), kinds["tramite"])["nombre"],
@@ -167,18 +167,13 @@ class Texts:
             concuerda=lambda kind, masculine, feminine: (
                 feminine if kinds.get(str(kind), kinds["tramite"])["genero"] == "f" else masculine
             ),
-        )
-        short = self.data.get("formas_cortas", {})
-        particles = list(short.get("particulas", []))
-        leads = dict(short.get("entidades", {}))
-        self.env.filters.update(
             nombre_corto=lambda nombres, apellidos, limit=20: short_forms.person(
                 str(nombres), str(apellidos), particles, limit
             ),
             entidad_corta=lambda name, limit=24: short_forms.entity(str(name), leads, limit),
         )
         notice = self.data["aviso"]
-        self.env.globals.update(
+        self._globals: dict[str, Any] = dict(
             helpdesk=helpdesk,
             responsable=notice["responsable"],
             conservacion=notice["conservacion"],
@@ -198,6 +193,24 @@ class Texts:
         )
         self._compiled: dict[str, jinja2.Template] = {}
         self._labels: dict[tuple[str, str], str] = {}
+
+    @cached_property
+    def env(self) -> jinja2.Environment:
+        """The Jinja2 environment, built when a first text is rendered: Jinja2 is imported
+        then, not at start-up (issue 18). Templates are compiled one by one on first use."""
+        import jinja2
+
+        env = jinja2.Environment(
+            loader=jinja2.DictLoader(self.sources),
+            undefined=jinja2.StrictUndefined,
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        env.filters.update(self._filters)
+        env.globals.update(self._globals)
+        return env
 
     # ------------------------------------------------------------------ data
     @property

@@ -23,9 +23,6 @@ from importlib import resources
 from typing import Final, Generic, TypeAlias, TypeVar
 
 from babel.dates import get_month_names
-from stdnum.exceptions import InvalidChecksum, InvalidComponent, ValidationError
-from stdnum.pe import cui as stdnum_cui
-from stdnum.pe import ruc as stdnum_ruc
 
 T = TypeVar("T")
 
@@ -70,6 +67,10 @@ def ruc(text: str) -> Result[str]:
         return Invalid("ruc_not_digits")
     if len(number) != 11:
         return Invalid("ruc_length")
+    # Imported on first use: python-stdnum's package imports pydoc and pkgutil (issue 18).
+    from stdnum.exceptions import InvalidChecksum, InvalidComponent, ValidationError
+    from stdnum.pe import ruc as stdnum_ruc
+
     try:
         stdnum_ruc.validate(number)
     except InvalidComponent:  # a prefix that no kind of RUC uses
@@ -100,7 +101,11 @@ def dni(text: str) -> Result[str]:
     if match is None:
         return Invalid("dni_format")
     number, check = match.groups()
-    if check is not None and check not in stdnum_cui.calc_check_digits(number):
+    if check is None:
+        return Valid(number)
+    from stdnum.pe import cui as stdnum_cui  # on first use, as in ruc()
+
+    if check not in stdnum_cui.calc_check_digits(number):
         return Invalid("dni_format")
     return Valid(number)
 

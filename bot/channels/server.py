@@ -389,7 +389,6 @@ async def build_server(app: App) -> Server:
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     from bot.app import create_app
-    from bot.channels.mail import start_mail_reader
 
     channels_of(settings)  # a missing setting stops here, before anything opens
     app = await create_app(settings)
@@ -397,7 +396,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         server = await build_server(app)
         addresses = await server.start()
         log.info("serving on %s", ", ".join(addresses))
-        reader = start_mail_reader(app, app.deliver)
+        reader = None
+        if settings.imap_host:  # IMAP and mail parsing imported only when a mailbox is read
+            from bot.channels.mail import start_mail_reader
+
+            reader = start_mail_reader(app, app.deliver)
         try:
             await stop.wait()
         finally:

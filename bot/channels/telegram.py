@@ -22,6 +22,7 @@ import os
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
@@ -37,7 +38,7 @@ from telegram import (
 from telegram.constants import ChatType, MessageEntityType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
-from telegram.request import BaseRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import App
 from bot.channels.telegram_updates import ChatUpdateProcessor
@@ -274,10 +275,18 @@ class TelegramChannel:
             self.pacer = Pacer(
                 settings.telegram_flood_limit, group_per_minute=settings.telegram_group_limit
             )
-        if request is not None:
-            builder = builder.request(request)
-        if get_updates_request is not None:
-            builder = builder.get_updates_request(get_updates_request)
+        if request is None or get_updates_request is None:
+            # PTB's own defaults (256 connections; 1 for getUpdates), but with one TLS context
+            # for both clients: each would otherwise load the CA bundle, ≈40 ms apiece at
+            # start-up (issue 18). Settings such as SSL_CERT_FILE are read as httpx reads them.
+            verify = httpx.create_ssl_context()
+            if request is None:
+                request = HTTPXRequest(connection_pool_size=256, httpx_kwargs={"verify": verify})
+            if get_updates_request is None:
+                get_updates_request = HTTPXRequest(
+                    connection_pool_size=1, httpx_kwargs={"verify": verify}
+                )
+        builder = builder.request(request).get_updates_request(get_updates_request)
         self.application: TelegramApp = builder.build()
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
@@ -291,9 +300,12 @@ class TelegramChannel:
         )
         self._background: set[asyncio.Task[Any]] = set()
 
-    async def start(self) -> None:
+    async def start(self, *, commands: bool = True) -> None:
+        """``commands=False``: the caller sets the command menu itself (long polling sets it
+        while deleteWebhook and the first getUpdates go, see :func:`run_polling`)."""
         await self.application.initialize()
-        await self.register_commands()
+        if commands:
+            await self.register_commands()
         await self.worker.start()
         await self.app.start(self.worker)
         await self.application.start()
@@ -380,13 +392,23 @@ class TelegramChannel:
 async def run_polling(
     channel: TelegramChannel, stop: asyncio.Event, ready: asyncio.Event | None = None
 ) -> None:
-    await channel.start()
+    await channel.start(commands=False)
     updater = channel.application.updater
     assert updater is not None
-    await updater.start_polling(poll_interval=0.0, timeout=30, drop_pending_updates=False)
-    if ready is not None:
-        ready.set()
+    # The command menu goes while deleteWebhook and the first getUpdates do: one round trip
+    # to the Bot API (and one per staff chat) fewer before the bot listens (issue 18). A
+    # menu that cannot be set still stops the start, and ``ready`` waits for it.
+    menu = asyncio.create_task(channel.register_commands(), name="set-my-commands")
     try:
+        await updater.start_polling(poll_interval=0.0, timeout=30, drop_pending_updates=False)
+    except BaseException:
+        menu.cancel()
+        await asyncio.gather(menu, return_exceptions=True)
+        raise
+    try:
+        await menu
+        if ready is not None:
+            ready.set()
         await stop.wait()
     finally:
         await updater.stop()

@@ -22,7 +22,7 @@ import logging
 import traceback
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from email import message_from_bytes, policy
+from email import message_from_bytes
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
@@ -74,6 +74,8 @@ class MailOutbox:
             headers=headers,
         )
         message_id = str(message["Message-ID"])
+        from email import policy  # email.policy imported on first use, not at start-up
+
         await tx.execute(
             "INSERT INTO mail_outbox (kind, message, message_id, ticket_id, created_at,"
             " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -184,6 +186,8 @@ class MailOutbox:
 
 def _stored(raw: bytes, message_id: str | None) -> EmailMessage:
     """The message as written, under the Message-ID fixed with its row."""
+    from email import policy
+
     message = message_from_bytes(raw, policy=policy.default)
     assert isinstance(message, EmailMessage)
     if message_id and message["Message-ID"] != message_id:

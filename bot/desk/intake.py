@@ -16,7 +16,6 @@ from bot import dates
 from bot.desk.card import REVIEW_FLAG, post_new_ticket, review_addresses, tell_staff
 from bot.domain import registry, workflow
 from bot.domain.correction import changed_fields, replaced_files
-from bot.domain.formato import FormatoData, Person, ProfileRow, build_formato, formato_filename
 from bot.domain.records import (
     EXTENSIONS,
     MIMES,
@@ -34,6 +33,7 @@ from conversations.events import Document, Outbound, rows
 from conversations.profiles import assignments
 
 if TYPE_CHECKING:
+    from bot.domain.formato import Person
     from bot.domain.types import Context, Who
 
 ACCESS, CONSULTATION = KINDS[TicketType.ACCESS], KINDS[TicketType.CONSULTATION]
@@ -41,6 +41,8 @@ PROFILES = KINDS[TicketType.PROFILES]
 
 
 def _person(data: dict[str, Any]) -> Person:
+    from bot.domain.formato import Person
+
     return Person(
         nombres=data["nombres"],
         apellidos=data["apellidos"],
@@ -114,6 +116,9 @@ async def _request_files(
     ticket and mailed to the help desk (officer in CC); returns the Formato to send back.
     A ``correction`` (what was observed, the fields that changed) goes in the mail with the
     files it replaces."""
+    # The Formato's module (and openpyxl, when it builds) on first use, not at start-up.
+    from bot.domain.formato import FormatoData, ProfileRow, build_formato, formato_filename
+
     people = [data["resp"], *data.get("people", [])]
     flags = [REVIEW_FLAG] if any(p.get("review") for p in people) else []
     flags += await other_requests(app, tx, data["ruc"], ticket_id)
@@ -283,6 +288,8 @@ async def open_consultation(app: Context, tx: Tx, who: Who, data: dict[str, Any]
 async def open_profile_update(app: Context, tx: Tx, who: Who, data: dict[str, Any]) -> Submitted:
     """A ticket of type perfiles with the Formato of the registry after the change: the first
     request plus every attended change, then this one (rows it removes marked "dar de baja")."""
+    from bot.domain.formato import FormatoData, ProfileRow, build_formato, formato_filename
+
     row = await tx.fetchone("SELECT data FROM tickets WHERE number = ?", (data["base"],))
     base = json.loads(row[0])
     sections = app.services.sections

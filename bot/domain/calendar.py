@@ -22,8 +22,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-import holidays
-
 COUNTRY: Final = "PE"
 HOLIDAY_NAMES_LANGUAGE: Final = "es"
 NON_WORKING_DAYS_FILE: Final = "dias_no_laborables.toml"
@@ -123,6 +121,9 @@ class BusinessCalendar:
         """The ``holidays`` package's national holidays for ``year``, with Spanish names."""
         cached = self._holidays_by_year.get(year)
         if cached is None:
+            # Imported here: the package loads every country's calendars (start-up, issue 18).
+            import holidays
+
             loaded = holidays.country_holidays(
                 COUNTRY, years=year, language=HOLIDAY_NAMES_LANGUAGE
             )

@@ -35,7 +35,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from email import message_from_bytes, policy
+from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -238,6 +238,8 @@ def remove_eml_naming(outbox: Path, marks: list[str]) -> int:
 def _names_any(raw: bytes, marks: list[str]) -> bool:
     """Whether a mail's headers or text parts (decoded: base64, quoted-printable) contain
     any of ``marks``."""
+    from email import policy  # email.policy imported on first use, not at start-up
+
     message = message_from_bytes(raw, policy=policy.default)
     texts = [f"{name}: {value}" for name, value in message.items()]
     if isinstance(message, EmailMessage):

@@ -44,8 +44,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-import filetype
-
 from bot.modes import fsync_dir, write_atomically
 
 FileKind = Literal["pdf", "png", "jpeg", "docx", "xlsx"]
@@ -205,8 +203,7 @@ def inspect(
         # encrypted OOXML in this container. Either way: ask for a PDF or a plain DOCX/XLSX.
         return FileCheck(size, refusal="file_type_not_allowed", detected="ole_office")
     else:
-        guess = filetype.guess(data)
-        detected = str(guess.extension) if guess is not None else "unknown"
+        detected = _guessed_extension(data) or "unknown"
         return FileCheck(size, refusal="file_type_not_allowed", detected=detected)
 
     if isinstance(verdict, _Refused):
@@ -266,6 +263,14 @@ class _Refused:
 
 
 _Verdict = tuple[FileKind, int | None] | _Refused
+
+
+def _guessed_extension(data: bytes) -> str | None:
+    """What ``filetype`` takes a refused file for (imported on first use, issue 18)."""
+    import filetype
+
+    guess = filetype.guess(data)
+    return str(guess.extension) if guess is not None else None
 
 
 def _is_zip(data: bytes) -> bool:
@@ -416,8 +421,7 @@ def _check_ooxml(data: bytes) -> _Verdict:
         if "[Content_Types].xml" not in names:
             if has_word or has_xl:
                 return _Refused("office_damaged")
-            guess = filetype.guess(data)
-            return _Refused("file_type_not_allowed", str(guess.extension) if guess else "zip")
+            return _Refused("file_type_not_allowed", _guessed_extension(data) or "zip")
         info = archive.getinfo("[Content_Types].xml")
         if info.file_size > MAX_CONTENT_TYPES_BYTES:
             return _Refused("file_suspicious", "zip_bomb")

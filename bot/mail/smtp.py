@@ -20,13 +20,10 @@ import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 from pathlib import Path
 from typing import Final, Protocol
-
-import aiosmtplib
 
 from bot.modes import private_dir, write_atomically
 
@@ -153,6 +150,8 @@ class SmtpMailer:
             raise ValueError("the message has no recipients")
         sender = parseaddr(str(msg.get("From", "")))[1]
         reference = str(msg.get("Message-ID", ""))
+        import aiosmtplib  # here, not at the top: only a configured server needs it (issue 18)
+
         try:
             # aiosmtplib removes Bcc headers from what it transmits.
             refused, response = await aiosmtplib.send(
@@ -211,6 +210,8 @@ class EmlMailer:
         return await asyncio.to_thread(self._write, msg)
 
     def _write(self, msg: EmailMessage) -> str:
+        from email import policy  # its header registry only when a message is written
+
         private_dir(self.outbox_dir)  # 0700; the file is 0600 (mkstemp)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = self.outbox_dir / f"{stamp}-{secrets.token_hex(4)}.eml"

@@ -44,7 +44,6 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email import policy
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any, Protocol
@@ -184,6 +183,8 @@ def purge_eml(outbox: Path, code_subject: str, now: datetime) -> int:
     clock), else the file's time. A code mail is told by its subject."""
     if not outbox.is_dir():
         return 0
+    from email import policy  # email.policy imported on first use, not at start-up
+
     removed = 0
     parser = BytesHeaderParser(policy=policy.default)
     for path in outbox.glob("*.eml"):
