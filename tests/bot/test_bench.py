@@ -56,6 +56,28 @@ async def test_scaling_mode_reports_a_ratio(settings: Settings) -> None:
     assert [run["officers"] for run in result["runs"]] == [2, 4]
     assert all(run["replies_ok"] and run["durable_ok"] for run in result["runs"])
     assert result["throughput_ratio"] > 0
+    # Each run's own peak, the largest run's at the top, the whole process's beside it.
+    assert all(run["peak_rss_mb"] > 0 for run in result["runs"])
+    assert result["peak_rss_mb"] == result["runs"][-1]["peak_rss_mb"]
+    assert result["process_peak_rss_mb"] >= result["peak_rss_mb"]
+    assert result["peak_rss_scope"] in ("run", "process")
+
+
+def test_the_fake_server_keeps_what_a_tap_needs_and_hands_it_back() -> None:
+    server = bench.FakeTelegram()
+    markup = json.dumps({"inline_keyboard": [[{"text": "Acepto", "callback_data": "1:yes"}]]})
+    code, body = server.call(
+        "sendMessage", {"chat_id": "7", "text": "¿Aceptas?", "reply_markup": markup}
+    )
+    assert code == 200
+    assert body["result"]["reply_markup"] == json.loads(markup)
+    message, data = server.button(7, "Acepto")
+    assert data == "1:yes"
+    assert message["message_id"] == body["result"]["message_id"]
+    assert message["chat"]["id"] == 7
+    assert message["reply_markup"] == json.loads(markup)
+    with pytest.raises(bench.BenchError):
+        server.button(7, "No acepto")
 
 
 def test_fake_bot_api_refuses_to_edit_an_unknown_message() -> None:

@@ -225,3 +225,38 @@ async def test_a_reply_that_cannot_render_is_replaced_by_an_apology_with_the_men
         stop.set()
         await polling
         await app.close()
+
+
+async def test_nothing_is_kept_per_chat_once_the_chats_are_idle(
+    api: FakeBotAPI, settings: Settings
+) -> None:
+    """Issue 18: PTB marks every chat and user it sees for a persistence the bot does not
+    use; those marks, the dispatcher's queues and the outbox's per-chat queues are all gone
+    once every reply is out, however many chats wrote."""
+    app = await create_app(settings)
+    channel = TelegramChannel(app)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    polling = asyncio.create_task(run_polling(channel, stop, ready))
+    try:
+        await ready.wait()
+        for number in range(3):
+            user = api.user(5020 + number)
+            await consent(user)
+            await user.settle()
+        await channel.worker.drain()
+        application = channel.application
+        assert application.persistence is None
+        assert application._chat_ids_to_be_updated_in_persistence == set()
+        assert application._user_ids_to_be_updated_in_persistence == set()
+        assert dict(application.chat_data) == {}
+        assert dict(application.user_data) == {}
+        assert channel.updates.dispatcher.busy_chats == 0
+        assert channel.updates.dispatcher._queues == {}
+        assert channel.worker._queues == {}
+        assert channel.worker._tasks == {}
+        assert channel.worker._known == set()
+        assert channel.worker._batch_of == {}
+    finally:
+        stop.set()
+        await polling
+        await app.close()
