@@ -41,6 +41,9 @@ T = TypeVar("T")
 
 MAX_BATCH_TURNS = 64  # turns committed together at most
 MAX_BATCH_SECONDS = 0.002  # no turn joins a batch that began (BEGIN) longer ago than this
+# Commits between two checkpoints, which run on aiosqlite's thread (SQLite's own, every
+# 1,000 pages, would run inside a COMMIT made on the event loop and block it for the fsync).
+CHECKPOINT_EVERY = 256
 
 
 def iso(moment: datetime) -> str:
@@ -402,6 +405,8 @@ class Store:
         self.path = path
         # Turns and delivery marks run their statements on the event loop (module docstring).
         self.inline = inline
+        self._commits = 0  # since the last checkpoint
+        self._checkpointing: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._turns: deque[Turn[Any]] = deque()
         self._leader: asyncio.Task[None] | None = None
@@ -431,6 +436,7 @@ class Store:
             "PRAGMA foreign_keys = ON",
             f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
             "PRAGMA secure_delete = ON",
+            "PRAGMA wal_autocheckpoint = 0",  # the store checkpoints itself (CHECKPOINT_EVERY)
         ):
             await conn.execute(pragma)
         store = cls(conn, path)
@@ -442,7 +448,32 @@ class Store:
         return store
 
     async def close(self) -> None:
-        await self.conn.close()
+        if self._checkpointing is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpointing
+        await self.conn.close()  # the last connection to close checkpoints the WAL
+
+    def _committed(self) -> None:
+        """Count a commit; every :data:`CHECKPOINT_EVERY`, copy the WAL into the database
+        on aiosqlite's thread (PASSIVE: never waits for readers or writers)."""
+        self._commits += 1
+        if self._commits < CHECKPOINT_EVERY or self._checkpointing is not None:
+            return
+        self._commits = 0
+        self._checkpointing = asyncio.create_task(self._checkpoint_passive(), name="checkpoint")
+
+    async def _checkpoint_passive(self) -> None:
+        try:
+            async with self._lock:
+                # Read to its end: a statement left open would keep the next COMMIT from
+                # going through ("SQL statements in progress").
+                await on_thread(
+                    self.conn, lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                )
+        except Exception:
+            log.warning("checkpoint failed; the next one copies the rest", exc_info=True)
+        finally:
+            self._checkpointing = None
 
     async def _migrate(self) -> None:
         (current,) = next(iter(await self.conn.execute_fetchall("PRAGMA user_version")))
@@ -471,6 +502,8 @@ class Store:
                 raise
             if tx.begun and not tx.committed:
                 await self.conn.execute("COMMIT")
+            if tx.begun or tx.committed:
+                self._committed()
 
     async def turn(
         self,
@@ -487,7 +520,8 @@ class Store:
         rolled back to its savepoint, alone, and ``on_error(tx, error)`` runs in a savepoint
         of its own (e.g. to claim the update and apologise)."""
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._turns.append(Turn(now, claim, body, on_error, done))
+        turn = Turn(now, claim, body, on_error, done)
+        self._turns.append(turn)
         if self._leader is None:
             self._leader = asyncio.create_task(self._lead(), name="store-batches")
         return await done
@@ -505,7 +539,7 @@ class Store:
                 self._turns.clear()
 
     async def _run_batch(self) -> None:
-        batch: Batch = Batch(self.conn, self._turns, inline=self.inline)
+        batch = Batch(self.conn, self._turns, inline=self.inline)
         outcomes: list[tuple[Turn[Any], Any, BaseException | None]] = []
         turn = batch.take_next()
         try:
@@ -538,6 +572,7 @@ class Store:
             log.error("a batch of %d turns was rolled back", len(outcomes), exc_info=error)
             return
         self.batches += 1
+        self._committed()
         self.batched_turns += len(outcomes)
         for done, value, failure in outcomes:
             if done.done.done():
@@ -633,8 +668,11 @@ class Store:
 
         prefix = ["BEGIN IMMEDIATE"]
         if self.inline and _begin_here(db, prefix):
-            return whole(db, False)
-        return await on_thread(self.conn, lambda db: whole(db, True))
+            result = whole(db, False)
+        else:
+            result = await on_thread(self.conn, lambda db: whole(db, True))
+        self._committed()
+        return result
 
     async def mark_attempt(
         self, row_ids: Sequence[int], error: str, *, failed: bool, next_attempt: datetime | None

@@ -149,3 +149,26 @@ async def test_a_lock_held_past_the_busy_timeout_fails_the_turn_not_the_loop(
     rows = await store.turn(NOW, ("test", "e1", "c1", "v1"), body_saving("c1"), apologise)
     assert [row.payload for row in rows] == ["hola"]
     await store.close()
+
+
+async def test_the_wal_is_checkpointed_on_the_thread_not_inside_a_commit_on_the_loop(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """SQLite's own checkpoint would run inside a COMMIT, on the loop when the turn ran
+    there, and block it for the fsync; the store turns it off and checkpoints itself."""
+    monkeypatch.setattr("bot.store.database.CHECKPOINT_EVERY", 3)
+    store = await Store.open(tmp_path / "db.sqlite3")
+    async with store.reading() as conn:
+        assert list(await conn.execute_fetchall("PRAGMA wal_autocheckpoint")) == [(0,)]
+    seen: list[tuple[str, int]] = []
+    await store.conn.set_trace_callback(
+        lambda sql: seen.append((" ".join(sql.split()), threading.get_ident()))
+    )
+    for i in range(3):
+        await store.turn(NOW, ("test", f"e{i}", "c1", "v1"), body_saving("c1"), apologise)
+    assert store._checkpointing is not None
+    await store._checkpointing
+    checkpoints = [ident for sql, ident in seen if sql == "PRAGMA wal_checkpoint(PASSIVE)"]
+    assert len(checkpoints) == 1
+    assert checkpoints[0] != threading.get_ident()
+    await store.close()
