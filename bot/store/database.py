@@ -95,9 +95,7 @@ class Tx:
     (:meth:`claim_and_load`, :meth:`save_and_enqueue`).
     """
 
-    def __init__(
-        self, conn: aiosqlite.Connection, now: datetime, batch: Batch | None = None
-    ) -> None:
+    def __init__(self, conn: Connection, now: datetime, batch: Batch | None = None) -> None:
         self.conn = conn
         self.now = now
         self.stamp = iso(now)
@@ -127,7 +125,7 @@ class Tx:
                 batch.begun = db.in_transaction
 
         db = raw(self.conn)
-        if batch.inline and (batch.begun or _begin_here(db, prefix)):
+        if batch.inline and (batch.begun or _begin_here(self.conn, prefix)):
             return call(db)  # this transaction holds the write lock: nothing below waits
         result: T = await on_thread(self.conn, call)
         return result
@@ -316,7 +314,7 @@ class Batch:
 
     def __init__(
         self,
-        conn: aiosqlite.Connection | None = None,
+        conn: Connection | None = None,
         queue: deque[Turn[Any]] | None = None,
         *,
         inline: bool = False,
@@ -400,7 +398,7 @@ class Turn(Generic[T]):
 
 
 class Store:
-    def __init__(self, conn: aiosqlite.Connection, path: Path, *, inline: bool = True) -> None:
+    def __init__(self, conn: Connection, path: Path, *, inline: bool = True) -> None:
         self.conn = conn
         self.path = path
         # Turns and delivery marks run their statements on the event loop (module docstring).
@@ -424,7 +422,10 @@ class Store:
         # check_same_thread=False: the connection is also used from the event loop's thread
         # (turns, delivery marks), never at the same time as from aiosqlite's (the store's
         # lock is held around both).
-        conn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
+        conn = Connection(
+            lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False), 64
+        )
+        await conn  # starts its thread and connects there
         # WAL + synchronous=NORMAL: a commit survives a killed process (not a power cut
         # before the next checkpoint), and commits cost no fsync each. secure_delete: what
         # is deleted (a processed webhook body, a sent mail with its code, an erased
@@ -634,17 +635,28 @@ class Store:
         return [OutboxRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in found]
 
     async def mark_sent(self, done: Iterable[tuple[int, str | None]], now: datetime) -> None:
-        batch = [(iso(now), ref, row_id) for row_id, ref in done]
-        if not batch:
+        by_ref: dict[str | None, list[int]] = {}  # a joined message's rows share its ref
+        for row_id, ref in done:
+            by_ref.setdefault(ref, []).append(row_id)
+        if not by_ref:
             return
+        stamp = iso(now)
 
         def work(db: sqlite3.Connection) -> None:
             # One transaction for the batch: in autocommit mode each row would commit alone.
-            db.executemany(
-                "UPDATE outbox SET state = 'sent', sent_at = ?, external_ref = ? WHERE id = ?",
-                batch,
-            )
-            _forget_delivered(db, [row_id for _at, _ref, row_id in batch])
+            forget: list[int] = []
+            for ref, ids in by_ref.items():
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    marks = ", ".join("?" for _ in chunk)
+                    marked = db.execute(
+                        "UPDATE outbox SET state = 'sent', sent_at = ?, external_ref = ?"
+                        f" WHERE id IN ({marks}) RETURNING id, forget",
+                        [stamp, ref, *chunk],
+                    ).fetchall()
+                    forget += [row_id for row_id, gone in marked if gone]
+            if forget:  # rows of a chat that erased its data
+                _forget_delivered(db, forget)
 
         async with self._lock:
             await self._write(work)
@@ -667,7 +679,7 @@ class Store:
             return result
 
         prefix = ["BEGIN IMMEDIATE"]
-        if self.inline and _begin_here(db, prefix):
+        if self.inline and _begin_here(self.conn, prefix):
             result = whole(db, False)
         else:
             result = await on_thread(self.conn, lambda db: whole(db, True))
@@ -788,6 +800,30 @@ class Store:
         return not busy
 
 
+class Connection(aiosqlite.Connection):
+    """aiosqlite's connection, whose busy timeout is off while the event loop uses it.
+
+    Setting the timeout costs 10-20 us a statement; switching it at every transaction
+    cost more than a turn's reads. So :func:`_begin_here` turns it off once (``quick``)
+    and the next trip to the thread, which may wait for the lock, turns it back on first.
+    """
+
+    quick = False
+
+    async def _execute(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self.quick:
+            self.quick = False
+            work = fn
+
+            def waiting(*args: Any, **kwargs: Any) -> T:
+                self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                return work(*args, **kwargs)
+
+            fn = waiting
+        result: T = await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        return result
+
+
 def raw(conn: aiosqlite.Connection) -> sqlite3.Connection:
     """The sqlite3 connection inside aiosqlite's (opened with check_same_thread=False)."""
     db: sqlite3.Connection = conn._conn
@@ -804,7 +840,7 @@ async def on_thread(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connecti
 BUSY_TIMEOUT_MS = 5000
 
 
-def _begin_here(db: sqlite3.Connection, prefix: list[str]) -> bool:
+def _begin_here(conn: Connection, prefix: list[str]) -> bool:
     """Take the write lock on the event loop's thread if nobody holds it.
 
     ``prefix`` starts with ``BEGIN IMMEDIATE`` (a transaction not begun yet). With WAL,
@@ -812,20 +848,22 @@ def _begin_here(db: sqlite3.Connection, prefix: list[str]) -> bool:
     connection (another process: the staff shell, a second bot); everything after it runs
     without waiting, so once it succeeded the rest of the transaction can run here, a few
     microseconds a statement, instead of a trip to aiosqlite's thread (170-270 us each).
-    It is tried with no busy timeout: when the lock is held, False, and the caller sends
-    the whole trip, BEGIN included, to the thread, which waits up to the busy timeout.
-    On success the BEGIN is taken out of ``prefix``."""
+    It is tried with no busy timeout (:class:`Connection` sets it back for the thread's
+    next trip): when the lock is held, False, and the caller sends the whole trip, BEGIN
+    included, to the thread, which waits up to the busy timeout. On success the BEGIN is
+    taken out of ``prefix``."""
     if not prefix or prefix[0] != "BEGIN IMMEDIATE":
         return False
-    db.execute("PRAGMA busy_timeout = 0")
+    db = raw(conn)
+    if not conn.quick:
+        db.execute("PRAGMA busy_timeout = 0")
+        conn.quick = True
     try:
         db.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as error:
         if error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             return False
         raise
-    finally:
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     del prefix[0]
     return True
 
