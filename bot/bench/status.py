@@ -52,6 +52,7 @@ async def lookup_times(settings: Settings, tickets: int, lookups: int) -> list[f
         try:
             script = FILL.replace(":people", str(people)).replace(":tickets", str(tickets))
             await app.store.conn.executescript(f"BEGIN;\n{script}\nCOMMIT;")
+            await app.store.checkpoint()  # the tickets in the database file, not the WAL
             rng = random.Random(18)
             times: list[float] = []
             for _ in range(lookups):

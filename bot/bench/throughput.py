@@ -481,6 +481,10 @@ async def drive(
                 t0 = time.perf_counter()
                 tracker.expect(chat_id, server.chat(chat_id).delivered + action.replies, t0)
                 await contender.feed(Update.de_json(data, bot))
+                if getattr(contender, "window", 1) <= 1:
+                    # One at a time means to its end: the peers reply inside process_update,
+                    # the product's outbox worker sends after the turn's commit.
+                    await tracker.ready(chat_id)
         await tracker.all_replied()
         await contender.drain()
         wall = time.perf_counter() - started

@@ -268,10 +268,9 @@ class OutboxWorker:
         others = [other.id for other in also]
 
         async def mark_attempt(error: str, failed: bool, next_attempt: datetime | None) -> None:
-            for row_id in (*others, row.id):
-                await self.store.mark_attempt(
-                    row_id, error, failed=failed, next_attempt=next_attempt
-                )
+            await self.store.mark_attempt(
+                (*others, row.id), error, failed=failed, next_attempt=next_attempt
+            )
 
         while True:
             try:
@@ -301,9 +300,9 @@ class OutboxWorker:
             except Exception as error:  # poison: neither the channel's nor the user's doing
                 errors += 1
                 if errors >= self.max_errors:
-                    for other in others:  # joined into the row given up: failed with it
+                    if others:  # joined into the row given up: failed with it
                         await self.store.mark_attempt(
-                            other, _describe(error), failed=True, next_attempt=None
+                            others, _describe(error), failed=True, next_attempt=None
                         )
                     await self._give_up(row, error, errors)
                     return

@@ -41,6 +41,9 @@ T = TypeVar("T")
 
 MAX_BATCH_TURNS = 64  # turns committed together at most
 MAX_BATCH_SECONDS = 0.002  # no turn joins a batch that began (BEGIN) longer ago than this
+# Commits between two checkpoints, which run on aiosqlite's thread (SQLite's own, every
+# 1,000 pages, would run inside a COMMIT made on the event loop and block it for the fsync).
+CHECKPOINT_EVERY = 256
 
 
 def iso(moment: datetime) -> str:
@@ -92,9 +95,7 @@ class Tx:
     (:meth:`claim_and_load`, :meth:`save_and_enqueue`).
     """
 
-    def __init__(
-        self, conn: aiosqlite.Connection, now: datetime, batch: Batch | None = None
-    ) -> None:
+    def __init__(self, conn: Connection, now: datetime, batch: Batch | None = None) -> None:
         self.conn = conn
         self.now = now
         self.stamp = iso(now)
@@ -123,9 +124,10 @@ class Tx:
             finally:
                 batch.begun = db.in_transaction
 
-        # aiosqlite's own entry point for running a callable on its thread; public methods
-        # exist only for one statement at a time.
-        result: T = await self.conn._execute(call, self.conn._conn)  # type: ignore[no-untyped-call]
+        db = raw(self.conn)
+        if batch.inline and (batch.begun or _begin_here(self.conn, prefix)):
+            return call(db)  # this transaction holds the write lock: nothing below waits
+        result: T = await on_thread(self.conn, call)
         return result
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
@@ -311,9 +313,16 @@ class Batch:
     """The transaction a batch of turns (or one :meth:`Store.transaction`) shares."""
 
     def __init__(
-        self, conn: aiosqlite.Connection | None = None, queue: deque[Turn[Any]] | None = None
+        self,
+        conn: Connection | None = None,
+        queue: deque[Turn[Any]] | None = None,
+        *,
+        inline: bool = False,
     ) -> None:
         self.conn = conn
+        # Run the transaction's statements on the event loop's thread once BEGIN IMMEDIATE
+        # got the write lock without waiting (see :func:`_begin_here`).
+        self.inline = inline
         self.begun = False
         self.in_turn = False  # a turn of the batch is running inside SAVEPOINT TURN
         self.released = False  # the running turn's savepoint was released (turn done)
@@ -389,9 +398,13 @@ class Turn(Generic[T]):
 
 
 class Store:
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, conn: Connection, path: Path, *, inline: bool = True) -> None:
         self.conn = conn
         self.path = path
+        # Turns and delivery marks run their statements on the event loop (module docstring).
+        self.inline = inline
+        self._commits = 0  # since the last checkpoint
+        self._checkpointing: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._turns: deque[Turn[Any]] = deque()
         self._leader: asyncio.Task[None] | None = None
@@ -406,7 +419,13 @@ class Store:
         for suffix in ("-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 path.with_name(path.name + suffix).chmod(FILE_MODE)
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        # check_same_thread=False: the connection is also used from the event loop's thread
+        # (turns, delivery marks), never at the same time as from aiosqlite's (the store's
+        # lock is held around both).
+        conn = Connection(
+            lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False), 64
+        )
+        await conn  # starts its thread and connects there
         # WAL + synchronous=NORMAL: a commit survives a killed process (not a power cut
         # before the next checkpoint), and commits cost no fsync each. secure_delete: what
         # is deleted (a processed webhook body, a sent mail with its code, an erased
@@ -416,8 +435,9 @@ class Store:
             "PRAGMA journal_mode = WAL",
             "PRAGMA synchronous = NORMAL",
             "PRAGMA foreign_keys = ON",
-            "PRAGMA busy_timeout = 5000",
+            f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
             "PRAGMA secure_delete = ON",
+            "PRAGMA wal_autocheckpoint = 0",  # the store checkpoints itself (CHECKPOINT_EVERY)
         ):
             await conn.execute(pragma)
         store = cls(conn, path)
@@ -429,7 +449,32 @@ class Store:
         return store
 
     async def close(self) -> None:
-        await self.conn.close()
+        if self._checkpointing is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpointing
+        await self.conn.close()  # the last connection to close checkpoints the WAL
+
+    def _committed(self) -> None:
+        """Count a commit; every :data:`CHECKPOINT_EVERY`, copy the WAL into the database
+        on aiosqlite's thread (PASSIVE: never waits for readers or writers)."""
+        self._commits += 1
+        if self._commits < CHECKPOINT_EVERY or self._checkpointing is not None:
+            return
+        self._commits = 0
+        self._checkpointing = asyncio.create_task(self._checkpoint_passive(), name="checkpoint")
+
+    async def _checkpoint_passive(self) -> None:
+        try:
+            async with self._lock:
+                # Read to its end: a statement left open would keep the next COMMIT from
+                # going through ("SQL statements in progress").
+                await on_thread(
+                    self.conn, lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                )
+        except Exception:
+            log.warning("checkpoint failed; the next one copies the rest", exc_info=True)
+        finally:
+            self._checkpointing = None
 
     async def _migrate(self) -> None:
         (current,) = next(iter(await self.conn.execute_fetchall("PRAGMA user_version")))
@@ -458,6 +503,8 @@ class Store:
                 raise
             if tx.begun and not tx.committed:
                 await self.conn.execute("COMMIT")
+            if tx.begun or tx.committed:
+                self._committed()
 
     async def turn(
         self,
@@ -474,7 +521,8 @@ class Store:
         rolled back to its savepoint, alone, and ``on_error(tx, error)`` runs in a savepoint
         of its own (e.g. to claim the update and apologise)."""
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._turns.append(Turn(now, claim, body, on_error, done))
+        turn = Turn(now, claim, body, on_error, done)
+        self._turns.append(turn)
         if self._leader is None:
             self._leader = asyncio.create_task(self._lead(), name="store-batches")
         return await done
@@ -492,7 +540,7 @@ class Store:
                 self._turns.clear()
 
     async def _run_batch(self) -> None:
-        batch: Batch = Batch(self.conn, self._turns)
+        batch = Batch(self.conn, self._turns, inline=self.inline)
         outcomes: list[tuple[Turn[Any], Any, BaseException | None]] = []
         turn = batch.take_next()
         try:
@@ -525,6 +573,7 @@ class Store:
             log.error("a batch of %d turns was rolled back", len(outcomes), exc_info=error)
             return
         self.batches += 1
+        self._committed()
         self.batched_turns += len(outcomes)
         for done, value, failure in outcomes:
             if done.done.done():
@@ -586,41 +635,77 @@ class Store:
         return [OutboxRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in found]
 
     async def mark_sent(self, done: Iterable[tuple[int, str | None]], now: datetime) -> None:
-        batch = [(iso(now), ref, row_id) for row_id, ref in done]
-        if not batch:
+        by_ref: dict[str | None, list[int]] = {}  # a joined message's rows share its ref
+        for row_id, ref in done:
+            by_ref.setdefault(ref, []).append(row_id)
+        if not by_ref:
             return
+        stamp = iso(now)
 
         def work(db: sqlite3.Connection) -> None:
             # One transaction for the batch: in autocommit mode each row would commit alone.
-            db.execute("BEGIN")
-            db.executemany(
-                "UPDATE outbox SET state = 'sent', sent_at = ?, external_ref = ? WHERE id = ?",
-                batch,
-            )
-            _forget_delivered(db, [row_id for _at, _ref, row_id in batch])
-            db.execute("COMMIT")
+            forget: list[int] = []
+            for ref, ids in by_ref.items():
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    marks = ", ".join("?" for _ in chunk)
+                    marked = db.execute(
+                        "UPDATE outbox SET state = 'sent', sent_at = ?, external_ref = ?"
+                        f" WHERE id IN ({marks}) RETURNING id, forget",
+                        [stamp, ref, *chunk],
+                    ).fetchall()
+                    forget += [row_id for row_id, gone in marked if gone]
+            if forget:  # rows of a chat that erased its data
+                _forget_delivered(db, forget)
 
         async with self._lock:
-            await self.conn._execute(work, self.conn._conn)  # type: ignore[no-untyped-call]
+            await self._write(work)
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` in a transaction of its own; on the event loop when the write lock is
+        free at once, else on aiosqlite's thread (which waits for it). Hold the lock."""
+        db = raw(self.conn)
+
+        def whole(db: sqlite3.Connection, begin: bool) -> T:
+            if begin:
+                db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return result
+
+        prefix = ["BEGIN IMMEDIATE"]
+        if self.inline and _begin_here(self.conn, prefix):
+            result = whole(db, False)
+        else:
+            result = await on_thread(self.conn, lambda db: whole(db, True))
+        self._committed()
+        return result
 
     async def mark_attempt(
-        self, row_id: int, error: str, *, failed: bool, next_attempt: datetime | None
+        self, row_ids: Sequence[int], error: str, *, failed: bool, next_attempt: datetime | None
     ) -> None:
-        async with self._lock:
-            await self.conn.execute(
+        """Count a failed attempt on rows (a message and the rows joined into it)."""
+        state = "failed" if failed else "pending"
+        retry = iso(next_attempt) if next_attempt else None
+        ids = list(row_ids)
+        marks = ", ".join("?" for _ in ids)
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = ?,"
-                " next_attempt_at = ? WHERE id = ?",
-                (
-                    error[:500],
-                    "failed" if failed else "pending",
-                    iso(next_attempt) if next_attempt else None,
-                    row_id,
-                ),
+                f" next_attempt_at = ? WHERE id IN ({marks})",
+                [error[:500], state, retry, *ids],
             )
             if failed:
-                await self.conn._execute(  # type: ignore[no-untyped-call]
-                    _forget_delivered, self.conn._conn, [row_id]
-                )
+                _forget_delivered(db, ids)
+
+        async with self._lock:
+            await self._write(work)
 
     async def fail_delivery(
         self, row_id: int, error: str, now: datetime, apology: str | None
@@ -713,6 +798,74 @@ class Store:
                 "PRAGMA wal_checkpoint(TRUNCATE)"
             )
         return not busy
+
+
+class Connection(aiosqlite.Connection):
+    """aiosqlite's connection, whose busy timeout is off while the event loop uses it.
+
+    Setting the timeout costs 10-20 us a statement; switching it at every transaction
+    cost more than a turn's reads. So :func:`_begin_here` turns it off once (``quick``)
+    and the next trip to the thread, which may wait for the lock, turns it back on first.
+    """
+
+    quick = False
+
+    async def _execute(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self.quick:
+            self.quick = False
+            work = fn
+
+            def waiting(*args: Any, **kwargs: Any) -> T:
+                self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                return work(*args, **kwargs)
+
+            fn = waiting
+        result: T = await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        return result
+
+
+def raw(conn: aiosqlite.Connection) -> sqlite3.Connection:
+    """The sqlite3 connection inside aiosqlite's (opened with check_same_thread=False)."""
+    db: sqlite3.Connection = conn._conn
+    return db
+
+
+async def on_thread(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``work`` on aiosqlite's thread: aiosqlite's own entry point for a callable
+    (its public methods take one statement at a time)."""
+    result: T = await conn._execute(work, conn._conn)  # type: ignore[no-untyped-call]
+    return result
+
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def _begin_here(conn: Connection, prefix: list[str]) -> bool:
+    """Take the write lock on the event loop's thread if nobody holds it.
+
+    ``prefix`` starts with ``BEGIN IMMEDIATE`` (a transaction not begun yet). With WAL,
+    BEGIN IMMEDIATE is the one statement of a write transaction that can wait for another
+    connection (another process: the staff shell, a second bot); everything after it runs
+    without waiting, so once it succeeded the rest of the transaction can run here, a few
+    microseconds a statement, instead of a trip to aiosqlite's thread (170-270 us each).
+    It is tried with no busy timeout (:class:`Connection` sets it back for the thread's
+    next trip): when the lock is held, False, and the caller sends the whole trip, BEGIN
+    included, to the thread, which waits up to the busy timeout. On success the BEGIN is
+    taken out of ``prefix``."""
+    if not prefix or prefix[0] != "BEGIN IMMEDIATE":
+        return False
+    db = raw(conn)
+    if not conn.quick:
+        db.execute("PRAGMA busy_timeout = 0")
+        conn.quick = True
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return False
+        raise
+    del prefix[0]
+    return True
 
 
 def _forget_delivered(db: sqlite3.Connection, ids: Sequence[int]) -> None:
