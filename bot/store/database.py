@@ -41,8 +41,8 @@ T = TypeVar("T")
 
 MAX_BATCH_TURNS = 64  # turns committed together at most
 MAX_BATCH_SECONDS = 0.002  # no turn joins a batch that began (BEGIN) longer ago than this
-# Commits between two checkpoints, which run on aiosqlite's thread (SQLite's own, every
-# 1,000 pages, would run inside a COMMIT made on the event loop and block it for the fsync).
+# Commits between two checkpoints, which run on a thread of their own (SQLite's, every 1,000
+# pages, would run inside a COMMIT made on the event loop and block it for the fsync).
 CHECKPOINT_EVERY = 256
 
 
@@ -456,7 +456,7 @@ class Store:
 
     def _committed(self) -> None:
         """Count a commit; every :data:`CHECKPOINT_EVERY`, copy the WAL into the database
-        on aiosqlite's thread (PASSIVE: never waits for readers or writers)."""
+        on a worker thread (PASSIVE: never waits for readers or writers)."""
         self._commits += 1
         if self._commits < CHECKPOINT_EVERY or self._checkpointing is not None:
             return
@@ -464,13 +464,15 @@ class Store:
         self._checkpointing = asyncio.create_task(self._checkpoint_passive(), name="checkpoint")
 
     async def _checkpoint_passive(self) -> None:
+        # A connection of its own on a worker thread, without the store's lock: a PASSIVE
+        # checkpoint copies what is already committed and never waits for the writer, so
+        # turns go on meanwhile (the WAL's first frames are reused once it is all copied).
+        def copy() -> None:
+            with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as db:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
         try:
-            async with self._lock:
-                # Read to its end: a statement left open would keep the next COMMIT from
-                # going through ("SQL statements in progress").
-                await on_thread(
-                    self.conn, lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                )
+            await asyncio.to_thread(copy)
         except Exception:
             log.warning("checkpoint failed; the next one copies the rest", exc_info=True)
         finally:

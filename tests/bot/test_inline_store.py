@@ -151,24 +151,32 @@ async def test_a_lock_held_past_the_busy_timeout_fails_the_turn_not_the_loop(
     await store.close()
 
 
-async def test_the_wal_is_checkpointed_on_the_thread_not_inside_a_commit_on_the_loop(
+async def test_the_wal_is_checkpointed_on_a_thread_not_inside_a_commit_on_the_loop(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
     """SQLite's own checkpoint would run inside a COMMIT, on the loop when the turn ran
-    there, and block it for the fsync; the store turns it off and checkpoints itself."""
+    there, and block it for the fsync; the store turns it off and checkpoints itself, on a
+    connection of its own, every CHECKPOINT_EVERY commits."""
     monkeypatch.setattr("bot.store.database.CHECKPOINT_EVERY", 3)
-    store = await Store.open(tmp_path / "db.sqlite3")
+    path = tmp_path / "db.sqlite3"
+    store = await Store.open(path)
     async with store.reading() as conn:
         assert list(await conn.execute_fetchall("PRAGMA wal_autocheckpoint")) == [(0,)]
-    seen: list[tuple[str, int]] = []
-    await store.conn.set_trace_callback(
-        lambda sql: seen.append((" ".join(sql.split()), threading.get_ident()))
-    )
-    for i in range(3):
-        await store.turn(NOW, ("test", f"e{i}", "c1", "v1"), body_saving("c1"), apologise)
+    assert await store.checkpoint()  # the schema in the database file
+
+    def in_the_database_file() -> int:
+        """Conversations the database file holds without its WAL (what was checkpointed)."""
+        copy = tmp_path / "copy.sqlite3"
+        copy.write_bytes(path.read_bytes())
+        with sqlite3.connect(copy) as db:
+            return int(db.execute("SELECT count(*) FROM conversations").fetchone()[0])
+
+    for i in range(2):
+        await store.turn(NOW, ("test", f"e{i}", f"c{i}", "v1"), body_saving(f"c{i}"), apologise)
+    assert store._checkpointing is None
+    assert in_the_database_file() == 0  # committed, in the WAL only
+    await store.turn(NOW, ("test", "e2", "c2", "v1"), body_saving("c2"), apologise)
     assert store._checkpointing is not None
     await store._checkpointing
-    checkpoints = [ident for sql, ident in seen if sql == "PRAGMA wal_checkpoint(PASSIVE)"]
-    assert len(checkpoints) == 1
-    assert checkpoints[0] != threading.get_ident()
+    assert in_the_database_file() == 3
     await store.close()
