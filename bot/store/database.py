@@ -13,6 +13,15 @@ turn's last trip (save state, enqueue replies) also claims and loads the next tu
 batch, so a batch costs about one trip per turn plus one. A batch is bounded
 (:data:`MAX_BATCH_TURNS`, :data:`MAX_BATCH_SECONDS` since its BEGIN) and takes only what is
 already queued: a lone turn never waits for company.
+
+**Statements on the event loop.** A turn's batch and a delivery mark first try ``BEGIN
+IMMEDIATE`` on the event loop's thread with no busy timeout (:func:`_begin_here`); when
+the write lock was free, every statement of that transaction runs there (with WAL nothing
+after BEGIN IMMEDIATE waits for another connection) and the "trips" above cost no
+hand-off. When another connection holds the lock, the trip goes to aiosqlite's thread,
+which waits for it. Everything else runs on that thread. SQLite's automatic checkpoint is
+off (it would run inside a COMMIT made on the loop); the store checkpoints every
+:data:`CHECKPOINT_EVERY` commits on a connection of its own.
 """
 
 from __future__ import annotations
@@ -523,8 +532,7 @@ class Store:
         rolled back to its savepoint, alone, and ``on_error(tx, error)`` runs in a savepoint
         of its own (e.g. to claim the update and apologise)."""
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        turn = Turn(now, claim, body, on_error, done)
-        self._turns.append(turn)
+        self._turns.append(Turn(now, claim, body, on_error, done))
         if self._leader is None:
             self._leader = asyncio.create_task(self._lead(), name="store-batches")
         return await done
