@@ -407,11 +407,9 @@ class Turn(Generic[T]):
 
 
 class Store:
-    def __init__(self, conn: Connection, path: Path, *, inline: bool = True) -> None:
+    def __init__(self, conn: Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
-        # Turns and delivery marks run their statements on the event loop (module docstring).
-        self.inline = inline
         self._commits = 0  # since the last checkpoint
         self._checkpointing: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -550,7 +548,8 @@ class Store:
                 self._turns.clear()
 
     async def _run_batch(self) -> None:
-        batch = Batch(self.conn, self._turns, inline=self.inline)
+        # A turn's statements run on the event loop when they can (module docstring).
+        batch = Batch(self.conn, self._turns, inline=True)
         outcomes: list[tuple[Turn[Any], Any, BaseException | None]] = []
         turn = batch.take_next()
         try:
@@ -689,7 +688,7 @@ class Store:
             return result
 
         prefix = ["BEGIN IMMEDIATE"]
-        if self.inline and _begin_here(self.conn, prefix):
+        if _begin_here(self.conn, prefix):
             result = whole(db, False)
         else:
             result = await on_thread(self.conn, lambda db: whole(db, True))
