@@ -612,6 +612,8 @@ class Product:
             "durable_ok": durable,
             "first_payloads": [r[0] for r in first],
             "turns_per_commit": round(store.batched_turns / max(1, store.batches), 2),
+            # Delivery marks committed with a batch of turns, not in a transaction alone.
+            "marks_carried": store.carried_marks,
         }
 
     async def stop(self) -> None:

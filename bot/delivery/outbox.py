@@ -38,9 +38,12 @@ handed to the transport names the rows joined into it (``OutboxRow.joined``), so
 that keeps rows for later (WhatsApp's 24-hour window) keeps them all.
 
 **Marking sent.** A chat's next row waits until the previous one's mark as sent has
-committed (marks of all chats are grouped into one transaction). A crash can therefore
-repeat at most the one row per chat whose send had returned (or was in flight) and whose mark
-had not committed yet.
+committed (marks of all chats are grouped into one transaction, itself carried by the
+store's running batch of turns when there is one). The mark of a chat's last queued row is
+not waited for: it rides in the store's next batch of turns (:meth:`Store.mark_sent_later`,
+at most :data:`~bot.store.database.MARK_DELAY` later), and a new row of that chat waits for
+it first. A crash can therefore repeat at most the one row per chat whose send had returned
+(or was in flight) and whose mark had not committed yet.
 """
 
 from __future__ import annotations
@@ -123,6 +126,8 @@ class OutboxWorker:
         self._slots = asyncio.Semaphore(concurrency)
         self._done: list[tuple[int, str | None]] = []
         self._marking: set[int] = set()  # delivered, being marked sent right now
+        # Per chat, its last delivered row's mark as sent when left to commit later.
+        self._later: dict[str, asyncio.Future[None]] = {}
         self._watchers: list[set[int]] = []  # pick-ups in progress: rows finished meanwhile
         # Rows submitted together are one reply: with a pacer they go out back to back, so
         # an officer waits one round of the other chats for a reply, not one per message.
@@ -185,6 +190,7 @@ class OutboxWorker:
         """Wait until every submitted row is delivered (or failed) and marked."""
         await self._idle.wait()
         await self._flush()
+        await self._marks_settled()
 
     async def stop(self) -> None:
         for task in list(self._tasks.values()):
@@ -197,6 +203,7 @@ class OutboxWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self._flush()
+        await self._marks_settled()
 
     # -------------------------------------------------------------- internals
     async def _drain_chat(self, chat_id: str) -> None:
@@ -208,7 +215,14 @@ class OutboxWorker:
                 batch = self._batch_of.get(row.id, -2)
                 run = run + 1 if batch == previous else 0
                 joined, rows = self._joined(queue)
-                await self._deliver(joined, continues=0 < run < MAX_RUN, also=rows[:-1])
+                # The chat's previous mark as sent, if it was left to commit later.
+                await self._marked(chat_id)
+                await self._deliver(
+                    joined,
+                    continues=0 < run < MAX_RUN,
+                    also=rows[:-1],
+                    last=len(rows) == len(queue),
+                )
                 for done in rows:
                     queue.popleft()
                     for finished in self._watchers:
@@ -259,9 +273,15 @@ class OutboxWorker:
             return await self.transport.deliver(row)
 
     async def _deliver(
-        self, row: OutboxRow, continues: bool = False, also: Sequence[OutboxRow] = ()
+        self,
+        row: OutboxRow,
+        continues: bool = False,
+        also: Sequence[OutboxRow] = (),
+        *,
+        last: bool = False,
     ) -> None:
-        """Deliver ``row``; the rows in ``also`` were joined into it and share its fate."""
+        """Deliver ``row``; the rows in ``also`` were joined into it and share its fate.
+        ``last``: nothing else of the chat is queued behind it (its mark may commit later)."""
         attempt = row.attempts
         failures = 0
         errors = 0
@@ -318,7 +338,10 @@ class OutboxWorker:
                 )
                 await self._sleep(delay)
             else:
-                await self._mark_sent(row.id, ref, others)
+                if last:
+                    self._mark_later(row, ref, others)
+                else:
+                    await self._mark_sent(row.id, ref, others)
                 return
 
     async def _give_up(self, row: OutboxRow, error: Exception, tries: int) -> None:
@@ -349,6 +372,46 @@ class OutboxWorker:
         committed = self._next_flush
         self._flush_wanted.set()
         await asyncio.shield(committed)
+
+    def _mark_later(self, row: OutboxRow, ref: str | None, others: Sequence[int]) -> None:
+        """Record a delivered row that nothing of its chat waits behind: the mark rides in
+        the store's next batch of turns, most often the next update's, instead of a
+        transaction of its own (:meth:`Store.mark_sent_later`). Until it commits the row
+        still reads as pending (``_marking``: pick_up skips it), and the chat's next row
+        waits for it (:meth:`_marked`)."""
+        self.sent += 1
+        ids = [*others, row.id]
+        self._marking.update(ids)
+        committed = self.store.mark_sent_later([(row_id, ref) for row_id in ids], self.clock.now())
+        self._later[row.chat_id] = committed
+
+        def done(future: asyncio.Future[None]) -> None:
+            self._marking.difference_update(ids)
+            if self._later.get(row.chat_id) is future:
+                del self._later[row.chat_id]
+            if not future.cancelled() and future.exception() is not None:
+                # The rows stay pending in the store: sent again after a restart.
+                log.error(
+                    "marking delivered outbox rows as sent failed", exc_info=future.exception()
+                )
+
+        committed.add_done_callback(done)
+
+    async def _marked(self, chat_id: str) -> None:
+        """Wait for the chat's last mark left to commit later (a crash may repeat at most
+        one row per chat), hurrying it: a new row of the chat is queued."""
+        committed = self._later.get(chat_id)
+        if committed is None or committed.done():
+            return
+        self.store.hurry_marks()
+        with contextlib.suppress(Exception):
+            await asyncio.shield(committed)
+
+    async def _marks_settled(self) -> None:
+        """Every mark left to commit later has committed (or failed, and was logged)."""
+        while self._later:
+            self.store.hurry_marks()
+            await asyncio.gather(*self._later.values(), return_exceptions=True)
 
     async def _flush_loop(self) -> None:
         while True:

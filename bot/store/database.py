@@ -14,6 +14,14 @@ batch, so a batch costs about one trip per turn plus one. A batch is bounded
 (:data:`MAX_BATCH_TURNS`, :data:`MAX_BATCH_SECONDS` since its BEGIN) and takes only what is
 already queued: a lone turn never waits for company.
 
+**Delivery marks ride along.** Marking a delivered message sent is a transaction too. When
+turns are running or queued, the mark waits in :attr:`Store._marks` and the batch runs it,
+in a savepoint of its own, just before its COMMIT (:meth:`Store.mark_sent`). A mark nothing
+waits behind (:meth:`Store.mark_sent_later`, the last message of a chat's reply) does not
+wait at all: the next batch of turns, most often the next update's, carries it; if none
+comes within :data:`MARK_DELAY` it is committed alone. A batch that rolls back hands its
+marks back to be committed after it; a mark that fails is undone alone.
+
 **Statements on the event loop.** A turn's batch and a delivery mark first try ``BEGIN
 IMMEDIATE`` on the event loop's thread with no busy timeout (:func:`_begin_here`); when
 the write lock was free, every statement of that transaction runs there (with WAL nothing
@@ -50,6 +58,9 @@ T = TypeVar("T")
 
 MAX_BATCH_TURNS = 64  # turns committed together at most
 MAX_BATCH_SECONDS = 0.002  # no turn joins a batch that began (BEGIN) longer ago than this
+# How long a delivery mark made with Store.mark_sent_later waits for a batch of turns to
+# carry it before it is committed alone: a crash meanwhile sends its message again.
+MARK_DELAY = 0.05
 # Commits between two checkpoints, which run on a thread of their own (SQLite's, every 1,000
 # pages, would run inside a COMMIT made on the event loop and block it for the fsync).
 CHECKPOINT_EVERY = 256
@@ -284,6 +295,7 @@ class Tx:
         turn's savepoint and, when the batch goes on, claims and loads its next turn."""
         batch = self.batch
         following = batch.take_next() if batch.in_turn else None
+        carried = batch.take_marks() if batch.in_turn and following is None else []
 
         def work(db: sqlite3.Connection) -> list[OutboxRow]:
             try:
@@ -299,6 +311,7 @@ class Tx:
             db.execute(f"RELEASE {TURN}")
             batch.released = True
             if following is None:
+                _run_marks(db, carried)
                 db.execute("COMMIT")
                 batch.committed = True
             else:
@@ -309,12 +322,14 @@ class Tx:
             rows = await self.run(work)
         except BaseException:
             batch.put_back(following)
+            batch.put_back_marks(carried)
             raise
         self.committed = True
         return rows
 
 
 TURN = "turn"  # the savepoint of the turn running in a batch (turns never nest)
+MARK = "mark"  # the savepoint of a delivery mark carried by a batch
 Claim = tuple[str, str, str, str]  # channel, event id, external chat id, notice version
 
 
@@ -327,6 +342,7 @@ class Batch:
         queue: deque[Turn[Any]] | None = None,
         *,
         inline: bool = False,
+        marks: list[Mark] | None = None,
     ) -> None:
         self.conn = conn
         # Run the transaction's statements on the event loop's thread once BEGIN IMMEDIATE
@@ -341,6 +357,17 @@ class Batch:
         self.started = 0.0
         self.taken = 0
         self.next: Turn[Any] | None = None
+        self.marks = marks  # delivery marks waiting for the next COMMIT (None: no batch)
+        self.carried: list[Mark] = []  # the marks this batch's COMMIT carries
+
+    def take_marks(self) -> list[Mark]:
+        """The delivery marks waiting now, to run just before this batch's COMMIT."""
+        if not self.marks:
+            return []
+        taken = self.marks[:]
+        self.marks.clear()
+        self.carried += taken
+        return taken
 
     def take_prefix(self) -> list[str]:
         prefix = self.prefix if self.begun else ["BEGIN IMMEDIATE", *self.prefix]
@@ -365,11 +392,87 @@ class Batch:
         self.next = turn
         return turn
 
+    def put_back_marks(self, marks: list[Mark]) -> None:
+        """Marks taken for a trip that failed: the batch's final COMMIT takes them again."""
+        if marks and self.marks is not None:
+            self.carried = [mark for mark in self.carried if mark not in marks]
+            for mark in marks:
+                mark.error = None
+            self.marks[:0] = marks
+
     def put_back(self, turn: Turn[Any] | None) -> None:
         """A turn taken for a trip that failed: it runs next, loading its chat itself."""
         if turn is not None:
             turn.loaded = False
             turn.chat = None
+
+
+class Mark:
+    """A delivery mark waiting for the next batch's COMMIT (:meth:`Store.mark_sent`)."""
+
+    __slots__ = ("done", "error", "work")
+
+    def __init__(self, work: Callable[[sqlite3.Connection], None], done: asyncio.Future[None]):
+        self.work = work
+        self.done = done
+        self.error: Exception | None = None
+
+
+def _run_marks(db: sqlite3.Connection, marks: Sequence[Mark]) -> None:
+    """Each mark in a savepoint of its own: one that fails is undone alone (and its caller
+    told, once the transaction commits); the others and the batch's turns go on."""
+    for mark in marks:
+        db.execute(f"SAVEPOINT {MARK}")
+        try:
+            mark.work(db)
+        except Exception as error:
+            db.execute(f"ROLLBACK TO {MARK}")
+            mark.error = error
+        db.execute(f"RELEASE {MARK}")
+
+
+def _mark_work(
+    done: Iterable[tuple[int, str | None]], now: datetime
+) -> Callable[[sqlite3.Connection], None] | None:
+    """The statements that mark delivered rows sent; None when there are none."""
+    by_ref: dict[str | None, list[int]] = {}  # a joined message's rows share its ref
+    for row_id, ref in done:
+        by_ref.setdefault(ref, []).append(row_id)
+    if not by_ref:
+        return None
+    stamp = iso(now)
+
+    def work(db: sqlite3.Connection) -> None:
+        forget: list[int] = []
+        for ref, ids in by_ref.items():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                marked = db.execute(
+                    "UPDATE outbox SET state = 'sent', sent_at = ?, external_ref = ?"
+                    f" WHERE id IN ({marks}) RETURNING id, forget",
+                    [stamp, ref, *chunk],
+                ).fetchall()
+                forget += [row_id for row_id, gone in marked if gone]
+        if forget:  # rows of a chat that erased its data
+            _forget_delivered(db, forget)
+
+    return work
+
+
+def _nothing(db: sqlite3.Connection) -> None:
+    return None
+
+
+def _settle(marks: Iterable[Mark], error: Exception | None = None) -> None:
+    for mark in marks:
+        if mark.done.done():
+            continue
+        failure = error or mark.error
+        if failure is None:
+            mark.done.set_result(None)
+        else:
+            mark.done.set_exception(failure)
 
 
 class Turn(Generic[T]):
@@ -414,9 +517,12 @@ class Store:
         self._checkpointing: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._turns: deque[Turn[Any]] = deque()
+        self._marks: list[Mark] = []  # delivery marks waiting for the leader's next COMMIT
+        self._mark_timer: asyncio.TimerHandle | None = None  # commits late marks alone
         self._leader: asyncio.Task[None] | None = None
         self.batches = 0  # batches of turns run, and the turns in them (for the benchmark)
         self.batched_turns = 0
+        self.carried_marks = 0  # delivery marks committed with a batch of turns
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -456,6 +562,9 @@ class Store:
         return store
 
     async def close(self) -> None:
+        if self._marks:  # marks made with mark_sent_later: committed before the end
+            self.hurry_marks()
+            await asyncio.gather(*(mark.done for mark in self._marks), return_exceptions=True)
         if self._checkpointing is not None:
             with contextlib.suppress(Exception):
                 await self._checkpointing
@@ -537,19 +646,37 @@ class Store:
 
     async def _lead(self) -> None:
         try:
-            while self._turns:
+            while self._turns or self._marks:
                 async with self._lock:
-                    await self._run_batch()
+                    if self._turns:
+                        await self._run_batch()
+                    else:
+                        await self._run_marks_alone()
         finally:
             self._leader = None
             if self._turns:  # stopped (cancelled) with turns queued: they will not run
                 for turn in self._turns:
                     turn.done.cancel()
                 self._turns.clear()
+            if self._marks:  # their rows stay pending: sent again after a restart
+                marks, self._marks = self._marks, []
+                _settle(marks, StoreError("the store stopped before the mark committed"))
+
+    async def _run_marks_alone(self) -> None:
+        marks, self._marks = self._marks, []
+        try:
+            await self._write(lambda db: _run_marks(db, marks))
+        except Exception as error:
+            _settle(marks, error)
+            return
+        except BaseException:
+            _settle(marks, StoreError("the store stopped before the mark committed"))
+            raise
+        _settle(marks)
 
     async def _run_batch(self) -> None:
         # A turn's statements run on the event loop when they can (module docstring).
-        batch = Batch(self.conn, self._turns, inline=True)
+        batch = Batch(self.conn, self._turns, inline=True, marks=self._marks)
         outcomes: list[tuple[Turn[Any], Any, BaseException | None]] = []
         turn = batch.take_next()
         try:
@@ -564,12 +691,24 @@ class Store:
                     # the turns before wrote is gone, so they failed too.
                     raise StoreError("the batch's transaction ended before its commit")
             if batch.begun:
-                await Tx(self.conn, outcomes[-1][0].now, batch).run(
-                    lambda db: db.execute("COMMIT")
-                )
+                carried = batch.take_marks()
+
+                def commit(db: sqlite3.Connection) -> None:
+                    _run_marks(db, carried)
+                    db.execute("COMMIT")
+
+                try:
+                    await Tx(self.conn, outcomes[-1][0].now, batch).run(commit)
+                except BaseException:
+                    batch.put_back_marks(carried)
+                    raise
         except BaseException as error:
             if self.conn.in_transaction:
                 await asyncio.shield(self.conn.execute("ROLLBACK"))
+            # Marks carried by the batch were rolled back with it: the leader runs them next.
+            self._marks[:0] = batch.carried
+            for mark in batch.carried:
+                mark.error = None
             for left in [*(done for done, _, _ in outcomes), turn, batch.next]:
                 if left is None or left.done.done():
                     continue
@@ -584,6 +723,8 @@ class Store:
         self.batches += 1
         self._committed()
         self.batched_turns += len(outcomes)
+        self.carried_marks += len(batch.carried)
+        _settle(batch.carried)
         for done, value, failure in outcomes:
             if done.done.done():
                 continue
@@ -644,31 +785,42 @@ class Store:
         return [OutboxRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in found]
 
     async def mark_sent(self, done: Iterable[tuple[int, str | None]], now: datetime) -> None:
-        by_ref: dict[str | None, list[int]] = {}  # a joined message's rows share its ref
-        for row_id, ref in done:
-            by_ref.setdefault(ref, []).append(row_id)
-        if not by_ref:
+        """Mark delivered rows sent (``(row id, message ref)``); returns once committed.
+
+        With turns running or queued the mark rides in their batch's transaction, just
+        before its COMMIT (or, if that batch had already committed, right after it, alone);
+        otherwise it is a transaction of its own, now."""
+        work = _mark_work(done, now)
+        if work is None:
             return
-        stamp = iso(now)
+        if self._leader is None:
+            async with self._lock:
+                await self._write(work)
+            return
+        mark = Mark(work, asyncio.get_running_loop().create_future())
+        self._marks.append(mark)
+        await mark.done
 
-        def work(db: sqlite3.Connection) -> None:
-            # One transaction for the batch: in autocommit mode each row would commit alone.
-            forget: list[int] = []
-            for ref, ids in by_ref.items():
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start : start + 500]
-                    marks = ", ".join("?" for _ in chunk)
-                    marked = db.execute(
-                        "UPDATE outbox SET state = 'sent', sent_at = ?, external_ref = ?"
-                        f" WHERE id IN ({marks}) RETURNING id, forget",
-                        [stamp, ref, *chunk],
-                    ).fetchall()
-                    forget += [row_id for row_id, gone in marked if gone]
-            if forget:  # rows of a chat that erased its data
-                _forget_delivered(db, forget)
+    def mark_sent_later(
+        self, done: Iterable[tuple[int, str | None]], now: datetime
+    ) -> asyncio.Future[None]:
+        """Like :meth:`mark_sent`, without waiting: the mark rides in the next batch of
+        turns (most often the very next update's), or is committed alone after
+        :data:`MARK_DELAY` if no turn comes first. The future says when it committed."""
+        loop = asyncio.get_running_loop()
+        mark = Mark(_mark_work(done, now) or _nothing, loop.create_future())
+        self._marks.append(mark)
+        if self._leader is None and self._mark_timer is None:
+            self._mark_timer = loop.call_later(MARK_DELAY, self.hurry_marks)
+        return mark.done
 
-        async with self._lock:
-            await self._write(work)
+    def hurry_marks(self) -> None:
+        """Commit the waiting delivery marks now (alone if no turn is running)."""
+        if self._mark_timer is not None:
+            self._mark_timer.cancel()
+            self._mark_timer = None
+        if self._marks and self._leader is None:
+            self._leader = asyncio.create_task(self._lead(), name="store-batches")
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work`` in a transaction of its own; on the event loop when the write lock is
