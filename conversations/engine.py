@@ -188,9 +188,6 @@ class _Turn(DraftsMixin, TicketsMixin):
         self.now = now
         self.event = event
 
-    def say(self, key: str, **data: Any) -> None:
-        self.reply.messages.append(Outbound(key, data))
-
     # ------------------------------------------------------------------ entry
     async def run(self) -> None:
         event, state = self.event, self.state

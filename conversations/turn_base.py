@@ -1,0 +1,59 @@
+"""What every part of a turn shares: the turn's attributes, ``say``, and the methods one part
+calls in another, declared here so each part type-checks on its own.
+
+``conversations.engine._Turn`` mixes the parts together (``turn_parts``) and defines the
+rest; each method is defined once, and the declarations below come last in the method
+order, so they are never what runs. The parts see the engine through :class:`EngineView`
+and never import it (no import cycle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from conversations.events import Inbound, Outbound
+from conversations.flow import Flow, Person, Reply
+from conversations.ports import Ports
+from conversations.state import State
+
+
+class EngineView(Protocol):
+    """What the parts of a turn use of the engine: its flows by name."""
+
+    flows: dict[str, Flow]
+
+
+class TurnBase:
+    """One event's handling: the attributes every part reads, and what the parts call in
+    one another (defined in the part named beside each)."""
+
+    engine: EngineView
+    reply: Reply
+    state: State
+    person: Person
+    now: datetime
+    event: Inbound
+    services: Ports
+
+    def say(self, key: str, **data: Any) -> None:
+        self.reply.messages.append(Outbound(key, data))
+
+    # ------------------------------------------------------ engine: questions
+    async def ask_current(self, edit: bool = False) -> None:
+        raise NotImplementedError
+
+    async def ask_again(self) -> None:
+        raise NotImplementedError
+
+    def put_question(self, message: Outbound) -> None:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------- engine: menu
+    async def start(self, name: str, messages: Sequence[Outbound] = ()) -> None:
+        raise NotImplementedError
+
+    # ----------------------------------------------------- turn_parts: drafts
+    def keep_draft(self) -> None:
+        raise NotImplementedError
