@@ -10,7 +10,6 @@ Global commands work in every flow: ``menu``, ``atras``, ``cancelar`` (asks firs
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +52,7 @@ from conversations.state import Frame, State
 from conversations.status import find_number
 from conversations.text import IntentMatcher, normalize, normalize_label
 from conversations.turn_parts import DRAFT_LIFETIME, DraftsMixin, TicketsMixin
+from conversations.undo import restore, snapshot
 
 __all__ = ["DRAFT_LIFETIME", "Engine", "Intents", "Reply"]
 
@@ -724,52 +724,6 @@ def check_references(flows: Mapping[str, Flow], intents: Intents) -> None:
     )
     if unknown:
         raise FlowError(f"common questions offer flows that do not exist: {unknown}")
-
-
-def snapshot(data: dict[str, Any], keys: frozenset[str] | None) -> dict[str, Any]:
-    """A deep copy of the answers going back would restore, as a JSON round trip would
-    make it (lists for tuples), without the round trip: a fifth of a turn's JSON time."""
-    if keys is not None:
-        data = {key: data[key] for key in keys if key in data}
-    try:
-        plain: dict[str, Any] = _plain_copy(data)
-        return plain
-    except _NotPlain:  # anything else (a key that is not text...): JSON decides, as before
-        copied: dict[str, Any] = json.loads(json.dumps(data))
-        return copied
-
-
-class _NotPlain(Exception):
-    pass
-
-
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _plain_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        copied = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise _NotPlain
-            copied[key] = _plain_copy(item)
-        return copied
-    if isinstance(value, list | tuple):
-        return [_plain_copy(item) for item in value]
-    if isinstance(value, _SCALARS):
-        return value
-    raise _NotPlain
-
-
-def restore(
-    data: dict[str, Any], saved: dict[str, Any] | None, keys: frozenset[str] | None
-) -> None:
-    if saved is None:
-        return
-    for key in list(data) if keys is None else keys:
-        if key not in saved:
-            data.pop(key, None)
-    data.update(saved)
 
 
 def _track_contact_keyboard(state: State, messages: list[Outbound]) -> None:
