@@ -19,7 +19,6 @@ from conversations.events import Choice, Inbound, Kind, Outbound, rows
 from conversations.flow import (
     Again,
     Back,
-    Ctx,
     Done,
     Flow,
     FlowError,
@@ -48,6 +47,7 @@ from conversations.names import (
 from conversations.notices import FORM_PART_START
 from conversations.password_guard import looks_like_credentials
 from conversations.ports import Ports, Reference
+from conversations.questions import QuestionsMixin
 from conversations.state import Frame, State
 from conversations.status import find_number
 from conversations.text import IntentMatcher, normalize, normalize_label
@@ -166,7 +166,7 @@ class Engine:
         return self._intents.flows.match(text, allowed)
 
 
-class _Turn(DraftsMixin, TicketsMixin):
+class _Turn(QuestionsMixin, DraftsMixin, TicketsMixin):
     """One event's handling; collects messages and effects into the reply."""
 
     engine: Engine  # the whole engine; the mixins see only its flows
@@ -507,78 +507,6 @@ class _Turn(DraftsMixin, TicketsMixin):
             self.say("common.cancel_kept")
         await self.ask_current()
 
-    # ------------------------------------------------------------- questions
-    def ctx(self, frame: Frame | None) -> Ctx:
-        flow = self.engine.flows[frame.flow] if frame else None
-        return Ctx(
-            data=frame.data if frame else {},
-            person=self.person,
-            now=self.now,
-            services=self.services,
-            flows=self.engine.flows,
-            progress=flow.position(frame.step) if flow and frame else None,
-            event=self.event,
-        )
-
-    async def ask_current(self, edit: bool = False) -> None:
-        frame = self.state.frame
-        if frame is None:
-            await self.to_menu()
-            return
-        step = self.engine.flows[frame.flow].step(frame.step)
-        messages = await step.ask(self.ctx(frame))
-        if edit and step.edits and messages and self.event.kind is Kind.BUTTON:
-            first = messages[0]
-            messages[0] = Outbound(
-                first.key,
-                first.data,
-                first.choices,
-                first.progress,
-                True,
-                first.document,
-                first.request_contact,
-            )
-        if step.answer is None:
-            self.reply.messages.extend(messages)
-            await self.to_menu()
-            return
-        for message in messages[:-1]:
-            self.reply.messages.append(message)
-        if messages:
-            self.put_question(messages[-1])
-
-    async def ask_again(self) -> None:
-        if self.state.frame is None:
-            await self.to_menu()
-        else:
-            await self.ask_current()
-
-    def put_question(self, message: Outbound) -> None:
-        """Send a message and make its buttons the open question's choices."""
-        self.state.qid += 1
-        self.state.choices = [[c.id, c.label, c.data] for c in message.all_choices()]
-        self.reply.messages.append(message)
-
-    def open_choice(self, data: str) -> str | None:
-        qid, _, choice_id = data.partition(":")
-        if qid != str(self.state.qid):
-            return None
-        return choice_id if any(c[0] == choice_id for c in self.state.choices) else None
-
-    def typed_choice(self, text: str) -> str | None:
-        """The open question's choice whose label (or its short form) was typed; a label
-        typed as a channel showed it cut ("Municipalidad Distrital…") when one alone starts
-        that way."""
-        for choice in self.state.choices:
-            if self.engine.label_matches(choice, text):
-                return str(choice[0])
-        cut = _cut_label(text)
-        if cut:
-            found = [c for c in self.state.choices if self.engine.label_starts(c, cut)]
-            if len(found) == 1:
-                return str(found[0][0])
-        return None
-
     # --------------------------------------------------------------- answers
     async def answer_menu(self, event: Inbound) -> None:
         if event.kind is Kind.BUTTON and event.text.startswith((DRAFT_CONTINUE, DRAFT_RESTART)):
@@ -739,16 +667,6 @@ def _track_contact_keyboard(state: State, messages: list[Outbound]) -> None:
             messages[index] = dataclasses.replace(message, remove_keyboard=True)
             state.contact_keyboard = False
             return
-
-
-def _cut_label(text: str) -> str:
-    """ "Municipalidad Distrital…" (a label as shown cut, typed back) → its normalized start;
-    "" for anything else. Three characters at least, so "…" alone chooses nothing."""
-    stripped = text.strip()
-    if not stripped.endswith(("…", "...")):
-        return ""
-    start = normalize(stripped.rstrip(".…"))
-    return start if len(start) >= 3 else ""
 
 
 def _choice_part(data: str) -> str:

@@ -1,9 +1,9 @@
 """What every part of a turn shares: the turn's attributes, ``say``, and the methods one part
 calls in another, declared here so each part type-checks on its own.
 
-``conversations.engine._Turn`` mixes the parts together (``turn_parts``) and defines the
-rest; each method is defined once, and the declarations below come last in the method
-order, so they are never what runs. The parts see the engine through :class:`EngineView`
+``conversations.engine._Turn`` mixes the parts together (``questions``, ``turn_parts``) and
+defines the rest; each method is defined once, and the declarations below come last in the
+method order, so they are never what runs. The parts see the engine through :class:`EngineView`
 and never import it (no import cycle).
 """
 
@@ -14,15 +14,19 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from conversations.events import Inbound, Outbound
-from conversations.flow import Flow, Person, Reply
+from conversations.flow import Ctx, Flow, Person, Reply
 from conversations.ports import Ports
-from conversations.state import State
+from conversations.state import Frame, State
 
 
 class EngineView(Protocol):
-    """What the parts of a turn use of the engine: its flows by name."""
+    """What the parts of a turn use of the engine: its flows by name, its labels."""
 
     flows: dict[str, Flow]
+
+    def label_matches(self, choice: list[Any], text: str) -> bool: ...
+
+    def label_starts(self, choice: list[Any], prefix: str) -> bool: ...
 
 
 class TurnBase:
@@ -40,7 +44,10 @@ class TurnBase:
     def say(self, key: str, **data: Any) -> None:
         self.reply.messages.append(Outbound(key, data))
 
-    # ------------------------------------------------------ engine: questions
+    # ------------------------------------------------------------ questions
+    def ctx(self, frame: Frame | None) -> Ctx:
+        raise NotImplementedError
+
     async def ask_current(self, edit: bool = False) -> None:
         raise NotImplementedError
 
@@ -50,7 +57,16 @@ class TurnBase:
     def put_question(self, message: Outbound) -> None:
         raise NotImplementedError
 
+    def open_choice(self, data: str) -> str | None:
+        raise NotImplementedError
+
+    def typed_choice(self, text: str) -> str | None:
+        raise NotImplementedError
+
     # ----------------------------------------------------------- engine: menu
+    async def to_menu(self, hint: bool = False) -> None:
+        raise NotImplementedError
+
     async def start(self, name: str, messages: Sequence[Outbound] = ()) -> None:
         raise NotImplementedError
 
