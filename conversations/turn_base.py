@@ -1,15 +1,15 @@
 """What every part of a turn shares: the turn's attributes, ``say``, and the methods one part
 calls in another, declared here so each part type-checks on its own.
 
-``conversations.engine._Turn`` mixes the parts together (``questions``, ``turn_parts``) and
-defines the rest; each method is defined once, and the declarations below come last in the
-method order, so they are never what runs. The parts see the engine through :class:`EngineView`
-and never import it (no import cycle).
+``conversations.engine._Turn`` mixes the parts together (``menu``, ``questions``,
+``turn_parts``) and defines the rest; each method is defined once, and the declarations
+below come last in the method order, so they are never what runs. The parts see the engine
+through :class:`EngineView` and never import it (no import cycle).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -20,13 +20,18 @@ from conversations.state import Frame, State
 
 
 class EngineView(Protocol):
-    """What the parts of a turn use of the engine: its flows by name, its labels."""
+    """What the parts of a turn use of the engine: its flows, labels and intents."""
 
     flows: dict[str, Flow]
 
     def label_matches(self, choice: list[Any], text: str) -> bool: ...
 
     def label_starts(self, choice: list[Any], prefix: str) -> bool: ...
+
+    @property
+    def faq_targets(self) -> Mapping[str, str]: ...
+
+    def intent(self, text: str, allowed: Iterable[str]) -> str | None: ...
 
 
 class TurnBase:
@@ -63,7 +68,7 @@ class TurnBase:
     def typed_choice(self, text: str) -> str | None:
         raise NotImplementedError
 
-    # ----------------------------------------------------------- engine: menu
+    # ----------------------------------------------------------------- menu
     async def to_menu(self, hint: bool = False) -> None:
         raise NotImplementedError
 
@@ -72,4 +77,17 @@ class TurnBase:
 
     # ----------------------------------------------------- turn_parts: drafts
     def keep_draft(self) -> None:
+        raise NotImplementedError
+
+    def draft_info(self, name: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def offer_draft(self, name: str, key: str = "common.draft_found", **extra: Any) -> None:
+        raise NotImplementedError
+
+    async def answer_draft(self, choice: str) -> None:
+        raise NotImplementedError
+
+    # ---------------------------------------------------- turn_parts: tickets
+    async def open_ticket(self, number: str) -> None:
         raise NotImplementedError
