@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from conversations.events import Choice, Inbound, Kind, Outbound, rows
+from conversations.commands import CommandsMixin
+from conversations.events import Inbound, Kind, Outbound
 from conversations.flow import (
     Again,
     Back,
@@ -50,12 +51,9 @@ from conversations.state import Frame, State
 from conversations.status import find_number
 from conversations.text import IntentMatcher, normalize, normalize_label
 from conversations.turn_parts import DRAFT_LIFETIME, DraftsMixin, TicketsMixin
-from conversations.undo import restore, snapshot
+from conversations.undo import snapshot
 
 __all__ = ["DRAFT_LIFETIME", "Engine", "Intents", "Reply"]
-
-CHOICE_CANCEL_YES = "cancel_yes"
-CHOICE_CANCEL_NO = "cancel_no"
 
 
 @dataclass(frozen=True)
@@ -164,7 +162,7 @@ class Engine:
         return self._intents.flows.match(text, allowed)
 
 
-class _Turn(MenuMixin, QuestionsMixin, DraftsMixin, TicketsMixin):
+class _Turn(CommandsMixin, MenuMixin, QuestionsMixin, DraftsMixin, TicketsMixin):
     """One event's handling; collects messages and effects into the reply."""
 
     engine: Engine  # the whole engine; the mixins see only its flows
@@ -252,66 +250,6 @@ class _Turn(MenuMixin, QuestionsMixin, DraftsMixin, TicketsMixin):
         else:
             await self.answer_step(event)
 
-    async def run_command(self, command: str) -> None:
-        state = self.state
-        if command == "start" and self.person.consent is True:
-            number = find_number(self.event.args)  # a deep link to a ticket's card
-            if number is not None and self.person.is_staff:
-                await self.open_ticket(number)
-                return
-        if command == "start":
-            # A greeting mid-flow resumes it: the open question is asked again.
-            self.say("common.welcome_back")
-            if state.frame is not None:
-                if not (self.event.reopens and self.put_aside(typed=False)):
-                    await self.ask_current()
-            elif state.drafts:
-                self.offer_draft(next(iter(state.drafts)))
-            else:
-                await self.to_menu()
-        elif command == "menu":
-            await self.to_menu()
-        elif command == "cancelar":
-            if state.frame is None and state.drafts:
-                # A kept draft is what /cancelar would discard: confirm as for an open flow.
-                state.frame = state.drafts.pop(next(iter(state.drafts)))
-            if state.frame is None or state.frame.flow == FlowName.CONSENT:
-                self.say("common.nothing_to_cancel")
-                await self.to_menu()
-                return
-            state.suspended = state.frame
-            self.put_question(
-                Outbound(
-                    "common.cancel_confirm",
-                    {},
-                    rows(
-                        Choice(CHOICE_CANCEL_YES, "btn.cancel_yes"),
-                        Choice(CHOICE_CANCEL_NO, "btn.cancel_no"),
-                        per_row=2,
-                    ),
-                )
-            )
-        elif command == "atras":
-            await self.go_back()
-        else:
-            target = self.engine.flow_for_command(command)
-            if target is None or (
-                self.engine.flows[target[0]].staff_only and not self.person.is_staff
-            ):
-                # A staff command from anyone else is as unknown as a typo.
-                self.say("common.unknown_command", command=command)
-                await self.to_menu()
-            elif target[1]:
-                flow = self.engine.flows[target[0]]
-                if not self.allowed(flow):
-                    await self.start(flow.name)
-                    return
-                self.keep_draft()
-                state.frame = Frame(flow.name, target[1], {"args": self.event.args})
-                await self.ask_current()
-            else:
-                await self.start(target[0])
-
     # --------------------------------------------------------- consent first
     def desk_work(self, command: str | None) -> bool:
         """A specialist working the desk: a staff command, a ticket number, a notification's
@@ -347,40 +285,6 @@ class _Turn(MenuMixin, QuestionsMixin, DraftsMixin, TicketsMixin):
             return ""
         target, _, then = choice[len(MENU_PREFIX) :].partition(THEN)
         return then if target == FlowName.CONSENT else target
-
-    # ------------------------------------------------------------ navigation
-    async def go_back(self, edit: bool = False) -> None:
-        frame = self.state.frame
-        if frame is None:
-            await self.to_menu()
-            return
-        if not frame.history:
-            self.say("common.at_first_step")
-            await self.ask_current()
-            return
-        frame.step, snapshot = frame.pop()
-        restore(frame.data, snapshot, self.engine.flows[frame.flow].undo_keys)
-        await self.ask_current(edit=edit)
-
-    async def answer_cancel(self, command: str | None) -> None:
-        suspended = self.state.suspended
-        assert suspended is not None
-        choice = self.open_choice(self.event.text) if self.event.kind is Kind.BUTTON else None
-        if self.event.kind is Kind.TEXT:
-            choice = self.typed_choice(self.event.text)
-        self.state.suspended = None
-        if choice == CHOICE_CANCEL_YES or command == "cancelar":
-            self.state.frame = None
-            self.say("common.cancelled")
-            await self.to_menu()
-            return
-        self.state.frame = suspended
-        if command is not None and command != "cancelar":
-            await self.run_command(command)
-            return
-        if choice != CHOICE_CANCEL_NO:
-            self.say("common.cancel_kept")
-        await self.ask_current()
 
     # --------------------------------------------------------------- answers
     async def answer_step(self, event: Inbound) -> None:

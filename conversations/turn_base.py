@@ -1,10 +1,10 @@
 """What every part of a turn shares: the turn's attributes, ``say``, and the methods one part
 calls in another, declared here so each part type-checks on its own.
 
-``conversations.engine._Turn`` mixes the parts together (``menu``, ``questions``,
-``turn_parts``) and defines the rest; each method is defined once, and the declarations
-below come last in the method order, so they are never what runs. The parts see the engine
-through :class:`EngineView` and never import it (no import cycle).
+``conversations.engine._Turn`` mixes the parts together (``commands``, ``menu``, ``questions``,
+``turn_parts``) and defines the rest; each method is defined once, and the declarations below
+come last in the method order, so they are never what runs. The parts see the engine through
+:class:`EngineView` and never import it (no import cycle).
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from conversations.state import Frame, State
 
 
 class EngineView(Protocol):
-    """What the parts of a turn use of the engine: its flows, labels and intents."""
+    """What the parts of a turn use of the engine: its flows, commands, labels and intents."""
 
     flows: dict[str, Flow]
+
+    def flow_for_command(self, command: str) -> tuple[str, str] | None: ...
 
     def label_matches(self, choice: list[Any], text: str) -> bool: ...
 
@@ -72,7 +74,13 @@ class TurnBase:
     async def to_menu(self, hint: bool = False) -> None:
         raise NotImplementedError
 
+    def allowed(self, flow: Flow) -> bool:
+        raise NotImplementedError
+
     async def start(self, name: str, messages: Sequence[Outbound] = ()) -> None:
+        raise NotImplementedError
+
+    def put_aside(self, typed: bool) -> bool:
         raise NotImplementedError
 
     # ----------------------------------------------------- turn_parts: drafts
