@@ -1,10 +1,10 @@
 """What every part of a turn shares: the turn's attributes, ``say``, and the methods one part
 calls in another, declared here so each part type-checks on its own.
 
-``conversations.engine._Turn`` mixes the parts together (``commands``, ``menu``, ``questions``,
-``turn_parts``) and defines the rest; each method is defined once, and the declarations below
-come last in the method order, so they are never what runs. The parts see the engine through
-:class:`EngineView` and never import it (no import cycle).
+``conversations.engine._Turn`` mixes the parts together (``commands``, ``menu``, ``outcomes``,
+``questions``, ``turn_parts``) and defines the rest; each method is defined once, and the
+declarations below come last in the method order, so they are never what runs. The parts see
+the engine through :class:`EngineView` and never import it (no import cycle).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from conversations.events import Inbound, Outbound
-from conversations.flow import Ctx, Flow, Person, Reply
+from conversations.flow import Ctx, Flow, Jump, Person, Reply
 from conversations.ports import Ports
 from conversations.state import Frame, State
 
@@ -80,7 +80,17 @@ class TurnBase:
     async def start(self, name: str, messages: Sequence[Outbound] = ()) -> None:
         raise NotImplementedError
 
+    async def open_entry(self, name: str) -> bool:
+        raise NotImplementedError
+
+    async def answer_aside(self, text: str, current: Flow) -> bool:
+        raise NotImplementedError
+
     def put_aside(self, typed: bool) -> bool:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- commands
+    async def go_back(self, edit: bool = False) -> None:
         raise NotImplementedError
 
     # ----------------------------------------------------- turn_parts: drafts
@@ -98,4 +108,7 @@ class TurnBase:
 
     # ---------------------------------------------------- turn_parts: tickets
     async def open_ticket(self, number: str) -> None:
+        raise NotImplementedError
+
+    async def jump(self, outcome: Jump) -> None:
         raise NotImplementedError
