@@ -3,8 +3,14 @@
 It knows nothing of channels or storage. The application loads the state, calls
 :meth:`Engine.handle`, and commits the new state, the effects and the replies together.
 
-Global commands work in every flow: ``menu``, ``atras``, ``cancelar`` (asks first),
-``ayuda``, ``start``; their typed words too ("menú", "atrás", "cancelar"...).
+This module owns the engine (its flows, commands, labels and intents, checked when it is built)
+and a turn's dispatch: what an event is (a password, a command, a ticket number, a
+notification's button, a choice tapped or typed, an answer), whether the privacy notice comes
+first, and which part of the turn answers it. The parts, mixed into ``_Turn``: ``commands``
+(global commands in every flow: ``menu``, ``atras``, ``cancelar`` (asks first), ``ayuda``,
+``start``; their typed words too), ``menu`` (the menu and the ways into a flow), ``questions``
+(the open question), ``outcomes`` (a step's answer and where it leads), ``turn_parts`` (drafts;
+tickets reached from outside a question); ``turn_base`` declares what they share.
 """
 
 from __future__ import annotations
@@ -149,7 +155,7 @@ class Engine:
 class _Turn(CommandsMixin, MenuMixin, OutcomesMixin, QuestionsMixin, DraftsMixin, TicketsMixin):
     """One event's handling; collects messages and effects into the reply."""
 
-    engine: Engine  # the whole engine; the mixins see only its flows
+    engine: Engine  # the whole engine; the parts see it as turn_base.EngineView
 
     def __init__(
         self,
