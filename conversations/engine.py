@@ -3,42 +3,29 @@
 It knows nothing of channels or storage. The application loads the state, calls
 :meth:`Engine.handle`, and commits the new state, the effects and the replies together.
 
-Global commands work in every flow: ``menu``, ``atras``, ``cancelar`` (asks first),
-``ayuda``, ``start``; their typed words too ("menú", "atrás", "cancelar"...).
+This module owns the engine (its flows, commands, labels and intents, checked when it is built)
+and a turn's dispatch: what an event is (a password, a command, a ticket number, a
+notification's button, a choice tapped or typed, an answer), whether the privacy notice comes
+first, and which part of the turn answers it. The parts, mixed into ``_Turn``: ``commands``
+(global commands in every flow: ``menu``, ``atras``, ``cancelar`` (asks first), ``ayuda``,
+``start``; their typed words too), ``menu`` (the menu and the ways into a flow), ``questions``
+(the open question), ``outcomes`` (a step's answer and where it leads), ``turn_parts`` (drafts;
+tickets reached from outside a question); ``turn_base`` declares what they share.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from conversations.events import Choice, Inbound, Kind, Outbound, rows
-from conversations.flow import (
-    Again,
-    Back,
-    Ctx,
-    Done,
-    Flow,
-    FlowError,
-    Jump,
-    Labels,
-    Next,
-    Outcome,
-    Person,
-    Reply,
-    Start,
-    Stay,
-    WithdrawConsent,
-)
+from conversations.commands import CommandsMixin
+from conversations.events import Inbound, Kind, Outbound
+from conversations.flow import Flow, FlowError, Labels, Person, Reply
+from conversations.menu import MenuMixin
 from conversations.names import (
-    DRAFT_CONTINUE,
-    DRAFT_RESTART,
-    FAQ_PREFIX,
-    MENU_CHOICE,
     MENU_PREFIX,
     NOTICE_PREFIX,
     OPENED_FROM_OUTSIDE,
@@ -47,17 +34,16 @@ from conversations.names import (
     FlowName,
 )
 from conversations.notices import FORM_PART_START
+from conversations.outcomes import OutcomesMixin
 from conversations.password_guard import looks_like_credentials
 from conversations.ports import Ports, Reference
-from conversations.state import Frame, State
+from conversations.questions import QuestionsMixin
+from conversations.state import State
 from conversations.status import find_number
 from conversations.text import IntentMatcher, normalize, normalize_label
 from conversations.turn_parts import DRAFT_LIFETIME, DraftsMixin, TicketsMixin
 
 __all__ = ["DRAFT_LIFETIME", "Engine", "Intents", "Reply"]
-
-CHOICE_CANCEL_YES = "cancel_yes"
-CHOICE_CANCEL_NO = "cancel_no"
 
 
 @dataclass(frozen=True)
@@ -166,10 +152,10 @@ class Engine:
         return self._intents.flows.match(text, allowed)
 
 
-class _Turn(DraftsMixin, TicketsMixin):
+class _Turn(CommandsMixin, MenuMixin, OutcomesMixin, QuestionsMixin, DraftsMixin, TicketsMixin):
     """One event's handling; collects messages and effects into the reply."""
 
-    engine: Engine  # the whole engine; the mixins see only its flows
+    engine: Engine  # the whole engine; the parts see it as turn_base.EngineView
 
     def __init__(
         self,
@@ -187,9 +173,6 @@ class _Turn(DraftsMixin, TicketsMixin):
         self.person = person
         self.now = now
         self.event = event
-
-    def say(self, key: str, **data: Any) -> None:
-        self.reply.messages.append(Outbound(key, data))
 
     # ------------------------------------------------------------------ entry
     async def run(self) -> None:
@@ -257,124 +240,7 @@ class _Turn(DraftsMixin, TicketsMixin):
         else:
             await self.answer_step(event)
 
-    async def run_command(self, command: str) -> None:
-        state = self.state
-        if command == "start" and self.person.consent is True:
-            number = find_number(self.event.args)  # a deep link to a ticket's card
-            if number is not None and self.person.is_staff:
-                await self.open_ticket(number)
-                return
-        if command == "start":
-            # A greeting mid-flow resumes it: the open question is asked again.
-            self.say("common.welcome_back")
-            if state.frame is not None:
-                if not (self.event.reopens and self.put_aside(typed=False)):
-                    await self.ask_current()
-            elif state.drafts:
-                self.offer_draft(next(iter(state.drafts)))
-            else:
-                await self.to_menu()
-        elif command == "menu":
-            await self.to_menu()
-        elif command == "cancelar":
-            if state.frame is None and state.drafts:
-                # A kept draft is what /cancelar would discard: confirm as for an open flow.
-                state.frame = state.drafts.pop(next(iter(state.drafts)))
-            if state.frame is None or state.frame.flow == FlowName.CONSENT:
-                self.say("common.nothing_to_cancel")
-                await self.to_menu()
-                return
-            state.suspended = state.frame
-            self.put_question(
-                Outbound(
-                    "common.cancel_confirm",
-                    {},
-                    rows(
-                        Choice(CHOICE_CANCEL_YES, "btn.cancel_yes"),
-                        Choice(CHOICE_CANCEL_NO, "btn.cancel_no"),
-                        per_row=2,
-                    ),
-                )
-            )
-        elif command == "atras":
-            await self.go_back()
-        else:
-            target = self.engine.flow_for_command(command)
-            if target is None or (
-                self.engine.flows[target[0]].staff_only and not self.person.is_staff
-            ):
-                # A staff command from anyone else is as unknown as a typo.
-                self.say("common.unknown_command", command=command)
-                await self.to_menu()
-            elif target[1]:
-                flow = self.engine.flows[target[0]]
-                if not self.allowed(flow):
-                    await self.start(flow.name)
-                    return
-                self.keep_draft()
-                state.frame = Frame(flow.name, target[1], {"args": self.event.args})
-                await self.ask_current()
-            else:
-                await self.start(target[0])
-
-    # ------------------------------------------------------------ navigation
-    async def to_menu(self, hint: bool = False) -> None:
-        self.keep_draft()
-        entries = [
-            Choice(MENU_PREFIX + flow.name, flow.menu_label)
-            for flow in self.engine.flows.values()
-            if flow.menu_label and self.allowed(flow)
-        ]
-        if self.person.consent is not True:
-            entries.append(Choice(MENU_PREFIX + FlowName.CONSENT, "btn.read_notice"))
-        key = "menu.hint" if hint else "menu.main"
-        drafts = [self.draft_info(name) for name in self.state.drafts]
-        data = {"consented": self.person.consent is True, "drafts": drafts}
-        self.put_question(Outbound(key, data, rows(*entries)))
-
-    def allowed(self, flow: Flow) -> bool:
-        if flow.staff_only and not self.person.is_staff:
-            return False
-        return not flow.needs_consent or self.person.consent is True
-
-    async def start(self, name: str, messages: Sequence[Outbound] = ()) -> None:
-        flow = self.engine.flows[name]
-        self.reply.messages.extend(messages)
-        if flow.staff_only and not self.person.is_staff:
-            await self.to_menu()  # a forged menu button: as if nothing was asked
-            return
-        self.keep_draft()
-        if name in self.state.drafts and self.allowed(flow):
-            self.offer_draft(name)
-            return
-        if not self.allowed(flow):
-            self.state.frame = None
-            self.put_question(
-                Outbound(
-                    "consent.required",
-                    {},
-                    rows(
-                        # Accepting opens what was asked for.
-                        Choice(MENU_PREFIX + FlowName.CONSENT + THEN + name, "btn.read_notice"),
-                        Choice(MENU_CHOICE, "btn.menu"),
-                    ),
-                )
-            )
-            return
-        self.state.frame = Frame(flow=name, step=flow.steps[0].name)
-        await self.ask_current()
-
-    async def start_consent(self, then: str = "") -> None:
-        """The privacy notice; once accepted, ``then`` (the flow the person asked for)."""
-        self.keep_draft()
-        wanted = self.engine.flows.get(then)
-        keep = wanted is not None and wanted.needs_consent and not wanted.staff_only
-        data = {"then": then} if keep else {}
-        self.state.frame = Frame(
-            FlowName.CONSENT, self.engine.flows[FlowName.CONSENT].steps[0].name, data
-        )
-        await self.ask_current()
-
+    # --------------------------------------------------------- consent first
     def desk_work(self, command: str | None) -> bool:
         """A specialist working the desk: a staff command, a ticket number, a notification's
         button, or an answer inside the desk. None of it needs the officers' notice."""
@@ -410,309 +276,6 @@ class _Turn(DraftsMixin, TicketsMixin):
         target, _, then = choice[len(MENU_PREFIX) :].partition(THEN)
         return then if target == FlowName.CONSENT else target
 
-    async def open_entry(self, name: str) -> bool:
-        """A main-menu entry tapped or typed from any question ("f:<flow>")."""
-        target, _, then = name.partition(THEN)
-        if target == FlowName.CONSENT:
-            await self.start_consent(then)
-            return True
-        if target in self.engine.flows:
-            await self.start(target)
-            return True
-        return False
-
-    async def answer_anywhere(self, choice: str) -> bool:
-        """A choice that does not depend on the question it came with works from any earlier
-        message, as its typed label does: the menu, a main-menu entry, a ticket, "Continuar"
-        on a draft still kept. False for an answer to a question that is no longer open."""
-        if choice == MENU_CHOICE:
-            await self.to_menu()
-            return True
-        if choice.startswith(MENU_PREFIX):
-            return await self.open_entry(choice[len(MENU_PREFIX) :])
-        if choice.startswith(TICKET_PREFIX) and FlowName.STATUS in self.engine.flows:
-            number = find_number(choice[len(TICKET_PREFIX) :])
-            if number is None or (self.person.consent is not True and not self.person.is_staff):
-                return False
-            # One's own ticket only (any, for staff): a button replayed from someone else's
-            # chat reads like any old answer and names nothing.
-            if await self.services.ticket_detail(number) is None:
-                return False
-            await self.open_ticket(number)
-            return True
-        if (
-            choice.startswith(DRAFT_CONTINUE)
-            and choice[len(DRAFT_CONTINUE) :] in self.state.drafts
-        ):
-            await self.answer_draft(choice)
-            return True
-        return False
-
-    async def set_aside(self, text: str) -> bool:
-        """Text that reopens a conversation the channel had closed answers the call-back or
-        greets; it is not an answer to the question left open. A flow with answers is kept
-        and offered again, showing where it stood; text that names an entry opens it; any
-        other open question (the menu too) gives way to the menu. A label of the open
-        question typed back is still an answer (False: handled as usual)."""
-        frame = self.state.frame
-        if frame is not None and frame.flow == FlowName.CONSENT:
-            return False
-        if self.typed_choice(text) is not None:
-            return False
-        names = [*self.engine.flows, *(FAQ_PREFIX + key for key in self.engine.faq_targets)]
-        if self.engine.intent(text, names) is not None:
-            self.keep_draft()
-            await self.answer_menu(self.event)
-        elif not self.put_aside(typed=True):
-            await self.to_menu()  # the menu itself, not "No entendí": it names kept drafts
-        return True
-
-    def put_aside(self, typed: bool) -> bool:
-        """Keep the open flow as a draft and ask whether to continue it (where it stood);
-        False when it has no answers to keep."""
-        frame = self.state.frame
-        if frame is None or not frame.history or not self.engine.flows[frame.flow].keeps_draft:
-            return False
-        self.keep_draft()
-        self.offer_draft(frame.flow, "common.draft_paused", typed=typed)
-        return True
-
-    async def go_back(self, edit: bool = False) -> None:
-        frame = self.state.frame
-        if frame is None:
-            await self.to_menu()
-            return
-        if not frame.history:
-            self.say("common.at_first_step")
-            await self.ask_current()
-            return
-        frame.step, snapshot = frame.pop()
-        restore(frame.data, snapshot, self.engine.flows[frame.flow].undo_keys)
-        await self.ask_current(edit=edit)
-
-    async def answer_cancel(self, command: str | None) -> None:
-        suspended = self.state.suspended
-        assert suspended is not None
-        choice = self.open_choice(self.event.text) if self.event.kind is Kind.BUTTON else None
-        if self.event.kind is Kind.TEXT:
-            choice = self.typed_choice(self.event.text)
-        self.state.suspended = None
-        if choice == CHOICE_CANCEL_YES or command == "cancelar":
-            self.state.frame = None
-            self.say("common.cancelled")
-            await self.to_menu()
-            return
-        self.state.frame = suspended
-        if command is not None and command != "cancelar":
-            await self.run_command(command)
-            return
-        if choice != CHOICE_CANCEL_NO:
-            self.say("common.cancel_kept")
-        await self.ask_current()
-
-    # ------------------------------------------------------------- questions
-    def ctx(self, frame: Frame | None) -> Ctx:
-        flow = self.engine.flows[frame.flow] if frame else None
-        return Ctx(
-            data=frame.data if frame else {},
-            person=self.person,
-            now=self.now,
-            services=self.services,
-            flows=self.engine.flows,
-            progress=flow.position(frame.step) if flow and frame else None,
-            event=self.event,
-        )
-
-    async def ask_current(self, edit: bool = False) -> None:
-        frame = self.state.frame
-        if frame is None:
-            await self.to_menu()
-            return
-        step = self.engine.flows[frame.flow].step(frame.step)
-        messages = await step.ask(self.ctx(frame))
-        if edit and step.edits and messages and self.event.kind is Kind.BUTTON:
-            first = messages[0]
-            messages[0] = Outbound(
-                first.key,
-                first.data,
-                first.choices,
-                first.progress,
-                True,
-                first.document,
-                first.request_contact,
-            )
-        if step.answer is None:
-            self.reply.messages.extend(messages)
-            await self.to_menu()
-            return
-        for message in messages[:-1]:
-            self.reply.messages.append(message)
-        if messages:
-            self.put_question(messages[-1])
-
-    async def ask_again(self) -> None:
-        if self.state.frame is None:
-            await self.to_menu()
-        else:
-            await self.ask_current()
-
-    def put_question(self, message: Outbound) -> None:
-        """Send a message and make its buttons the open question's choices."""
-        self.state.qid += 1
-        self.state.choices = [[c.id, c.label, c.data] for c in message.all_choices()]
-        self.reply.messages.append(message)
-
-    def open_choice(self, data: str) -> str | None:
-        qid, _, choice_id = data.partition(":")
-        if qid != str(self.state.qid):
-            return None
-        return choice_id if any(c[0] == choice_id for c in self.state.choices) else None
-
-    def typed_choice(self, text: str) -> str | None:
-        """The open question's choice whose label (or its short form) was typed; a label
-        typed as a channel showed it cut ("Municipalidad Distrital…") when one alone starts
-        that way."""
-        for choice in self.state.choices:
-            if self.engine.label_matches(choice, text):
-                return str(choice[0])
-        cut = _cut_label(text)
-        if cut:
-            found = [c for c in self.state.choices if self.engine.label_starts(c, cut)]
-            if len(found) == 1:
-                return str(found[0][0])
-        return None
-
-    # --------------------------------------------------------------- answers
-    async def answer_menu(self, event: Inbound) -> None:
-        if event.kind is Kind.BUTTON and event.text.startswith((DRAFT_CONTINUE, DRAFT_RESTART)):
-            await self.answer_draft(event.text)
-            return
-        if event.kind is Kind.BUTTON:
-            if event.text.startswith(MENU_PREFIX) and await self.open_entry(
-                event.text[len(MENU_PREFIX) :]
-            ):
-                return
-            await self.to_menu()
-            return
-        if event.kind is Kind.TEXT:
-            names = [*self.engine.flows, *(FAQ_PREFIX + key for key in self.engine.faq_targets)]
-            intent = self.engine.intent(event.text, names)
-            if intent is not None and intent.startswith(FAQ_PREFIX):
-                self.answer_faq(intent[len(FAQ_PREFIX) :])
-                return
-            if intent is not None:
-                await self.start(intent)
-                return
-        if event.kind is Kind.UNSUPPORTED or event.kind is Kind.FILE:
-            self.say("common.unsupported_here")
-        await self.to_menu(hint=event.kind is Kind.TEXT)
-
-    def faq_button(self, key: str) -> list[Choice]:
-        """The button to the flow a common question's answer points to (none when that flow
-        is not open to this person)."""
-        target = self.engine.faq_targets.get(key)
-        if target and target in self.engine.flows and self.allowed(self.engine.flows[target]):
-            label = self.engine.flows[target].menu_label or "btn.menu"
-            return [Choice(MENU_PREFIX + target, label)]
-        return []
-
-    def answer_faq(self, key: str) -> None:
-        """A common question answered from the locale, with a button to act on it."""
-        buttons = [*self.faq_button(key), Choice(MENU_CHOICE, "btn.menu")]
-        self.put_question(Outbound(f"faq.{key}", {}, rows(*buttons)))
-
-    async def answer_step(self, event: Inbound) -> None:
-        frame = self.state.frame
-        assert frame is not None
-        if event.kind is Kind.BUTTON and event.text == MENU_CHOICE:
-            await self.to_menu()
-            return
-        if (
-            event.kind is Kind.BUTTON
-            and event.text.startswith(MENU_PREFIX)
-            and await self.open_entry(event.text[len(MENU_PREFIX) :])
-        ):
-            return
-        flow = self.engine.flows[frame.flow]
-        step = flow.step(frame.step)
-        if step.answer is None:  # an informative step left open by a restart mid-turn
-            await self.to_menu()
-            return
-        before = snapshot(frame.data, flow.undo_keys)
-        outcome: Outcome = await step.answer(self.ctx(frame), event)
-        # Not an answer to this question: a common question or an entry typed here
-        # means what it means everywhere.
-        if (
-            isinstance(outcome, Again)
-            and event.kind is Kind.TEXT
-            and await self.answer_aside(event.text, flow)
-        ):
-            return
-        self.reply.effects.extend(outcome.effects)
-        if any(isinstance(effect, WithdrawConsent) for effect in outcome.effects):
-            self.state.drafts.clear()  # unsent answers were kept under that consent
-        await self.follow(flow, frame, outcome, before)
-
-    async def answer_aside(self, text: str, current: Flow) -> bool:
-        """Text a question refused that names a common question (answered, then the
-        question again) or another entry (opened; a flow with answers stays a draft)."""
-        names = [
-            *(name for name in self.engine.flows if name != current.name),
-            *(FAQ_PREFIX + key for key in self.engine.faq_targets),
-        ]
-        intent = self.engine.intent(text, names)
-        if intent is None:
-            return False
-        if intent.startswith(FAQ_PREFIX):
-            # The answer keeps its button (it works from any message), then the question.
-            key = intent[len(FAQ_PREFIX) :]
-            self.reply.messages.append(Outbound(f"faq.{key}", {}, rows(*self.faq_button(key))))
-            await self.ask_current()
-            return True
-        flow = self.engine.flows[intent]
-        if flow.staff_only and not self.person.is_staff:
-            return False
-        await self.start(intent)
-        return True
-
-    async def follow(
-        self, flow: Flow, frame: Frame, outcome: Outcome, before: dict[str, Any] | None = None
-    ) -> None:
-        if isinstance(outcome, Again):
-            self.say(outcome.key, **outcome.data)
-            await self.ask_current()
-        elif isinstance(outcome, Next):
-            self.reply.messages.extend(outcome.messages)
-            target = outcome.step or flow.after(frame.step)
-            if target is None:
-                await self.to_menu()
-                return
-            # A step that repeats (a section after another) is a step to go back to too.
-            if target != frame.step or flow.step(frame.step).repeats:
-                frame.push(frame.step, before)
-            frame.step = target
-            await self.ask_current(edit=True)
-        elif isinstance(outcome, Done):
-            self.state.frame = None
-            self.reply.messages.extend(outcome.messages)
-            if outcome.menu:
-                await self.to_menu()
-            else:
-                self.state.choices = []
-        elif isinstance(outcome, Start):
-            await self.start(outcome.flow, outcome.messages)
-        elif isinstance(outcome, Back):
-            await self.go_back(edit=True)
-        elif isinstance(outcome, Jump):
-            await self.jump(outcome)
-        elif isinstance(outcome, Stay):
-            messages = list(outcome.messages)
-            if messages and messages[-1].choices:
-                self.reply.messages.extend(messages[:-1])
-                self.put_question(messages[-1])
-            else:
-                self.reply.messages.extend(messages)
-
 
 def check_references(flows: Mapping[str, Flow], intents: Intents) -> None:
     """What one flow names of another exists: the steps opened from outside their flow,
@@ -729,52 +292,6 @@ def check_references(flows: Mapping[str, Flow], intents: Intents) -> None:
         raise FlowError(f"common questions offer flows that do not exist: {unknown}")
 
 
-def snapshot(data: dict[str, Any], keys: frozenset[str] | None) -> dict[str, Any]:
-    """A deep copy of the answers going back would restore, as a JSON round trip would
-    make it (lists for tuples), without the round trip: a fifth of a turn's JSON time."""
-    if keys is not None:
-        data = {key: data[key] for key in keys if key in data}
-    try:
-        plain: dict[str, Any] = _plain_copy(data)
-        return plain
-    except _NotPlain:  # anything else (a key that is not text...): JSON decides, as before
-        copied: dict[str, Any] = json.loads(json.dumps(data))
-        return copied
-
-
-class _NotPlain(Exception):
-    pass
-
-
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _plain_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        copied = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise _NotPlain
-            copied[key] = _plain_copy(item)
-        return copied
-    if isinstance(value, list | tuple):
-        return [_plain_copy(item) for item in value]
-    if isinstance(value, _SCALARS):
-        return value
-    raise _NotPlain
-
-
-def restore(
-    data: dict[str, Any], saved: dict[str, Any] | None, keys: frozenset[str] | None
-) -> None:
-    if saved is None:
-        return
-    for key in list(data) if keys is None else keys:
-        if key not in saved:
-            data.pop(key, None)
-    data.update(saved)
-
-
 def _track_contact_keyboard(state: State, messages: list[Outbound]) -> None:
     """The keyboard a contact question shows stays until a message takes it away: the first
     plain message after it does (kept in the state, so a restart does not forget it)."""
@@ -788,16 +305,6 @@ def _track_contact_keyboard(state: State, messages: list[Outbound]) -> None:
             messages[index] = dataclasses.replace(message, remove_keyboard=True)
             state.contact_keyboard = False
             return
-
-
-def _cut_label(text: str) -> str:
-    """ "Municipalidad Distrital…" (a label as shown cut, typed back) → its normalized start;
-    "" for anything else. Three characters at least, so "…" alone chooses nothing."""
-    stripped = text.strip()
-    if not stripped.endswith(("…", "...")):
-        return ""
-    start = normalize(stripped.rstrip(".…"))
-    return start if len(start) >= 3 else ""
 
 
 def _choice_part(data: str) -> str:

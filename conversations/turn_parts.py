@@ -1,19 +1,18 @@
 """Parts of a turn kept apart from the engine's main path: drafts, and tickets reached from
 outside a question (a typed number, a notification's button, a swipe reply).
 
-Mixed into ``conversations.engine._Turn``, which provides the attributes and the question
-machinery declared here.
+Mixed into ``conversations.engine._Turn``; what they use of the rest of the turn is declared
+in ``conversations.turn_base``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import Any
 
 from conversations import notices
-from conversations.events import Choice, Inbound, Outbound, rows
-from conversations.flow import Flow, Jump, Person, Reply
+from conversations.events import Choice, Outbound, rows
+from conversations.flow import Jump
 from conversations.names import (
     DESK_CARD,
     DESK_QUEUE,
@@ -23,49 +22,13 @@ from conversations.names import (
     STATUS_LIST,
     FlowName,
 )
-from conversations.ports import Ports
-from conversations.state import Frame, State
+from conversations.state import Frame
+from conversations.turn_base import TurnBase
 
 DRAFT_LIFETIME = timedelta(days=30)
 
 
-class _Catalog(Protocol):
-    """What the mixins use of the engine: its flows by name."""
-
-    flows: dict[str, Flow]
-
-
-class _TurnParts:
-    """What the mixins use of the turn."""
-
-    engine: _Catalog
-    reply: Reply
-    state: State
-    person: Person
-    now: datetime
-    event: Inbound
-    services: Ports
-
-    def say(self, key: str, **data: Any) -> None:
-        raise NotImplementedError
-
-    def put_question(self, message: Outbound) -> None:
-        raise NotImplementedError
-
-    async def ask_current(self, edit: bool = False) -> None:
-        raise NotImplementedError
-
-    async def ask_again(self) -> None:
-        raise NotImplementedError
-
-    async def start(self, name: str, messages: Sequence[Outbound] = ()) -> None:
-        raise NotImplementedError
-
-    def keep_draft(self) -> None:
-        raise NotImplementedError
-
-
-class DraftsMixin(_TurnParts):
+class DraftsMixin(TurnBase):
     """Flows left for the menu keep their answers for 30 days, offered again on return."""
 
     def keep_draft(self) -> None:
@@ -119,7 +82,7 @@ class DraftsMixin(_TurnParts):
             await self.start(name)
 
 
-class TicketsMixin(_TurnParts):
+class TicketsMixin(TurnBase):
     """A ticket reached from outside a question."""
 
     async def open_ticket(self, number: str) -> None:
