@@ -22,8 +22,9 @@ import asyncio
 import dataclasses
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -59,6 +60,12 @@ STATUS_TRIES, STATUS_WAIT = 10, 0.3  # a failure reported before its send was re
 # Graph error codes that mean "slow down": seconds to wait before trying again.
 THROTTLED = {4: 60.0, 80007: 60.0, 130429: 10.0, 131048: 60.0, 131056: 6.0}
 IGNORED = {"reaction", "system", "ephemeral"}  # not something an officer asks
+# Meta keeps an uploaded file 30 days; its id is reused a day less, so it never names a file
+# Meta has dropped (the send would be refused with 131053).
+MEDIA_REUSED = timedelta(days=29)
+# Ids kept, least recently used dropped first. A reuse is a message retried (seconds to hours
+# later) or a Formato asked for again; an entry is ~250 bytes and a miss costs one upload.
+MEDIA_KEPT = 1024
 
 
 def to_event(message: dict[str, Any], name: str, share_label: str) -> Inbound | None:
@@ -124,6 +131,38 @@ def sent_at(message: dict[str, Any], now: datetime) -> datetime:
     return min(moment, now)
 
 
+class UploadedMedia:
+    """The media ids of files we uploaded, by content hash, so that a message retried or a
+    file sent again is not uploaded again; bounded in age (``MEDIA_REUSED``) and in number
+    (``MEDIA_KEPT``), so a long-running process does not keep every file it ever sent."""
+
+    def __init__(self, kept: int = MEDIA_KEPT, reused: timedelta = MEDIA_REUSED) -> None:
+        self.kept = kept
+        self.reused = reused
+        self._ids: OrderedDict[str, tuple[str, datetime]] = OrderedDict()  # LRU first
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def get(self, sha256: str, now: datetime) -> str | None:
+        """The id of the file uploaded with this hash, while Meta still has it."""
+        found = self._ids.get(sha256)
+        if found is None:
+            return None
+        media_id, uploaded_at = found
+        if now - uploaded_at >= self.reused:
+            del self._ids[sha256]
+            return None
+        self._ids.move_to_end(sha256)
+        return media_id
+
+    def add(self, sha256: str, media_id: str, uploaded_at: datetime) -> None:
+        self._ids[sha256] = (media_id, uploaded_at)
+        self._ids.move_to_end(sha256)
+        while len(self._ids) > self.kept:
+            self._ids.popitem(last=False)
+
+
 class WhatsAppTransport:
     """Delivers one outbox row as one or more WhatsApp messages (see the render module)."""
 
@@ -132,7 +171,7 @@ class WhatsAppTransport:
         self.graph = graph
         self.window = window
         self._progress: dict[int, int] = {}  # row id -> messages of it already sent
-        self._media: dict[str, str] = {}  # sha256 -> uploaded media id
+        self._media = UploadedMedia()
         self.renders = Renders(CAPABILITIES)
 
     def joins(self, row: OutboxRow) -> bool:
@@ -199,11 +238,12 @@ class WhatsAppTransport:
         if message["type"] == "document":
             doc = dict(message["document"])
             sha256, mime = doc.pop("sha256"), doc.pop("mime")
-            media = self._media.get(sha256)
+            now = self.app.clock.now()  # before the upload: Meta's 30 days start later
+            media = self._media.get(sha256, now)
             if media is None:
                 content = await asyncio.to_thread(self.app.files.read, sha256)
                 media = await self.graph.upload(content, doc["filename"], mime)
-                self._media[sha256] = media
+                self._media.add(sha256, media, now)
             message = {"type": "document", "document": {"id": media, **doc}}
         return await self.graph.send(wa_id, message)
 

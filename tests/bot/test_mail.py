@@ -436,3 +436,43 @@ async def test_a_mail_sent_again_after_a_crash_has_the_same_message_id(
     assert ids == [message_id, message_id]  # the same message: the receiver can drop the copy
     assert [row[1] for row in await mail_rows(store)] == ["sent"]
     await store.close()
+
+
+class SlowToReturn:
+    """Hands the first mail to the SMTP server, then returns only when released: a send
+    still in flight (an .eml file being fsynced, a slow 250) while its row is pending."""
+
+    def __init__(self, smtp: SmtpMailer) -> None:
+        self.smtp = smtp
+        self.handed_over = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, msg: EmailMessage) -> str:
+        reference = await self.smtp.send(msg)
+        if not self.handed_over.is_set():
+            self.handed_over.set()
+            await self.release.wait()
+        return reference
+
+
+async def test_a_mail_goes_once_when_the_loop_and_a_caller_send_at_the_same_time(
+    tmp_path: Path, smtp_server: Server
+) -> None:
+    """The loop is sending a mail when a caller (the terminal, a driver) asks for the due
+    ones: the caller waits for the loop's pass instead of sending the pending row again."""
+    store = await Store.open(tmp_path / "db.sqlite3")
+    slow = SlowToReturn(mailer(smtp_server))
+    outbox = MailOutbox(store, slow, SENDER, FakeClock(NOW))
+    await enqueue(outbox, SUBJECT)
+    outbox.start()
+    try:
+        await slow.handed_over.wait()  # the server has it; its row is still pending
+        caller = asyncio.create_task(outbox.send_due())
+        slow.release.set()
+        await caller
+        await outbox.stop()
+        assert len(smtp_server.handler.received) == 1
+        assert [row[1] for row in await mail_rows(store)] == ["sent"]
+    finally:
+        await outbox.stop()
+        await store.close()

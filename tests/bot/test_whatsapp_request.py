@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.channels.server import Server
+from bot.channels.whatsapp import UploadedMedia
 from bot.settings import Settings
 from tests.bot.telegram_harness import (
     ENTITY,
@@ -29,7 +31,7 @@ from tests.bot.whatsapp_harness import (
 )
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
 from tests.bot.whatsapp_harness import wa_server as wa_server  # a fixture
-from tests.driver import MemoryMailer
+from tests.driver import FakeClock, MemoryMailer
 from tests.fakes.graph_api import FakeGraphAPI
 
 
@@ -83,3 +85,46 @@ async def test_the_whole_access_request_on_whatsapp(
         f"Formato_Perfiles_{number}.xlsx",
     }
     assert refused(graph) == []
+
+
+def uploads(graph: FakeGraphAPI) -> int:
+    return sum(c.method == "POST" and c.path.endswith("/media") for c in graph.calls)
+
+
+async def test_the_formato_is_uploaded_again_once_meta_has_dropped_the_first_upload(
+    graph: FakeGraphAPI,
+    settings: Settings,
+    mailer: MemoryMailer,
+    wa_server: Server,
+    clock: FakeClock,
+) -> None:
+    """Meta keeps an uploaded file 30 days: the Formato asked for again the next day reuses
+    the upload, a month later it is uploaded again instead of naming a file Meta dropped."""
+    ana = graph.user(ANA, "Ana")
+    for _name, action, _follows in STEPS:
+        await action(ana, mailer)
+    _registered, formato, _menu = await ana.tap("✅ Confirmar y enviar", n=3)
+    [(number,)] = query(settings, "SELECT number FROM tickets")
+    assert uploads(graph) == 1
+
+    for later, uploaded in [(timedelta(days=1), 1), (timedelta(days=30), 2)]:
+        clock.advance(seconds=later.total_seconds())
+        await ana.say(number)  # its detail
+        again, _detail = await ana.tap("📄 Descargar Formato", n=2)
+        assert again.type == "document", [str(m) for m in (again, _detail)]
+        assert again.document == formato.document
+        assert uploads(graph) == uploaded
+    assert refused(graph) == []
+
+
+def test_only_the_most_recently_used_upload_ids_are_kept() -> None:
+    """However many files a long-running process sends, it remembers ``kept`` ids."""
+    now = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+    media = UploadedMedia(kept=2)
+    media.add("formato-a", "901", now)
+    media.add("formato-b", "902", now)
+    assert media.get("formato-a", now) == "901"  # used: now the most recent
+    media.add("formato-c", "903", now)
+    assert len(media) == 2
+    assert media.get("formato-b", now) is None  # the least recently used went
+    assert [media.get(f"formato-{k}", now) for k in "ac"] == ["901", "903"]

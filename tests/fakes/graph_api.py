@@ -4,8 +4,9 @@ The bot is pointed at it with ``WHATSAPP_GRAPH_URL=api.base_url``. It answers wh
 channel calls, with the Cloud API's shapes and error objects, and refuses what the real one
 refuses: more than 3 reply buttons, button titles over 20 characters, list rows over 10,
 row titles over 24, list button labels over 20, bodies over 1024 (interactive, captions) or
-4096 (text), duplicate ids or titles, unknown media, templates not approved, a missing or
-wrong bearer token (190). Every call is recorded in ``calls``.
+4096 (text), duplicate ids or titles, unknown media or media uploaded more than 30 days
+ago (Meta keeps an upload that long; on the fake's ``clock``), templates not approved, a
+missing or wrong bearer token (190). Every call is recorded in ``calls``.
 
 As Meta, it delivers signed webhooks to ``webhook_url``: simulated people write, tap buttons
 and list rows, send images and documents (served through the media download flow: ``GET
@@ -49,6 +50,7 @@ ROW_TITLE = 24
 ROW_DESCRIPTION = 72
 LIST_BUTTON = 20
 MAX_SECTIONS = 10
+MEDIA_KEPT = 30 * 24 * 3600  # seconds Meta keeps an uploaded file
 
 
 class GraphRefusal(Exception):
@@ -101,6 +103,7 @@ class Media:
     mime: str
     filename: str | None = None
     declared_size: int | None = None
+    added_at: float = 0.0  # on the fake's clock
 
 
 class FakeWhatsAppUser:
@@ -300,7 +303,7 @@ class FakeGraphAPI:
         self, content: bytes, mime: str, filename: str | None = None, size: int | None = None
     ) -> str:
         media_id = f"{next(self._ids) + 900000}"
-        self.media[media_id] = Media(content, mime, filename, size)
+        self.media[media_id] = Media(content, mime, filename, size, self.clock())
         return media_id
 
     def envelope(
@@ -431,6 +434,8 @@ class FakeGraphAPI:
             media = self.media.get(str(doc.get("id")))
             if media is None:
                 raise GraphRefusal(400, 131053, "Media upload error: unknown media id")
+            if self.clock() - media.added_at > MEDIA_KEPT:
+                raise GraphRefusal(400, 131053, "Media upload error: media id expired")
             sent.document, sent.filename = media.content, doc.get("filename")
             sent.text = _bounded(doc.get("caption", "x"), BODY_LIMIT, "caption")
             if "caption" not in doc:
