@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the comparison, --scaling, --status-lookup and --cold-start in one JSON line",
     )
     bench.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="product, ceiling and Pickle peer one after another, this many times",
+    )
+    bench.add_argument(
         "--window",
         type=int,
         default=1,

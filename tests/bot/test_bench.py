@@ -31,7 +31,7 @@ def test_bench_reports_every_officer_served(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bench.json"
-    args = argparse.Namespace(officers=5, out=str(out), skip_pickle=False, scaling=False)
+    args = argparse.Namespace(officers=5, out=str(out), skip_pickle=False, scaling=False, rounds=2)
 
     assert bench.main(settings, args) == 0
 
@@ -45,6 +45,12 @@ def test_bench_reports_every_officer_served(
     assert result["pickle_replies_ok"] is True
     assert result["durable_ok"] is True  # every update, state and reply committed
     assert result["transcripts_match"] is True  # the peers said exactly what we said
+    # Two rounds of the three runs; the ratios are the median of the rounds' ratios.
+    assert result["rounds"] == 2
+    assert len(result["each_round"]) == 2
+    ratios = sorted(r["ratio_vs_ceiling"] for r in result["each_round"])
+    assert result["ratio_vs_ceiling"] == round((ratios[0] + ratios[1]) / 2, 3)
+    assert all(r["pickle_updates_per_s"] > 0 for r in result["each_round"])
     assert {"platform", "cpu_count", "python"} <= set(result["machine"])
     assert json.loads(out.read_text(encoding="utf-8")) == result
     assert not settings.data_dir.exists()  # a temporary database, never the user's
@@ -53,12 +59,14 @@ def test_bench_reports_every_officer_served(
 async def test_scaling_mode_reports_a_ratio(settings: Settings) -> None:
     result = await bench.scaling(settings, sizes=(2, 4))
 
-    assert [run["officers"] for run in result["runs"]] == [2, 4]
+    # The small size before and after the large one; the ratio against their mean.
+    assert [run["officers"] for run in result["runs"]] == [2, 4, 2]
     assert all(run["replies_ok"] and run["durable_ok"] for run in result["runs"])
-    assert result["throughput_ratio"] > 0
+    small, large, again = (run["updates_per_s"] for run in result["runs"])
+    assert result["throughput_ratio"] == round(large / ((small + again) / 2), 3)
     # Each run's own peak, the largest run's at the top, the whole process's beside it.
     assert all(run["peak_rss_mb"] > 0 for run in result["runs"])
-    assert result["peak_rss_mb"] == result["runs"][-1]["peak_rss_mb"]
+    assert result["peak_rss_mb"] == result["runs"][1]["peak_rss_mb"]
     assert result["process_peak_rss_mb"] >= result["peak_rss_mb"]
     assert result["peak_rss_scope"] in ("run", "process")
 
