@@ -25,15 +25,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-# Re-exported: ``throughput.X`` is where the tests and ``bench --burst`` have found these.
+# Re-exported: ``throughput.X`` is where the tests have found these.
 from bot.bench.fake_telegram import BenchError as BenchError
 from bot.bench.fake_telegram import FakeTelegram as FakeTelegram
-from bot.bench.host import machine as machine
-from bot.bench.host import process_peak_rss_mb, reset_peak_rss, status_kib
-from bot.bench.officers import Action as Action
+from bot.bench.host import machine, process_peak_rss_mb, reset_peak_rss, status_kib
 from bot.bench.officers import script as script
-from bot.bench.peers import PeerTexts as PeerTexts
-from bot.bench.peers import conversation as conversation
 from bot.bench.runs import Result, run_peer, run_product
 from bot.settings import Settings
 from bot.texts import Texts
