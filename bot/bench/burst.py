@@ -13,7 +13,7 @@ Two contenders, one after the other, each polling its own
   updates of different chats concurrently, replies through the pacer), on a fresh SQLite
   file in a temporary directory.
 * **peer**: stock python-telegram-bot: the same conversation as a ``ConversationHandler``
-  (the texts and keyboards of :mod:`bot.bench.throughput`, taken from the product's own
+  (the texts and keyboards of :mod:`bot.bench.peers`, taken from the product's own
   replies) with
   ``AIORateLimiter(max_retries=5)``, PTB's documented answer to flood limits (its default
   of no retries loses a reply for every 429), processing updates one at a time (PTB's
@@ -43,7 +43,9 @@ from pydantic import SecretStr
 from telegram.ext import AIORateLimiter, Application, ContextTypes
 
 from bot.bench.fake_api import JSON, FloodLimitedBotAPI
-from bot.bench.throughput import Action, PeerTexts, conversation, machine, script
+from bot.bench.host import machine
+from bot.bench.officers import Action, script
+from bot.bench.peers import PeerTexts, conversation
 from bot.settings import Settings
 from bot.texts import Texts
 
