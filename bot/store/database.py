@@ -22,14 +22,10 @@ wait at all: the next batch of turns, most often the next update's, carries it; 
 comes within :data:`MARK_DELAY` it is committed alone. A batch that rolls back hands its
 marks back to be committed after it; a mark that fails is undone alone.
 
-**Statements on the event loop.** A turn's batch and a delivery mark first try ``BEGIN
-IMMEDIATE`` on the event loop's thread with no busy timeout (:func:`_begin_here`); when
-the write lock was free, every statement of that transaction runs there (with WAL nothing
-after BEGIN IMMEDIATE waits for another connection) and the "trips" above cost no
-hand-off. When another connection holds the lock, the trip goes to aiosqlite's thread,
-which waits for it. Everything else runs on that thread. SQLite's automatic checkpoint is
-off (it would run inside a COMMIT made on the loop); the store checkpoints every
-:data:`CHECKPOINT_EVERY` commits on a connection of its own.
+Below the store: :mod:`bot.store.turns` (a transaction's statements, :class:`Tx`; batches
+and turns), :mod:`bot.store.marks`, :mod:`bot.store.connection` (statements on the event
+loop, SQLite's checkpoint) and :mod:`bot.store.rows` (:class:`ChatRecord`,
+:class:`OutboxRow`, :func:`iso`), whose names are imported here too.
 """
 
 from __future__ import annotations
@@ -38,36 +34,47 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from bot.errors import StoreError
-from bot.modes import FILE_MODE, create_private, private_dir
+from bot.store.connection import BUSY_TIMEOUT_MS, Connection, _begin_here, connect, on_thread, raw
+from bot.store.marks import Mark, _forget_delivered, _mark_work, _nothing, _run_marks, _settle
+from bot.store.rows import ChatRecord, OutboxRow, iso
+from bot.store.turns import MAX_BATCH_SECONDS, MAX_BATCH_TURNS, TURN, Batch, Claim, Turn, Tx
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "CHECKPOINT_EVERY",
+    "MARK_DELAY",
+    "MAX_BATCH_SECONDS",
+    "MAX_BATCH_TURNS",
+    "ChatRecord",
+    "Connection",
+    "OutboxRow",
+    "Store",
+    "Tx",
+    "iso",
+    "on_thread",
+    "raw",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_BATCH_TURNS = 64  # turns committed together at most
-MAX_BATCH_SECONDS = 0.002  # no turn joins a batch that began (BEGIN) longer ago than this
 # How long a delivery mark made with Store.mark_sent_later waits for a batch of turns to
 # carry it before it is committed alone: a crash meanwhile sends its message again.
 MARK_DELAY = 0.05
 # Commits between two checkpoints, which run on a thread of their own (SQLite's, every 1,000
 # pages, would run inside a COMMIT made on the event loop and block it for the fsync).
 CHECKPOINT_EVERY = 256
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds")
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -77,436 +84,6 @@ def _migrations() -> list[tuple[int, str]]:
         if name.endswith(".sql") and name[:4].isdigit():
             found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
     return sorted(found)
-
-
-@dataclass(frozen=True, slots=True)
-class ChatRecord:
-    identity_id: int
-    person_id: int
-    state: str | None
-    version: int
-    consent: bool | None
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    id: int
-    channel: str
-    chat_id: str
-    payload: str
-    bulk: bool
-    attempts: int = 0
-    # A message joined at delivery (bot.delivery.outbox): the ids of the rows put in front
-    # of this one, which share its fate (sent, failed or held together).
-    joined: tuple[int, ...] = ()
-
-    @property
-    def ids(self) -> tuple[int, ...]:
-        """Every row this message carries, in order (its own id last)."""
-        return (*self.joined, self.id)
-
-
-class Tx:
-    """Statements inside one transaction, each call ONE trip to the database thread.
-
-    aiosqlite runs every statement on its connection's thread; the trip there and back, not
-    SQLite, is what a turn mostly pays for (measured with the benchmark). So ``BEGIN`` rides
-    along with the first statement, and a turn's reads and writes are grouped
-    (:meth:`claim_and_load`, :meth:`save_and_enqueue`).
-    """
-
-    def __init__(self, conn: Connection, now: datetime, batch: Batch | None = None) -> None:
-        self.conn = conn
-        self.now = now
-        self.stamp = iso(now)
-        self.batch = batch or Batch(conn)
-        self.committed = False
-        # Rows added with enqueue (notifications to other chats): delivered with the turn's.
-        self.enqueued: list[OutboxRow] = []
-        # (channel, chat id) erasing its data: its rows are deleted once delivered.
-        self.forgetting: tuple[str, str] | None = None
-
-    @property
-    def begun(self) -> bool:
-        return self.batch.begun
-
-    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` on the connection's thread, after the control statements waiting
-        for the next trip (``BEGIN IMMEDIATE`` first of all)."""
-        batch = self.batch
-        prefix = batch.take_prefix()
-
-        def call(db: sqlite3.Connection) -> T:
-            try:
-                for statement in prefix:
-                    db.execute(statement)
-                return work(db)
-            finally:
-                batch.begun = db.in_transaction
-
-        db = raw(self.conn)
-        if batch.inline and (batch.begun or _begin_here(self.conn, prefix)):
-            return call(db)  # this transaction holds the write lock: nothing below waits
-        result: T = await on_thread(self.conn, call)
-        return result
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        return await self.run(lambda db: db.execute(sql, params))
-
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return await self.run(lambda db: db.execute(sql, params).fetchall())
-
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return await self.run(lambda db: db.execute(sql, params).fetchone())
-
-    async def claim_event(self, channel: str, event_id: str) -> bool:
-        """Record an update id; False when it was processed before."""
-        return await self.run(lambda db: self._claim(db, channel, event_id))
-
-    def _claim(self, db: sqlite3.Connection, channel: str, event_id: str) -> bool:
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO processed_events (channel, event_id, at) VALUES (?, ?, ?)",
-            (channel, event_id, self.stamp),
-        )
-        return cursor.rowcount == 1
-
-    async def load_chat(self, channel: str, external_id: str, notice_version: str) -> ChatRecord:
-        return await self.run(lambda db: self._load(db, channel, external_id, notice_version))
-
-    async def claim_and_load(
-        self, channel: str, event_id: str, external_id: str, notice_version: str
-    ) -> ChatRecord | None:
-        """Record the update id and load the chat in one trip; None for an update seen before."""
-
-        return await self.run(
-            lambda db: self._claim_and_load(db, channel, event_id, external_id, notice_version)
-        )
-
-    def _claim_and_load(
-        self,
-        db: sqlite3.Connection,
-        channel: str,
-        event_id: str,
-        external_id: str,
-        notice_version: str,
-    ) -> ChatRecord | None:
-        if not self._claim(db, channel, event_id):
-            return None
-        return self._load(db, channel, external_id, notice_version)
-
-    def _load(
-        self, db: sqlite3.Connection, channel: str, external_id: str, notice_version: str
-    ) -> ChatRecord:
-        row = db.execute(
-            """
-            SELECT ci.id, ci.person_id, c.state, c.version,
-                   (SELECT accepted FROM consents k
-                     WHERE k.person_id = ci.person_id AND k.notice_version = ?
-                     ORDER BY k.id DESC LIMIT 1)
-              FROM chat_identities ci
-              LEFT JOIN conversations c ON c.identity_id = ci.id
-             WHERE ci.channel = ? AND ci.external_id = ?
-            """,
-            (notice_version, channel, external_id),
-        ).fetchone()
-        if row is not None:
-            consent = None if row[4] is None else bool(row[4])
-            return ChatRecord(row[0], row[1], row[2], row[3] or 0, consent)
-        person = db.execute("INSERT INTO people (created_at) VALUES (?)", (self.stamp,))
-        identity = db.execute(
-            "INSERT INTO chat_identities (channel, external_id, person_id, created_at)"
-            " VALUES (?, ?, ?, ?)",
-            (channel, external_id, person.lastrowid, self.stamp),
-        )
-        assert identity.lastrowid is not None
-        assert person.lastrowid is not None
-        return ChatRecord(identity.lastrowid, person.lastrowid, None, 0, None)
-
-    def _save(self, db: sqlite3.Connection, identity_id: int, state: str, version: int) -> None:
-        db.execute(
-            "INSERT INTO conversations (identity_id, state, version, updated_at)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (identity_id) DO UPDATE"
-            " SET state = excluded.state, version = excluded.version,"
-            " updated_at = excluded.updated_at, reminded_at = NULL",
-            (identity_id, state, version, self.stamp),
-        )
-
-    async def save_state(self, identity_id: int, state: str, version: int) -> None:
-        await self.run(lambda db: self._save(db, identity_id, state, version))
-
-    async def record_consent(
-        self, person_id: int, notice_version: str, accepted: bool, channel: str
-    ) -> None:
-        await self.execute(
-            "INSERT INTO consents (person_id, notice_version, accepted, at, channel)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (person_id, notice_version, int(accepted), self.stamp, channel),
-        )
-
-    def _enqueue(
-        self,
-        db: sqlite3.Connection,
-        channel: str,
-        chat_id: str,
-        payloads: Sequence[tuple[str, bool]],
-        ticket_id: int | None = None,
-    ) -> list[OutboxRow]:
-        if not payloads:
-            return []
-        values = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in payloads)
-        forget = int(self.forgetting == (channel, chat_id))
-        params: list[Any] = []
-        for payload, bulk in payloads:
-            params += [channel, chat_id, payload, int(bulk), self.stamp, ticket_id, forget]
-        ids = db.execute(
-            "INSERT INTO outbox (channel, chat_id, payload, bulk, created_at, ticket_id, forget)"
-            f" VALUES {values} RETURNING id",
-            params,
-        ).fetchall()
-        return [
-            OutboxRow(row[0], channel, chat_id, payload, bulk)
-            for row, (payload, bulk) in zip(ids, payloads, strict=True)
-        ]
-
-    async def enqueue(
-        self,
-        channel: str,
-        chat_id: str,
-        payloads: Sequence[tuple[str, bool]],
-        ticket_id: int | None = None,
-    ) -> list[OutboxRow]:
-        """Add messages for a chat (about a ticket, if given); returns them, in order."""
-        added = await self.run(lambda db: self._enqueue(db, channel, chat_id, payloads, ticket_id))
-        self.enqueued += added
-        return added
-
-    async def save_and_enqueue(
-        self,
-        identity_id: int,
-        state: str,
-        version: int,
-        channel: str,
-        chat_id: str,
-        payloads: Sequence[tuple[str, bool]],
-    ) -> list[OutboxRow]:
-        """A turn's last writes and the COMMIT, in one trip.
-
-        Inside a batch of turns the COMMIT waits for the batch's end: this trip releases the
-        turn's savepoint and, when the batch goes on, claims and loads its next turn."""
-        batch = self.batch
-        following = batch.take_next() if batch.in_turn else None
-        carried = batch.take_marks() if batch.in_turn and following is None else []
-
-        def work(db: sqlite3.Connection) -> list[OutboxRow]:
-            try:
-                self._save(db, identity_id, state, version)
-                rows = self._enqueue(db, channel, chat_id, payloads)
-            except BaseException:
-                if batch.in_turn and db.in_transaction:
-                    db.execute(f"ROLLBACK TO {TURN}")  # this turn only; the batch goes on
-                raise
-            if not batch.in_turn:
-                db.execute("COMMIT")
-                return rows
-            db.execute(f"RELEASE {TURN}")
-            batch.released = True
-            if following is None:
-                _run_marks(db, carried)
-                db.execute("COMMIT")
-                batch.committed = True
-            else:
-                following.preload(db)
-            return rows
-
-        try:
-            rows = await self.run(work)
-        except BaseException:
-            batch.put_back(following)
-            batch.put_back_marks(carried)
-            raise
-        self.committed = True
-        return rows
-
-
-TURN = "turn"  # the savepoint of the turn running in a batch (turns never nest)
-MARK = "mark"  # the savepoint of a delivery mark carried by a batch
-Claim = tuple[str, str, str, str]  # channel, event id, external chat id, notice version
-
-
-class Batch:
-    """The transaction a batch of turns (or one :meth:`Store.transaction`) shares."""
-
-    def __init__(
-        self,
-        conn: Connection | None = None,
-        queue: deque[Turn[Any]] | None = None,
-        *,
-        inline: bool = False,
-        marks: list[Mark] | None = None,
-    ) -> None:
-        self.conn = conn
-        # Run the transaction's statements on the event loop's thread once BEGIN IMMEDIATE
-        # got the write lock without waiting (see :func:`_begin_here`).
-        self.inline = inline
-        self.begun = False
-        self.in_turn = False  # a turn of the batch is running inside SAVEPOINT TURN
-        self.released = False  # the running turn's savepoint was released (turn done)
-        self.committed = False
-        self.prefix: list[str] = []
-        self.queue = queue  # where further turns of the batch come from (None: no batch)
-        self.started = 0.0
-        self.taken = 0
-        self.next: Turn[Any] | None = None
-        self.marks = marks  # delivery marks waiting for the next COMMIT (None: no batch)
-        self.carried: list[Mark] = []  # the marks this batch's COMMIT carries
-
-    def take_marks(self) -> list[Mark]:
-        """The delivery marks waiting now, to run just before this batch's COMMIT."""
-        if not self.marks:
-            return []
-        taken = self.marks[:]
-        self.marks.clear()
-        self.carried += taken
-        return taken
-
-    def take_prefix(self) -> list[str]:
-        prefix = self.prefix if self.begun else ["BEGIN IMMEDIATE", *self.prefix]
-        if not self.begun:
-            self.started = time.perf_counter()
-        self.prefix = []
-        self.committed = False
-        return prefix
-
-    def take_next(self) -> Turn[Any] | None:
-        """The next queued turn if the batch may grow, taken out of the queue."""
-        queue = self.queue
-        if queue is None or not queue or self.conn is None:
-            return None
-        if self.taken >= MAX_BATCH_TURNS:
-            return None
-        if self.begun and time.perf_counter() - self.started > MAX_BATCH_SECONDS:
-            return None
-        turn = queue.popleft()
-        turn.tx = Tx(self.conn, turn.now, self)
-        self.taken += 1
-        self.next = turn
-        return turn
-
-    def put_back_marks(self, marks: list[Mark]) -> None:
-        """Marks taken for a trip that failed: the batch's final COMMIT takes them again."""
-        if marks and self.marks is not None:
-            self.carried = [mark for mark in self.carried if mark not in marks]
-            for mark in marks:
-                mark.error = None
-            self.marks[:0] = marks
-
-    def put_back(self, turn: Turn[Any] | None) -> None:
-        """A turn taken for a trip that failed: it runs next, loading its chat itself."""
-        if turn is not None:
-            turn.loaded = False
-            turn.chat = None
-
-
-class Mark:
-    """A delivery mark waiting for the next batch's COMMIT (:meth:`Store.mark_sent`)."""
-
-    __slots__ = ("done", "error", "work")
-
-    def __init__(self, work: Callable[[sqlite3.Connection], None], done: asyncio.Future[None]):
-        self.work = work
-        self.done = done
-        self.error: Exception | None = None
-
-
-def _run_marks(db: sqlite3.Connection, marks: Sequence[Mark]) -> None:
-    """Each mark in a savepoint of its own: one that fails is undone alone (and its caller
-    told, once the transaction commits); the others and the batch's turns go on."""
-    for mark in marks:
-        db.execute(f"SAVEPOINT {MARK}")
-        try:
-            mark.work(db)
-        except Exception as error:
-            db.execute(f"ROLLBACK TO {MARK}")
-            mark.error = error
-        db.execute(f"RELEASE {MARK}")
-
-
-def _mark_work(
-    done: Iterable[tuple[int, str | None]], now: datetime
-) -> Callable[[sqlite3.Connection], None] | None:
-    """The statements that mark delivered rows sent; None when there are none."""
-    by_ref: dict[str | None, list[int]] = {}  # a joined message's rows share its ref
-    for row_id, ref in done:
-        by_ref.setdefault(ref, []).append(row_id)
-    if not by_ref:
-        return None
-    stamp = iso(now)
-
-    def work(db: sqlite3.Connection) -> None:
-        forget: list[int] = []
-        for ref, ids in by_ref.items():
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ", ".join("?" for _ in chunk)
-                marked = db.execute(
-                    "UPDATE outbox SET state = 'sent', sent_at = ?, external_ref = ?"
-                    f" WHERE id IN ({marks}) RETURNING id, forget",
-                    [stamp, ref, *chunk],
-                ).fetchall()
-                forget += [row_id for row_id, gone in marked if gone]
-        if forget:  # rows of a chat that erased its data
-            _forget_delivered(db, forget)
-
-    return work
-
-
-def _nothing(db: sqlite3.Connection) -> None:
-    return None
-
-
-def _settle(marks: Iterable[Mark], error: Exception | None = None) -> None:
-    for mark in marks:
-        if mark.done.done():
-            continue
-        failure = error or mark.error
-        if failure is None:
-            mark.done.set_result(None)
-        else:
-            mark.done.set_exception(failure)
-
-
-class Turn(Generic[T]):
-    """One inbound update's work, waiting to run in a batch."""
-
-    def __init__(
-        self,
-        now: datetime,
-        claim: Claim,
-        body: Callable[[Tx, ChatRecord | None], Awaitable[T]],
-        on_error: Callable[[Tx, BaseException], Awaitable[T]],
-        done: asyncio.Future[T],
-    ) -> None:
-        self.now = now
-        self.claim = claim
-        self.body = body
-        self.on_error = on_error
-        self.done = done
-        self.tx: Tx | None = None
-        self.loaded = False
-        self.chat: ChatRecord | None = None
-        self.load_error: BaseException | None = None
-
-    def preload(self, db: sqlite3.Connection) -> None:
-        """On the database thread, in the trip that ends the turn before: open this turn's
-        savepoint, claim its update and load its chat."""
-        assert self.tx is not None
-        db.execute(f"SAVEPOINT {TURN}")
-        try:
-            self.chat = self.tx._claim_and_load(db, *self.claim)
-        except Exception as error:
-            db.execute(f"ROLLBACK TO {TURN}")
-            self.load_error = error
-        self.loaded = True
 
 
 class Store:
@@ -526,33 +103,7 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path) -> Store:
-        private_dir(path.parent)
-        # SQLite gives the -wal and -shm files the database file's mode: create it 0600.
-        create_private(path)
-        for suffix in ("-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                path.with_name(path.name + suffix).chmod(FILE_MODE)
-        # check_same_thread=False: the connection is also used from the event loop's thread
-        # (turns, delivery marks), never at the same time as from aiosqlite's (the store's
-        # lock is held around both).
-        conn = Connection(
-            lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False), 64
-        )
-        await conn  # starts its thread and connects there
-        # WAL + synchronous=NORMAL: a commit survives a killed process (not a power cut
-        # before the next checkpoint), and commits cost no fsync each. secure_delete: what
-        # is deleted (a processed webhook body, a sent mail with its code, an erased
-        # person's rows) is overwritten with zeros, not left readable in free pages;
-        # :meth:`checkpoint` then empties the WAL of its older copies.
-        for pragma in (
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = NORMAL",
-            "PRAGMA foreign_keys = ON",
-            f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
-            "PRAGMA secure_delete = ON",
-            "PRAGMA wal_autocheckpoint = 0",  # the store checkpoints itself (CHECKPOINT_EVERY)
-        ):
-            await conn.execute(pragma)
+        conn = await connect(path)
         store = cls(conn, path)
         try:
             await store._migrate()
@@ -959,94 +510,3 @@ class Store:
                 "PRAGMA wal_checkpoint(TRUNCATE)"
             )
         return not busy
-
-
-class Connection(aiosqlite.Connection):
-    """aiosqlite's connection, whose busy timeout is off while the event loop uses it.
-
-    Setting the timeout costs 10-20 us a statement; switching it at every transaction
-    cost more than a turn's reads. So :func:`_begin_here` turns it off once (``quick``)
-    and the next trip to the thread, which may wait for the lock, turns it back on first.
-    """
-
-    quick = False
-
-    async def _execute(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        if self.quick:
-            self.quick = False
-            work = fn
-
-            def waiting(*args: Any, **kwargs: Any) -> T:
-                self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                return work(*args, **kwargs)
-
-            fn = waiting
-        result: T = await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
-        return result
-
-
-def raw(conn: aiosqlite.Connection) -> sqlite3.Connection:
-    """The sqlite3 connection inside aiosqlite's (opened with check_same_thread=False)."""
-    db: sqlite3.Connection = conn._conn
-    return db
-
-
-async def on_thread(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    """Run ``work`` on aiosqlite's thread: aiosqlite's own entry point for a callable
-    (its public methods take one statement at a time)."""
-    result: T = await conn._execute(work, conn._conn)  # type: ignore[no-untyped-call]
-    return result
-
-
-BUSY_TIMEOUT_MS = 5000
-
-
-def _begin_here(conn: Connection, prefix: list[str]) -> bool:
-    """Take the write lock on the event loop's thread if nobody holds it.
-
-    ``prefix`` starts with ``BEGIN IMMEDIATE`` (a transaction not begun yet). With WAL,
-    BEGIN IMMEDIATE is the one statement of a write transaction that can wait for another
-    connection (another process: the staff shell, a second bot); everything after it runs
-    without waiting, so once it succeeded the rest of the transaction can run here, a few
-    microseconds a statement, instead of a trip to aiosqlite's thread (170-270 us each).
-    It is tried with no busy timeout (:class:`Connection` sets it back for the thread's
-    next trip): when the lock is held, False, and the caller sends the whole trip, BEGIN
-    included, to the thread, which waits up to the busy timeout. On success the BEGIN is
-    taken out of ``prefix``."""
-    if not prefix or prefix[0] != "BEGIN IMMEDIATE":
-        return False
-    db = raw(conn)
-    if not conn.quick:
-        db.execute("PRAGMA busy_timeout = 0")
-        conn.quick = True
-    try:
-        db.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as error:
-        if error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            return False
-        raise
-    del prefix[0]
-    return True
-
-
-def _forget_delivered(db: sqlite3.Connection, ids: Sequence[int]) -> None:
-    """Rows written for a chat that erased its data go once delivered (none is held), and
-    with the last of them its WhatsApp window row (kept until then: the confirmation needs
-    the window open)."""
-    chats: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ", ".join("?" for _ in chunk)
-        gone = db.execute(
-            f"DELETE FROM outbox WHERE id IN ({marks}) AND forget = 1"
-            " AND NOT EXISTS (SELECT 1 FROM wa_held h WHERE h.outbox_id = outbox.id)"
-            " RETURNING channel, chat_id",
-            list(chunk),
-        ).fetchall()
-        chats |= {chat for channel, chat in gone if channel == "whatsapp"}
-    for chat in chats:
-        db.execute(
-            "DELETE FROM wa_chats WHERE wa_id = ?1 AND NOT EXISTS"
-            " (SELECT 1 FROM outbox WHERE channel = 'whatsapp' AND chat_id = ?1)",
-            (chat,),
-        )
