@@ -18,9 +18,10 @@ the store is mixed in from its parts:
 Below them: :mod:`bot.store.turns` (a transaction's statements, :class:`Tx`; batches and
 turns), :mod:`bot.store.marks`, :mod:`bot.store.connection` (statements on the event loop)
 and :mod:`bot.store.rows` (:class:`ChatRecord`, :class:`OutboxRow`, :func:`iso`), whose
-names are imported here too, so ``from bot.store.database import ...`` gives them. A
-constant is patched (in tests) where it is read: ``bot.store.turns.MAX_BATCH_SECONDS``,
-``bot.store.outbox.MARK_DELAY``, ``bot.store.connection.BUSY_TIMEOUT_MS``.
+names are imported here too, so ``from bot.store.database import ...`` gives them. Their
+tunable constants are not: a test patches one where it is read
+(``bot.store.turns.MAX_BATCH_SECONDS``, ``bot.store.outbox.MARK_DELAY``,
+``bot.store.connection.BUSY_TIMEOUT_MS``), and patching a copy here would change nothing.
 """
 
 from __future__ import annotations
@@ -40,20 +41,16 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.errors import StoreError
-from bot.store.connection import BUSY_TIMEOUT_MS, Connection, _begin_here, connect, on_thread, raw
+from bot.store.connection import Connection, _begin_here, connect, on_thread, raw
 from bot.store.group_commit import GroupCommit
 from bot.store.inbox import InboxQueries
 from bot.store.marks import Mark
-from bot.store.outbox import MARK_DELAY, OutboxQueries
+from bot.store.outbox import OutboxQueries
 from bot.store.rows import ChatRecord, OutboxRow, iso
-from bot.store.turns import MAX_BATCH_SECONDS, MAX_BATCH_TURNS, Turn, Tx
+from bot.store.turns import Turn, Tx
 
 __all__ = [
-    "BUSY_TIMEOUT_MS",
     "CHECKPOINT_EVERY",
-    "MARK_DELAY",
-    "MAX_BATCH_SECONDS",
-    "MAX_BATCH_TURNS",
     "ChatRecord",
     "Connection",
     "OutboxRow",

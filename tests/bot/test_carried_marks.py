@@ -168,6 +168,7 @@ async def test_a_chats_next_row_waits_for_its_previous_mark_and_pick_up_skips_it
         worker.submit(await tx.enqueue("t", "1", [(payload("a"), False)]))
     await transport.arrived.wait()
     await asyncio.sleep(0)  # the chat's task ends: nothing of the chat behind the row
+    await asyncio.sleep(0.1)  # past MARK_DELAY's default: the patch alone keeps it waiting
     assert await count(store, SENT) == 0  # its mark waits for a batch of turns
     await worker.pick_up()  # reads it as pending, and does not send it again
     async with store.transaction(NOW) as tx:
