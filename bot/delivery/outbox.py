@@ -41,7 +41,7 @@ that keeps rows for later (WhatsApp's 24-hour window) keeps them all.
 committed (marks of all chats are grouped into one transaction, itself carried by the
 store's running batch of turns when there is one). The mark of a chat's last queued row is
 not waited for: it rides in the store's next batch of turns (:meth:`Store.mark_sent_later`,
-at most :data:`~bot.store.database.MARK_DELAY` later), and a new row of that chat waits for
+at most :data:`~bot.store.outbox.MARK_DELAY` later), and a new row of that chat waits for
 it first. A crash can therefore repeat at most the one row per chat whose send had returned
 (or was in flight) and whose mark had not committed yet.
 """

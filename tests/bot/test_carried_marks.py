@@ -158,7 +158,7 @@ def payload(key: str) -> str:
 async def test_a_chats_next_row_waits_for_its_previous_mark_and_pick_up_skips_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(database, "MARK_DELAY", 3600.0)  # no timer: only the outbox hurries
+    monkeypatch.setattr("bot.store.outbox.MARK_DELAY", 3600.0)  # no timer: only the outbox hurries
     path = tmp_path / "db.sqlite3"
     store = await Store.open(path)
     transport = Recording(path)
@@ -168,6 +168,7 @@ async def test_a_chats_next_row_waits_for_its_previous_mark_and_pick_up_skips_it
         worker.submit(await tx.enqueue("t", "1", [(payload("a"), False)]))
     await transport.arrived.wait()
     await asyncio.sleep(0)  # the chat's task ends: nothing of the chat behind the row
+    await asyncio.sleep(0.1)  # past MARK_DELAY's default: the patch alone keeps it waiting
     assert await count(store, SENT) == 0  # its mark waits for a batch of turns
     await worker.pick_up()  # reads it as pending, and does not send it again
     async with store.transaction(NOW) as tx:
@@ -183,7 +184,7 @@ async def test_a_chats_next_row_waits_for_its_previous_mark_and_pick_up_skips_it
 async def test_stopping_the_outbox_commits_its_marks_left_for_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(database, "MARK_DELAY", 3600.0)
+    monkeypatch.setattr("bot.store.outbox.MARK_DELAY", 3600.0)
     path = tmp_path / "db.sqlite3"
     store = await Store.open(path)
     transport = Recording(path)

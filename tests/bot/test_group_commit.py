@@ -66,7 +66,7 @@ async def test_turns_ready_together_share_one_commit_and_about_one_trip_each(
     store = await Store.open(tmp_path / "db.sqlite3")
     counting = Counting(monkeypatch)
     await counting.trace(store)
-    monkeypatch.setattr("bot.store.database.MAX_BATCH_SECONDS", 60.0)  # a slow machine batches too
+    monkeypatch.setattr("bot.store.turns.MAX_BATCH_SECONDS", 60.0)  # a slow machine batches too
     turns = [
         store.turn(NOW, ("test", f"e{i}", f"c{i}", "v1"), body_saving(f"c{i}", f"r{i}"), apologise)
         for i in range(10)
@@ -148,7 +148,7 @@ async def test_replies_are_released_only_after_the_batch_commits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = await Store.open(tmp_path / "db.sqlite3")
-    monkeypatch.setattr("bot.store.database.MAX_BATCH_SECONDS", 60.0)
+    monkeypatch.setattr("bot.store.turns.MAX_BATCH_SECONDS", 60.0)
     other = sqlite3.connect(tmp_path / "db.sqlite3")
     seen: list[tuple[int, bool]] = []
 

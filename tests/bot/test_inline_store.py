@@ -138,7 +138,7 @@ async def test_a_lock_held_past_the_busy_timeout_fails_the_turn_not_the_loop(
     is redelivered), and the statements after it find the connection usable."""
     path = tmp_path / "db.sqlite3"
     store = await Store.open(path)
-    monkeypatch.setattr("bot.store.database.BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr("bot.store.connection.BUSY_TIMEOUT_MS", 50)
     other = other_writer(path)
     mark = asyncio.create_task(store.mark_sent([(1, "m1")], NOW))
     done, _ = await asyncio.wait({mark}, timeout=30)

@@ -1,0 +1,183 @@
+"""Group commit: the turns of inbound updates, run in batches by one leader task
+(:meth:`GroupCommit.turn`), and the delivery marks that ride in a batch's COMMIT or, with no
+turn to carry them, are committed alone.
+
+Turns queued at the same moment (different chats, processed concurrently) run one after
+another inside ONE transaction: each turn in its own ``SAVEPOINT`` (a turn that fails is
+rolled back to it, alone, and its apology written in its place), one ``COMMIT`` for the
+batch, and every turn's replies handed back only after that COMMIT. The control statements
+(``BEGIN``, ``SAVEPOINT``, ``RELEASE``) ride along with the next trip to the database
+thread, and a turn's last trip (save state, enqueue replies) also claims and loads the next
+turn of the batch, so a batch costs about one trip per turn plus one. A batch is bounded
+(:data:`~bot.store.turns.MAX_BATCH_TURNS`, :data:`~bot.store.turns.MAX_BATCH_SECONDS` since
+its BEGIN) and takes only what is already queued: a lone turn never waits for company.
+
+Mixed into ``bot.store.database.Store`` (see :mod:`bot.store.store_base`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from bot.errors import StoreError
+from bot.store.marks import _run_marks, _settle
+from bot.store.rows import ChatRecord
+from bot.store.store_base import StoreBase
+from bot.store.turns import TURN, Batch, Claim, Turn, Tx
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class GroupCommit(StoreBase):
+    """The leader that runs queued turns in batches, and delivery marks with them."""
+
+    async def turn(
+        self,
+        now: datetime,
+        claim: Claim,
+        body: Callable[[Tx, ChatRecord | None], Awaitable[T]],
+        on_error: Callable[[Tx, BaseException], Awaitable[T]],
+    ) -> T:
+        """Run one inbound update's turn in the next batch and return what ``body`` returned,
+        once the batch has committed.
+
+        In the turn's savepoint, ``claim`` records the update id and loads the chat (None
+        for an update seen before), then ``body(tx, chat)`` runs. If it raises, the turn is
+        rolled back to its savepoint, alone, and ``on_error(tx, error)`` runs in a savepoint
+        of its own (e.g. to claim the update and apologise)."""
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._turns.append(Turn(now, claim, body, on_error, done))
+        if self._leader is None:
+            self._leader = asyncio.create_task(self._lead(), name="store-batches")
+        return await done
+
+    async def _lead(self) -> None:
+        try:
+            while self._turns or self._marks:
+                async with self._lock:
+                    if self._turns:
+                        await self._run_batch()
+                    else:
+                        await self._run_marks_alone()
+        finally:
+            self._leader = None
+            if self._turns:  # stopped (cancelled) with turns queued: they will not run
+                for turn in self._turns:
+                    turn.done.cancel()
+                self._turns.clear()
+            if self._marks:  # their rows stay pending: sent again after a restart
+                marks, self._marks = self._marks, []
+                _settle(marks, StoreError("the store stopped before the mark committed"))
+
+    async def _run_marks_alone(self) -> None:
+        marks, self._marks = self._marks, []
+        try:
+            await self._write(lambda db: _run_marks(db, marks))
+        except Exception as error:
+            _settle(marks, error)
+            return
+        except BaseException:
+            _settle(marks, StoreError("the store stopped before the mark committed"))
+            raise
+        _settle(marks)
+
+    async def _run_batch(self) -> None:
+        # A turn's statements run on the event loop when they can (bot.store.connection).
+        batch = Batch(self.conn, self._turns, inline=True, marks=self._marks)
+        outcomes: list[tuple[Turn[Any], Any, BaseException | None]] = []
+        turn = batch.take_next()
+        try:
+            while turn is not None:
+                batch.next = None
+                outcomes.append(await self._run_turn(batch, turn))
+                turn = batch.next
+                if turn is None and not batch.committed:
+                    turn = batch.take_next()
+                if not batch.begun and not batch.committed and turn is not None:
+                    # The transaction ended without its COMMIT (SQLite rolled it back): what
+                    # the turns before wrote is gone, so they failed too.
+                    raise StoreError("the batch's transaction ended before its commit")
+            if batch.begun:
+                carried = batch.take_marks()
+
+                def commit(db: sqlite3.Connection) -> None:
+                    _run_marks(db, carried)
+                    db.execute("COMMIT")
+
+                try:
+                    await Tx(self.conn, outcomes[-1][0].now, batch).run(commit)
+                except BaseException:
+                    batch.put_back_marks(carried)
+                    raise
+        except BaseException as error:
+            if self.conn.in_transaction:
+                await asyncio.shield(self.conn.execute("ROLLBACK"))
+            # Marks carried by the batch were rolled back with it: the leader runs them next.
+            self._marks[:0] = batch.carried
+            for mark in batch.carried:
+                mark.error = None
+            for left in [*(done for done, _, _ in outcomes), turn, batch.next]:
+                if left is None or left.done.done():
+                    continue
+                if isinstance(error, asyncio.CancelledError):
+                    left.done.cancel()
+                else:
+                    left.done.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            log.error("a batch of %d turns was rolled back", len(outcomes), exc_info=error)
+            return
+        self.batches += 1
+        self._committed()
+        self.batched_turns += len(outcomes)
+        self.carried_marks += len(batch.carried)
+        _settle(batch.carried)
+        for done, value, failure in outcomes:
+            if done.done.done():
+                continue
+            if failure is None:
+                done.done.set_result(value)
+            else:
+                done.done.set_exception(failure)
+
+    async def _run_turn(
+        self, batch: Batch, turn: Turn[T]
+    ) -> tuple[Turn[T], T | None, BaseException | None]:
+        tx = turn.tx or Tx(self.conn, turn.now, batch)
+        batch.in_turn = True
+        batch.released = False
+        try:
+            if not turn.loaded:
+                batch.prefix.append(f"SAVEPOINT {TURN}")
+                chat = await tx.claim_and_load(*turn.claim)
+            elif turn.load_error is not None:
+                raise turn.load_error
+            else:
+                chat = turn.chat
+            value = await turn.body(tx, chat)
+        except Exception as error:
+            failure: BaseException = error
+        else:
+            if not batch.released:
+                batch.prefix.append(f"RELEASE {TURN}")
+            return turn, value, None
+        finally:
+            batch.in_turn = False
+        # This turn alone goes back to its savepoint; then its apology, in one of its own.
+        if batch.begun and not batch.released:
+            batch.prefix += [f"ROLLBACK TO {TURN}", f"RELEASE {TURN}"]
+        batch.prefix.append(f"SAVEPOINT {TURN}")
+        try:
+            value = await turn.on_error(Tx(self.conn, turn.now, batch), failure)
+        except Exception as error:
+            if batch.begun:
+                batch.prefix += [f"ROLLBACK TO {TURN}", f"RELEASE {TURN}"]
+            return turn, None, error
+        batch.prefix.append(f"RELEASE {TURN}")
+        return turn, value, None

@@ -1,0 +1,110 @@
+"""Delivery marks as work: the statements that mark delivered outbox rows sent
+(:func:`_mark_work`), a mark waiting for a COMMIT (:class:`Mark`), running marks each in a
+savepoint of its own (:func:`_run_marks`) and telling their callers (:func:`_settle`), and
+deleting the delivered rows of a chat that erased its data (:func:`_forget_delivered`).
+
+When a mark runs, and with which transaction, is :mod:`bot.store.outbox`'s and
+:mod:`bot.store.group_commit`'s business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+
+from bot.store.rows import iso
+
+MARK = "mark"  # the savepoint of a delivery mark carried by a batch
+
+
+class Mark:
+    """A delivery mark waiting for the next batch's COMMIT (:meth:`Store.mark_sent`)."""
+
+    __slots__ = ("done", "error", "work")
+
+    def __init__(self, work: Callable[[sqlite3.Connection], None], done: asyncio.Future[None]):
+        self.work = work
+        self.done = done
+        self.error: Exception | None = None
+
+
+def _run_marks(db: sqlite3.Connection, marks: Sequence[Mark]) -> None:
+    """Each mark in a savepoint of its own: one that fails is undone alone (and its caller
+    told, once the transaction commits); the others and the batch's turns go on."""
+    for mark in marks:
+        db.execute(f"SAVEPOINT {MARK}")
+        try:
+            mark.work(db)
+        except Exception as error:
+            db.execute(f"ROLLBACK TO {MARK}")
+            mark.error = error
+        db.execute(f"RELEASE {MARK}")
+
+
+def _mark_work(
+    done: Iterable[tuple[int, str | None]], now: datetime
+) -> Callable[[sqlite3.Connection], None] | None:
+    """The statements that mark delivered rows sent; None when there are none."""
+    by_ref: dict[str | None, list[int]] = {}  # a joined message's rows share its ref
+    for row_id, ref in done:
+        by_ref.setdefault(ref, []).append(row_id)
+    if not by_ref:
+        return None
+    stamp = iso(now)
+
+    def work(db: sqlite3.Connection) -> None:
+        forget: list[int] = []
+        for ref, ids in by_ref.items():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                marked = db.execute(
+                    "UPDATE outbox SET state = 'sent', sent_at = ?, external_ref = ?"
+                    f" WHERE id IN ({marks}) RETURNING id, forget",
+                    [stamp, ref, *chunk],
+                ).fetchall()
+                forget += [row_id for row_id, gone in marked if gone]
+        if forget:  # rows of a chat that erased its data
+            _forget_delivered(db, forget)
+
+    return work
+
+
+def _nothing(db: sqlite3.Connection) -> None:
+    return None
+
+
+def _settle(marks: Iterable[Mark], error: Exception | None = None) -> None:
+    for mark in marks:
+        if mark.done.done():
+            continue
+        failure = error or mark.error
+        if failure is None:
+            mark.done.set_result(None)
+        else:
+            mark.done.set_exception(failure)
+
+
+def _forget_delivered(db: sqlite3.Connection, ids: Sequence[int]) -> None:
+    """Rows written for a chat that erased its data go once delivered (none is held), and
+    with the last of them its WhatsApp window row (kept until then: the confirmation needs
+    the window open)."""
+    chats: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        gone = db.execute(
+            f"DELETE FROM outbox WHERE id IN ({marks}) AND forget = 1"
+            " AND NOT EXISTS (SELECT 1 FROM wa_held h WHERE h.outbox_id = outbox.id)"
+            " RETURNING channel, chat_id",
+            list(chunk),
+        ).fetchall()
+        chats |= {chat for channel, chat in gone if channel == "whatsapp"}
+    for chat in chats:
+        db.execute(
+            "DELETE FROM wa_chats WHERE wa_id = ?1 AND NOT EXISTS"
+            " (SELECT 1 FROM outbox WHERE channel = 'whatsapp' AND chat_id = ?1)",
+            (chat,),
+        )
