@@ -155,10 +155,12 @@ def payload(key: str) -> str:
     return json.dumps({"key": key, "data": {}, "qid": 1})
 
 
-async def test_a_chats_next_row_waits_for_its_previous_mark_and_pick_up_skips_it(
+async def one_row_delivered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("bot.store.outbox.MARK_DELAY", 3600.0)  # no timer: only the outbox hurries
+) -> tuple[Store, Recording, OutboxWorker]:
+    """A chat's only row delivered, its mark left for later behind an hour's timer (the
+    outbox alone hurries it), not committed yet."""
+    monkeypatch.setattr("bot.store.outbox.MARK_DELAY", 3600.0)
     path = tmp_path / "db.sqlite3"
     store = await Store.open(path)
     transport = Recording(path)
@@ -168,8 +170,17 @@ async def test_a_chats_next_row_waits_for_its_previous_mark_and_pick_up_skips_it
         worker.submit(await tx.enqueue("t", "1", [(payload("a"), False)]))
     await transport.arrived.wait()
     await asyncio.sleep(0)  # the chat's task ends: nothing of the chat behind the row
-    await asyncio.sleep(0.1)  # past MARK_DELAY's default: the patch alone keeps it waiting
+    timer = store._mark_timer
+    assert timer is not None
+    assert timer.when() - asyncio.get_running_loop().time() > 60  # the patched delay
     assert await count(store, SENT) == 0  # its mark waits for a batch of turns
+    return store, transport, worker
+
+
+async def test_a_chats_next_row_waits_for_its_previous_mark_and_pick_up_skips_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, transport, worker = await one_row_delivered(tmp_path, monkeypatch)
     await worker.pick_up()  # reads it as pending, and does not send it again
     async with store.transaction(NOW) as tx:
         worker.submit(await tx.enqueue("t", "1", [(payload("b"), False)]))
@@ -184,15 +195,7 @@ async def test_a_chats_next_row_waits_for_its_previous_mark_and_pick_up_skips_it
 async def test_stopping_the_outbox_commits_its_marks_left_for_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.store.outbox.MARK_DELAY", 3600.0)
-    path = tmp_path / "db.sqlite3"
-    store = await Store.open(path)
-    transport = Recording(path)
-    worker = OutboxWorker(store, "t", transport, FakeClock(NOW))
-    await worker.start()
-    async with store.transaction(NOW) as tx:
-        worker.submit(await tx.enqueue("t", "1", [(payload("a"), False)]))
-    await transport.arrived.wait()
+    store, _transport, worker = await one_row_delivered(tmp_path, monkeypatch)
     await worker.stop()
     assert await count(store, SENT) == 1
     await store.close()
