@@ -1,10 +1,10 @@
 """The connection to the database file: aiosqlite's :class:`Connection` with the busy
 timeout switched off while the event loop uses it, the way into its sqlite3 connection
 (:func:`raw`) and onto its thread (:func:`on_thread`), the pragmas it is opened with
-(:func:`connect`), and taking the write lock on the event loop's thread (:func:`_begin_here`).
+(:func:`connect`), and taking the write lock on the event loop's thread (:func:`begin_here`).
 
 **Statements on the event loop.** A turn's batch and a delivery mark first try ``BEGIN
-IMMEDIATE`` on the event loop's thread with no busy timeout (:func:`_begin_here`); when
+IMMEDIATE`` on the event loop's thread with no busy timeout (:func:`begin_here`); when
 the write lock was free, every statement of that transaction runs there (with WAL nothing
 after BEGIN IMMEDIATE waits for another connection) and the "trips" of a transaction
 (:class:`bot.store.turns.Tx`) cost no hand-off. When another connection holds the lock, the
@@ -34,7 +34,7 @@ class Connection(aiosqlite.Connection):
     """aiosqlite's connection, whose busy timeout is off while the event loop uses it.
 
     Setting the timeout costs 10-20 us a statement; switching it at every transaction
-    cost more than a turn's reads. So :func:`_begin_here` turns it off once (``quick``)
+    cost more than a turn's reads. So :func:`begin_here` turns it off once (``quick``)
     and the next trip to the thread, which may wait for the lock, turns it back on first.
     """
 
@@ -67,7 +67,7 @@ async def on_thread(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connecti
     return result
 
 
-def _begin_here(conn: Connection, prefix: list[str]) -> bool:
+def begin_here(conn: Connection, prefix: list[str]) -> bool:
     """Take the write lock on the event loop's thread if nobody holds it.
 
     ``prefix`` starts with ``BEGIN IMMEDIATE`` (a transaction not begun yet). With WAL,

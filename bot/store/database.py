@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.errors import StoreError
-from bot.store.connection import Connection, _begin_here, connect, on_thread, raw
+from bot.store.connection import Connection, begin_here, connect, on_thread, raw
 from bot.store.group_commit import GroupCommit
 from bot.store.inbox import InboxQueries
 from bot.store.marks import Mark
@@ -193,7 +193,7 @@ class Store(GroupCommit, OutboxQueries, InboxQueries):
             return result
 
         prefix = ["BEGIN IMMEDIATE"]
-        if _begin_here(self.conn, prefix):
+        if begin_here(self.conn, prefix):
             result = whole(db, False)
         else:
             result = await on_thread(self.conn, lambda db: whole(db, True))

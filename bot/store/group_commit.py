@@ -25,13 +25,18 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from bot.errors import StoreError
-from bot.store.marks import _run_marks, _settle
+from bot.store.marks import run_marks, settle_marks
 from bot.store.rows import ChatRecord
 from bot.store.store_base import StoreBase
 from bot.store.turns import TURN, Batch, Claim, Turn, Tx
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def _stopped() -> StoreError:
+    """What the callers of marks left uncommitted are told (their rows stay pending)."""
+    return StoreError("the store stopped before the mark committed")
 
 
 class GroupCommit(StoreBase):
@@ -73,19 +78,19 @@ class GroupCommit(StoreBase):
                 self._turns.clear()
             if self._marks:  # their rows stay pending: sent again after a restart
                 marks, self._marks = self._marks, []
-                _settle(marks, StoreError("the store stopped before the mark committed"))
+                settle_marks(marks, _stopped())
 
     async def _run_marks_alone(self) -> None:
         marks, self._marks = self._marks, []
         try:
-            await self._write(lambda db: _run_marks(db, marks))
+            await self._write(lambda db: run_marks(db, marks))
         except Exception as error:
-            _settle(marks, error)
+            settle_marks(marks, error)
             return
         except BaseException:
-            _settle(marks, StoreError("the store stopped before the mark committed"))
+            settle_marks(marks, _stopped())
             raise
-        _settle(marks)
+        settle_marks(marks)
 
     async def _run_batch(self) -> None:
         # A turn's statements run on the event loop when they can (bot.store.connection).
@@ -107,7 +112,7 @@ class GroupCommit(StoreBase):
                 carried = batch.take_marks()
 
                 def commit(db: sqlite3.Connection) -> None:
-                    _run_marks(db, carried)
+                    run_marks(db, carried)
                     db.execute("COMMIT")
 
                 try:
@@ -119,9 +124,7 @@ class GroupCommit(StoreBase):
             if self.conn.in_transaction:
                 await asyncio.shield(self.conn.execute("ROLLBACK"))
             # Marks carried by the batch were rolled back with it: the leader runs them next.
-            self._marks[:0] = batch.carried
-            for mark in batch.carried:
-                mark.error = None
+            batch.put_back_marks(batch.carried)
             for left in [*(done for done, _, _ in outcomes), turn, batch.next]:
                 if left is None or left.done.done():
                     continue
@@ -137,7 +140,7 @@ class GroupCommit(StoreBase):
         self._committed()
         self.batched_turns += len(outcomes)
         self.carried_marks += len(batch.carried)
-        _settle(batch.carried)
+        settle_marks(batch.carried)
         for done, value, failure in outcomes:
             if done.done.done():
                 continue

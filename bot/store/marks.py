@@ -1,7 +1,7 @@
 """Delivery marks as work: the statements that mark delivered outbox rows sent
-(:func:`_mark_work`), a mark waiting for a COMMIT (:class:`Mark`), running marks each in a
-savepoint of its own (:func:`_run_marks`) and telling their callers (:func:`_settle`), and
-deleting the delivered rows of a chat that erased its data (:func:`_forget_delivered`).
+(:func:`mark_work`), a mark waiting for a COMMIT (:class:`Mark`), running marks each in a
+savepoint of its own (:func:`run_marks`) and telling their callers (:func:`settle_marks`), and
+deleting the delivered rows of a chat that erased its data (:func:`forget_delivered`).
 
 When a mark runs, and with which transaction, is :mod:`bot.store.outbox`'s and
 :mod:`bot.store.group_commit`'s business.
@@ -30,7 +30,7 @@ class Mark:
         self.error: Exception | None = None
 
 
-def _run_marks(db: sqlite3.Connection, marks: Sequence[Mark]) -> None:
+def run_marks(db: sqlite3.Connection, marks: Sequence[Mark]) -> None:
     """Each mark in a savepoint of its own: one that fails is undone alone (and its caller
     told, once the transaction commits); the others and the batch's turns go on."""
     for mark in marks:
@@ -43,7 +43,7 @@ def _run_marks(db: sqlite3.Connection, marks: Sequence[Mark]) -> None:
         db.execute(f"RELEASE {MARK}")
 
 
-def _mark_work(
+def mark_work(
     done: Iterable[tuple[int, str | None]], now: datetime
 ) -> Callable[[sqlite3.Connection], None] | None:
     """The statements that mark delivered rows sent; None when there are none."""
@@ -67,16 +67,16 @@ def _mark_work(
                 ).fetchall()
                 forget += [row_id for row_id, gone in marked if gone]
         if forget:  # rows of a chat that erased its data
-            _forget_delivered(db, forget)
+            forget_delivered(db, forget)
 
     return work
 
 
-def _nothing(db: sqlite3.Connection) -> None:
+def no_work(db: sqlite3.Connection) -> None:
     return None
 
 
-def _settle(marks: Iterable[Mark], error: Exception | None = None) -> None:
+def settle_marks(marks: Iterable[Mark], error: Exception | None = None) -> None:
     for mark in marks:
         if mark.done.done():
             continue
@@ -87,7 +87,7 @@ def _settle(marks: Iterable[Mark], error: Exception | None = None) -> None:
             mark.done.set_exception(failure)
 
 
-def _forget_delivered(db: sqlite3.Connection, ids: Sequence[int]) -> None:
+def forget_delivered(db: sqlite3.Connection, ids: Sequence[int]) -> None:
     """Rows written for a chat that erased its data go once delivered (none is held), and
     with the last of them its WhatsApp window row (kept until then: the confirmation needs
     the window open)."""

@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from bot.store.marks import Mark, _forget_delivered, _mark_work, _nothing
+from bot.store.marks import Mark, forget_delivered, mark_work, no_work
 from bot.store.rows import OutboxRow, iso
 from bot.store.store_base import StoreBase
 
@@ -46,7 +46,7 @@ class OutboxQueries(StoreBase):
         With turns running or queued the mark rides in their batch's transaction, just
         before its COMMIT (or, if that batch had already committed, right after it, alone);
         otherwise it is a transaction of its own, now."""
-        work = _mark_work(done, now)
+        work = mark_work(done, now)
         if work is None:
             return
         if self._leader is None:
@@ -64,7 +64,7 @@ class OutboxQueries(StoreBase):
         turns (most often the very next update's), or is committed alone after
         :data:`MARK_DELAY` if no turn comes first. The future says when it committed."""
         loop = asyncio.get_running_loop()
-        mark = Mark(_mark_work(done, now) or _nothing, loop.create_future())
+        mark = Mark(mark_work(done, now) or no_work, loop.create_future())
         self._marks.append(mark)
         if self._leader is None and self._mark_timer is None:
             self._mark_timer = loop.call_later(MARK_DELAY, self.hurry_marks)
@@ -94,7 +94,7 @@ class OutboxQueries(StoreBase):
                 [error[:500], state, retry, *ids],
             )
             if failed:
-                _forget_delivered(db, ids)
+                forget_delivered(db, ids)
 
         async with self._lock:
             await self._write(work)
@@ -114,7 +114,7 @@ class OutboxQueries(StoreBase):
                 return []
             channel, chat_id, forget = found
             if forget:  # a chat that erased its data: nothing keeps its id, no apology
-                await tx.run(lambda db: _forget_delivered(db, [row_id]))
+                await tx.run(lambda db: forget_delivered(db, [row_id]))
                 return []
             if apology is None:
                 return []

@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from bot.store.connection import Connection, _begin_here, on_thread, raw
-from bot.store.marks import Mark, _run_marks
+from bot.store.connection import Connection, begin_here, on_thread, raw
+from bot.store.marks import Mark, run_marks
 from bot.store.rows import ChatRecord, OutboxRow, iso
 
 T = TypeVar("T")
@@ -67,7 +67,7 @@ class Tx:
                 batch.begun = db.in_transaction
 
         db = raw(self.conn)
-        if batch.inline and (batch.begun or _begin_here(self.conn, prefix)):
+        if batch.inline and (batch.begun or begin_here(self.conn, prefix)):
             return call(db)  # this transaction holds the write lock: nothing below waits
         result: T = await on_thread(self.conn, call)
         return result
@@ -233,7 +233,7 @@ class Tx:
             db.execute(f"RELEASE {TURN}")
             batch.released = True
             if following is None:
-                _run_marks(db, carried)
+                run_marks(db, carried)
                 db.execute("COMMIT")
                 batch.committed = True
             else:
@@ -267,7 +267,7 @@ class Batch:
     ) -> None:
         self.conn = conn
         # Run the transaction's statements on the event loop's thread once BEGIN IMMEDIATE
-        # got the write lock without waiting (see :func:`_begin_here`).
+        # got the write lock without waiting (see :func:`begin_here`).
         self.inline = inline
         self.begun = False
         self.in_turn = False  # a turn of the batch is running inside SAVEPOINT TURN
