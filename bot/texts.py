@@ -20,7 +20,7 @@ import html
 import re
 import tomllib
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
@@ -200,7 +200,15 @@ class Texts:
         then, not at start-up (issue 18). Templates are compiled one by one on first use."""
         import jinja2
 
-        env = jinja2.Environment(
+        class Environment(jinja2.Environment):
+            def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+                # A plain dict, not Jinja's ChainMap over the environment's globals: every
+                # render copies a template's globals, and reading them through the ChainMap
+                # was two thirds of rendering "Paso 2 de 7" (30 us; now 10). The globals are
+                # all set before the first template is compiled and never change after.
+                return {**self.globals, **(d or {})}
+
+        env = Environment(
             loader=jinja2.DictLoader(self.sources),
             undefined=jinja2.StrictUndefined,
             autoescape=True,
