@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from conversations import json_text
 
 
 @dataclass
@@ -54,7 +55,7 @@ class State:
     contact_keyboard: bool = False
 
     def to_json(self) -> str:
-        # json.dumps fails loudly on anything that cannot be stored: better here than later.
+        # Encoding fails loudly on anything that cannot be stored: better here than later.
         # Built by hand: dataclasses.asdict deep-copies every answer and costs ~0.3 ms a turn.
         body = {
             "frame": _frame(self.frame),
@@ -64,13 +65,13 @@ class State:
             "drafts": {name: _frame(frame) for name, frame in self.drafts.items()},
             "contact_keyboard": self.contact_keyboard,
         }
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        return json_text.dumps(body)
 
     @classmethod
     def from_json(cls, text: str | None) -> State:
         if not text:
             return cls()
-        raw = json.loads(text)
+        raw = json_text.loads(text)
         frame = Frame(**raw["frame"]) if raw.get("frame") else None
         suspended = Frame(**raw["suspended"]) if raw.get("suspended") else None
         return cls(

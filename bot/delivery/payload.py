@@ -16,7 +16,6 @@ Stored rows stay one per message; joining happens at delivery (:mod:`bot.outbox`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -24,6 +23,7 @@ from typing import Any
 
 from bot.store.database import OutboxRow
 from bot.texts import NO_CAPABILITIES, Capabilities, Texts, to_plain
+from conversations import json_text
 from conversations.events import Outbound
 
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit
@@ -38,7 +38,7 @@ def _default(value: object) -> str:
 
 def encode(message: Outbound, qid: int, edit_ref: str | None) -> str:
     if message.delete_user_message:
-        return json.dumps({"delete_ref": edit_ref})
+        return json_text.dumps({"delete_ref": edit_ref})
     body: dict[str, Any] = {"key": message.key, "data": message.data, "qid": qid}
     if message.choices:
         body["choices"] = [[[c.id, c.label, c.data] for c in row] for row in message.choices]
@@ -57,7 +57,7 @@ def encode(message: Outbound, qid: int, edit_ref: str | None) -> str:
         body["link"] = list(message.link)
     if message.current:
         body["current"] = message.current
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_default)
+    return json_text.dumps(body, default=_default)
 
 
 # What a payload may hold and still go in front of the next message: text, nothing else.
@@ -71,7 +71,7 @@ JOIN_SEPARATOR = "\n\n"
 def join(first: str, then: str) -> str | None:
     """``then`` with ``first``'s text in front (one message), or None where they must stay
     two messages."""
-    lead, body = json.loads(first), json.loads(then)
+    lead, body = json_text.loads(first), json_text.loads(then)
     if not isinstance(lead, dict) or not isinstance(body, dict):
         return None
     if not lead.keys() <= _TEXT_ONLY or "key" not in lead or "key" not in body:
@@ -79,7 +79,7 @@ def join(first: str, then: str) -> str | None:
     if body.keys() & _NOT_AFTER:
         return None
     body["lead"] = [*lead.pop("lead", []), lead, *body.get("lead", [])]
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return json_text.dumps(body)
 
 
 def _text(texts: Texts, body: dict[str, Any], capabilities: Capabilities) -> str:
@@ -135,7 +135,7 @@ class Rendered:
 def render(texts: Texts, payload: str, capabilities: Capabilities = NO_CAPABILITIES) -> Rendered:
     """The payload as the channel shows it; the texts say what ``capabilities`` allow
     ("Borré tu mensaje" only where the channel deletes it)."""
-    body = json.loads(payload)
+    body = json_text.loads(payload)
     if "delete_ref" in body:
         return Rendered("", [], None, None, False, delete_ref=body["delete_ref"])
     text = _text(texts, body, capabilities)
