@@ -66,18 +66,29 @@ Known trade-offs (pinned in the tests):
   the reversed pair ("contraseña perrito usuario jperez"), a ticket-shaped password
   ("mi clave es PTE-2026-000123"), one-time codes ("el código es 123456") and keywords in other
   languages than Spanish/English.
+
+This module holds the two rules (steps 4 and 5) and :func:`looks_like_credentials`; a message's
+tokens and what each one is are :mod:`conversations.password_tokens`'s (steps 1 and 3), the
+words and shapes they are matched against :mod:`conversations.password_words`'s (steps 2 to 4).
 """
 
 from __future__ import annotations
 
-import re
-import string
-import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from enum import Enum
 
-from conversations.text import normalize
+from conversations.password_tokens import (
+    _assigns,
+    _ends_phrase,
+    _is_filler,
+    _is_password_keyword,
+    _is_user_keyword,
+    _is_weak_keyword,
+    _Kind,
+    _kind,
+    _Token,
+    _tokens,
+)
+from conversations.password_words import _CONNECTORS, _FILLERS
 
 __all__ = ["KEYWORDS", "USER_KEYWORDS", "looks_like_credentials"]
 
@@ -101,301 +112,6 @@ USER_KEYWORDS: tuple[str, ...] = ("usuario", "user", "username", "usr", "login")
 
 # How many tokens after a keyword may hold its value.
 _WINDOW = 10
-
-# --- keywords, on normalized tokens (lowercase, no accents) ----------------------------------
-
-_PASSWORD_WORD = re.compile(
-    r"""
-      contr?a?[sc]+e?(?:nh|ni|n)i?as?   # contrasena(s), contrasenia, contrasenha, contrsena,
-                                        # contasena, contracena, contrasna
-    | claves?
-    | pass | pas?s?w(?:or|ro)?ds?       # pass, passwd, paswd, password(s), pasword, passwrod
-    | pwd? | psw                        # pw, pwd, psw
-    | pin
-    """,
-    re.VERBOSE,
-)
-_WEAK_PASSWORD_WORD = re.compile(r"contra|key")
-_USER_WORD = re.compile(r"usuari[oa]s?|usario|usuaro|usurio|user(?:name)?|usr|login")
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-# "palabra clave", "es clave", "punto clave": the adjective, not the password.
-_CLAVE_AS_ADJECTIVE_AFTER = _words(
-    """
-    palabra palabras punto puntos es son era fue sera seria muy tan mas tema temas dato datos
-    pieza piezas factor factores elemento elementos momento momentos fecha fechas rol papel
-    aspecto aspectos idea ideas pregunta preguntas concepto conceptos actor actores paso pasos
-    indicador indicadores
-    """
-)
-
-# --- what sits between a keyword and its value -----------------------------------------------
-
-# Copulas: "mi contraseña ES …" makes what follows an assignment.
-_COPULAS = _words("es era sera seria fue son eran ser sea is queda quedo quedaria como")
-
-# Skipped between the keyword and the value: "la contraseña DEL PORTAL es …", "clave SOL: …".
-_FILLERS = _words(
-    """
-    de del a al la el lo las los mi mis tu tus su sus para por en the my
-    actual nueva nuevo temporal provisional secreta sol web virtual acceso ingreso portal pte
-    sistema correo cuenta email institucional ahora entonces
-    """
-)
-
-# Connectors between "usuario X" and "contraseña Y" in the pair rule.
-_CONNECTORS = _words("y e con and mi su tu la el")
-
-# Words (normalized; plurals are reduced) that follow "contraseña"/"clave" in questions and
-# complaints, so they are never taken for the password itself.
-_NOT_A_SECRET = _words(
-    """
-    que cual cuales como donde cuando quien quienes cuanto cuanta porque pq xq para por
-    pero sino solo aun todavia siempre nunca ahora hoy ayer bien mal asi aqui alli ahi
-    tambien tampoco muy mas menos tan igual igualito algo nada nadie alguna alguno ninguna
-    ninguno cada otra otro misma mismo toda todo esta este esto esa ese eso estas estos esas
-    esos aquel aquella aquello una unos unas ella ellos usted ustedes nosotros ellas
-    correcta correcto incorrecta incorrecto valida valido invalida invalido errada errado
-    erronea erroneo equivocada equivocado nueva nuevo antigua antiguo anterior vieja viejo
-    actual temporal provisional provisoria vencida vencido caducada caducado expirada expirado
-    bloqueada bloqueado desbloqueada desbloqueado inactiva inactivo activa activo olvidada
-    olvidado cambiada cambiado reseteada reseteado restablecida restablecido recuperada
-    recuperado generada generado asignada asignado enviada enviado distinta distinto diferente
-    segura seguro insegura inseguro debil fuerte larga largo corta corto facil dificil
-    complicada complicado sencilla sencillo simple secreta secreto personal intransferible
-    privada privado confidencial obligatoria obligatorio necesaria necesario requerida
-    requerido importante sensible unica unico propia propio institucional siguiente mala malo
-    buena bueno demasiado demasiada bastante minimo minima maximo maxima caracter caracteres
-    digito numero letra mayuscula minuscula simbolo espacio
-    funciona funcionaba sirve servia falla fallo existe aparece sale salio dice decia entra
-    entro vence vencio expira expiro caduca caduco cambia cambio tiene tenia tengo esta estan
-    estaba queda quedo pide pedia llega llego acepta aceptaba reconoce figura debe deberia
-    puede podria necesito necesita olvide olvido perdi recuerdo acuerdo desconozco cambie
-    puse pusieron dieron enviaron mandaron ingrese ingreso ingresar entrar cambiar recuperar
-    restablecer resetear actualizar crear generar poner usar escribir distingue incluye
-    contiene lleva
-    dni ruc documento correo email mail gmail hotmail nombre apellido fecha celular telefono
-    usuario cuenta sistema portal pagina link enlace acceso codigo mensaje error problema
-    ayuda favor porfa porfavor gracias soporte hola buenas buenos dias tardes noches
-    """
-)
-
-# Adverbs and superlatives ("rápidamente", "sencillísima") describe, they are not passwords.
-_PROSE_ENDING = re.compile(r"(?:mente|isim[oa]s?)$")
-
-# What may follow a plain-word value that stands alone: "clave: perrito y usuario jperez".
-_PHRASE_BREAKS = _words("y e o u pero gracias ok okey porfa xfa saludos atte")
-
-# --- shapes of a value, on the folded token (case kept) --------------------------------------
-
-_ADDRESS = re.compile(
-    r"""
-      [^@\s]+@[^@\s]+\.[^\W\d_]{2,}          # jperez@munilima.gob.pe
-    | (?:https?://|www\.)\S+                  # links
-    | [\w-]+(?:\.[\w-]+)*\.(?:gob|com|org|net|edu)(?:\.pe)?(?:/\S*)?   # transparencia.gob.pe
-    """,
-    re.VERBOSE | re.IGNORECASE,
-)
-_NOT_A_SECRET_SHAPE = re.compile(
-    r"""
-      \d{1,4}[/.-]\d{1,2}(?:[/.-]\d{1,4})?   # dates: 15/03/2026, 2026-03-15, 15.03
-    | \d{1,2}[:h]\d{2}(?:am|pm|hrs?|h)?       # times: 10:30, 9h30
-    | \d{1,2}(?:am|pm|hrs?)                   # 10am, 8hrs
-    | \d+(?:ro|ra|do|da|er|to|ta|vo|va|no|na|mo|ma|°|o)\.?   # ordinals: 2do, 1ra, 3er, 5to
-    | (?:n|nro|num)[.°o]*\d+                  # N°045, nro.12
-    | \d+(?:kb|mb|gb|km|kg|min|seg)           # units
-    | (?:[a-z]+-)?\d+-(?:19|20)\d{2}(?:-[a-z0-9]+)+   # resolutions: 045-2026-MDSJL
-    | [a-z]+-(?:19|20)\d{2}-\d+               # tickets: PTE-2026-000123
-    """,
-    re.VERBOSE,
-)
-# Symbols that make a token look like a secret; ". - '" also join ordinary words and names.
-_SYMBOLS = frozenset(string.punctuation) - frozenset(".-'")
-
-# --- tokens ----------------------------------------------------------------------------------
-
-# An assignment mark standing alone: "clave : x", "pass -> x", "clave 👉 x".
-_MARK = re.compile(r"[:=]+|-+>|=+>|[-–—]+|→|➡|👉")
-# A mark glued between a keyword and its value ("clave:Abc123"), or before a value (":Abc123").
-_GLUED = re.compile(r"(?P<head>[^\W\d_]+)(?P<mark>[:=]+|-+>|=+>|→)(?P<tail>.*)", re.DOTALL)
-_LEADING = re.compile(r"(?P<mark>[:=]+|-+>|=+>|→)(?P<tail>.+)", re.DOTALL)
-
-_WRAPPERS = "\"'`\u00b4“”\u2018\u2019«»()[]{}<>*_~"  # quotes, brackets, WhatsApp *_~
-_CLAUSE_END = ",.;?!…"
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    core: str  # the folded token without wrappers or closing punctuation; case kept
-    word: str  # normalize(core), for list look-ups
-    mark: bool = False  # an assignment mark (":", "=", "->"…)
-    end: str = ""  # the closing punctuation the token carried, e.g. "," or "?"
-    line_end: bool = False  # the last token of its line
-
-    @property
-    def closes(self) -> bool:
-        return bool(self.end)
-
-
-_MARK_TOKEN = _Token(core=":", word="", mark=True)
-
-
-class _Kind(Enum):
-    MIXED = "mixed"
-    DIGITS = "digits"
-    WORD = "word"
-    ADDRESS = "address"
-
-
-def _fold(text: str) -> str:
-    """Accents, combining and invisible format characters out; case and symbols kept."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if unicodedata.category(ch) not in ("Mn", "Cf"))
-
-
-def _word_token(chunk: str) -> _Token:
-    inner = chunk.lstrip(_WRAPPERS + "¿¡")
-    core = inner.rstrip(_WRAPPERS + _CLAUSE_END)
-    tail = inner[len(core) :]
-    end = "".join(ch for ch in tail if ch in _CLAUSE_END)
-    return _Token(core=core, word=normalize(core), end=end)
-
-
-def _splits_on_mark(head: str) -> bool:
-    word = normalize(head)
-    return _is_keyword_word(word) or word in _COPULAS
-
-
-def _chunk_tokens(chunk: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    while chunk:
-        if _MARK.fullmatch(chunk):
-            return [*tokens, _MARK_TOKEN]
-        glued = _GLUED.fullmatch(chunk)
-        if glued and _splits_on_mark(glued["head"]):
-            tokens += [_word_token(glued["head"]), _MARK_TOKEN]
-            chunk = glued["tail"]
-            continue
-        leading = _LEADING.fullmatch(chunk)
-        if leading:
-            tokens.append(_MARK_TOKEN)
-            chunk = leading["tail"]
-            continue
-        unwrapped = chunk.rstrip(_WRAPPERS)
-        head = unwrapped.rstrip(":=")
-        if head and head != unwrapped:  # "clave:", "es=", "*Usuario:*"
-            return [*tokens, _word_token(head), _MARK_TOKEN]
-        return [*tokens, _word_token(chunk)]
-    return tokens
-
-
-# "usuario:jperez,clave:Abc123" typed without spaces: a space after the comma before a keyword.
-_KEYWORD_AFTER_COMMA = re.compile(
-    rf"(?<=[,;|/])(?=(?:{_PASSWORD_WORD.pattern}|{_USER_WORD.pattern})\s*[:=])",
-    re.VERBOSE | re.IGNORECASE,
-)
-
-
-def _tokens(text: str) -> list[_Token]:
-    spaced = _KEYWORD_AFTER_COMMA.sub(" ", _fold(text))
-    tokens: list[_Token] = []
-    for line in spaced.splitlines():
-        found = [token for chunk in line.split() for token in _chunk_tokens(chunk)]
-        if found:
-            found[-1] = replace(found[-1], line_end=True)
-        tokens += found
-    return tokens
-
-
-# --- reading tokens --------------------------------------------------------------------------
-
-
-def _listed(word: str) -> bool:
-    """Whether a normalized word (or its singular) is in ``_NOT_A_SECRET``."""
-    candidates = {word}
-    if word.endswith("es"):
-        candidates.add(word[:-2])
-    if word.endswith("s"):
-        candidates.add(word[:-1])
-    return not candidates.isdisjoint(_NOT_A_SECRET)
-
-
-def _kind(token: _Token) -> _Kind | None:
-    """What a value token looks like; ``None`` when it cannot be a secret."""
-    core = token.core
-    if token.mark or not core:
-        return None
-    if _ADDRESS.fullmatch(core):
-        return _Kind.ADDRESS
-    if _NOT_A_SECRET_SHAPE.fullmatch(core.casefold()):
-        return None
-    letters = sum(ch.isalpha() for ch in core)
-    digits = sum(ch.isdigit() for ch in core)
-    symbols = sum(ch in _SYMBOLS for ch in core)
-    if letters + digits + symbols < 4:
-        return None
-    if letters and (digits or symbols):
-        return _Kind.MIXED
-    if not letters:
-        return _Kind.DIGITS if digits >= 4 else None
-    if _is_keyword_word(token.word) or _PROSE_ENDING.search(token.word):
-        return None
-    if any(_listed(part) for part in token.word.split()):
-        return None
-    return _Kind.WORD
-
-
-def _is_keyword_word(word: str) -> bool:
-    return any(
-        pattern.fullmatch(word) for pattern in (_PASSWORD_WORD, _WEAK_PASSWORD_WORD, _USER_WORD)
-    )
-
-
-def _ends_phrase(tokens: Sequence[_Token], position: int) -> bool:
-    """Whether a value stands alone: "clave: perrito", not "clave: ayúdenme por favor"."""
-    token = tokens[position]
-    if token.closes or token.line_end or position + 1 == len(tokens):
-        return True
-    following = tokens[position + 1]
-    return (
-        following.mark
-        or not following.word  # emoji, "/", "…"
-        or following.word in _PHRASE_BREAKS
-        or _is_keyword_word(following.word)
-    )
-
-
-def _is_password_keyword(tokens: Sequence[_Token], index: int) -> bool:
-    word = tokens[index].word
-    if not _PASSWORD_WORD.fullmatch(word):
-        return False
-    if word.startswith("clave") and index > 0:
-        return tokens[index - 1].word not in _CLAVE_AS_ADJECTIVE_AFTER
-    return True
-
-
-def _is_weak_keyword(tokens: Sequence[_Token], index: int) -> bool:
-    if not _WEAK_PASSWORD_WORD.fullmatch(tokens[index].word) or tokens[index].closes:
-        return False
-    following = tokens[index + 1] if index + 1 < len(tokens) else None
-    return following is not None and (following.mark or following.word in _COPULAS)
-
-
-def _is_user_keyword(token: _Token) -> bool:
-    return bool(_USER_WORD.fullmatch(token.word))
-
-
-def _assigns(token: _Token) -> bool:
-    return token.mark or token.word in _COPULAS
-
-
-def _is_filler(token: _Token) -> bool:
-    # Emoji and lone punctuation ("/", "…") normalize to nothing and are skipped too.
-    return token.word in _FILLERS or not token.word or _kind(token) is _Kind.ADDRESS
 
 
 # --- the two rules ---------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from bot.store.database import ChatRecord, Store, Tx
 
 if TYPE_CHECKING:
-    from bot.domain.files import FileStore
+    from bot.domain.file_store import FileStore
 
 log = logging.getLogger(__name__)
 PERSONAL_KEYS = ("nombres", "apellidos", "dni", "email", "phone")

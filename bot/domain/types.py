@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from bot.clock import Clock
     from bot.delivery.mail_outbox import MailOutbox
     from bot.domain.calendar import BusinessCalendar
-    from bot.domain.files import FileStore
+    from bot.domain.file_store import FileStore
     from bot.settings import Settings
     from bot.store.database import Store
     from bot.texts import Section, Texts

@@ -14,12 +14,11 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from bot.domain.file_formats import MAX_ZIP_ENTRIES
+from bot.domain.file_store import FileIntegrityError, FileStore
 from bot.domain.files import (
     MAX_DOWNLOAD_BYTES,
-    MAX_ZIP_ENTRIES,
     FileCheck,
-    FileIntegrityError,
-    FileStore,
     allowed_for,
     inspect,
     refusal_for,

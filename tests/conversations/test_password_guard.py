@@ -3,12 +3,13 @@ from __future__ import annotations
 import ast
 import random
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conversations import password_guard
+from conversations import password_guard, password_tokens, password_words
 from conversations.password_guard import KEYWORDS, looks_like_credentials
 from conversations.text import normalize
 
@@ -230,8 +231,9 @@ def test_keywords_are_exported() -> None:
     assert "clave" in KEYWORDS
 
 
-def test_module_depends_on_nothing_of_the_bot() -> None:
-    tree = ast.parse(Path(password_guard.__file__).read_text(encoding="utf-8"))
+@pytest.mark.parametrize("module", [password_guard, password_tokens, password_words])
+def test_module_depends_on_nothing_of_the_bot(module: ModuleType) -> None:
+    tree = ast.parse(Path(str(module.__file__)).read_text(encoding="utf-8"))
     imported = {
         name
         for node in ast.walk(tree)
