@@ -27,7 +27,7 @@ from bot.delivery.payload import encode
 from bot.domain import files
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.erasure import AfterCommit, erase
-from bot.domain.files import FileStore
+from bot.domain.file_store import FileStore
 from bot.domain.records import add_file
 from bot.domain.types import Services, Who
 from bot.jobs import run_all

@@ -6,8 +6,7 @@ declared MIME type is ever trusted; the name only yields a cleaned display name.
 
 Below it: :mod:`bot.domain.file_formats` (how each kind's structure is walked, and the limits
 the walks enforce) and :mod:`bot.domain.file_store` (:class:`FileStore`, the content-addressed
-store, whose name is imported here too, so ``from bot.domain.files import FileStore`` gives
-it).
+store).
 
 Choices worth knowing:
 
@@ -39,13 +38,11 @@ from bot.domain.file_formats import (
     _guessed_extension,
     _Refused,
 )
-from bot.domain.file_store import FileStore
 
 __all__ = [
     "MAX_DOWNLOAD_BYTES",
     "PAGE_DPI",
     "FileCheck",
-    "FileStore",
     "Purpose",
     "allowed_for",
     "inspect",
