@@ -253,7 +253,8 @@ class FakeGraphAPI:
         self.windows_closed: set[str] = set()
         self.window_errors = "sync"  # or "async": 131047 comes as a failed status callback
         self.clock: Callable[[], float] = time.time
-        self.failures: list[tuple[int, int, str]] = []  # next sends fail: (status, code, text)
+        # The next sends fail, in order: (status, code, text); None lets that send through.
+        self.failures: list[tuple[int, int, str] | None] = []
         self._users: dict[str, FakeWhatsAppUser] = {}
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -395,8 +396,9 @@ class FakeGraphAPI:
             if request.match_info["number"] != self.phone_number_id:
                 raise GraphRefusal(400, 100, "Unsupported post request: unknown phone number id")
             body = await request.json()
-            if self.failures:
-                status, code, text = self.failures.pop(0)
+            failure = self.failures.pop(0) if self.failures else None
+            if failure is not None:
+                status, code, text = failure
                 raise GraphRefusal(status, code, text)
             sent = self._check(body)
             if sent.type != "template" and sent.to in self.windows_closed:
