@@ -62,13 +62,16 @@ def drained_probe(
 
 @pytest.fixture
 async def start_bot(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Starter]:
-    """Start the polling loop; returns a stopper. Call again to restart on the same data."""
+    """Start the polling loop; returns a stopper. Call again to restart on the same data.
+    The app mails with the test's ``mailer`` when the test asks for one (else as without an
+    SMTP server: .eml files under the data folder)."""
     stoppers: list[Stopper] = []
     if "api" in request.fixturenames:
         request.getfixturevalue("api").drained = drained_probe(settings)
+    mailer = request.getfixturevalue("mailer") if "mailer" in request.fixturenames else None
 
     async def start() -> Stopper:
-        app = await create_app(settings)
+        app = await create_app(settings, mailer=mailer)
         stop = asyncio.Event()
         ready = asyncio.Event()
         task = asyncio.create_task(run_polling(TelegramChannel(app), stop, ready))
