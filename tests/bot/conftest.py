@@ -14,6 +14,7 @@ import pytest
 from bot.app import create_app
 from bot.channels.telegram import TelegramChannel, run_polling
 from bot.settings import Settings
+from tests.conftest import close_all
 from tests.fakes.telegram_api import FakeBotAPI
 
 Stopper = Callable[[], Awaitable[None]]
@@ -79,7 +80,10 @@ async def start_bot(settings: Settings, request: pytest.FixtureRequest) -> Async
         await asyncio.wait([waiter, task], return_when=asyncio.FIRST_COMPLETED)
         if task.done():
             waiter.cancel()
-            await task  # it failed to start: show why
+            try:
+                await task  # it failed to start: show why
+            finally:
+                await app.close()  # its store's thread would keep pytest from exiting
         stopped = False
 
         async def stopper() -> None:
@@ -88,12 +92,13 @@ async def start_bot(settings: Settings, request: pytest.FixtureRequest) -> Async
                 return
             stopped = True
             stop.set()
-            await task
-            await app.close()
+            try:
+                await task
+            finally:
+                await app.close()
 
         stoppers.append(stopper)
         return stopper
 
     yield start
-    for stopper in stoppers:
-        await stopper()
+    await close_all(reversed(stoppers))
