@@ -117,6 +117,8 @@ async def test_a_row_given_up_part_way_leaves_nothing_to_skip_the_next_row_with_
         assert [m.labels for m in apology] == [["Menú"]]  # the apology, with the menu
 
     # Erasing deletes Ana's rows: her next row takes the failed notice's id again.
+    [(before,)] = query(settings, "SELECT max(id) FROM outbox WHERE chat_id != ?", (ANA,))
+    assert before == notice.id - 1
     [ask] = await ana.say("/borrar_mis_datos")
     assert ask.labels[0] == "Sí, borrar mis datos"
     [done] = await ana.tap("Sí, borrar mis datos")  # sent, not skipped as "already sent"
