@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
 import pytest
 
 from bot.app import App, create_app
 from bot.settings import Settings
+from bot.store.database import Store
 from tests.driver import Driver, FakeClock, MemoryMailer
 
 os.environ.setdefault("PTB_TIMEDELTA", "true")
@@ -24,6 +25,20 @@ def clock() -> FakeClock:
 
 
 AppFactory = Callable[[], Awaitable[App]]
+StoreOpener = Callable[[Path], Awaitable[Store]]
+
+
+async def close_all(closers: Iterable[Callable[[], Awaitable[None]]]) -> None:
+    """Call every closer, also after one failed (the others' threads must stop too), then
+    raise the first failure."""
+    failures: list[Exception] = []
+    for close in closers:
+        try:
+            await close()
+        except Exception as error:
+            failures.append(error)
+    if failures:
+        raise failures[0]
 
 
 @pytest.fixture
@@ -44,8 +59,24 @@ async def make_app(
         return app
 
     yield factory
-    for app in opened:
-        await app.close()
+    await close_all(app.close for app in reversed(opened))
+
+
+@pytest.fixture
+async def open_store() -> AsyncIterator[StoreOpener]:
+    """``Store.open`` for a test that uses the store without the app. Every store it opened
+    is closed at teardown, also when the test failed before its own ``close()``: an open
+    store keeps aiosqlite's thread (not a daemon) running, and pytest's exit would wait for
+    it forever. Closing a store again is harmless."""
+    opened: list[Store] = []
+
+    async def open_(path: Path) -> Store:
+        store = await Store.open(path)
+        opened.append(store)
+        return store
+
+    yield open_
+    await close_all(store.close for store in reversed(opened))
 
 
 @pytest.fixture

@@ -6,9 +6,11 @@ transport records what a channel would have shown, rendered from the committed o
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -89,14 +91,32 @@ class RecordingTransport:
 
 
 class MemoryMailer:
-    """The mail boundary, faked: keeps what would have been sent."""
+    """The mail boundary, faked: keeps what would have been sent, and says when it was."""
 
     def __init__(self) -> None:
         self.sent: list[EmailMessage] = []
+        self._changed = asyncio.Condition()
 
     async def send(self, msg: EmailMessage) -> str:
         self.sent.append(msg)
+        async with self._changed:
+            self._changed.notify_all()
         return f"mem-{len(self.sent)}"
+
+    async def wait_for(
+        self,
+        condition: Callable[[], bool] | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> bool:
+        """Until ``condition`` (by default: a message was sent) holds, woken by each send;
+        ``timeout`` is only a safety net (False: it never held)."""
+        check = condition or (lambda: bool(self.sent))
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(check), timeout)
+            except TimeoutError:
+                return check()
+        return True
 
     def last_code(self) -> str:
         for msg in reversed(self.sent):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 import logging
 from collections import OrderedDict
@@ -66,6 +67,10 @@ MEDIA_REUSED = timedelta(days=29)
 # Ids kept, least recently used dropped first. A reuse is a message retried (seconds to hours
 # later) or a Formato asked for again; an entry is ~250 bytes and a miss costs one upload.
 MEDIA_KEPT = 1024
+# Rows of several messages sent part-way, kept to resume them; oldest dropped first. Beyond
+# rows being retried right now, only a row held part-way (131047 on a later message) whose
+# officer never writes again stays; a row dropped is sent whole if it is ever released.
+PARTS_KEPT = 1024
 
 
 def to_event(message: dict[str, Any], name: str, share_label: str) -> Inbound | None:
@@ -163,6 +168,54 @@ class UploadedMedia:
             self._ids.popitem(last=False)
 
 
+class SentParts:
+    """How many messages of a row of several already went out, so that trying the row again
+    does not repeat them (a long text split in two, text before a document, a list's lead).
+
+    An entry lives while the row may still be tried: its send is being retried, or it was
+    held part-way for the 24-hour window. It goes when the row is sent to the end, when the
+    worker gives it up (marked failed), and when the channel stops (a restart sends a row
+    whole, as after a crash). An entry names the row's messages, not only its id: SQLite
+    gives a deleted row's id (an erased chat, retention) to the next row, whose messages must
+    not be skipped. At most ``kept`` entries, oldest first dropped."""
+
+    def __init__(self, kept: int = PARTS_KEPT) -> None:
+        self.kept = kept
+        self._sent: OrderedDict[int, tuple[bytes, int]] = OrderedDict()  # oldest first
+
+    def __len__(self) -> int:
+        return len(self._sent)
+
+    def sent(self, row_id: int, messages: list[Message]) -> int:
+        """How many of ``messages`` (row ``row_id``'s, in order) already went out."""
+        found = self._sent.get(row_id)
+        if found is None:
+            return 0
+        digest, count = found
+        if digest != _digest(messages):
+            del self._sent[row_id]  # another row with the same id: a stale entry
+            return 0
+        return count
+
+    def advance(self, row_id: int, messages: list[Message], count: int) -> None:
+        """``count`` of the row's messages went out; the rest are still to go."""
+        self._sent[row_id] = (_digest(messages), count)
+        self._sent.move_to_end(row_id)
+        while len(self._sent) > self.kept:
+            self._sent.popitem(last=False)
+
+    def forget(self, row_id: int) -> None:
+        self._sent.pop(row_id, None)
+
+    def clear(self) -> None:
+        self._sent.clear()
+
+
+def _digest(messages: list[Message]) -> bytes:
+    text = json.dumps(messages, sort_keys=True, ensure_ascii=False)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
 class WhatsAppTransport:
     """Delivers one outbox row as one or more WhatsApp messages (see the render module)."""
 
@@ -170,7 +223,7 @@ class WhatsAppTransport:
         self.app = app
         self.graph = graph
         self.window = window
-        self._progress: dict[int, int] = {}  # row id -> messages of it already sent
+        self.parts = SentParts()
         self._media = UploadedMedia()
         self.renders = Renders(CAPABILITIES)
 
@@ -198,7 +251,7 @@ class WhatsAppTransport:
         page = int(json.loads(row.payload).get("wa_page", 0))
         messages = plan(self.app.texts, rendered, row.id, page)
         ref: str | None = None
-        for index in range(self._progress.get(row.id, 0), len(messages)):
+        for index in range(self.parts.sent(row.id, messages), len(messages)):
             try:
                 ref = await self._send(row.chat_id, messages[index])
             except GraphError as error:
@@ -210,9 +263,18 @@ class WhatsAppTransport:
                 raise _delivery_error(error) from error
             except (aiohttp.ClientError, TimeoutError) as error:
                 raise TransientDelivery(f"network: {type(error).__name__}") from error
-            self._progress[row.id] = index + 1  # a retry does not repeat what went out
-        self._progress.pop(row.id, None)
+            if index + 1 < len(messages):
+                self.parts.advance(row.id, messages, index + 1)  # a retry resumes after it
+        self.parts.forget(row.id)
         return ref
+
+    def given_up(self, row: OutboxRow) -> None:
+        """The worker marked ``row`` failed: it is not tried again (see the outbox)."""
+        self.parts.forget(row.id)
+
+    def stopped(self) -> None:
+        """The channel stopped: rows not sent to the end go whole after a restart."""
+        self.parts.clear()
 
     async def send_template(self, wa_id: str, *, retry: bool) -> None:
         """The re-engagement template. ``retry``: a transient failure is the row's to retry."""
@@ -297,6 +359,7 @@ class WhatsAppChannel:
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.app.stop(self.worker)
         await self.worker.stop()
+        self.transport.stopped()
         await self.graph.close()
 
     def accept(

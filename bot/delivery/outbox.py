@@ -37,6 +37,11 @@ every row in it is marked with the same outcome: sent together, failed together.
 handed to the transport names the rows joined into it (``OutboxRow.joined``), so a transport
 that keeps rows for later (WhatsApp's 24-hour window) keeps them all.
 
+**Giving up.** A transport that keeps something about a row between its tries (WhatsApp: how
+many messages of a row of several already went out) has a ``given_up`` method; it is called
+once the row is marked failed (refused, out of attempts, or poison), so nothing is kept for
+a row that will not be tried again.
+
 **Marking sent.** A chat's next row waits until the previous one's mark as sent has
 committed; the mark of a chat's last queued row rides in the store's next batch of turns
 instead, and a new row of that chat waits for it first. The marks are
@@ -90,6 +95,14 @@ class Joining(Protocol):
 
     def joins(self, row: OutboxRow) -> bool:
         """Whether ``row`` (a joined payload) still goes as ONE message."""
+        ...
+
+
+class GivingUp(Protocol):
+    """A transport that keeps state for a row's retries and drops it when told (optional)."""
+
+    def given_up(self, row: OutboxRow) -> None:
+        """``row`` (a joined row included) is marked failed: it will not be tried again."""
         ...
 
 
@@ -287,9 +300,13 @@ class OutboxWorker(SentMarks):
         others = [other.id for other in also]
 
         async def mark_attempt(error: str, failed: bool, next_attempt: datetime | None) -> None:
-            await self.store.mark_attempt(
-                (*others, row.id), error, failed=failed, next_attempt=next_attempt
-            )
+            try:
+                await self.store.mark_attempt(
+                    (*others, row.id), error, failed=failed, next_attempt=next_attempt
+                )
+            finally:
+                if failed:
+                    self._given_up(row)
 
         while True:
             try:
@@ -323,7 +340,10 @@ class OutboxWorker(SentMarks):
                         await self.store.mark_attempt(
                             others, _describe(error), failed=True, next_attempt=None
                         )
-                    await self._give_up(row, error, errors)
+                    try:
+                        await self._give_up(row, error, errors)
+                    finally:
+                        self._given_up(row)
                     return
                 delay = min(self.max_backoff, ERROR_BACKOFF * 2 ** (errors - 1))
                 # DEBUG, and where it was raised only (its text may quote the message): the
@@ -342,6 +362,11 @@ class OutboxWorker(SentMarks):
                 else:
                     await self._mark_sent(row.id, ref, others)
                 return
+
+    def _given_up(self, row: OutboxRow) -> None:
+        given_up = getattr(self.transport, "given_up", None)
+        if given_up is not None:
+            given_up(row)
 
     async def _give_up(self, row: OutboxRow, error: Exception, tries: int) -> None:
         """Mark a poison row failed and, unless it was the apology, apologise to its chat."""

@@ -14,6 +14,7 @@ import pytest
 from bot.app import create_app
 from bot.channels.telegram import TelegramChannel, run_polling
 from bot.settings import Settings
+from tests.conftest import close_all
 from tests.fakes.telegram_api import FakeBotAPI
 
 Stopper = Callable[[], Awaitable[None]]
@@ -62,13 +63,16 @@ def drained_probe(
 
 @pytest.fixture
 async def start_bot(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Starter]:
-    """Start the polling loop; returns a stopper. Call again to restart on the same data."""
+    """Start the polling loop; returns a stopper. Call again to restart on the same data.
+    The app mails with the test's ``mailer`` when the test asks for one (else as without an
+    SMTP server: .eml files under the data folder)."""
     stoppers: list[Stopper] = []
     if "api" in request.fixturenames:
         request.getfixturevalue("api").drained = drained_probe(settings)
+    mailer = request.getfixturevalue("mailer") if "mailer" in request.fixturenames else None
 
     async def start() -> Stopper:
-        app = await create_app(settings)
+        app = await create_app(settings, mailer=mailer)
         stop = asyncio.Event()
         ready = asyncio.Event()
         task = asyncio.create_task(run_polling(TelegramChannel(app), stop, ready))
@@ -76,7 +80,10 @@ async def start_bot(settings: Settings, request: pytest.FixtureRequest) -> Async
         await asyncio.wait([waiter, task], return_when=asyncio.FIRST_COMPLETED)
         if task.done():
             waiter.cancel()
-            await task  # it failed to start: show why
+            try:
+                await task  # it failed to start: show why
+            finally:
+                await app.close()  # its store's thread would keep pytest from exiting
         stopped = False
 
         async def stopper() -> None:
@@ -85,12 +92,13 @@ async def start_bot(settings: Settings, request: pytest.FixtureRequest) -> Async
                 return
             stopped = True
             stop.set()
-            await task
-            await app.close()
+            try:
+                await task
+            finally:
+                await app.close()
 
         stoppers.append(stopper)
         return stopper
 
     yield start
-    for stopper in stoppers:
-        await stopper()
+    await close_all(reversed(stoppers))

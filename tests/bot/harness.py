@@ -39,8 +39,9 @@ class TeeMailer(MemoryMailer):
         self.eml = EmlMailer(outbox)
 
     async def send(self, msg: EmailMessage) -> str:
-        await super().send(msg)
-        return await self.eml.send(msg)
+        path = await self.eml.send(msg)
+        await super().send(msg)  # once the file is there: a test woken by it can read it
+        return path
 
 
 async def mailer_done(app: App, count: int) -> None:

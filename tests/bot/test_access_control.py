@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 from bot.delivery.payload import Rendered
 from bot.settings import Settings
 from tests.bot.conftest import Starter
+from tests.bot.harness import TeeMailer
 from tests.driver import Driver, MemoryMailer
 from tests.fakes.telegram_api import BotMessage, FakeBotAPI, FakeUser
 from tests.walks import to_step
@@ -232,15 +232,13 @@ def _code_in(outbox: Path) -> str | None:
     return None
 
 
-async def mailed_code(outbox: Path, timeout: float = 10.0) -> str:  # noqa: ASYNC109
-    """The verification code in the newest .eml the mail outbox wrote."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        code = await asyncio.to_thread(_code_in, outbox)
-        if code is not None:
-            return code
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no code mailed under {outbox}")
+async def mailed_code(mailer: TeeMailer, timeout: float = 10.0) -> str:  # noqa: ASYNC109
+    """The verification code in the newest .eml the mail outbox wrote (woken when it was)."""
+    outbox = mailer.eml.outbox_dir
+    assert await mailer.wait_for(timeout=timeout), f"no code mailed under {outbox}"
+    code = await asyncio.to_thread(_code_in, outbox)
+    assert code is not None, f"no code in the .eml files under {outbox}"
+    return code
 
 
 def telegram_shown(messages: list[BotMessage], number: str) -> list[tuple[str, list[str]]]:
@@ -258,8 +256,13 @@ class TestTelegram:
             _env_file=None,
         )
 
+    @pytest.fixture
+    def mailer(self, settings: Settings) -> TeeMailer:
+        """As without an SMTP server (.eml files), and it says when it wrote one."""
+        return TeeMailer(settings.data_dir / "outbox")
+
     @staticmethod
-    async def consulta(user: FakeUser, outbox: Path) -> str:
+    async def consulta(user: FakeUser, mailer: TeeMailer) -> str:
         await user.say("/start")
         await user.press("Acepto")
         await user.press("Hacer una consulta")
@@ -270,7 +273,7 @@ class TestTelegram:
         await user.press("Listo")
         for answer in ("Beto", "Quispe", "Analista", "beto@munisjl.gob.pe"):
             await user.say(answer)
-        await user.say(await mailed_code(outbox))  # no SMTP server: the code is an .eml
+        await user.say(await mailed_code(mailer))  # no SMTP server: the code is an .eml
         await user.say("912345678")
         await user.tap("Confirmar y enviar")
         outputs = await user.settle(quiet=1.0)  # the ticket, its mail and files: not instant
@@ -279,11 +282,11 @@ class TestTelegram:
         return found.group()
 
     async def test_a_cannot_reach_b_ticket_by_number_command_replay_or_forgery(
-        self, api: FakeBotAPI, start_bot: Starter, settings: Settings
+        self, api: FakeBotAPI, start_bot: Starter, mailer: TeeMailer
     ) -> None:
-        await start_bot()
+        await start_bot()  # mailing with ``mailer``
         beto = api.user(7402, first_name="Beto")
-        number = await self.consulta(beto, settings.data_dir / "outbox")
+        number = await self.consulta(beto, mailer)
         missing = f"{number[:9]}999999"
         await beto.say("/estado")
         [detail] = await beto.press(number)

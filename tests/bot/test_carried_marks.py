@@ -17,6 +17,7 @@ from bot.delivery.outbox import OutboxWorker
 from bot.store import database
 from bot.store.database import ChatRecord, OutboxRow, Store, Tx
 from tests.bot.test_inline_store import apologise, body_saving, count
+from tests.conftest import StoreOpener
 from tests.driver import FakeClock
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
@@ -34,8 +35,10 @@ def traced(store: Store) -> list[str]:
     return said
 
 
-async def test_a_mark_left_for_later_rides_in_the_next_turns_commit(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_a_mark_left_for_later_rides_in_the_next_turns_commit(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
     rows = await store.turn(NOW, claim(1, "c1"), body_saving("c1"), apologise)
     committed = store.mark_sent_later([(rows[0].id, "m1")], NOW)
     assert not committed.done()
@@ -54,8 +57,10 @@ async def test_a_mark_left_for_later_rides_in_the_next_turns_commit(tmp_path: Pa
     await store.close()
 
 
-async def test_a_mark_with_no_turn_after_it_commits_alone(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_a_mark_with_no_turn_after_it_commits_alone(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
     rows = await store.turn(NOW, claim(1, "c1"), body_saving("c1"), apologise)
     committed = store.mark_sent_later([(rows[0].id, "m1")], NOW)
     await asyncio.wait_for(committed, 30)  # after MARK_DELAY, in a transaction of its own
@@ -64,9 +69,11 @@ async def test_a_mark_with_no_turn_after_it_commits_alone(tmp_path: Path) -> Non
     await store.close()
 
 
-async def test_closing_the_store_commits_the_marks_left_for_later(tmp_path: Path) -> None:
+async def test_closing_the_store_commits_the_marks_left_for_later(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
     path = tmp_path / "db.sqlite3"
-    store = await Store.open(path)
+    store = await open_store(path)
     rows = await store.turn(NOW, claim(1, "c1"), body_saving("c1"), apologise)
     store.mark_sent_later([(rows[0].id, "m1")], NOW)
     await store.close()
@@ -74,8 +81,10 @@ async def test_closing_the_store_commits_the_marks_left_for_later(tmp_path: Path
         assert db.execute(SENT).fetchone() == (1,)
 
 
-async def test_a_mark_that_fails_is_undone_alone_and_the_turns_commit(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_a_mark_that_fails_is_undone_alone_and_the_turns_commit(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
     first = await store.turn(NOW, claim(1, "c1"), body_saving("c1"), apologise)
     second = await store.turn(NOW, claim(2, "c2"), body_saving("c2"), apologise)
     # The first row's chat erased its data: marking it is an UPDATE, then a DELETE, which
@@ -102,10 +111,11 @@ async def test_a_mark_that_fails_is_undone_alone_and_the_turns_commit(tmp_path: 
 
 async def test_marks_of_a_batch_that_cannot_commit_commit_alone_after_it(
     tmp_path: Path,
+    open_store: StoreOpener,
 ) -> None:
     """A turn whose write breaks a deferred foreign key fails at the batch's COMMIT: the
     batch rolls back, the marks it carried are taken again and committed on their own."""
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await open_store(tmp_path / "db.sqlite3")
     first = await store.turn(NOW, claim(1, "c1"), body_saving("c1"), apologise)
     async with store.transaction(NOW) as tx:
         await tx.execute(
@@ -156,13 +166,13 @@ def payload(key: str) -> str:
 
 
 async def one_row_delivered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_store: StoreOpener
 ) -> tuple[Store, Recording, OutboxWorker]:
     """A chat's only row delivered, its mark left for later behind an hour's timer (the
     outbox alone hurries it), not committed yet."""
     monkeypatch.setattr("bot.store.outbox.MARK_DELAY", 3600.0)
     path = tmp_path / "db.sqlite3"
-    store = await Store.open(path)
+    store = await open_store(path)
     transport = Recording(path)
     worker = OutboxWorker(store, "t", transport, FakeClock(NOW))
     await worker.start()
@@ -178,9 +188,9 @@ async def one_row_delivered(
 
 
 async def test_a_chats_next_row_waits_for_its_previous_mark_and_pick_up_skips_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_store: StoreOpener
 ) -> None:
-    store, transport, worker = await one_row_delivered(tmp_path, monkeypatch)
+    store, transport, worker = await one_row_delivered(tmp_path, monkeypatch, open_store)
     await worker.pick_up()  # reads it as pending, and does not send it again
     async with store.transaction(NOW) as tx:
         worker.submit(await tx.enqueue("t", "1", [(payload("b"), False)]))
@@ -193,9 +203,9 @@ async def test_a_chats_next_row_waits_for_its_previous_mark_and_pick_up_skips_it
 
 
 async def test_stopping_the_outbox_commits_its_marks_left_for_later(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_store: StoreOpener
 ) -> None:
-    store, _transport, worker = await one_row_delivered(tmp_path, monkeypatch)
+    store, _transport, worker = await one_row_delivered(tmp_path, monkeypatch, open_store)
     await worker.stop()
     assert await count(store, SENT) == 1
     await store.close()

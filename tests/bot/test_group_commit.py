@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bot.store.database import ChatRecord, OutboxRow, Store, Tx
+from tests.conftest import StoreOpener
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 
@@ -61,9 +62,9 @@ async def count(store: Store, sql: str) -> int:
 
 
 async def test_turns_ready_together_share_one_commit_and_about_one_trip_each(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_store: StoreOpener
 ) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await open_store(tmp_path / "db.sqlite3")
     counting = Counting(monkeypatch)
     await counting.trace(store)
     monkeypatch.setattr("bot.store.turns.MAX_BATCH_SECONDS", 60.0)  # a slow machine batches too
@@ -80,9 +81,9 @@ async def test_turns_ready_together_share_one_commit_and_about_one_trip_each(
 
 
 async def test_a_lone_turn_does_not_wait_and_commits_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_store: StoreOpener
 ) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await open_store(tmp_path / "db.sqlite3")
     counting = Counting(monkeypatch)
     await counting.trace(store)
     rows = await store.turn(NOW, ("test", "e1", "c1", "v1"), body_saving("c1", "r1"), apologise)
@@ -91,8 +92,10 @@ async def test_a_lone_turn_does_not_wait_and_commits_alone(
     await store.close()
 
 
-async def test_a_failing_turn_rolls_back_alone_and_apologises(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_a_failing_turn_rolls_back_alone_and_apologises(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
     turns = [
         store.turn(
             NOW,
@@ -115,8 +118,10 @@ async def test_a_failing_turn_rolls_back_alone_and_apologises(tmp_path: Path) ->
     await store.close()
 
 
-async def test_a_failing_save_rolls_back_that_turn_only(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_a_failing_save_rolls_back_that_turn_only(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
 
     async def bad_save(tx: Tx, chat: ChatRecord | None) -> list[OutboxRow]:
         assert chat is not None
@@ -145,9 +150,9 @@ async def test_a_failing_save_rolls_back_that_turn_only(tmp_path: Path) -> None:
 
 
 async def test_replies_are_released_only_after_the_batch_commits(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_store: StoreOpener
 ) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await open_store(tmp_path / "db.sqlite3")
     monkeypatch.setattr("bot.store.turns.MAX_BATCH_SECONDS", 60.0)
     other = sqlite3.connect(tmp_path / "db.sqlite3")
     seen: list[tuple[int, bool]] = []
@@ -174,8 +179,10 @@ async def test_replies_are_released_only_after_the_batch_commits(
     await store.close()
 
 
-async def test_a_redelivered_update_in_the_same_batch_changes_nothing(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_a_redelivered_update_in_the_same_batch_changes_nothing(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
     same = ("test", "e1", "c1", "v1")
     first, again = await asyncio.gather(
         store.turn(NOW, same, body_saving("c1", "r1"), apologise),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.store.database import ChatRecord, OutboxRow, Store, Tx
+from tests.conftest import StoreOpener
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 
@@ -45,8 +46,9 @@ def other_writer(path: Path) -> sqlite3.Connection:
 
 async def test_a_turn_runs_its_statements_on_the_event_loop_when_the_lock_is_free(
     tmp_path: Path,
+    open_store: StoreOpener,
 ) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await open_store(tmp_path / "db.sqlite3")
     threads: list[tuple[str, int]] = []
     said: list[str] = []
 
@@ -77,9 +79,10 @@ async def test_a_turn_runs_its_statements_on_the_event_loop_when_the_lock_is_fre
 
 async def test_a_turn_waits_for_another_writer_on_the_thread_and_the_loop_goes_on(
     tmp_path: Path,
+    open_store: StoreOpener,
 ) -> None:
     path = tmp_path / "db.sqlite3"
-    store = await Store.open(path)
+    store = await open_store(path)
     other = other_writer(path)
     turn = asyncio.create_task(
         store.turn(NOW, ("test", "e1", "c1", "v1"), body_saving("c1"), apologise)
@@ -104,9 +107,10 @@ async def test_a_turn_waits_for_another_writer_on_the_thread_and_the_loop_goes_o
 
 async def test_a_delivery_mark_waits_for_another_writer_without_blocking_the_loop(
     tmp_path: Path,
+    open_store: StoreOpener,
 ) -> None:
     path = tmp_path / "db.sqlite3"
-    store = await Store.open(path)
+    store = await open_store(path)
     rows = await store.turn(NOW, ("test", "e1", "c1", "v1"), body_saving("c1"), apologise)
     other = other_writer(path)
     mark = asyncio.create_task(store.mark_sent([(rows[0].id, "m1")], NOW))
@@ -132,12 +136,12 @@ async def test_a_delivery_mark_waits_for_another_writer_without_blocking_the_loo
 
 
 async def test_a_lock_held_past_the_busy_timeout_fails_the_turn_not_the_loop(
-    tmp_path: Path, monkeypatch: Any
+    tmp_path: Path, monkeypatch: Any, open_store: StoreOpener
 ) -> None:
     """The thread waits up to the busy timeout; then the turn fails as before (the update
     is redelivered), and the statements after it find the connection usable."""
     path = tmp_path / "db.sqlite3"
-    store = await Store.open(path)
+    store = await open_store(path)
     monkeypatch.setattr("bot.store.connection.BUSY_TIMEOUT_MS", 50)
     other = other_writer(path)
     mark = asyncio.create_task(store.mark_sent([(1, "m1")], NOW))
@@ -152,14 +156,14 @@ async def test_a_lock_held_past_the_busy_timeout_fails_the_turn_not_the_loop(
 
 
 async def test_the_wal_is_checkpointed_on_a_thread_not_inside_a_commit_on_the_loop(
-    tmp_path: Path, monkeypatch: Any
+    tmp_path: Path, monkeypatch: Any, open_store: StoreOpener
 ) -> None:
     """SQLite's own checkpoint would run inside a COMMIT, on the loop when the turn ran
     there, and block it for the fsync; the store turns it off and checkpoints itself, on a
     connection of its own, every CHECKPOINT_EVERY commits."""
     monkeypatch.setattr("bot.store.database.CHECKPOINT_EVERY", 3)
     path = tmp_path / "db.sqlite3"
-    store = await Store.open(path)
+    store = await open_store(path)
     async with store.reading() as conn:
         assert list(await conn.execute_fetchall("PRAGMA wal_autocheckpoint")) == [(0,)]
     assert await store.checkpoint()  # the schema in the database file

@@ -22,10 +22,11 @@ from bot.delivery.outbox import OutboxWorker
 from bot.delivery.payload import Rendered, Renders, encode, join, render
 from bot.errors import PermanentDelivery
 from bot.settings import Settings
-from bot.store.database import OutboxRow, Store
+from bot.store.database import OutboxRow
 from bot.texts import NO_CAPABILITIES, Texts
 from conversations.events import Choice, Outbound, rows
 from tests.bot.conftest import Starter
+from tests.conftest import StoreOpener
 from tests.driver import FakeClock
 from tests.fakes.telegram_api import FakeBotAPI
 
@@ -75,9 +76,9 @@ async def no_sleep(_delay: float) -> None:
 
 
 async def deliver(
-    tmp_path: Path, replies: list[list[str]], transport: JoiningTransport
+    tmp_path: Path, replies: list[list[str]], transport: JoiningTransport, open_store: StoreOpener
 ) -> list[tuple[str, str | None]]:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await open_store(tmp_path / "db.sqlite3")
     worker = OutboxWorker(store, "t", transport, FakeClock(NOW), sleep=no_sleep)
     await worker.start()
     for reply in replies:
@@ -139,26 +140,32 @@ def test_a_joined_message_is_rendered_once_for_its_measure_and_its_delivery() ->
     assert renders.delivered(texts, changed).leads == ()  # a changed payload is rendered anew
 
 
-async def test_text_rows_join_the_next_row_of_their_reply_only(tmp_path: Path) -> None:
+async def test_text_rows_join_the_next_row_of_their_reply_only(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
     transport = JoiningTransport()
     first = [payload("thanks"), payload("menu")]
     second = [payload("note"), payload("card", edit_ref="7"), payload("after")]
-    states = await deliver(tmp_path, [first, second], transport)
+    states = await deliver(tmp_path, [first, second], transport, open_store)
     assert transport.sent == [["thanks", "menu"], ["note"], ["card"], ["after"]]
     # Every row is marked sent; the joined ones with the one message's id.
     assert states == [("sent", "1"), ("sent", "1"), ("sent", "2"), ("sent", "3"), ("sent", "4")]
 
 
-async def test_joining_stops_where_the_message_would_not_fit(tmp_path: Path) -> None:
+async def test_joining_stops_where_the_message_would_not_fit(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
     transport = JoiningTransport(limit=2)
     reply = [payload("a"), payload("b"), payload("c"), payload("d")]
-    await deliver(tmp_path, [reply], transport)
+    await deliver(tmp_path, [reply], transport, open_store)
     assert transport.sent == [["a", "b"], ["c", "d"]]
 
 
-async def test_a_joined_message_refused_for_good_fails_every_row_in_it(tmp_path: Path) -> None:
+async def test_a_joined_message_refused_for_good_fails_every_row_in_it(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
     transport = JoiningTransport(fail=PermanentDelivery("blocked"))
-    states = await deliver(tmp_path, [[payload("thanks"), payload("menu")]], transport)
+    states = await deliver(tmp_path, [[payload("thanks"), payload("menu")]], transport, open_store)
     assert [state for state, _ref in states] == ["failed", "failed"]
 
 

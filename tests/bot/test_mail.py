@@ -30,6 +30,7 @@ from bot.mail.smtp import (
 )
 from bot.store.database import Store
 from tests.bot.smtp_harness import HOST, PASSWORD, USER, Collector, Server, free_port
+from tests.conftest import StoreOpener
 from tests.driver import FakeClock
 
 HELP_DESK = "mesadeayuda@gobiernodigital.gob.pe"
@@ -353,9 +354,9 @@ class BuggyMailer:
 
 @pytest.mark.parametrize("where", ["sending", "reading the stored message"])
 async def test_a_mail_that_raises_is_retried_then_failed_and_the_next_still_goes(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, where: str
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, where: str, open_store: StoreOpener
 ) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await open_store(tmp_path / "db.sqlite3")
     clock = FakeClock(NOW)
     mailer = BuggyMailer({"malo"} if where == "sending" else set())
     outbox = MailOutbox(store, mailer, SENDER, clock)
@@ -386,7 +387,7 @@ async def test_a_mail_that_raises_is_retried_then_failed_and_the_next_still_goes
     await store.close()
 
     # A restart neither sends nor fails it again.
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await open_store(tmp_path / "db.sqlite3")
     fresh = BuggyMailer(set())
     clock.advance(hours=1)
     await MailOutbox(store, fresh, SENDER, clock).send_due()
@@ -411,9 +412,9 @@ class CrashAfterSending:
 
 
 async def test_a_mail_sent_again_after_a_crash_has_the_same_message_id(
-    tmp_path: Path, smtp_server: Server
+    tmp_path: Path, smtp_server: Server, open_store: StoreOpener
 ) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await open_store(tmp_path / "db.sqlite3")
     crashing = CrashAfterSending(mailer(smtp_server))
     outbox = MailOutbox(store, crashing, SENDER, FakeClock(NOW))
     await enqueue(outbox, SUBJECT)
@@ -426,7 +427,7 @@ async def test_a_mail_sent_again_after_a_crash_has_the_same_message_id(
         await sending
     await store.close()
 
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await open_store(tmp_path / "db.sqlite3")
     assert [row[1] for row in await mail_rows(store)] == ["pending"]
     await MailOutbox(store, mailer(smtp_server), SENDER, FakeClock(NOW)).send_due()
     first, again = smtp_server.handler.received
@@ -456,11 +457,11 @@ class SlowToReturn:
 
 
 async def test_a_mail_goes_once_when_the_loop_and_a_caller_send_at_the_same_time(
-    tmp_path: Path, smtp_server: Server
+    tmp_path: Path, smtp_server: Server, open_store: StoreOpener
 ) -> None:
     """The loop is sending a mail when a caller (the terminal, a driver) asks for the due
     ones: the caller waits for the loop's pass instead of sending the pending row again."""
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await open_store(tmp_path / "db.sqlite3")
     slow = SlowToReturn(mailer(smtp_server))
     outbox = MailOutbox(store, slow, SENDER, FakeClock(NOW))
     await enqueue(outbox, SUBJECT)

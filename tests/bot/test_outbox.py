@@ -17,7 +17,7 @@ from bot.store.database import OutboxRow, Store
 from bot.texts import Texts
 from conversations.events import Outbound
 from tests.bot.harness import broken
-from tests.conftest import AppFactory
+from tests.conftest import AppFactory, StoreOpener
 from tests.driver import Driver, FakeClock, button_keys
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
@@ -46,8 +46,10 @@ def payload(key: str, edit_ref: str | None = None) -> str:
     return json.dumps(body)
 
 
-async def test_transient_failures_are_retried_in_order(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_transient_failures_are_retried_in_order(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
     async with store.transaction(NOW) as tx:
         await tx.enqueue("t", "1", [(payload("a"), False), (payload("b"), False)])
     transport = FlakyTransport([TransientDelivery("429", retry_after=3), TransientDelivery("500")])
@@ -60,8 +62,8 @@ async def test_transient_failures_are_retried_in_order(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_permanent_failure_is_kept_visible(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_permanent_failure_is_kept_visible(tmp_path: Path, open_store: StoreOpener) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
     async with store.transaction(NOW) as tx:
         await tx.enqueue("t", "1", [(payload("a"), False), (payload("b"), False)])
     transport = FlakyTransport([PermanentDelivery("blocked")])
@@ -78,8 +80,9 @@ async def test_permanent_failure_is_kept_visible(tmp_path: Path) -> None:
 
 async def test_restart_delivers_pending_rows_but_not_superseded_card_edits(
     tmp_path: Path,
+    open_store: StoreOpener,
 ) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await open_store(tmp_path / "db.sqlite3")
     async with store.transaction(NOW) as tx:
         await tx.enqueue(
             "t",
@@ -146,9 +149,9 @@ def naming(caplog: pytest.LogCaptureFixture, row_id: int) -> list[logging.LogRec
 
 
 async def test_a_transport_that_raises_is_retried_then_failed_and_the_chat_goes_on(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, open_store: StoreOpener
 ) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await open_store(tmp_path / "db.sqlite3")
     async with store.transaction(NOW) as tx:
         [bad, _] = await tx.enqueue("t", "1", [(payload("a"), False), (payload("b"), False)])
     transport = RaisingTransport({"a"})
@@ -182,8 +185,10 @@ async def test_a_transport_that_raises_is_retried_then_failed_and_the_chat_goes_
     await store.close()
 
 
-async def test_several_poison_rows_of_a_chat_get_one_apology(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_several_poison_rows_of_a_chat_get_one_apology(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
     async with store.transaction(NOW) as tx:
         await tx.enqueue(
             "t", "1", [(payload("a"), False), (payload("b"), False), (payload("c"), False)]
@@ -207,9 +212,9 @@ async def test_several_poison_rows_of_a_chat_get_one_apology(tmp_path: Path) -> 
 
 
 async def test_an_apology_that_fails_too_is_not_apologised_for(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, open_store: StoreOpener
 ) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await open_store(tmp_path / "db.sqlite3")
     async with store.transaction(NOW) as tx:
         await tx.enqueue("t", "1", [(payload("a"), False)])
     worker = OutboxWorker(

@@ -12,7 +12,8 @@ from pathlib import Path
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.pacer import Pacer
 from bot.errors import TransientDelivery
-from bot.store.database import OutboxRow, Store
+from bot.store.database import OutboxRow
+from tests.conftest import StoreOpener
 from tests.driver import FakeClock
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
@@ -207,8 +208,10 @@ def payload(key: str) -> str:
     return json.dumps({"key": key, "data": {}, "qid": 1})
 
 
-async def test_outbox_retries_a_429_through_the_pacer_and_keeps_order(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_outbox_retries_a_429_through_the_pacer_and_keeps_order(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
     async with store.transaction(NOW) as tx:
         await tx.enqueue("t", "1", [(payload("a1"), False), (payload("a2"), False)])
         await tx.enqueue("t", "2", [(payload("b1"), False)])
@@ -227,8 +230,10 @@ async def test_outbox_retries_a_429_through_the_pacer_and_keeps_order(tmp_path: 
     await store.close()
 
 
-async def test_repeated_failures_leave_the_row_failed_for_staff(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_repeated_failures_leave_the_row_failed_for_staff(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
     async with store.transaction(NOW) as tx:
         await tx.enqueue("t", "1", [(payload("a"), False), (payload("b"), False)])
     errors = [TransientDelivery("502 Bad Gateway") for _ in range(3)]
@@ -261,8 +266,10 @@ class GatedTransport:
         return None
 
 
-async def test_pick_up_does_not_resend_a_row_delivered_while_it_reads(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_pick_up_does_not_resend_a_row_delivered_while_it_reads(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
     async with store.transaction(NOW) as tx:
         await tx.enqueue("t", "1", [(payload("a"), False)])
     transport = GatedTransport()

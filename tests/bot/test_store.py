@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 
 from bot.errors import StoreError
-from bot.store.database import Store
+from tests.conftest import StoreOpener
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 
 
-async def test_migrations_apply_once_and_wal_is_on(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_migrations_apply_once_and_wal_is_on(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
     async with store.reading() as conn:
         ((version,),) = list(await conn.execute_fetchall("PRAGMA user_version"))
         ((mode,),) = list(await conn.execute_fetchall("PRAGMA journal_mode"))
@@ -23,20 +25,20 @@ async def test_migrations_apply_once_and_wal_is_on(tmp_path: Path) -> None:
     assert mode == "wal"
     assert fk == 1
     await store.close()
-    again = await Store.open(tmp_path / "db.sqlite3")  # no error re-applying
+    again = await open_store(tmp_path / "db.sqlite3")  # no error re-applying
     await again.close()
 
 
-async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_a_newer_schema_is_refused(tmp_path: Path, open_store: StoreOpener) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
     await store.conn.execute("PRAGMA user_version = 999")
     await store.close()
     with pytest.raises(StoreError, match="newer"):
-        await Store.open(tmp_path / "db.sqlite3")
+        await open_store(tmp_path / "db.sqlite3")
 
 
-async def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_failed_transaction_leaves_nothing(tmp_path: Path, open_store: StoreOpener) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
 
     async def fail_midway() -> None:
         async with store.transaction(NOW) as tx:
@@ -54,8 +56,8 @@ async def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_outbox_rows_come_back_in_order(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_outbox_rows_come_back_in_order(tmp_path: Path, open_store: StoreOpener) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
     async with store.transaction(NOW) as tx:
         rows = await tx.enqueue("test", "7", [("a", False), ("b", True), ("c", False)])
     assert [r.payload for r in rows] == ["a", "b", "c"]

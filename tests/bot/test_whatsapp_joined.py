@@ -20,9 +20,8 @@ from bot.delivery.payload import JOIN_SEPARATOR, encode
 from bot.settings import Settings
 from bot.store.database import OutboxRow
 from conversations.events import Choice, Outbound, rows
-from tests.bot.conftest import drained_probe
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
-from tests.bot.whatsapp_harness import query, refused, whatsapp_settings
+from tests.bot.whatsapp_harness import query, refused, settled, whatsapp_settings
 from tests.bot.whatsapp_harness import wa_server as wa_server  # a fixture
 from tests.conftest import AppFactory
 from tests.driver import FakeClock
@@ -67,8 +66,8 @@ async def serving(
     make_app: AppFactory, graph: FakeGraphAPI, clock: FakeClock, settings: Settings
 ) -> AsyncIterator[Server]:
     """One run of ``pte-bot serve`` (the ``wa_server`` fixture, startable twice)."""
-    graph.drained = drained_probe(settings, "whatsapp")  # type: ignore[assignment]
     server = await build_server(await make_app())
+    graph.settled = settled(server)
     [address, *_] = await server.start()
     graph.webhook_url = f"{address}/webhooks/whatsapp"
     graph.clock = lambda: clock.now().timestamp()

@@ -5,8 +5,6 @@ sent through a media upload."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -74,10 +72,8 @@ async def test_the_whole_access_request_on_whatsapp(
 
     # The resolution went through GET /{media-id} and the download URL, once.
     assert len(graph.downloads) == 1
-    deadline = time.monotonic() + 10
-    while not (to_desk := [m for m in mailer.sent if m["To"] == HELP_DESK]):
-        assert time.monotonic() < deadline, "no mail to the help desk"
-        await asyncio.sleep(0.02)
+    assert await mailer.wait_for(lambda: any(m["To"] == HELP_DESK for m in mailer.sent))
+    to_desk = [m for m in mailer.sent if m["To"] == HELP_DESK]
     [request] = to_desk
     assert request["Cc"] == OFFICER_EMAIL
     assert {p.get_filename() for p in request.iter_attachments()} == {

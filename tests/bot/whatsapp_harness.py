@@ -6,10 +6,8 @@ Test modules import the fixtures they use (``graph``, ``wa_settings``, ``wa_serv
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,6 @@ import pytest
 
 from bot.channels.server import Server, build_server
 from bot.settings import Settings
-from tests.bot.conftest import drained_probe
 from tests.bot.telegram_harness import ENTITY, OFFICER_EMAIL, PDF, RESOLUTION, RESOLUTION_DATE, RUC
 from tests.conftest import AppFactory
 from tests.driver import FakeClock, MemoryMailer
@@ -54,9 +51,9 @@ async def wa_server(
     make_app: AppFactory, graph: FakeGraphAPI, clock: FakeClock, settings: Settings
 ) -> AsyncIterator[Server]:
     """``pte-bot serve`` with WhatsApp on; the fake posts its webhooks to it."""
-    graph.drained = drained_probe(settings, "whatsapp")  # type: ignore[assignment]
     app = await make_app()
     server = await build_server(app)
+    graph.settled = settled(server)
     [address, *_] = await server.start()
     graph.webhook_url = f"{address}/webhooks/whatsapp"
     graph.clock = lambda: clock.now().timestamp()  # Meta's timestamps on the test's clock
@@ -64,6 +61,19 @@ async def wa_server(
         yield server
     finally:
         await server.stop()
+
+
+def settled(server: Server) -> Callable[[], Awaitable[None]]:
+    """For the fake's settle(): ``server`` has run every delivery it acknowledged, and its
+    outbox worker has delivered (or held, or failed) and marked every row it was given."""
+
+    async def wait() -> None:
+        channel = server.whatsapp
+        assert channel is not None
+        await channel.dispatcher.join()
+        await channel.worker.drain()
+
+    return wait
 
 
 def query(settings: Settings, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -83,10 +93,7 @@ ANA = "51987654321"  # the officer's WhatsApp number
 
 async def mailed_code(mailer: MemoryMailer, timeout: float = 10.0) -> str:  # noqa: ASYNC109
     """The code in the verification mail, once the mail outbox has sent it."""
-    deadline = time.monotonic() + timeout
-    while not mailer.sent:
-        assert time.monotonic() < deadline, "no verification mail was sent"
-        await asyncio.sleep(0.02)
+    assert await mailer.wait_for(timeout=timeout), "no verification mail was sent"
     return mailer.last_code()
 
 

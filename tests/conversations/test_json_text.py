@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -43,7 +43,7 @@ def iso(value: object) -> str:
 
 def test_datetimes_go_to_default_as_with_the_standard_library() -> None:
     value = {
-        "at": datetime(2026, 11, 30, 9, 5, 1, 250, tzinfo=timezone.utc),
+        "at": datetime(2026, 11, 30, 9, 5, 1, 250, tzinfo=UTC),
         "d": date(2026, 12, 1),
     }
     assert json_text.dumps(value, default=iso) == reference(value, iso)

@@ -111,7 +111,6 @@ class FakeWhatsAppUser:
         self.api, self.wa_id, self.name = api, wa_id, name
         self.outputs: list[Sent] = []
         self._cursor = 0
-        self._last_id: str | None = None
 
     @property
     def last(self) -> Sent:
@@ -135,7 +134,6 @@ class FakeWhatsAppUser:
     async def deliver(self, message: JSONDict) -> None:
         """Post (or post again: a redelivery) one of this person's messages."""
         self._cursor = len(self.outputs)
-        self._last_id = str(message.get("id"))
         self.api.windows_closed.discard(self.wa_id)
         status, _ = await self.api.deliver(self.api.envelope(messages=[message], user=self))
         assert status == 200, f"webhook answered {status}"
@@ -196,33 +194,10 @@ class FakeWhatsAppUser:
         self._cursor = start + n
         return self.outputs[start : start + n]
 
-    async def settle(self, quiet: float = 0.3, timeout: float = 10.0) -> list[Sent]:  # noqa: ASYNC109
-        """Wait until the bot is done with this person; the new messages. With the harness's
-        ``drained`` probe that is an event (their last message processed, nothing for them
-        waiting to be sent, no send in flight); without it, or when the probe never says so
-        (a notice held for a closed window), ``quiet`` seconds with nothing new."""
-        deadline = time.monotonic() + timeout
-        probe = self.api.drained
-        if probe is not None:
-            # A reply is marked sent only once our answer reached the bot: nothing pending
-            # means every send was answered. The long quiet is the fallback only.
-            quiet = max(quiet, 2.0)
-            changed = time.monotonic()
-            while time.monotonic() < deadline and not probe(self.wa_id, self._last_id):
-                seen = len(self.outputs)
-                await self.api.wait_for(lambda seen=seen: len(self.outputs) != seen, 0.01)  # type: ignore[misc]
-                if len(self.outputs) != seen:
-                    changed = time.monotonic()
-                elif time.monotonic() - changed >= quiet:
-                    break
-            found = self.outputs[self._cursor :]
-            self._cursor = len(self.outputs)
-            return found
-        while time.monotonic() < deadline:
-            seen = len(self.outputs)
-            await self.api.wait_for(lambda seen=seen: len(self.outputs) != seen, quiet)  # type: ignore[misc]
-            if len(self.outputs) == seen:
-                break
+    async def settle(self, timeout: float = 10.0) -> list[Sent]:  # noqa: ASYNC109
+        """Wait until the bot is done (see :meth:`FakeGraphAPI.quiet`); the new messages to
+        this person."""
+        await self.api.quiet(timeout)
         found = self.outputs[self._cursor :]
         self._cursor = len(self.outputs)
         return found
@@ -243,9 +218,9 @@ class FakeGraphAPI:
         self.display_number = "51100000000"
         self.templates = templates
         self.webhook_url: str | None = None
-        # The harness's probe of the bot's store: (wa_id, last message id) -> True once that
-        # message is processed and nothing for the person waits to be sent (see settle()).
-        self.drained: Callable[[str, str | None], bool] | None = None
+        # The harness's wait until the bot is done: every delivery it acknowledged has run,
+        # every outbox row is sent, held or failed, and marked so (see quiet()).
+        self.settled: Callable[[], Awaitable[None]] | None = None
         self.calls: list[Call] = []
         self.sent: list[Sent] = []
         self.media: dict[str, Media] = {}
@@ -253,7 +228,8 @@ class FakeGraphAPI:
         self.windows_closed: set[str] = set()
         self.window_errors = "sync"  # or "async": 131047 comes as a failed status callback
         self.clock: Callable[[], float] = time.time
-        self.failures: list[tuple[int, int, str]] = []  # next sends fail: (status, code, text)
+        # The next sends fail, in order: (status, code, text); None lets that send through.
+        self.failures: list[tuple[int, int, str] | None] = []
         self._users: dict[str, FakeWhatsAppUser] = {}
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -364,6 +340,25 @@ class FakeGraphAPI:
                 return condition()
         return True
 
+    async def quiet(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until our webhooks in flight (status callbacks) are delivered and the bot is
+        done with everything, again until a round makes no new call to us: an event the
+        harness's ``settled`` waits for, not a lull. ``timeout`` is only a safety net."""
+        assert self.settled is not None, "quiet() needs the harness's wait (api.settled)"
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    calls = len(self.calls)
+                    await asyncio.gather(*list(self._tasks), return_exceptions=True)
+                    await self.settled()
+                    if len(self.calls) == calls and not self._tasks:
+                        return
+        except TimeoutError:
+            busy = "\n".join(f"  {c}" for c in self.calls[-5:])
+            raise AssertionError(
+                f"the bot was not done after {timeout}s; last calls:\n{busy}"
+            ) from None
+
     async def _later(self, work: Awaitable[Any]) -> None:
         await asyncio.sleep(0.05)  # after our answer reached the bot
         await work
@@ -395,8 +390,9 @@ class FakeGraphAPI:
             if request.match_info["number"] != self.phone_number_id:
                 raise GraphRefusal(400, 100, "Unsupported post request: unknown phone number id")
             body = await request.json()
-            if self.failures:
-                status, code, text = self.failures.pop(0)
+            failure = self.failures.pop(0) if self.failures else None
+            if failure is not None:
+                status, code, text = failure
                 raise GraphRefusal(status, code, text)
             sent = self._check(body)
             if sent.type != "template" and sent.to in self.windows_closed:

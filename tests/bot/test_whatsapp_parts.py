@@ -1,0 +1,206 @@
+"""A row that goes as several WhatsApp messages (a text over 4096 characters, a long text
+before a document) and fails part-way: trying it again does not repeat what went out, and
+what the channel keeps to know that goes with the row. A row given up part-way (refused,
+out of attempts, poison) or left when the channel stops leaves nothing behind, so a later
+row that SQLite gives the same id (an erased chat's rows are deleted) is sent whole.
+
+At the adapter: the server as ``pte-bot serve`` runs it, the fake Graph API refusing the
+sends the test asks it to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.channels.server import Server, build_server
+from bot.channels.whatsapp import SentParts, WhatsAppChannel
+from bot.channels.whatsapp_render import TEXT_LIMIT
+from bot.delivery.payload import encode
+from bot.settings import Settings
+from bot.store.database import OutboxRow
+from conversations.events import Document, Outbound
+from tests.bot.whatsapp_harness import graph as graph  # a fixture
+from tests.bot.whatsapp_harness import query, refused, settled, whatsapp_settings
+from tests.bot.whatsapp_harness import wa_server as wa_server  # a fixture
+from tests.conftest import AppFactory
+from tests.driver import FakeClock
+from tests.fakes.graph_api import FakeGraphAPI, FakeWhatsAppUser
+
+ANA = "51987654321"
+BETO = "51955555555"
+PARAGRAPH = "Revisamos tu solicitud y te contamos lo que encontramos en el sistema. " * 6
+LONG = "\n\n".join(f"{n}. {PARAGRAPH}" for n in range(1, 15))  # two texts on WhatsApp
+MISSING_PDF = Document("0" * 64, "formato.pdf", "application/pdf")  # not in the file store
+UNAVAILABLE = (503, 2, "Service temporarily unavailable")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, graph: FakeGraphAPI) -> Settings:
+    return whatsapp_settings(tmp_path, graph)
+
+
+def desk_message(text: str, document: Document | None = None) -> Outbound:
+    """The desk's message to the officer (``aviso.mensaje``), as the specialist wrote it."""
+    data = {"number": "PTE-2026-000001", "message": text}
+    return Outbound("aviso.mensaje", data, document=document)
+
+
+async def notify(server: Server, wa_id: str, message: Outbound) -> OutboxRow:
+    """One row for ``wa_id``, committed, then delivered."""
+    app, channel = server.app, whatsapp(server)
+    async with app.store.transaction(app.clock.now()) as tx:
+        [added] = await tx.enqueue("whatsapp", wa_id, [(encode(message, 0, None), False)])
+    channel.submit([added])
+    return added
+
+
+def whatsapp(server: Server) -> WhatsAppChannel:
+    assert server.whatsapp is not None
+    return server.whatsapp
+
+
+async def consented(graph: FakeGraphAPI, wa_id: str) -> FakeWhatsAppUser:
+    person = graph.user(wa_id)
+    await person.say("hola", n=2)
+    await person.tap("Acepto")
+    return person
+
+
+def state_of(settings: Settings, row: OutboxRow) -> str:
+    [(state,)] = query(settings, "SELECT state FROM outbox WHERE id = ?", (row.id,))
+    return str(state)
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    make_app: AppFactory, graph: FakeGraphAPI, clock: FakeClock, settings: Settings
+) -> AsyncIterator[Server]:
+    """One run of ``pte-bot serve`` (the ``wa_server`` fixture, startable twice)."""
+    server = await build_server(await make_app())
+    graph.settled = settled(server)
+    [address, *_] = await server.start()
+    graph.webhook_url = f"{address}/webhooks/whatsapp"
+    graph.clock = lambda: clock.now().timestamp()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize("failure", ["refused", "out of attempts", "poison"])
+async def test_a_row_given_up_part_way_leaves_nothing_to_skip_the_next_row_with_its_id(
+    graph: FakeGraphAPI, settings: Settings, wa_server: Server, failure: str
+) -> None:
+    channel = whatsapp(wa_server)
+    channel.worker.max_backoff = 0.0  # retries at once: nothing here waits for a backoff
+    ana = await consented(graph, ANA)
+    await consented(graph, BETO)  # the rows just before Ana's notice are Beto's
+
+    if failure == "refused":  # the second text refused for good
+        graph.failures = [None, (400, 131026, "(#131026) Message undeliverable")]
+        notice = await notify(wa_server, ANA, desk_message(LONG))
+    elif failure == "out of attempts":  # the second text fails until the worker gives up
+        channel.worker.max_attempts = 2
+        graph.failures = [None, UNAVAILABLE, UNAVAILABLE]
+        notice = await notify(wa_server, ANA, desk_message(LONG))
+    else:  # the text goes, its document cannot be read: the row is given up as poison
+        notice = await notify(wa_server, ANA, desk_message(LONG[:2000], MISSING_PDF))
+    first, *apology = await ana.expect(2 if failure == "poison" else 1)
+    await channel.worker.drain()
+    assert PARAGRAPH[:40] in first.text
+    assert state_of(settings, notice) == "failed"
+    if failure == "poison":
+        assert [m.labels for m in apology] == [["Menú"]]  # the apology, with the menu
+
+    # Erasing deletes Ana's rows: her next row takes the failed notice's id again.
+    [(before,)] = query(settings, "SELECT max(id) FROM outbox WHERE chat_id != ?", (ANA,))
+    assert before == notice.id - 1
+    [ask] = await ana.say("/borrar_mis_datos")
+    assert ask.labels[0] == "Sí, borrar mis datos"
+    [done] = await ana.tap("Sí, borrar mis datos")  # sent, not skipped as "already sent"
+    assert "borré tus datos" in done.text
+    assert len(channel.transport.parts) == 0
+
+
+async def test_a_retry_resumes_after_the_part_that_went_out(
+    graph: FakeGraphAPI, settings: Settings, wa_server: Server
+) -> None:
+    channel = whatsapp(wa_server)
+    channel.worker.max_backoff = 0.0
+    ana = await consented(graph, ANA)
+    graph.failures = [None, UNAVAILABLE, UNAVAILABLE]
+    notice = await notify(wa_server, ANA, desk_message(LONG))
+    first, second = await ana.expect(2)
+    await channel.worker.drain()
+    assert len(refused(graph)) == 2
+    assert max(len(first.text), len(second.text)) <= TEXT_LIMIT
+    assert "14. " not in first.text
+    assert "14. " in second.text  # the second part, once
+    assert state_of(settings, notice) == "sent"
+    assert len(channel.transport.parts) == 0
+
+
+async def test_a_row_held_part_way_sends_only_the_rest_when_the_officer_writes(
+    graph: FakeGraphAPI, settings: Settings, wa_server: Server
+) -> None:
+    channel = whatsapp(wa_server)
+    ana = await consented(graph, ANA)
+    # Meta closed the window between the two texts: the second is refused with 131047.
+    graph.failures = [None, (400, 131047, "(#131047) Re-engagement message")]
+    notice = await notify(wa_server, ANA, desk_message(LONG))
+    first, template = await ana.expect(2)
+    assert template.type == "template"
+    assert query(settings, "SELECT outbox_id FROM wa_held") == [(notice.id,)]
+    assert len(channel.transport.parts) == 1  # kept for the release
+
+    await ana.send("text", {"body": "hola"})
+    second, *_reply = await ana.expect(2)
+    assert "14. " not in first.text
+    assert "14. " in second.text  # the rest, not the first part again
+    await ana.settle()
+    assert [m.text for m in ana.outputs].count(first.text) == 1
+    assert len(channel.transport.parts) == 0
+
+
+async def test_a_stopped_channel_keeps_nothing_and_sends_the_row_whole_after_a_restart(
+    graph: FakeGraphAPI, settings: Settings, clock: FakeClock, make_app: AppFactory
+) -> None:
+    async with serving(make_app, graph, clock, settings) as server:
+        ana = await consented(graph, ANA)
+        channel = whatsapp(server)
+        graph.failures = [None, *[UNAVAILABLE] * 50]  # the second text waits to be retried
+        notice = await notify(server, ANA, desk_message(LONG))
+        [first] = await ana.expect(1)
+        assert await graph.wait_for(lambda: len(refused(graph)) >= 1, timeout=10)
+        assert len(channel.transport.parts) == 1
+    assert len(channel.transport.parts) == 0  # nothing kept once the channel stopped
+    assert state_of(settings, notice) == "pending"
+    graph.failures = []
+
+    async with serving(make_app, graph, clock, settings):
+        again, second = await ana.expect(2)  # as after a crash: at least once, whole
+        assert again.text == first.text
+        assert "14. " in second.text
+        await ana.settle()
+        assert state_of(settings, notice) == "sent"
+
+
+def test_what_is_kept_names_the_rows_messages_and_is_bounded() -> None:
+    parts = SentParts(kept=2)
+    one, two = (
+        [{"type": "text", "text": {"body": "uno"}}],
+        [{"type": "text", "text": {"body": "dos"}}],
+    )
+    parts.advance(7, [*one, *two], 1)
+    assert parts.sent(7, [*one, *two]) == 1  # the same row tried again: resumes after "uno"
+    assert parts.sent(7, [*two, *one]) == 0  # another row given id 7: sent whole
+    assert len(parts) == 0  # and the stale entry is gone
+    for row_id in (1, 2, 3):
+        parts.advance(row_id, [*one, *two], 1)
+    assert len(parts) == 2
+    assert parts.sent(1, [*one, *two]) == 0  # the oldest was dropped: sent whole if ever
+    assert parts.sent(3, [*one, *two]) == 1
