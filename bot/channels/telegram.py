@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import orjson
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
@@ -43,7 +45,6 @@ from bot.delivery.payload import Rendered, Renders
 from bot.errors import PermanentDelivery, TransientDelivery
 from bot.store.database import OutboxRow
 from bot.texts import Capabilities
-from conversations import json_text
 from conversations.events import FileInfo, Inbound, Kind
 
 # Time periods as timedelta (PTB 22 warns on every int access otherwise).
@@ -162,6 +163,16 @@ def _command(message: Message, bot_username: str | None) -> tuple[str, str] | No
 Markup = dict[str, Any]  # a reply_markup as the Bot API reads it (JSON)
 
 
+def _markup_json(markup: dict[str, Any]) -> str:
+    """A keyboard as JSON text: PTB passes a string on as it is, and would encode a dict
+    with the standard library (5-8 us a keyboard, once per message). orjson refuses a lone
+    surrogate in a label; the standard library's ASCII escapes then send it as PTB would."""
+    try:
+        return orjson.dumps(markup).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(markup)
+
+
 def _markup(
     rendered: Rendered, share_label: str, bot_username: str | None = None
 ) -> Markup | None:
@@ -237,16 +248,14 @@ class TelegramTransport:
                     InputFile(content, filename=doc["filename"]),
                     caption=rendered.html,
                     parse_mode=ParseMode.HTML,
-                    api_kwargs={"reply_markup": json_text.dumps(markup)} if markup else None,
+                    api_kwargs={"reply_markup": _markup_json(markup)} if markup else None,
                 )
                 return str(sent.message_id)
             message: dict[str, Any] = {
                 "chat_id": row.chat_id,
                 "text": rendered.html,
                 "parse_mode": "HTML",
-                # As JSON text already (PTB passes a string on as it is, and would encode a
-                # dict with the standard library: 5-8 us a keyboard).
-                "reply_markup": json_text.dumps(markup) if markup is not None else None,
+                "reply_markup": _markup_json(markup) if markup is not None else None,
             }
             if rendered.edit_ref and (markup is None or "inline_keyboard" in markup):
                 try:

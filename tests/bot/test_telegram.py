@@ -4,14 +4,16 @@ against the fake Bot API on loopback, our app on a real SQLite file."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.app import create_app
-from bot.channels.telegram import TelegramChannel, run_polling
+from bot.channels.telegram import TelegramChannel, _markup_json, run_polling
 from bot.settings import Settings
 from tests.bot.conftest import Starter
 from tests.bot.harness import broken
@@ -260,3 +262,14 @@ async def test_nothing_is_kept_per_chat_once_the_chats_are_idle(
         stop.set()
         await polling
         await app.close()
+
+
+def test_a_keyboard_goes_to_ptb_as_json_text_that_httpx_can_send() -> None:
+    keyboard = {"inline_keyboard": [[{"text": "Sí, Pérez <Ruiz> & Cía", "callback_data": "3:si"}]]}
+    assert json.loads(_markup_json(keyboard)) == keyboard
+    # orjson refuses a lone surrogate (a label built from what a user typed): the standard
+    # library's ASCII escapes go instead, which the HTTP form encodes, as PTB's own would.
+    odd = {"inline_keyboard": [[{"text": "raro \ud83d", "callback_data": "3:x"}]]}
+    text = _markup_json(odd)
+    assert json.loads(text) == odd
+    httpx.Request("POST", "https://api.telegram.org/bot/sendMessage", data={"reply_markup": text})
