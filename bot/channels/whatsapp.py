@@ -177,7 +177,8 @@ class SentParts:
     worker gives it up (marked failed), and when the channel stops (a restart sends a row
     whole, as after a crash). An entry names the row's messages, not only its id: SQLite
     gives a deleted row's id (an erased chat, retention) to the next row, whose messages must
-    not be skipped. At most ``kept`` entries, oldest first dropped."""
+    not be skipped, nor another chat's with the same messages. At most ``kept`` entries,
+    oldest first dropped."""
 
     def __init__(self, kept: int = PARTS_KEPT) -> None:
         self.kept = kept
@@ -186,20 +187,21 @@ class SentParts:
     def __len__(self) -> int:
         return len(self._sent)
 
-    def sent(self, row_id: int, messages: list[Message]) -> int:
-        """How many of ``messages`` (row ``row_id``'s, in order) already went out."""
+    def sent(self, row_id: int, messages: list[Message], chat_id: str = "") -> int:
+        """How many of ``messages`` (row ``row_id``'s, to ``chat_id``, in order) already
+        went out."""
         found = self._sent.get(row_id)
         if found is None:
             return 0
         digest, count = found
-        if digest != _digest(messages):
+        if digest != _digest(chat_id, messages):
             del self._sent[row_id]  # another row with the same id: a stale entry
             return 0
         return count
 
-    def advance(self, row_id: int, messages: list[Message], count: int) -> None:
+    def advance(self, row_id: int, messages: list[Message], count: int, chat_id: str = "") -> None:
         """``count`` of the row's messages went out; the rest are still to go."""
-        self._sent[row_id] = (_digest(messages), count)
+        self._sent[row_id] = (_digest(chat_id, messages), count)
         self._sent.move_to_end(row_id)
         while len(self._sent) > self.kept:
             self._sent.popitem(last=False)
@@ -211,8 +213,8 @@ class SentParts:
         self._sent.clear()
 
 
-def _digest(messages: list[Message]) -> bytes:
-    text = json.dumps(messages, sort_keys=True, ensure_ascii=False)
+def _digest(chat_id: str, messages: list[Message]) -> bytes:
+    text = json.dumps([chat_id, messages], sort_keys=True, ensure_ascii=False)
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
@@ -251,7 +253,7 @@ class WhatsAppTransport:
         page = int(json.loads(row.payload).get("wa_page", 0))
         messages = plan(self.app.texts, rendered, row.id, page)
         ref: str | None = None
-        for index in range(self.parts.sent(row.id, messages), len(messages)):
+        for index in range(self.parts.sent(row.id, messages, row.chat_id), len(messages)):
             try:
                 ref = await self._send(row.chat_id, messages[index])
             except GraphError as error:
@@ -264,7 +266,9 @@ class WhatsAppTransport:
             except (aiohttp.ClientError, TimeoutError) as error:
                 raise TransientDelivery(f"network: {type(error).__name__}") from error
             if index + 1 < len(messages):
-                self.parts.advance(row.id, messages, index + 1)  # a retry resumes after it
+                self.parts.advance(
+                    row.id, messages, index + 1, row.chat_id
+                )  # a retry resumes after it
         self.parts.forget(row.id)
         return ref
 

@@ -113,6 +113,7 @@ async def test_a_row_given_up_part_way_leaves_nothing_to_skip_the_next_row_with_
     await channel.worker.drain()
     assert PARAGRAPH[:40] in first.text
     assert state_of(settings, notice) == "failed"
+    assert len(channel.transport.parts) == 0  # given up: what went out of it is forgotten
     if failure == "poison":
         assert [m.labels for m in apology] == [["Menú"]]  # the apology, with the menu
 
@@ -199,6 +200,10 @@ def test_what_is_kept_names_the_rows_messages_and_is_bounded() -> None:
     assert parts.sent(7, [*one, *two]) == 1  # the same row tried again: resumes after "uno"
     assert parts.sent(7, [*two, *one]) == 0  # another row given id 7: sent whole
     assert len(parts) == 0  # and the stale entry is gone
+    parts.advance(7, [*one, *two], 1, chat_id="51987654321")
+    assert parts.sent(7, [*one, *two], chat_id="51912345678") == 0  # same words, other chat
+    parts.advance(7, [*one, *two], 1, chat_id="51987654321")
+    assert parts.sent(7, [*one, *two], chat_id="51987654321") == 1
     for row_id in (1, 2, 3):
         parts.advance(row_id, [*one, *two], 1)
     assert len(parts) == 2
