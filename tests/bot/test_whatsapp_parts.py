@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from bot.channels.server import Server, build_server
-from bot.channels.whatsapp import SentParts, WhatsAppChannel
+from bot.channels.whatsapp import WhatsAppChannel
 from bot.channels.whatsapp_render import TEXT_LIMIT
+from bot.channels.whatsapp_sent import SentParts
 from bot.delivery.payload import encode
 from bot.settings import Settings
 from bot.store.database import OutboxRow

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.channels.server import Server
-from bot.channels.whatsapp import UploadedMedia
+from bot.channels.whatsapp_sent import UploadedMedia
 from bot.settings import Settings
 from tests.bot.telegram_harness import (
     ENTITY,
