@@ -8,20 +8,18 @@ Meta refuses (a text over 4096 characters, an interactive body over 1024).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from bot.channels.server import Server, build_server
+from bot.channels.server import Server
 from bot.channels.whatsapp_render import BODY_LIMIT, TEXT_LIMIT
 from bot.delivery.payload import JOIN_SEPARATOR, encode
 from bot.settings import Settings
 from bot.store.database import OutboxRow
 from conversations.events import Choice, Outbound, rows
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
-from tests.bot.whatsapp_harness import query, refused, settled, whatsapp_settings
+from tests.bot.whatsapp_harness import query, refused, serving, whatsapp_settings
 from tests.bot.whatsapp_harness import wa_server as wa_server  # a fixture
 from tests.conftest import AppFactory
 from tests.driver import FakeClock
@@ -59,22 +57,6 @@ async def consented(graph: FakeGraphAPI) -> FakeWhatsAppUser:
     await ana.say("hola", n=2)  # the greeting, and a notice too long to join it
     await ana.tap("Acepto")  # the thanks in front of the menu
     return ana
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    make_app: AppFactory, graph: FakeGraphAPI, clock: FakeClock, settings: Settings
-) -> AsyncIterator[Server]:
-    """One run of ``pte-bot serve`` (the ``wa_server`` fixture, startable twice)."""
-    server = await build_server(await make_app())
-    graph.settled = settled(server)
-    [address, *_] = await server.start()
-    graph.webhook_url = f"{address}/webhooks/whatsapp"
-    graph.clock = lambda: clock.now().timestamp()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def states(settings: Settings, added: list[OutboxRow]) -> list[tuple[str, str | None]]:
@@ -142,7 +124,7 @@ async def test_a_joined_message_is_held_whole_and_released_whole_across_a_restar
     clock: FakeClock,
     make_app: AppFactory,
 ) -> None:
-    async with serving(make_app, graph, clock, settings) as server:
+    async with serving(make_app, graph, clock) as server:
         ana = await consented(graph)
         clock.advance(hours=25)  # the 24-hour window has closed
         added = await notify(server, CANCELLED, desk_message("Ya quedó, prueba de nuevo."))
@@ -152,7 +134,7 @@ async def test_a_joined_message_is_held_whole_and_released_whole_across_a_restar
         held = query(settings, "SELECT outbox_id FROM wa_held ORDER BY outbox_id")
         assert held == [(row.id,) for row in added]  # both rows, not only the message's last
 
-    async with serving(make_app, graph, clock, settings):  # a restart while they wait
+    async with serving(make_app, graph, clock):  # a restart while they wait
         await ana.send("text", {"body": "hola"})
         joined, *reply = await ana.expect(2)
         assert joined.text.startswith("Listo, cancelé el trámite.")
@@ -170,7 +152,7 @@ async def test_a_joined_message_failing_midway_is_resent_whole_after_a_restart(
     clock: FakeClock,
     make_app: AppFactory,
 ) -> None:
-    async with serving(make_app, graph, clock, settings) as server:
+    async with serving(make_app, graph, clock) as server:
         ana = await consented(graph)
         graph.failures = [(503, 2, "Service temporarily unavailable")] * 50
         added = await notify(server, CANCELLED, desk_message("Ya quedó, prueba de nuevo."))
@@ -182,7 +164,7 @@ async def test_a_joined_message_failing_midway_is_resent_whole_after_a_restart(
     assert all(tries >= 1 for (tries,) in attempts)
     graph.failures = []
 
-    async with serving(make_app, graph, clock, settings):
+    async with serving(make_app, graph, clock):
         [joined] = await ana.expect(1)  # resumed after the restart: still one message
         assert joined.text.startswith("Listo, cancelé el trámite.")
         assert "Ya quedó, prueba de nuevo." in joined.text

@@ -10,13 +10,11 @@ sends the test asks it to.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from bot.channels.server import Server, build_server
+from bot.channels.server import Server
 from bot.channels.whatsapp import WhatsAppChannel
 from bot.channels.whatsapp_render import TEXT_LIMIT
 from bot.channels.whatsapp_sent import SentParts
@@ -25,7 +23,7 @@ from bot.settings import Settings
 from bot.store.database import OutboxRow
 from conversations.events import Document, Outbound
 from tests.bot.whatsapp_harness import graph as graph  # a fixture
-from tests.bot.whatsapp_harness import query, refused, settled, whatsapp_settings
+from tests.bot.whatsapp_harness import query, refused, serving, whatsapp_settings
 from tests.bot.whatsapp_harness import wa_server as wa_server  # a fixture
 from tests.conftest import AppFactory
 from tests.driver import FakeClock
@@ -74,22 +72,6 @@ async def consented(graph: FakeGraphAPI, wa_id: str) -> FakeWhatsAppUser:
 def state_of(settings: Settings, row: OutboxRow) -> str:
     [(state,)] = query(settings, "SELECT state FROM outbox WHERE id = ?", (row.id,))
     return str(state)
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    make_app: AppFactory, graph: FakeGraphAPI, clock: FakeClock, settings: Settings
-) -> AsyncIterator[Server]:
-    """One run of ``pte-bot serve`` (the ``wa_server`` fixture, startable twice)."""
-    server = await build_server(await make_app())
-    graph.settled = settled(server)
-    [address, *_] = await server.start()
-    graph.webhook_url = f"{address}/webhooks/whatsapp"
-    graph.clock = lambda: clock.now().timestamp()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.mark.parametrize("failure", ["refused", "out of attempts", "poison"])
@@ -171,7 +153,7 @@ async def test_a_row_held_part_way_sends_only_the_rest_when_the_officer_writes(
 async def test_a_stopped_channel_keeps_nothing_and_sends_the_row_whole_after_a_restart(
     graph: FakeGraphAPI, settings: Settings, clock: FakeClock, make_app: AppFactory
 ) -> None:
-    async with serving(make_app, graph, clock, settings) as server:
+    async with serving(make_app, graph, clock) as server:
         ana = await consented(graph, ANA)
         channel = whatsapp(server)
         graph.failures = [None, *[UNAVAILABLE] * 50]  # the second text waits to be retried
@@ -183,7 +165,7 @@ async def test_a_stopped_channel_keeps_nothing_and_sends_the_row_whole_after_a_r
     assert state_of(settings, notice) == "pending"
     graph.failures = []
 
-    async with serving(make_app, graph, clock, settings):
+    async with serving(make_app, graph, clock):
         again, second = await ana.expect(2)  # as after a crash: at least once, whole
         assert again.text == first.text
         assert "14. " in second.text

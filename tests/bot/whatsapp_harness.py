@@ -46,13 +46,13 @@ def whatsapp_settings(tmp_path: Path, graph: FakeGraphAPI, **extra: Any) -> Sett
     )
 
 
-@pytest.fixture
-async def wa_server(
-    make_app: AppFactory, graph: FakeGraphAPI, clock: FakeClock, settings: Settings
+@contextlib.asynccontextmanager
+async def serving(
+    make_app: AppFactory, graph: FakeGraphAPI, clock: FakeClock
 ) -> AsyncIterator[Server]:
-    """``pte-bot serve`` with WhatsApp on; the fake posts its webhooks to it."""
-    app = await make_app()
-    server = await build_server(app)
+    """One run of ``pte-bot serve`` with WhatsApp on, the fake posting its webhooks to it
+    (used twice in a test: a restart)."""
+    server = await build_server(await make_app())
     graph.settled = settled(server)
     [address, *_] = await server.start()
     graph.webhook_url = f"{address}/webhooks/whatsapp"
@@ -61,6 +61,15 @@ async def wa_server(
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def wa_server(
+    make_app: AppFactory, graph: FakeGraphAPI, clock: FakeClock, settings: Settings
+) -> AsyncIterator[Server]:
+    """``pte-bot serve`` with WhatsApp on; the fake posts its webhooks to it."""
+    async with serving(make_app, graph, clock) as server:
+        yield server
 
 
 def settled(server: Server) -> Callable[[], Awaitable[None]]:
