@@ -160,7 +160,7 @@ class WhatsAppTransport:
         page = int(json.loads(row.payload).get("wa_page", 0))
         messages = plan(self.app.texts, rendered, row.id, page)
         ref: str | None = None
-        for index in range(self.parts.sent(row.id, messages, row.chat_id), len(messages)):
+        for index in range(self.parts.sent(row.id, row.chat_id, messages), len(messages)):
             try:
                 ref = await self._send(row.chat_id, messages[index])
             except GraphError as error:
@@ -172,10 +172,8 @@ class WhatsAppTransport:
                 raise _delivery_error(error) from error
             except (aiohttp.ClientError, TimeoutError) as error:
                 raise TransientDelivery(f"network: {type(error).__name__}") from error
-            if index + 1 < len(messages):
-                self.parts.advance(
-                    row.id, messages, index + 1, row.chat_id
-                )  # a retry resumes after it
+            if index + 1 < len(messages):  # a retry resumes after it
+                self.parts.advance(row.id, row.chat_id, messages, index + 1)
         self.parts.forget(row.id)
         return ref
 

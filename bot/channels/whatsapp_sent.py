@@ -75,7 +75,7 @@ class SentParts:
     def __len__(self) -> int:
         return len(self._sent)
 
-    def sent(self, row_id: int, messages: list[Message], chat_id: str = "") -> int:
+    def sent(self, row_id: int, chat_id: str, messages: list[Message]) -> int:
         """How many of ``messages`` (row ``row_id``'s, to ``chat_id``, in order) already
         went out."""
         found = self._sent.get(row_id)
@@ -87,7 +87,7 @@ class SentParts:
             return 0
         return count
 
-    def advance(self, row_id: int, messages: list[Message], count: int, chat_id: str = "") -> None:
+    def advance(self, row_id: int, chat_id: str, messages: list[Message], count: int) -> None:
         """``count`` of the row's messages went out; the rest are still to go."""
         self._sent[row_id] = (_digest(chat_id, messages), count)
         self._sent.move_to_end(row_id)

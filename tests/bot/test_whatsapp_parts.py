@@ -179,16 +179,16 @@ def test_what_is_kept_names_the_rows_messages_and_is_bounded() -> None:
         [{"type": "text", "text": {"body": "uno"}}],
         [{"type": "text", "text": {"body": "dos"}}],
     )
-    parts.advance(7, [*one, *two], 1)
-    assert parts.sent(7, [*one, *two]) == 1  # the same row tried again: resumes after "uno"
-    assert parts.sent(7, [*two, *one]) == 0  # another row given id 7: sent whole
+    parts.advance(7, ANA, [*one, *two], 1)
+    assert parts.sent(7, ANA, [*one, *two]) == 1  # the same row tried again: resumes after "uno"
+    assert parts.sent(7, ANA, [*two, *one]) == 0  # another row given id 7: sent whole
     assert len(parts) == 0  # and the stale entry is gone
-    parts.advance(7, [*one, *two], 1, chat_id="51987654321")
-    assert parts.sent(7, [*one, *two], chat_id="51912345678") == 0  # same words, other chat
-    parts.advance(7, [*one, *two], 1, chat_id="51987654321")
-    assert parts.sent(7, [*one, *two], chat_id="51987654321") == 1
+    parts.advance(7, ANA, [*one, *two], 1)
+    assert parts.sent(7, BETO, [*one, *two]) == 0  # same words, other chat
+    parts.advance(7, ANA, [*one, *two], 1)
+    assert parts.sent(7, ANA, [*one, *two]) == 1
     for row_id in (1, 2, 3):
-        parts.advance(row_id, [*one, *two], 1)
+        parts.advance(row_id, ANA, [*one, *two], 1)
     assert len(parts) == 2
-    assert parts.sent(1, [*one, *two]) == 0  # the oldest was dropped: sent whole if ever
-    assert parts.sent(3, [*one, *two]) == 1
+    assert parts.sent(1, ANA, [*one, *two]) == 0  # the oldest was dropped: sent whole if ever
+    assert parts.sent(3, ANA, [*one, *two]) == 1
