@@ -58,9 +58,13 @@ class GroupCommit(StoreBase):
         of its own (e.g. to claim the update and apologise)."""
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._turns.append(Turn(now, claim, body, on_error, done))
+        self._ensure_leader()
+        return await done
+
+    def _ensure_leader(self) -> None:
+        """Start the leader unless it runs: it takes the queued turns and marks."""
         if self._leader is None:
             self._leader = asyncio.create_task(self._lead(), name="store-batches")
-        return await done
 
     async def _lead(self) -> None:
         try:

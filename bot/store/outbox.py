@@ -75,8 +75,8 @@ class OutboxQueries(StoreBase):
         if self._mark_timer is not None:
             self._mark_timer.cancel()
             self._mark_timer = None
-        if self._marks and self._leader is None:
-            self._leader = asyncio.create_task(self._lead(), name="store-batches")
+        if self._marks:
+            self._ensure_leader()
 
     async def mark_attempt(
         self, row_ids: Sequence[int], error: str, *, failed: bool, next_attempt: datetime | None

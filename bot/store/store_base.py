@@ -58,5 +58,5 @@ class StoreBase:
         raise NotImplementedError
 
     # --------------------------------------------------------- group_commit
-    async def _lead(self) -> None:
+    def _ensure_leader(self) -> None:
         raise NotImplementedError
