@@ -311,7 +311,7 @@ def test_a_detail_and_a_card_queued_before_issue_16_still_render() -> None:
 
 
 # --- Every template, every variant: counts 0, 1, 2, each ticket type, each channel -------
-from bot.channels.telegram import CAPABILITIES as TELEGRAM  # noqa: E402
+from bot.channels.telegram_transport import CAPABILITIES as TELEGRAM  # noqa: E402
 from bot.channels.terminal import CAPABILITIES as TERMINAL  # noqa: E402
 from bot.channels.whatsapp import CAPABILITIES as WHATSAPP  # noqa: E402
 

@@ -30,7 +30,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.bench.fake_telegram import TOKEN, FakeBotApi, FakeTelegram
-from bot.channels.telegram import TelegramApp
+from bot.channels.telegram_transport import TelegramApp
 from bot.delivery.payload import JOIN_SEPARATOR
 from bot.texts import Texts
 from conversations import requirements
@@ -59,7 +59,7 @@ class PeerTexts:
         return key in self.messages
 
     def render(self, key: str) -> str:
-        from bot.channels.telegram import CAPABILITIES  # the peers are Telegram bots too
+        from bot.channels.telegram_transport import CAPABILITIES  # the peers are Telegram bots too
 
         body = self.messages[key]
         text = self.texts.render(key, {**body["data"], "canal": CAPABILITIES.as_data()})

@@ -18,7 +18,8 @@ from telegram import Update
 from bot.app import create_app
 from bot.bench.fake_telegram import TOKEN, FakeBotApi, FakeTelegram
 from bot.bench.officers import FIRST_CHAT
-from bot.channels.telegram import TelegramApp, TelegramChannel
+from bot.channels.telegram import TelegramChannel
+from bot.channels.telegram_transport import TelegramApp
 from bot.settings import Settings
 
 

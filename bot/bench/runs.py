@@ -25,7 +25,7 @@ from bot.bench.host import peak_rss_mb, sample_rss
 from bot.bench.officers import FIRST_CHAT, Action, Tracker, script, update_json
 from bot.bench.peers import Peer, PeerTexts
 from bot.bench.product import Product
-from bot.channels.telegram import TelegramApp
+from bot.channels.telegram_transport import TelegramApp
 from bot.settings import Settings
 from bot.texts import Texts
 

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from bot.app import create_app
-from bot.channels.telegram import MESSAGE_LIMIT, TelegramChannel, run_polling
+from bot.channels.telegram import TelegramChannel, run_polling
+from bot.channels.telegram_transport import MESSAGE_LIMIT
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.payload import Rendered, Renders, encode, join, render
 from bot.errors import PermanentDelivery

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from bot.app import create_app
-from bot.channels.telegram import TelegramChannel, _markup_json, run_polling
+from bot.channels.telegram import TelegramChannel, run_polling
+from bot.channels.telegram_transport import _markup_json
 from bot.settings import Settings
 from tests.bot.conftest import Starter
 from tests.bot.harness import broken
