@@ -15,6 +15,7 @@ store checkpoints itself (:data:`bot.store.database.CHECKPOINT_EVERY`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable
@@ -36,6 +37,9 @@ class Connection(aiosqlite.Connection):
     Setting the timeout costs 10-20 us a statement; switching it at every transaction
     cost more than a turn's reads. So :func:`begin_here` turns it off once (``quick``)
     and the next trip to the thread, which may wait for the lock, turns it back on first.
+
+    A caller cancelled during a trip gets its ``CancelledError`` once the thread has done
+    the work (see ``_execute``).
     """
 
     quick = False
@@ -50,8 +54,17 @@ class Connection(aiosqlite.Connection):
                 return work(*args, **kwargs)
 
             fn = waiting
-        result: T = await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
-        return result
+        trip: asyncio.Future[T] = asyncio.ensure_future(
+            super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        )
+        try:
+            return await asyncio.shield(trip)
+        except asyncio.CancelledError:
+            # The thread runs the work whatever the caller does: wait for it, so that the
+            # caller's cleanup (a ROLLBACK) finds the connection as the work left it, not
+            # a BEGIN that lands after the caller looked (its transaction left open).
+            await asyncio.wait([trip])
+            raise
 
 
 def raw(conn: aiosqlite.Connection) -> sqlite3.Connection:

@@ -61,6 +61,37 @@ async def count(store: Store, sql: str) -> int:
     return int(rows[0][0])
 
 
+async def test_a_lone_turn_runs_in_its_caller_and_a_task_ready_beside_it_makes_a_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_store: StoreOpener
+) -> None:
+    store = await open_store(tmp_path / "db.sqlite3")
+    counting = Counting(monkeypatch)
+    await counting.trace(store)
+    leaders: list[int] = []
+    ensure_leader = store._ensure_leader
+
+    def counted() -> None:
+        leaders.append(1)
+        ensure_leader()
+
+    monkeypatch.setattr(store, "_ensure_leader", counted)
+    # Alone on the loop: the caller runs it (no leader task), one COMMIT.
+    rows = await store.turn(NOW, ("test", "e1", "c1", "v1"), body_saving("c1", "r1"), apologise)
+    assert [row.payload for row in rows] == ["r1"]
+    assert (leaders, counting.commits) == ([], 1)
+    # A task ready beside it could join a batch: it goes to the leader, and both share one.
+    other = asyncio.create_task(
+        store.turn(NOW, ("test", "e2", "c2", "v1"), body_saving("c2", "r2"), apologise)
+    )
+    rows = await store.turn(NOW, ("test", "e3", "c3", "v1"), body_saving("c3", "r3"), apologise)
+    assert [row.payload for row in rows] == ["r3"]
+    assert [row.payload for row in await other] == ["r2"]
+    assert leaders != []
+    assert counting.commits == 2
+    assert await count(store, "SELECT count(*) FROM conversations") == 3
+    await store.close()
+
+
 async def test_turns_ready_together_share_one_commit_and_about_one_trip_each(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_store: StoreOpener
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -183,4 +184,75 @@ async def test_the_wal_is_checkpointed_on_a_thread_not_inside_a_commit_on_the_lo
     assert store._checkpointing is not None
     await store._checkpointing
     assert in_the_database_file() == 3
+    await store.close()
+
+
+async def cancelled_while_waiting(
+    work: Awaitable[Any], other: sqlite3.Connection, store: Store
+) -> None:
+    """Run ``work`` in this task, which runs it alone (nothing else is ready on the loop);
+    cancel the task while its BEGIN waits for ``other``'s lock on the database thread, and
+    only then let ``other`` commit."""
+    me = asyncio.current_task()
+    assert me is not None
+    releasing: list[asyncio.Task[None]] = []
+
+    async def release() -> None:
+        for _ in range(20):  # the cancelled work has reacted by now
+            await asyncio.sleep(0)
+        other.execute("COMMIT")
+
+    def cancel() -> None:
+        me.cancel()
+        releasing.append(asyncio.create_task(release()))
+
+    asyncio.get_running_loop().call_later(0, cancel)  # a timer: nothing ready meanwhile
+    try:
+        await work
+    except asyncio.CancelledError:
+        me.uncancel()
+    else:
+        raise AssertionError("the work was not cancelled")
+    await releasing[0]
+    async with store.reading() as conn:  # after the cancelled trip, on the thread
+        await conn.execute("SELECT 1")
+
+
+async def test_a_turn_cancelled_while_waiting_for_the_lock_leaves_no_transaction_open(
+    tmp_path: Path,
+    open_store: StoreOpener,
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = await open_store(path)
+    other = other_writer(path)
+    turn = store.turn(NOW, ("test", "e1", "c1", "v1"), body_saving("c1"), apologise)
+    await cancelled_while_waiting(turn, other, store)
+    assert not store.conn.in_transaction
+    assert await count(store, "SELECT count(*) FROM processed_events") == 0
+    # The update comes again (Telegram redelivers what was not confirmed): it runs.
+    rows = await store.turn(NOW, ("test", "e1", "c1", "v1"), body_saving("c1"), apologise)
+    assert [row.payload for row in rows] == ["hola"]
+    assert await count(store, "SELECT count(*) FROM conversations") == 1
+    other.close()
+    await store.close()
+
+
+async def test_a_transaction_cancelled_while_waiting_for_the_lock_leaves_none_open(
+    tmp_path: Path,
+    open_store: StoreOpener,
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = await open_store(path)
+    other = other_writer(path)
+
+    async def write() -> None:
+        async with store.transaction(NOW) as tx:
+            await tx.execute("INSERT INTO people (created_at) VALUES ('2026-12-02')")
+
+    await cancelled_while_waiting(write(), other, store)
+    assert not store.conn.in_transaction
+    assert await count(store, "SELECT count(*) FROM people") == 1  # the other writer's
+    await write()
+    assert await count(store, "SELECT count(*) FROM people") == 2
+    other.close()
     await store.close()
