@@ -3,7 +3,10 @@
 Every update goes through one handler that turns it into a neutral event, runs
 ``App.process`` (state committed before any reply) and hands the committed replies to the
 outbox worker, which renders and sends them (:mod:`bot.channels.telegram_transport`).
-Callback queries are answered at once.
+A callback query is answered as soon as its turn has committed (or failed), a millisecond
+after it came, in a task of its own: the chat's next update does not wait for the answer's
+round trip, and no task is ready while the turn starts, so the store can run it at once
+in this task instead of handing it to its batch leader (:mod:`bot.store.group_commit`).
 
 Polled updates of different chats run concurrently, each chat's in order
 (:mod:`bot.channels.telegram_updates`). Every message goes out through one
@@ -245,11 +248,12 @@ class TelegramChannel:
         """Handle one update (used by polling and by the webhook server alike)."""
         username = self.application.bot.username if self.application.bot._bot_user else None
         event = to_event(update, username)
-        if update.callback_query is not None:
-            self._spawn(self._answer_query(update.callback_query.id))
-        if event is None:
-            return
-        self.app.deliver(await self.app.process(event, self._fetch))
+        try:
+            if event is not None:
+                self.app.deliver(await self.app.process(event, self._fetch))
+        finally:
+            if update.callback_query is not None:
+                self._spawn(self._answer_query(update.callback_query.id))
 
     async def _fetch(self, file_id: str) -> bytes:
         file = await self.application.bot.get_file(file_id)

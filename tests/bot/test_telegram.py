@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,6 +74,44 @@ async def test_new_user_consents_and_walks_through_the_requirements(
     assert rejected(api) == []
     answered = api.calls_to("answerCallbackQuery")
     assert len(answered) == 3  # every tap is answered
+
+
+async def test_a_tap_is_answered_after_its_turn_and_also_when_the_turn_fails(
+    api: FakeBotAPI, settings: Settings
+) -> None:
+    app = await create_app(settings)
+    channel = TelegramChannel(app)
+    process = app.process
+    answers_when_committed: list[int] = []  # answers the fake had when each turn returned
+    failing = False
+
+    async def processing(event: Any, fetch: Any = None) -> Any:
+        if failing:
+            raise RuntimeError("the store is gone")
+        rows = await process(event, fetch)
+        answers_when_committed.append(len(api.calls_to("answerCallbackQuery")))
+        return rows
+
+    app.process = processing  # type: ignore[method-assign]
+    stop, ready = asyncio.Event(), asyncio.Event()
+    polling = asyncio.create_task(run_polling(channel, stop, ready))
+    try:
+        await ready.wait()
+        ana = api.user(5012)
+        await ana.say("/start")
+        await ana.press("Acepto")
+        await ana.settle()
+        assert answers_when_committed == [0, 0]  # the tap was answered after its turn
+        assert len(api.calls_to("answerCallbackQuery")) == 1
+        failing = True
+        await ana.tap("Requisitos y pasos")  # its turn fails: no reply, the tap answered
+        assert await ana.settle() == []
+        assert len(api.calls_to("answerCallbackQuery")) == 2
+        assert rejected(api) == []
+    finally:
+        stop.set()
+        await polling
+        await app.close()
 
 
 async def test_command_menu_is_registered_in_spanish(api: FakeBotAPI, start_bot: Starter) -> None:
