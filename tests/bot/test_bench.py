@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from pathlib import Path
 
@@ -119,3 +120,25 @@ async def test_status_lookup_mode_compares_few_and_many_tickets(settings: Settin
 
     assert [run["tickets"] for run in result["runs"]] == [8, 40]
     assert result["status_lookup_ratio"] > 0
+
+
+async def test_an_officer_waits_for_its_reply_and_a_reply_that_never_comes_fails_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.bench import officers
+    from bot.bench.fake_telegram import BenchError, FakeTelegram
+
+    monkeypatch.setattr(officers, "WATCH_EVERY", 0.0)
+    tracker = officers.Tracker(FakeTelegram(transcripts=[]))
+    tracker.expect(1, 1, 0.0)
+    waiting = asyncio.ensure_future(tracker.ready(1))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    tracker.delivered(1, 1)  # the reply came: the officer goes on
+    await waiting
+    assert len(tracker.latencies) == 1
+    monkeypatch.setattr(officers, "REPLY_TIMEOUT", 0.0)
+    tracker.expect(2, 1, 0.0)
+    with pytest.raises(BenchError, match="chat 2: no reply"):
+        async with asyncio.timeout(5):  # a watchdog that never looks fails here instead
+            await tracker.ready(2)  # the watchdog's next look fails it
