@@ -239,6 +239,34 @@ async def test_held_whatsapp_notices_are_not_purged(
     assert (await counts(app))["outbox"] == ["sent"]
 
 
+async def test_events_of_a_channel_without_a_period_of_its_own_are_kept_two_days(
+    make_app: AppFactory, clock: FakeClock
+) -> None:
+    """The purge finds the channels that have events in the index, whatever their names: one
+    sorting before the known channels, one between them, one after them."""
+    app = await make_app()
+    async with app.store.reading() as conn:
+        for channel in ("api", "telegram", "terminal", "whatsapp", "zz-test"):
+            for days in (1, 3, 9):
+                await conn.execute(
+                    "INSERT INTO processed_events (channel, event_id, at) VALUES (?, ?, ?)",
+                    (channel, f"{channel}-{days}", iso(clock.now() - timedelta(days=days))),
+                )
+    await retention.purge(app, clock.now())
+    async with app.store.reading() as conn:
+        left = list(
+            await conn.execute_fetchall("SELECT event_id FROM processed_events ORDER BY event_id")
+        )
+    assert [event_id for (event_id,) in left] == [
+        "api-1",
+        "telegram-1",
+        "terminal-1",
+        "whatsapp-1",
+        "whatsapp-3",
+        "zz-test-1",
+    ]
+
+
 async def test_every_purge_statement_finds_its_rows_by_an_index(
     make_app: AppFactory, clock: FakeClock
 ) -> None:
