@@ -172,6 +172,7 @@ class WhatsAppTransport:
                 raise _delivery_error(error) from error
             except (aiohttp.ClientError, TimeoutError) as error:
                 raise TransientDelivery(f"network: {type(error).__name__}") from error
+            self.parts.went(row.ids, row.chat_id, messages, index, ref)  # for its status
             if index + 1 < len(messages):  # a retry resumes after it
                 self.parts.advance(row.id, row.chat_id, messages, index + 1)
         self.parts.forget(row.id)
@@ -179,7 +180,7 @@ class WhatsAppTransport:
 
     def given_up(self, row: OutboxRow) -> None:
         """The worker marked ``row`` failed: it is not tried again (see the outbox)."""
-        self.parts.forget(row.id)
+        self.parts.given_up(row.id)
 
     def stopped(self) -> None:
         """The channel stopped: rows not sent to the end go whole after a restart."""
@@ -338,11 +339,16 @@ class WhatsAppChannel:
         if state != "failed" or error is None:
             return
         log.warning("WhatsApp reported a message failed: %s", error)
+        parts = self.transport.parts
         for _ in range(STATUS_TRIES):
-            template = await self.window.apply_failure(wamid, wa_id, error, self.app.clock.now())
+            rows = parts.rows_of(wamid)  # a part of a row of several (the outbox names its last)
+            now = self.app.clock.now()
+            template = await self.window.apply_failure(wamid, wa_id, error, now, rows)
             if template is not None:
                 break
             await asyncio.sleep(STATUS_WAIT)  # the row's wamid is written just after the send
+        if template is not None and error[0] == REENGAGEMENT:
+            parts.failed(wamid)  # held: released, it goes from this part on
         if template:
             await self.transport.send_template(wa_id, retry=False)
 

@@ -133,18 +133,32 @@ class Window:
             return cursor.rowcount == 1
 
     async def apply_failure(
-        self, wamid: str, wa_id: str, error: tuple[int | None, str], now: datetime
+        self,
+        wamid: str,
+        wa_id: str,
+        error: tuple[int | None, str],
+        now: datetime,
+        rows: Sequence[int] | None = None,
     ) -> bool | None:
         """A sent message failed: hold its rows (131047) or mark them failed (a joined
-        message carries several rows, all with its wamid). None while no row carries that
-        wamid yet (the outbox records it just after the send); else whether to send the
-        re-engagement template now."""
+        message carries several rows, all with its wamid; ``rows``: those of a row sent as
+        several messages, of which ``wamid`` is one, the outbox naming only the last). None
+        while no row is marked sent with it yet (the outbox records that just after the
+        send); else whether to send the re-engagement template now."""
         code, title = error
         async with self.store.transaction(now) as tx:
-            found = await tx.fetchall(
-                "SELECT id FROM outbox WHERE channel = ? AND external_ref = ? ORDER BY id",
-                (CHANNEL, wamid),
-            )
+            if rows:
+                marks = ", ".join("?" for _ in rows)
+                found = await tx.fetchall(
+                    "SELECT id FROM outbox WHERE channel = ? AND chat_id = ? AND state = 'sent'"
+                    f" AND id IN ({marks}) ORDER BY id",
+                    (CHANNEL, wa_id, *rows),
+                )
+            else:
+                found = await tx.fetchall(
+                    "SELECT id FROM outbox WHERE channel = ? AND external_ref = ? ORDER BY id",
+                    (CHANNEL, wamid),
+                )
             if not found:
                 return None
             ids = [row[0] for row in found]

@@ -5,6 +5,7 @@ messages."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -236,3 +237,85 @@ async def test_held_whatsapp_notices_are_not_purged(
     clock.advance(days=30)
     await retention.purge(app, clock.now())
     assert (await counts(app))["outbox"] == ["sent"]
+
+
+async def test_events_of_a_channel_without_a_period_of_its_own_are_kept_two_days(
+    make_app: AppFactory, clock: FakeClock
+) -> None:
+    """The purge finds the channels that have events in the index, whatever their names: one
+    sorting before the known channels, one between them, one after them."""
+    app = await make_app()
+    async with app.store.reading() as conn:
+        for channel in ("api", "telegram", "terminal", "whatsapp", "zz-test"):
+            for days in (1, 3, 9):
+                await conn.execute(
+                    "INSERT INTO processed_events (channel, event_id, at) VALUES (?, ?, ?)",
+                    (channel, f"{channel}-{days}", iso(clock.now() - timedelta(days=days))),
+                )
+    await retention.purge(app, clock.now())
+    async with app.store.reading() as conn:
+        left = list(
+            await conn.execute_fetchall("SELECT event_id FROM processed_events ORDER BY event_id")
+        )
+    assert [event_id for (event_id,) in left] == [
+        "api-1",
+        "telegram-1",
+        "terminal-1",
+        "whatsapp-1",
+        "whatsapp-3",
+        "zz-test-1",
+    ]
+
+
+async def test_every_purge_statement_finds_its_rows_by_an_index(
+    make_app: AppFactory, clock: FakeClock
+) -> None:
+    """The purge holds the write lock every 10 minutes: no statement of it may read a whole
+    table (SQLite's plan says SCAN), however many messages the last 14 days left there.
+    Processed events (one per update) are found by channel and age together: an index on
+    the channel alone would read every event of the channel's last 2 or 8 days."""
+    app = await make_app()
+    await seed(app, iso(clock.now()))
+    said: list[str] = []
+    await app.store.conn.set_trace_callback(said.append)
+    clock.advance(days=91)
+    await retention.purge(app, clock.now())
+    await app.store.conn.set_trace_callback(None)
+    reads_or_writes = {"DELETE", "UPDATE", "SELECT", "WITH"}  # WITH: a CTE, then its SELECT
+    statements = [sql for sql in said if sql.split(maxsplit=1)[0].upper() in reads_or_writes]
+    plans: dict[str, list[str]] = {}
+    async with app.store.reading() as conn:
+        for sql in statements:
+            rows = await conn.execute_fetchall(f"EXPLAIN QUERY PLAN {sql}")
+            plans[sql] = [row[3] for row in rows]
+    writes = [
+        sql for sql in statements if sql.split(maxsplit=1)[0].upper() in {"DELETE", "UPDATE"}
+    ]
+    tables = {sql.replace("DELETE FROM", "DELETE").split()[1] for sql in writes}
+    assert tables == {
+        "processed_events",
+        "outbox",
+        "wa_statuses",
+        "webhook_inbox",
+        "mail_outbox",
+        "verification_codes",
+    }
+
+    def scans_a_table(sql: str, step: str) -> bool:
+        ctes = re.findall(r"WITH(?: RECURSIVE)? (\w+)", sql)  # a CTE's rows are read as made
+        return step.startswith("SCAN") and step.split()[1] not in ctes
+
+    scans = {sql: plan for sql, plan in plans.items() if any(scans_a_table(sql, s) for s in plan)}
+    assert scans == {}
+    events = {
+        sql: plan for sql, plan in plans.items() if sql.startswith("DELETE FROM processed_events")
+    }
+    assert len(events) == 3  # telegram, whatsapp, terminal
+    by_channel_and_age = [
+        sql
+        for sql, plan in events.items()
+        if len(plan) == 1
+        and plan[0].startswith("SEARCH processed_events USING")
+        and plan[0].endswith("(channel=? AND at<?)")
+    ]
+    assert sorted(by_channel_and_age) == sorted(events)

@@ -50,6 +50,10 @@ async def test_a_database_with_state_names_is_migrated_to_codes(
         (json.dumps(notice, ensure_ascii=False),),
     )
     db.execute("PRAGMA user_version = 13")
+    for index in ("outbox_failed_at", "verification_codes_unconfirmed"):  # 0016, later
+        db.execute(f"DROP INDEX {index}")
+    db.execute("DROP INDEX processed_events_channel_at")  # 0017 replaced processed_events_at
+    db.execute("CREATE INDEX processed_events_at ON processed_events(at)")
     db.commit()
     db.close()
 
@@ -146,6 +150,10 @@ async def test_states_deep_in_a_queued_message_are_migrated_to_codes(
     assert set(queued) == set(seen)
     db.execute("DELETE FROM outbox WHERE state = 'sent'")
     db.execute("PRAGMA user_version = 14")
+    for index in ("outbox_failed_at", "verification_codes_unconfirmed"):  # 0016, later
+        db.execute(f"DROP INDEX {index}")
+    db.execute("DROP INDEX processed_events_channel_at")  # 0017 replaced processed_events_at
+    db.execute("CREATE INDEX processed_events_at ON processed_events(at)")
     db.commit()
     db.close()
 

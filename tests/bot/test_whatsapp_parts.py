@@ -1,6 +1,8 @@
 """A row that goes as several WhatsApp messages (a text over 4096 characters, a long text
 before a document) and fails part-way: trying it again does not repeat what went out, and
-what the channel keeps to know that goes with the row. A row given up part-way (refused,
+what the channel keeps to know that goes with the row. Meta may also accept every part and
+report some failed later (131047, in a status callback): the row is held and, released,
+goes again from the first failed part on. A row given up part-way (refused,
 out of attempts, poison) or left when the channel stops leaves nothing behind, so a later
 row that SQLite gives the same id (an erased chat's rows are deleted) is sent whole.
 
@@ -10,6 +12,7 @@ sends the test asks it to.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -33,8 +36,10 @@ ANA = "51987654321"
 BETO = "51955555555"
 PARAGRAPH = "Revisamos tu solicitud y te contamos lo que encontramos en el sistema. " * 6
 LONG = "\n\n".join(f"{n}. {PARAGRAPH}" for n in range(1, 15))  # two texts on WhatsApp
+LONGER = "\n\n".join(f"{n}. {PARAGRAPH}" for n in range(1, 22))  # three texts
 MISSING_PDF = Document("0" * 64, "formato.pdf", "application/pdf")  # not in the file store
 UNAVAILABLE = (503, 2, "Service temporarily unavailable")
+CLOSED_LATER = (200, 131047, "Re-engagement message")  # accepted, then a failed status
 
 
 @pytest.fixture
@@ -150,6 +155,45 @@ async def test_a_row_held_part_way_sends_only_the_rest_when_the_officer_writes(
     assert len(channel.transport.parts) == 0
 
 
+@pytest.mark.parametrize(
+    ("text", "failures", "delivered"),
+    [
+        (LONG, [None, CLOSED_LATER], 1),  # the last of two
+        (LONGER, [None, CLOSED_LATER, CLOSED_LATER], 1),  # the last two of three
+        (LONG, [CLOSED_LATER, CLOSED_LATER], 0),  # every part: the row goes whole
+    ],
+    ids=["last-of-two", "last-two-of-three", "all"],
+)
+async def test_parts_failed_by_a_status_callback_go_again_from_the_first_failed_one_on(
+    graph: FakeGraphAPI,
+    settings: Settings,
+    wa_server: Server,
+    text: str,
+    failures: list[tuple[int, int, str] | None],
+    delivered: int,
+) -> None:
+    """Meta accepted every part, then reported some failed with 131047 (the window closed
+    meanwhile): the row is held, and when the officer writes the parts they already have
+    do not go again."""
+    channel = whatsapp(wa_server)
+    ana = await consented(graph, ANA)
+    before = len(ana.outputs)
+    graph.failures = failures
+    notice = await notify(wa_server, ANA, desk_message(text))
+    *_delivered, template = await ana.expect(delivered + 1)
+    assert template.type == "template"
+    await ana.settle()
+    assert query(settings, "SELECT outbox_id FROM wa_held") == [(notice.id,)]
+
+    await ana.send("text", {"body": "hola"})
+    await ana.settle()
+    parts = [m.text for m in ana.outputs[before:] if PARAGRAPH[:40] in m.text]
+    numbers = [int(n) for n in re.findall(r"(\d+)\. Revisamos", "".join(parts))]
+    assert numbers == list(range(1, text.count(PARAGRAPH) + 1))  # each paragraph once
+    assert state_of(settings, notice) == "sent"
+    assert len(channel.transport.parts) == 0
+
+
 async def test_a_stopped_channel_keeps_nothing_and_sends_the_row_whole_after_a_restart(
     graph: FakeGraphAPI, settings: Settings, clock: FakeClock, make_app: AppFactory
 ) -> None:
@@ -192,3 +236,25 @@ def test_what_is_kept_names_the_rows_messages_and_is_bounded() -> None:
     assert len(parts) == 2
     assert parts.sent(1, ANA, [*one, *two]) == 0  # the oldest was dropped: sent whole if ever
     assert parts.sent(3, ANA, [*one, *two]) == 1
+
+
+def test_any_parts_status_names_its_row_which_resumes_at_the_first_failed_part() -> None:
+    parts = SentParts()
+    texts = [{"type": "text", "text": {"body": word}} for word in ("uno", "dos", "tres")]
+    for index, wamid in enumerate(["w.1", "w.2", "w.3"]):
+        parts.went((6, 7), ANA, texts, index, wamid)  # row 7, with row 6 joined in front
+    parts.forget(7)  # sent to the end: nothing to resume
+    assert parts.sent(7, ANA, texts) == 0
+    assert parts.rows_of("w.2") == (6, 7)
+    parts.failed("w.3")
+    parts.failed("w.2")  # reported after a later part: the first failed one still counts
+    assert parts.sent(7, ANA, texts) == 1  # released: "dos" and "tres" go again
+    assert parts.sent(7, ANA, texts) == 1  # and again if that attempt is retried
+    parts.went((6, 7), ANA, texts, 1, "w.4")
+    assert parts.rows_of("w.2") is None  # "dos" sent again: the old send names nothing
+    assert parts.rows_of("w.4") == (6, 7)
+    parts.failed("w.1")
+    assert parts.sent(7, ANA, texts[::-1]) == 0  # another row given id 7: sent whole
+    assert parts.rows_of("w.1") is None
+    parts.went((8,), ANA, texts[:1], 0, "w.5")
+    assert parts.rows_of("w.5") is None  # one message: the outbox's external_ref names it

@@ -229,6 +229,7 @@ class FakeGraphAPI:
         self.window_errors = "sync"  # or "async": 131047 comes as a failed status callback
         self.clock: Callable[[], float] = time.time
         # The next sends fail, in order: (status, code, text); None lets that send through.
+        # Status 200: the send is accepted, then fails with a status callback (code, title).
         self.failures: list[tuple[int, int, str] | None] = []
         self._users: dict[str, FakeWhatsAppUser] = {}
         self._ids = itertools.count(1)
@@ -391,18 +392,16 @@ class FakeGraphAPI:
                 raise GraphRefusal(400, 100, "Unsupported post request: unknown phone number id")
             body = await request.json()
             failure = self.failures.pop(0) if self.failures else None
-            if failure is not None:
+            if failure is not None and failure[0] != 200:
                 status, code, text = failure
                 raise GraphRefusal(status, code, text)
             sent = self._check(body)
-            if sent.type != "template" and sent.to in self.windows_closed:
+            if failure is not None:  # 200: accepted now, failed by a status callback
+                self._fail_later(sent, failure[1], failure[2])
+            elif sent.type != "template" and sent.to in self.windows_closed:
                 if self.window_errors == "sync":
                     raise GraphRefusal(400, 131047, "(#131047) Re-engagement message")
-                # Accepted now, failed a moment later by a status callback, as Meta may do.
-                failed = {"code": 131047, "title": "Re-engagement message"}
-                task = asyncio.create_task(self._later(self.status(sent, "failed", [failed])))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._fail_later(sent, 131047, "Re-engagement message")
             else:
                 self.sent.append(sent)
                 self.user(sent.to).outputs.append(sent)
@@ -413,6 +412,13 @@ class FakeGraphAPI:
             }
 
         return await self._answer(request, work)
+
+    def _fail_later(self, sent: Sent, code: int, title: str) -> None:
+        """Accepted now, failed a moment later by a status callback, as Meta may do."""
+        failed = {"code": code, "title": title}
+        task = asyncio.create_task(self._later(self.status(sent, "failed", [failed])))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _check(self, body: JSONDict) -> Sent:
         if body.get("messaging_product") != "whatsapp":
