@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         help="product, ceiling and Pickle peer one after another, this many times",
     )
     bench.add_argument(
+        "--interleave",
+        action="store_true",
+        help="product, ceiling and Pickle peer side by side, taking turns wave by wave",
+    )
+    bench.add_argument(
         "--window",
         type=int,
         default=1,

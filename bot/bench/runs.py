@@ -13,7 +13,7 @@ import gc
 import math
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -76,42 +76,61 @@ class Result:
         return ordered[index] * 1000.0
 
 
+async def _wave(
+    contender: Contender,
+    server: FakeTelegram,
+    tracker: Tracker,
+    officers: int,
+    action: Action,
+    update_id: int,
+) -> int:
+    """Every officer's next update fed to ``contender``; returns the last update id."""
+    bot = contender.application.bot
+    for chat_id in range(FIRST_CHAT, FIRST_CHAT + officers):
+        await tracker.ready(chat_id)
+        update_id += 1
+        if update_id % SAMPLE_EVERY == 0:
+            sample_rss()
+        data = update_json(update_id, chat_id, action, server)
+        t0 = time.perf_counter()
+        tracker.expect(chat_id, server.chat(chat_id).delivered + action.replies, t0)
+        await contender.feed(Update.de_json(data, bot))
+        if getattr(contender, "window", 1) <= 1:
+            # One at a time means to its end: the peers reply inside process_update,
+            # the product's outbox worker sends after the turn's commit.
+            await tracker.ready(chat_id)
+    return update_id
+
+
+def _replies_ok(
+    server: FakeTelegram, tracker: Tracker, officers: int, updates: int, actions: Sequence[Action]
+) -> bool:
+    total_replies = sum(action.replies for action in actions)
+    return len(tracker.latencies) == updates and all(
+        server.chat(chat_id).delivered == total_replies
+        for chat_id in range(FIRST_CHAT, FIRST_CHAT + officers)
+    )
+
+
 async def drive(
     contender: Contender, server: FakeTelegram, officers: int, actions: Sequence[Action]
 ) -> Result:
     tracker = Tracker(server)
     await contender.start()
     try:
-        bot = contender.application.bot
         gc.collect()
         update_id = 0
         cpu_started = time.process_time()
         started = time.perf_counter()
         for action in actions:
-            for chat_id in range(FIRST_CHAT, FIRST_CHAT + officers):
-                await tracker.ready(chat_id)
-                update_id += 1
-                if update_id % SAMPLE_EVERY == 0:
-                    sample_rss()
-                data = update_json(update_id, chat_id, action, server)
-                t0 = time.perf_counter()
-                tracker.expect(chat_id, server.chat(chat_id).delivered + action.replies, t0)
-                await contender.feed(Update.de_json(data, bot))
-                if getattr(contender, "window", 1) <= 1:
-                    # One at a time means to its end: the peers reply inside process_update,
-                    # the product's outbox worker sends after the turn's commit.
-                    await tracker.ready(chat_id)
+            update_id = await _wave(contender, server, tracker, officers, action, update_id)
         await tracker.all_replied()
         await contender.drain()
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
         sample_rss()
         rss = peak_rss_mb()
-        total_replies = sum(action.replies for action in actions)
-        replies_ok = len(tracker.latencies) == update_id and all(
-            server.chat(chat_id).delivered == total_replies
-            for chat_id in range(FIRST_CHAT, FIRST_CHAT + officers)
-        )
+        replies_ok = _replies_ok(server, tracker, officers, update_id, actions)
         extra = await contender_checks(contender, officers, update_id)
     finally:
         await contender.stop()  # also after a failure: no thread left behind
@@ -130,6 +149,73 @@ async def drive(
     )
 
 
+async def drive_interleaved(
+    lanes: Sequence[tuple[Contender, FakeTelegram]], officers: int, actions: Sequence[Action]
+) -> list[Result]:
+    """The contenders side by side in one process, taking turns wave by wave: every
+    officer's first update to the first contender, then to the second, ..., then every
+    officer's second update to the first, and so on. Each is timed over its own waves
+    only, so a drift of the machine's speed over seconds weighs on all of them alike
+    instead of on whichever ran during it. All are alive at once: the peak RSS is the
+    process's. Work a contender leaves for later (the product's last delivery marks,
+    committed within 50 ms) may run in another's wave; its own ``drain`` at the end is
+    timed as its."""
+    trackers = [Tracker(server) for _, server in lanes]
+    started: list[Contender] = []
+    try:
+        for contender, _ in lanes:
+            await contender.start()
+            started.append(contender)
+        gc.collect()
+        walls = [0.0] * len(lanes)
+        cpus = [0.0] * len(lanes)
+        ids = [0] * len(lanes)
+
+        async def timed(index: int, work: Awaitable[Any]) -> Any:
+            cpu_started, started_at = time.process_time(), time.perf_counter()
+            result = await work
+            walls[index] += time.perf_counter() - started_at
+            cpus[index] += time.process_time() - cpu_started
+            return result
+
+        for action in actions:
+            for index, (contender, server) in enumerate(lanes):
+                tracker = trackers[index]
+                ids[index] = await timed(
+                    index, _wave(contender, server, tracker, officers, action, ids[index])
+                )
+                await timed(index, tracker.all_replied())
+        for index, (contender, _) in enumerate(lanes):
+            await timed(index, contender.drain())
+        sample_rss()
+        rss = peak_rss_mb()
+        results = []
+        for index, (contender, server) in enumerate(lanes):
+            updates = ids[index]
+            replies_ok = _replies_ok(server, trackers[index], officers, updates, actions)
+            extra = await contender_checks(contender, officers, updates)
+            results.append(
+                Result(
+                    contender.name,
+                    officers,
+                    updates,
+                    walls[index],
+                    cpus[index],
+                    trackers[index].latencies,
+                    replies_ok,
+                    [],
+                    rss,
+                    extra,
+                )
+            )
+    finally:
+        for contender in started:
+            await contender.stop()  # also after a failure: no thread left behind
+    for result, (_, server) in zip(results, lanes, strict=True):
+        result.transcript = server.chat(FIRST_CHAT).transcript or []
+    return results
+
+
 async def contender_checks(contender: Contender, officers: int, updates: int) -> dict[str, Any]:
     if isinstance(contender, Product):
         return await contender.checks(officers, updates)
@@ -141,6 +227,34 @@ async def run_product(settings: Settings, texts: Texts, officers: int, window: i
     with tempfile.TemporaryDirectory(prefix="pte-bench-") as tmp:
         product = Product(settings, server, Path(tmp), window)
         return await drive(product, server, officers, script(texts))
+
+
+async def run_interleaved(
+    settings: Settings,
+    texts: Texts,
+    payloads: Sequence[str],
+    officers: int,
+    window: int = 1,
+    *,
+    pickle: bool,
+) -> list[Result]:
+    """The product, the ceiling and (``pickle``) the Pickle peer, interleaved wave by wave
+    (:func:`drive_interleaved`); ``payloads``: the product's outbox rows for its first
+    officer, which the peers send as they are."""
+    with tempfile.TemporaryDirectory(prefix="pte-bench-") as tmp:
+        lanes: list[tuple[Contender, FakeTelegram]] = []
+        server = FakeTelegram(transcripts=[FIRST_CHAT])
+        lanes.append((Product(settings, server, Path(tmp), window), server))
+        server = FakeTelegram(transcripts=[FIRST_CHAT])
+        lanes.append((Peer(PeerTexts(texts, payloads), server, None), server))
+        if pickle:
+            server = FakeTelegram(transcripts=[FIRST_CHAT])
+            pickle_file = Path(tmp) / "bench.pickle"
+            lanes.append((Peer(PeerTexts(texts, payloads), server, pickle_file), server))
+        results = await drive_interleaved(lanes, officers, script(texts))
+        if pickle:
+            results[2].extra["pickle_bytes"] = (Path(tmp) / "bench.pickle").stat().st_size
+        return results
 
 
 async def run_peer(

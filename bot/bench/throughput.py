@@ -30,7 +30,7 @@ from bot.bench.fake_telegram import BenchError as BenchError
 from bot.bench.fake_telegram import FakeTelegram as FakeTelegram
 from bot.bench.host import machine, process_peak_rss_mb, reset_peak_rss, status_kib
 from bot.bench.officers import script as script
-from bot.bench.runs import Result, run_peer, run_product
+from bot.bench.runs import Result, run_interleaved, run_peer, run_product
 from bot.settings import Settings
 from bot.texts import Texts
 
@@ -81,9 +81,17 @@ def _median(values: Sequence[float | None]) -> float | None:
 
 
 async def compare(
-    settings: Settings, officers: int, *, pickle: bool, window: int = 1, rounds: int = ROUNDS
+    settings: Settings,
+    officers: int,
+    *,
+    pickle: bool,
+    window: int = 1,
+    rounds: int = ROUNDS,
+    interleave: bool = False,
 ) -> dict[str, Any]:
-    """The product, the ceiling and the Pickle peer, one after another, ``rounds`` times.
+    """The product, the ceiling and the Pickle peer, one after another, ``rounds`` times
+    (``interleave``: side by side, taking turns wave by wave, see
+    :func:`~bot.bench.runs.drive_interleaved`).
 
     A 2-vCPU VM's speed drifts by 10-20 % over a minute or two (measured: the same code's
     ratio moved from 0.63 to 0.78 between two runs). Each ratio is taken within a round,
@@ -100,7 +108,24 @@ async def compare(
     ceilings: list[Result] = []
     peers: list[Result] = []
     per_run = True
+    first_payloads: list[str] = []
+    if interleave:  # what the peers send: the product's rows for one officer
+        first_payloads = (await run_product(settings, texts, 1, window)).extra["first_payloads"]
+        per_run = False
     for number in range(1, rounds + 1):
+        if interleave:
+            reset_peak_rss()
+            lanes = await run_interleaved(
+                settings, texts, first_payloads, officers, window, pickle=pickle
+            )
+            products.append(lanes[0])
+            ceilings.append(lanes[1])
+            peers.extend(lanes[2:])
+            print(_line(lanes[0], f"product {number}") + "  (interleaved wave by wave)")
+            print(_line(lanes[1], f"ceiling {number}") + "  (PTB ConversationHandler, in memory)")
+            for pickled in lanes[2:]:
+                print(_line(pickled, f"pickle {number}") + "  (PicklePersistence per update)")
+            continue
         per_run = reset_peak_rss() and per_run
         product = await run_product(settings, texts, officers, window)
         products.append(product)
@@ -144,6 +169,7 @@ async def compare(
         "officers": officers,
         "window": window,
         "rounds": rounds,
+        "interleaved": interleave,
         "updates_per_officer": len(actions),
         "updates": products[0].updates,
         "wall_s": round(product.wall_s, 3),
@@ -289,8 +315,16 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         pickle = not getattr(args, "skip_pickle", False)
         rounds = getattr(args, "rounds", ROUNDS)
+        interleave = getattr(args, "interleave", False)
         result = asyncio.run(
-            compare(settings, args.officers, pickle=pickle, window=window, rounds=rounds)
+            compare(
+                settings,
+                args.officers,
+                pickle=pickle,
+                window=window,
+                rounds=rounds,
+                interleave=interleave,
+            )
         )
         ok = ok and bool(
             result["replies_ok"] and result["durable_ok"] and result["ceiling_replies_ok"]

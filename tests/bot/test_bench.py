@@ -57,6 +57,29 @@ def test_bench_reports_every_officer_served(
     assert not settings.data_dir.exists()  # a temporary database, never the user's
 
 
+async def test_interleaved_rounds_serve_every_officer_and_time_each_contender_apart(
+    settings: Settings,
+) -> None:
+    result = await bench.compare(settings, 4, pickle=True, rounds=2, interleave=True)
+
+    assert result["interleaved"] is True
+    assert result["updates"] == 4 * len(bench.script(Texts()))
+    assert result["replies_ok"] is True
+    assert result["ceiling_replies_ok"] is True
+    assert result["pickle_replies_ok"] is True
+    assert result["durable_ok"] is True
+    assert result["transcripts_match"] is True  # the peers said exactly what we said
+    assert len(result["each_round"]) == 2
+    for each in result["each_round"]:
+        assert each["updates_per_s"] > 0
+        assert each["ceiling_updates_per_s"] > 0
+        assert each["pickle_updates_per_s"] > 0
+        ratio = each["updates_per_s"] / each["ceiling_updates_per_s"]
+        assert abs(each["ratio_vs_ceiling"] - ratio) < 0.01
+    assert result["peak_rss_scope"] == "process"  # all three alive at once
+    assert not settings.data_dir.exists()  # a temporary database, never the user's
+
+
 async def test_scaling_mode_reports_a_ratio(settings: Settings) -> None:
     result = await bench.scaling(settings, sizes=(2, 4))
 
