@@ -39,7 +39,7 @@ class Connection(aiosqlite.Connection):
     and the next trip to the thread, which may wait for the lock, turns it back on first.
 
     A caller cancelled during a trip gets its ``CancelledError`` once the thread has done
-    the work (see ``_execute``).
+    the work, however often it is cancelled meanwhile (see ``_execute``).
     """
 
     quick = False
@@ -54,17 +54,40 @@ class Connection(aiosqlite.Connection):
                 return work(*args, **kwargs)
 
             fn = waiting
-        trip: asyncio.Future[T] = asyncio.ensure_future(
-            super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
-        )
+        # The thread runs the work whatever the caller does. A caller cancelled meanwhile
+        # waits for it to finish (however often it is cancelled again), so that its
+        # cleanup (a ROLLBACK) finds the connection as the work left it, not a BEGIN that
+        # lands after the caller looked (a transaction left open under nobody's lock).
+        loop = asyncio.get_running_loop()
+        finished = loop.create_future()
+        run = fn
+
+        def tracked(*args: Any, **kwargs: Any) -> T:
+            try:
+                return run(*args, **kwargs)
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(_finish, finished)
+
         try:
-            return await asyncio.shield(trip)
+            result: T = await super()._execute(tracked, *args, **kwargs)  # type: ignore[no-untyped-call]
         except asyncio.CancelledError:
-            # The thread runs the work whatever the caller does: wait for it, so that the
-            # caller's cleanup (a ROLLBACK) finds the connection as the work left it, not
-            # a BEGIN that lands after the caller looked (its transaction left open).
-            await asyncio.wait([trip])
+            await finish(finished)
             raise
+        return result
+
+
+def _finish(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def finish(awaitable: asyncio.Future[Any]) -> None:
+    """Wait until ``awaitable`` is done, through any number of cancellations (the caller
+    re-raises the one it is handling)."""
+    while not awaitable.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([awaitable])
 
 
 def raw(conn: aiosqlite.Connection) -> sqlite3.Connection:

@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from bot.errors import StoreError
+from bot.store.connection import finish
 from bot.store.marks import run_marks, settle_marks
 from bot.store.rows import ChatRecord
 from bot.store.store_base import StoreBase
@@ -121,7 +122,7 @@ class GroupCommit(StoreBase):
                 async with self._lock:
                     if self._turns:
                         await self._run_batch()
-                    else:
+                    elif self._marks:  # a lone turn's batch may have carried them meanwhile
                         await self._run_marks_alone()
         finally:
             self._leader = None
@@ -176,8 +177,8 @@ class GroupCommit(StoreBase):
                     batch.put_back_marks(carried)
                     raise
         except BaseException as error:
-            if self.conn.in_transaction:
-                await asyncio.shield(self.conn.execute("ROLLBACK"))
+            if self.conn.in_transaction:  # done even if the caller is cancelled again
+                await finish(asyncio.ensure_future(self.conn.execute("ROLLBACK")))
             # Marks carried by the batch were rolled back with it: the leader runs them next.
             batch.put_back_marks(batch.carried)
             for left in [*(done for done, _, _ in outcomes), turn, batch.next]:
