@@ -157,9 +157,12 @@ async def drive_interleaved(
     officer's second update to the first, and so on. Each is timed over its own waves
     only, so a drift of the machine's speed over seconds weighs on all of them alike
     instead of on whichever ran during it. All are alive at once: the peak RSS is the
-    process's. Work a contender leaves for later (the product's last delivery marks,
-    committed within 50 ms) may run in another's wave; its own ``drain`` at the end is
-    timed as its."""
+    process's, and a collection of the garbage collector walks all their objects. Work a
+    contender leaves for later (the product's last delivery marks, committed within 50
+    ms; a checkpoint on a worker thread; its outbox pick-up every 2 s) may run in
+    another's wave: the order rotates every wave, so it falls on each of the others in
+    turn; its own ``drain`` at the end is timed as its. With a window above 1 each wave
+    ends when all its replies came (the product's pipeline empties 8 times a run)."""
     trackers = [Tracker(server) for _, server in lanes]
     started: list[Contender] = []
     try:
@@ -178,8 +181,12 @@ async def drive_interleaved(
             cpus[index] += time.process_time() - cpu_started
             return result
 
-        for action in actions:
-            for index, (contender, server) in enumerate(lanes):
+        for wave, action in enumerate(actions):
+            # Each wave starts with the next contender: what one leaves running after its
+            # wave (a checkpoint, its last marks) falls on each of the others in turn.
+            for step in range(len(lanes)):
+                index = (wave + step) % len(lanes)
+                contender, server = lanes[index]
                 tracker = trackers[index]
                 ids[index] = await timed(
                     index, _wave(contender, server, tracker, officers, action, ids[index])
