@@ -54,40 +54,32 @@ class Connection(aiosqlite.Connection):
                 return work(*args, **kwargs)
 
             fn = waiting
-        # The thread runs the work whatever the caller does. A caller cancelled meanwhile
-        # waits for it to finish (however often it is cancelled again), so that its
-        # cleanup (a ROLLBACK) finds the connection as the work left it, not a BEGIN that
-        # lands after the caller looked (a transaction left open under nobody's lock).
-        loop = asyncio.get_running_loop()
-        finished = loop.create_future()
-        run = fn
-
-        def tracked(*args: Any, **kwargs: Any) -> T:
-            try:
-                return run(*args, **kwargs)
-            finally:
-                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(_finish, finished)
-
         try:
-            result: T = await super()._execute(tracked, *args, **kwargs)  # type: ignore[no-untyped-call]
+            result: T = await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
         except asyncio.CancelledError:
-            await finish(finished)
+            # The thread runs the work whatever the caller does, and runs trips in order:
+            # one queued behind this trip ends once it is done. Waiting for it (however
+            # often cancelled again) lets the caller's cleanup (a ROLLBACK) find the
+            # connection as the work left it, not a BEGIN that lands after the caller
+            # looked (a transaction left open under nobody's lock).
+            behind = super()._execute(_nothing)  # type: ignore[no-untyped-call]
+            with contextlib.suppress(Exception):  # e.g. closed: nothing runs behind it
+                await finish(asyncio.ensure_future(behind))
             raise
         return result
 
 
-def _finish(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+def _nothing() -> None:
+    return None
 
 
-async def finish(awaitable: asyncio.Future[Any]) -> None:
-    """Wait until ``awaitable`` is done, through any number of cancellations (the caller
-    re-raises the one it is handling)."""
+async def finish(awaitable: asyncio.Future[T]) -> T:
+    """Await ``awaitable`` to its end through any number of cancellations of the caller
+    (which re-raises the one it is handling); its result, or its error raised."""
     while not awaitable.done():
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait([awaitable])
+    return awaitable.result()
 
 
 def raw(conn: aiosqlite.Connection) -> sqlite3.Connection:
