@@ -16,8 +16,11 @@ its BEGIN) and takes only what is already queued: a lone turn never waits for co
 free and no other task is ready on the event loop (so none could join the batch before
 it started), the caller runs its turn as a batch of one itself (:meth:`_run_alone`): no
 leader task to start and no hand-back of the result, two passes of the event loop fewer
-per update. A caller cancelled meanwhile rolls back only its own turn; a trip to the
-database thread it was waiting for is finished first (:class:`bot.store.connection.Connection`).
+per update. Such a turn opens no savepoint: nothing else is in its transaction, so undoing
+it is a ``ROLLBACK``, and its apology (or a delivery mark waiting for a COMMIT) goes in a
+transaction begun afresh. A caller cancelled meanwhile rolls back only its own turn; a trip
+to the database thread it was waiting for is finished first
+(:class:`bot.store.connection.Connection`).
 
 Mixed into ``bot.store.database.Store`` (see :mod:`bot.store.store_base`).
 """
@@ -83,7 +86,8 @@ class GroupCommit(StoreBase):
         In the turn's savepoint, ``claim`` records the update id and loads the chat (None
         for an update seen before), then ``body(tx, chat)`` runs. If it raises, the turn is
         rolled back to its savepoint, alone, and ``on_error(tx, error)`` runs in a savepoint
-        of its own (e.g. to claim the update and apologise)."""
+        of its own (e.g. to claim the update and apologise). A turn run alone has no
+        savepoint: its transaction is rolled back, and ``on_error`` runs in a new one."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
         turn = Turn(now, claim, body, on_error, done)
@@ -105,7 +109,7 @@ class GroupCommit(StoreBase):
         thread) and marks handed back by a rollback go to the leader after it."""
         try:
             async with self._lock:
-                await self._run_batch(deque([turn]))
+                await self._run_batch(deque([turn]), alone=True)
         finally:
             if self._turns or (self._marks and self._mark_timer is None):
                 self._ensure_leader()
@@ -146,11 +150,12 @@ class GroupCommit(StoreBase):
             raise
         settle_marks(marks)
 
-    async def _run_batch(self, turns: deque[Turn[Any]] | None = None) -> None:
-        """Run queued turns (``turns``, else the store's queue) in one transaction."""
+    async def _run_batch(self, turns: deque[Turn[Any]] | None = None, alone: bool = False) -> None:
+        """Run queued turns (``turns``, else the store's queue) in one transaction; with
+        ``alone``, the one turn in ``turns`` and nothing else, without its savepoint."""
         # A turn's statements run on the event loop when they can (bot.store.connection).
         queue = self._turns if turns is None else turns
-        batch = Batch(self.conn, queue, inline=True, marks=self._marks)
+        batch = Batch(self.conn, queue, inline=True, marks=self._marks, alone=alone)
         outcomes: list[tuple[Turn[Any], Any, BaseException | None]] = []
         turn = batch.take_next()
         try:
@@ -213,7 +218,8 @@ class GroupCommit(StoreBase):
         batch.released = False
         try:
             if not turn.loaded:
-                batch.prefix.append(f"SAVEPOINT {TURN}")
+                if not batch.alone:
+                    batch.prefix.append(f"SAVEPOINT {TURN}")
                 chat = await tx.claim_and_load(*turn.claim)
             elif turn.load_error is not None:
                 raise turn.load_error
@@ -223,20 +229,33 @@ class GroupCommit(StoreBase):
         except Exception as error:
             failure: BaseException = error
         else:
-            if not batch.released:
+            if not batch.released and not batch.alone:
                 batch.prefix.append(f"RELEASE {TURN}")
             return turn, value, None
         finally:
             batch.in_turn = False
         # This turn alone goes back to its savepoint; then its apology, in one of its own.
         if batch.begun and not batch.released:
-            batch.prefix += [f"ROLLBACK TO {TURN}", f"RELEASE {TURN}"]
-        batch.prefix.append(f"SAVEPOINT {TURN}")
+            await self._undo_turn(batch)
+        if not batch.alone:
+            batch.prefix.append(f"SAVEPOINT {TURN}")
         try:
             value = await turn.on_error(Tx(self.conn, turn.now, batch), failure)
         except Exception as error:
             if batch.begun:
-                batch.prefix += [f"ROLLBACK TO {TURN}", f"RELEASE {TURN}"]
+                await self._undo_turn(batch)
             return turn, None, error
-        batch.prefix.append(f"RELEASE {TURN}")
+        if not batch.alone:
+            batch.prefix.append(f"RELEASE {TURN}")
         return turn, value, None
+
+    async def _undo_turn(self, batch: Batch) -> None:
+        """Undo the running turn: back to its savepoint, or, in a batch of one (no
+        savepoint), the whole transaction, whose next statement begins another."""
+        if not batch.alone:
+            batch.prefix += [f"ROLLBACK TO {TURN}", f"RELEASE {TURN}"]
+            return
+        batch.prefix.clear()
+        if self.conn.in_transaction:
+            await finish(asyncio.ensure_future(self.conn.execute("ROLLBACK")))
+        batch.begun = False

@@ -225,12 +225,14 @@ class Tx:
                 rows = self._enqueue(db, channel, chat_id, payloads)
             except BaseException:
                 if batch.in_turn and db.in_transaction:
-                    db.execute(f"ROLLBACK TO {TURN}")  # this turn only; the batch goes on
+                    # This turn only; the batch goes on (a batch of one: nothing else).
+                    db.execute("ROLLBACK" if batch.alone else f"ROLLBACK TO {TURN}")
                 raise
             if not batch.in_turn:
                 db.execute("COMMIT")
                 return rows
-            db.execute(f"RELEASE {TURN}")
+            if not batch.alone:
+                db.execute(f"RELEASE {TURN}")
             batch.released = True
             if following is None:
                 run_marks(db, carried)
@@ -264,11 +266,15 @@ class Batch:
         *,
         inline: bool = False,
         marks: list[Mark] | None = None,
+        alone: bool = False,
     ) -> None:
         self.conn = conn
         # Run the transaction's statements on the event loop's thread once BEGIN IMMEDIATE
         # got the write lock without waiting (see :func:`begin_here`).
         self.inline = inline
+        # A batch of one turn that nothing can join (GroupCommit._run_alone): the turn needs
+        # no savepoint, since undoing it is rolling the transaction back.
+        self.alone = alone
         self.begun = False
         self.in_turn = False  # a turn of the batch is running inside SAVEPOINT TURN
         self.released = False  # the running turn's savepoint was released (turn done)

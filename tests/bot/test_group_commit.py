@@ -149,6 +149,57 @@ async def test_a_failing_turn_rolls_back_alone_and_apologises(
     await store.close()
 
 
+async def bad_save(tx: Tx, chat: ChatRecord | None) -> list[OutboxRow]:
+    """Writes, then saves a state for an identity that does not exist: the FK refuses."""
+    assert chat is not None
+    await tx.enqueue("test", "c1", [("written before the failure", False)])
+    return await tx.save_and_enqueue(10_000, "{}", 1, "test", "c1", [("never", False)])
+
+
+async def apologise_then_fail(tx: Tx, error: BaseException) -> list[OutboxRow]:
+    await tx.enqueue("test", "apology", [("half an apology", False)])
+    raise RuntimeError("the apology fails too")
+
+
+@pytest.mark.parametrize("failing", ["body", "save", "apology"])
+async def test_a_lone_turn_that_fails_is_rolled_back_whole_and_its_neighbours_keep_theirs(
+    tmp_path: Path, open_store: StoreOpener, failing: str
+) -> None:
+    """A turn run alone has no savepoint (nothing else is in its transaction): a failure
+    rolls the transaction back, the apology begins another, and a delivery mark that was
+    waiting for a COMMIT still rides in it."""
+    store = await open_store(tmp_path / "db.sqlite3")
+    said: list[str] = []
+    await store.conn.set_trace_callback(lambda sql: said.append(" ".join(sql.split()[:2])))
+    first = await store.turn(NOW, ("test", "e0", "c0", "v1"), body_saving("c0", "r0"), apologise)
+    waiting = store.mark_sent_later([(first[0].id, "m0")], NOW)
+    body = bad_save if failing == "save" else body_saving("c1", "r1", fail=True)
+    on_error = apologise_then_fail if failing == "apology" else apologise
+    claim = ("test", "e1", "c1", "v1")
+    if failing == "apology":
+        with pytest.raises(RuntimeError, match="the apology fails too"):
+            await store.turn(NOW, claim, body, on_error)
+    else:
+        failed = await store.turn(NOW, claim, body, on_error)
+        assert [row.payload for row in failed] == ["sorry"]
+    last = await store.turn(NOW, ("test", "e2", "c2", "v1"), body_saving("c2", "r2"), apologise)
+    assert [row.payload for row in last] == ["r2"]
+    await waiting  # carried by the apology's COMMIT, or by the last turn's
+    assert not [statement for statement in said if "SAVEPOINT turn" in statement]
+    assert store.batches == store.batched_turns == 3
+    # Nothing of the failed turn is kept: not its person, its writes, its claim, or a
+    # failed apology's row.
+    apologised = failing != "apology"
+    assert await count(store, "SELECT count(*) FROM people") == 2
+    assert await count(store, "SELECT count(*) FROM conversations") == 2
+    assert await count(store, "SELECT count(*) FROM processed_events") == 2
+    async with store.reading() as conn:
+        payloads = [r[0] for r in await conn.execute_fetchall("SELECT payload FROM outbox")]
+    assert sorted(payloads) == ["r0", "r2", *(["sorry"] if apologised else [])]
+    assert await count(store, "SELECT count(*) FROM outbox WHERE state = 'sent'") == 1
+    await store.close()
+
+
 async def test_a_failing_save_rolls_back_that_turn_only(
     tmp_path: Path, open_store: StoreOpener
 ) -> None:
