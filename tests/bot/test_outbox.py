@@ -18,7 +18,8 @@ from bot.texts import Texts
 from conversations.events import Outbound
 from tests.bot.harness import broken
 from tests.conftest import AppFactory, StoreOpener
-from tests.driver import Driver, FakeClock, button_keys
+from tests.driver import Driver, FakeClock, MemoryMailer, button_keys
+from tests.walks import taken
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 
@@ -293,4 +294,34 @@ async def test_a_row_with_an_undefined_variable_does_not_block_its_chat(
     assert later.key == "common.slow_down"
     assert apology.key == "common.undeliverable"
     assert user.app.clock.now() - before == timedelta(seconds=3)  # backed off 1 s, then 2 s
+    await user.stop()
+
+
+async def test_a_telegram_message_keeps_its_id_only_when_a_reply_can_need_it(
+    make_app: AppFactory, mailer: MemoryMailer
+) -> None:
+    """A reply swiped onto a message about a ticket goes to that ticket, so such a message
+    keeps Telegram's id once delivered; no other Telegram message's id is read by anything,
+    and none is kept (every turn spares a write to the index outbox_external_ref)."""
+    user = Driver(await make_app(), channel="telegram")
+    await user.start()
+    staff = await taken(user, mailer)
+    await staff.tap("btn.desk_reply")
+    seen = len(user.screen.messages)
+    await staff.send("¿El alcalde firmó digitalmente?")
+    message = user.screen.messages[seen]
+    assert message.key == "aviso.mensaje"
+    await user.reply(message, "Sí, con firma digital.")
+    assert staff.screen.last.key == "mesa.respuesta_oficial"
+    assert staff.screen.last.data["text"] == "Sí, con firma digital."
+    async with user.app.store.reading() as conn:
+        rows = await conn.execute_fetchall(
+            "SELECT ticket_id IS NOT NULL, external_ref IS NOT NULL, count(*) FROM outbox"
+            " WHERE channel = 'telegram' AND state = 'sent' GROUP BY 1, 2"
+        )
+    assert {(bool(about), bool(kept)): n for about, kept, n in rows}.keys() == {
+        (True, True),
+        (False, False),
+    }
+    await staff.stop()
     await user.stop()
