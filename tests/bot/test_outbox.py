@@ -314,6 +314,9 @@ async def test_a_telegram_message_keeps_its_id_only_when_a_reply_can_need_it(
     await user.reply(message, "Sí, con firma digital.")
     assert staff.screen.last.key == "mesa.respuesta_oficial"
     assert staff.screen.last.data["text"] == "Sí, con firma digital."
+    await staff.reply(staff.screen.last, "Recibido, gracias.")  # and the specialist's way
+    assert user.screen.last.key == "aviso.mensaje"
+    assert user.screen.last.data["message"] == "Recibido, gracias."
     async with user.app.store.reading() as conn:
         rows = await conn.execute_fetchall(
             "SELECT ticket_id IS NOT NULL, external_ref IS NOT NULL, count(*) FROM outbox"
