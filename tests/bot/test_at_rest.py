@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -306,6 +307,12 @@ async def test_every_purge_statement_finds_its_rows_by_an_index(
         return step.startswith("SCAN") and step.split()[1] not in ctes
 
     scans = {sql: plan for sql, plan in plans.items() if any(scans_a_table(sql, s) for s in plan)}
+    # One read in id order is bounded instead of indexed: sent messages, up to the first row
+    # written within the 14 days kept (the next test shows it reads no recent row).
+    sent = [sql for sql in scans if sql.split()[:5] == ["DELETE", "FROM", "outbox", "WHERE", "id"]]
+    assert len(sent) == 1
+    assert "SEARCH outbox USING INTEGER PRIMARY KEY (rowid<?)" in plans[sent[0]]
+    del scans[sent[0]]
     assert scans == {}
     events = {
         sql: plan for sql, plan in plans.items() if sql.startswith("DELETE FROM processed_events")
@@ -319,3 +326,56 @@ async def test_every_purge_statement_finds_its_rows_by_an_index(
         and plan[0].endswith("(channel=? AND at<?)")
     ]
     assert sorted(by_channel_and_age) == sorted(events)
+
+
+async def test_the_purge_of_sent_messages_reads_the_old_rows_never_the_recent_ones(
+    make_app: AppFactory, clock: FakeClock, settings: Settings
+) -> None:
+    """Sent messages are found in id order up to the first one written within the 14 days
+    kept, with no index on when they were sent (which every delivery would write to): the
+    work of the purge does not grow with the messages of the last 14 days."""
+    app = await make_app()
+    now = clock.now()
+    old, recent = iso(now - timedelta(days=20)), iso(now - timedelta(days=1))
+    insert = (
+        "INSERT INTO outbox (channel, chat_id, payload, state, created_at, sent_at)"
+        " VALUES ('telegram', '1', '{}', ?, ?, ?)"
+    )
+
+    async def add(state: str, at: str, n: int) -> None:
+        async with app.store.reading() as conn:
+            sent_at = at if state == "sent" else None
+            await conn.executemany(insert, [(state, at, sent_at)] * n)
+
+    def steps() -> tuple[int, int]:
+        """The purge's virtual-machine steps and the rows it deleted, then undone."""
+        counted = [0]
+
+        def step() -> int:
+            counted[0] += 1
+            return 0
+
+        db = sqlite3.connect(settings.database_path, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        db.set_progress_handler(step, 10)
+        deleted = db.execute(retention.SENT_MESSAGES, (iso(now - retention.SENT_KEPT),)).rowcount
+        db.set_progress_handler(None, 0)
+        db.execute("ROLLBACK")
+        db.close()
+        return counted[0], deleted
+
+    await add("sent", old, 50)
+    await add("failed", old, 5)  # kept 90 days: read at every purge
+    await add("sent", old, 50)
+    await add("sent", recent, 100)
+    few, deleted = steps()
+    assert deleted == 100
+    await add("sent", recent, 20_000)
+    many, deleted = steps()
+    assert deleted == 100
+    assert many <= few * 1.05  # 20,000 more recent messages, nothing more read
+    clock.moment += timedelta(days=14)  # now the first recent ones are old too
+    await retention.purge(app, clock.now())
+    async with app.store.reading() as conn:
+        left = list(await conn.execute_fetchall("SELECT state, count(*) FROM outbox GROUP BY 1"))
+    assert left == [("failed", 5)]

@@ -77,9 +77,9 @@ async def test_existing_tickets_are_backfilled_with_the_name_their_officer_sent(
     db.execute("UPDATE entities SET name = ?", (OTHER_NAME,))
     db.execute("PRAGMA user_version = 6")
     # Nor what later migrations added (they are applied again at the next start).
-    for index in ("webhook_inbox_failed", "outbox_done_at", "wa_statuses_at", "mail_outbox_kind",
+    for index in ("webhook_inbox_failed", "wa_statuses_at", "mail_outbox_kind",
                   "outbox_failed_at", "verification_codes_unconfirmed"):  # fmt: skip
-        db.execute(f"DROP INDEX {index}")
+        db.execute(f"DROP INDEX {index}")  # (0010's outbox_done_at: 0018 dropped it)
     db.execute("DROP INDEX processed_events_channel_at")  # 0017 replaced processed_events_at
     db.execute("CREATE INDEX processed_events_at ON processed_events(at)")
     for table, column in [("webhook_inbox", "attempts"), ("webhook_inbox", "failed_at"),
