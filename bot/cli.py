@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--interleave",
         action="store_true",
-        help="product, ceiling and Pickle peer side by side, taking turns wave by wave",
+        help="product, ceiling and Pickle peer side by side, taking turns every 250 officers",
     )
     bench.add_argument(
         "--window",

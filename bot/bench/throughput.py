@@ -90,7 +90,7 @@ async def compare(
     interleave: bool = False,
 ) -> dict[str, Any]:
     """The product, the ceiling and the Pickle peer, one after another, ``rounds`` times
-    (``interleave``: side by side, taking turns wave by wave, see
+    (``interleave``: side by side, taking turns slice by slice, see
     :func:`~bot.bench.runs.drive_interleaved`).
 
     A 2-vCPU VM's speed drifts by 10-20 % over a minute or two (measured: the same code's
@@ -121,7 +121,7 @@ async def compare(
             products.append(lanes[0])
             ceilings.append(lanes[1])
             peers.extend(lanes[2:])
-            print(_line(lanes[0], f"product {number}") + "  (interleaved wave by wave)")
+            print(_line(lanes[0], f"product {number}") + "  (interleaved slice by slice)")
             print(_line(lanes[1], f"ceiling {number}") + "  (PTB ConversationHandler, in memory)")
             for pickled in lanes[2:]:
                 print(_line(pickled, f"pickle {number}") + "  (PicklePersistence per update)")

@@ -58,8 +58,9 @@ def test_bench_reports_every_officer_served(
 
 
 async def test_interleaved_rounds_serve_every_officer_and_time_each_contender_apart(
-    settings: Settings,
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("bot.bench.runs.SLICE", 3)  # 4 officers: slices of 3 and of 1
     result = await bench.compare(settings, 4, pickle=True, rounds=2, interleave=True)
 
     assert result["interleaved"] is True
