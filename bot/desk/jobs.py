@@ -70,11 +70,13 @@ async def remind_observed(app: Context, now: datetime) -> list[OutboxRow]:
 
 
 async def staff_digest(app: Context, now: datetime) -> list[OutboxRow]:
+    staff = [(channel, chat) for channel, chats in app.staff.items() for chat in sorted(chats)]
+    if not staff:  # nobody to tell: not even the calendar is needed (its holidays load late)
+        return []
     local = now.astimezone(dates.LIMA)
     today = local.date()
     if local.time() < DIGEST_FROM or not app.calendar.is_business_day(today):
         return []
-    staff = [(channel, chat) for channel, chats in app.staff.items() for chat in sorted(chats)]
     sent: list[OutboxRow] = []
     async with app.store.transaction(now) as tx:
         claimed = await tx.fetchone(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from bot.jobs import run_all
 from tests.conftest import AppFactory
 from tests.driver import Driver, FakeClock, MemoryMailer
@@ -118,3 +120,19 @@ async def test_an_answer_after_attention_keeps_the_ticket_open(
     clock.advance(days=14)
     await jobs(user)
     assert (await ticket_row(user))["state"] == "atendido"
+
+
+async def test_with_no_specialist_the_digest_reads_no_calendar(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody to send the digest to: the jobs at start-up (run before the first poll) do not
+    load the national holidays, a slow import the first updates would wait behind."""
+    app = await make_app()
+    app.clock.moment = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)  # Wed 10:00 in Lima
+
+    def loaded(year: int) -> None:
+        raise AssertionError("the calendar was read")
+
+    monkeypatch.setattr(app.calendar, "national_holidays", loaded)
+    assert app.staff == {} or not any(app.staff.values())
+    assert await run_all(app, app.clock.now()) == []
