@@ -36,7 +36,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from bot.errors import StoreError
-from bot.store.connection import finish
+from bot.store.connection import finish, raw
 from bot.store.marks import run_marks, settle_marks
 from bot.store.rows import ChatRecord
 from bot.store.store_base import StoreBase
@@ -236,26 +236,33 @@ class GroupCommit(StoreBase):
             batch.in_turn = False
         # This turn alone goes back to its savepoint; then its apology, in one of its own.
         if batch.begun and not batch.released:
-            await self._undo_turn(batch)
+            self._undo_turn(batch)
         if not batch.alone:
             batch.prefix.append(f"SAVEPOINT {TURN}")
         try:
             value = await turn.on_error(Tx(self.conn, turn.now, batch), failure)
         except Exception as error:
             if batch.begun:
-                await self._undo_turn(batch)
+                self._undo_turn(batch)
             return turn, None, error
         if not batch.alone:
             batch.prefix.append(f"RELEASE {TURN}")
         return turn, value, None
 
-    async def _undo_turn(self, batch: Batch) -> None:
+    def _undo_turn(self, batch: Batch) -> None:
         """Undo the running turn: back to its savepoint, or, in a batch of one (no
-        savepoint), the whole transaction, whose next statement begins another."""
+        savepoint), the whole transaction, whose next statement begins another.
+
+        That ROLLBACK runs here, on the event loop: the batch holds the store's lock, no trip
+        of the turn is still on the database thread (its error came back from the last
+        one), and with WAL a ROLLBACK waits for nobody. Not awaited, it gives a caller
+        cancelled meanwhile no moment to be told at and lose it: the cancellation lands
+        at the caller's next wait, as for any turn."""
         if not batch.alone:
             batch.prefix += [f"ROLLBACK TO {TURN}", f"RELEASE {TURN}"]
             return
         batch.prefix.clear()
-        if self.conn.in_transaction:
-            await finish(asyncio.ensure_future(self.conn.execute("ROLLBACK")))
+        db = raw(self.conn)
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         batch.begun = False

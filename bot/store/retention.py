@@ -79,15 +79,17 @@ SELECT channel FROM present WHERE channel IS NOT NULL
 
 
 # Sent messages, found in id order, the order the rows were written in, up to the first row
-# written within the period kept: a message sent before the cutoff was written before it.
-# So the purge reads the rows it deletes and the few old ones kept (failed, held, pending),
-# never the last 14 days' messages, with no index on the time they were sent (which every
-# delivery would write to). A row written out of order (another process's turn, a clock
-# set back) is purged by a later run.
+# written within the period kept (?1: the cutoff, ?2: now): a message sent before the
+# cutoff was written before it. So the purge reads the rows it deletes and the few old ones
+# kept (failed, held, pending), never the last 14 days' messages, with no index on the
+# time they were sent (which every delivery would write to). A row written out of order
+# (another process's turn, a clock set back) is purged by a later run; one stamped in the
+# future (a clock set ahead, then corrected) is not taken for the first recent row, or it
+# would hold back the purge of every row after it until that moment.
 SENT_MESSAGES = """
 DELETE FROM outbox
- WHERE id < ifnull((SELECT id FROM outbox WHERE created_at >= ?1 ORDER BY id LIMIT 1),
-                   9223372036854775807)
+ WHERE id < ifnull((SELECT id FROM outbox WHERE created_at >= ?1 AND created_at <= ?2
+                    ORDER BY id LIMIT 1), 9223372036854775807)
    AND state = 'sent' AND sent_at < ?1
 """
 
@@ -154,7 +156,7 @@ async def _purge_rows(tx: Tx, now: datetime, purged: Purged) -> None:
             iso(now - EVENTS_KEPT.get(channel, EVENTS_KEPT_OTHERS)),
         )
     held = "NOT EXISTS (SELECT 1 FROM wa_held h WHERE h.outbox_id = outbox.id)"
-    await run("sent messages", SENT_MESSAGES + f" AND {held}", iso(now - SENT_KEPT))
+    await run("sent messages", SENT_MESSAGES + f" AND {held}", iso(now - SENT_KEPT), iso(now))
     await run(
         "failed messages",
         f"DELETE FROM outbox WHERE state = 'failed' AND created_at < ? AND {held}",

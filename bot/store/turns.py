@@ -276,7 +276,7 @@ class Batch:
         # no savepoint, since undoing it is rolling the transaction back.
         self.alone = alone
         self.begun = False
-        self.in_turn = False  # a turn of the batch is running inside SAVEPOINT TURN
+        self.in_turn = False  # a turn of the batch is running (in SAVEPOINT TURN unless alone)
         self.released = False  # the running turn's savepoint was released (turn done)
         self.committed = False
         self.prefix: list[str] = []

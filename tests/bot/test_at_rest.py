@@ -358,7 +358,8 @@ async def test_the_purge_of_sent_messages_reads_the_old_rows_never_the_recent_on
         db = sqlite3.connect(settings.database_path, isolation_level=None)
         db.execute("BEGIN IMMEDIATE")
         db.set_progress_handler(step, 10)
-        deleted = db.execute(retention.SENT_MESSAGES, (iso(now - retention.SENT_KEPT),)).rowcount
+        cutoff = iso(now - retention.SENT_KEPT)
+        deleted = db.execute(retention.SENT_MESSAGES, (cutoff, iso(now))).rowcount
         db.set_progress_handler(None, 0)
         db.execute("ROLLBACK")
         db.close()
@@ -366,6 +367,7 @@ async def test_the_purge_of_sent_messages_reads_the_old_rows_never_the_recent_on
 
     await add("sent", old, 50)
     await add("failed", old, 5)  # kept 90 days: read at every purge
+    await add("sent", iso(now + timedelta(days=365)), 1)  # a clock ahead, then corrected
     await add("sent", old, 50)
     await add("sent", recent, 100)
     few, deleted = steps()
@@ -378,4 +380,4 @@ async def test_the_purge_of_sent_messages_reads_the_old_rows_never_the_recent_on
     await retention.purge(app, clock.now())
     async with app.store.reading() as conn:
         left = list(await conn.execute_fetchall("SELECT state, count(*) FROM outbox GROUP BY 1"))
-    assert left == [("failed", 5)]
+    assert left == [("failed", 5), ("sent", 1)]  # the row stamped in the future: kept

@@ -185,6 +185,7 @@ async def test_a_lone_turn_that_fails_is_rolled_back_whole_and_its_neighbours_ke
     last = await store.turn(NOW, ("test", "e2", "c2", "v1"), body_saving("c2", "r2"), apologise)
     assert [row.payload for row in last] == ["r2"]
     await waiting  # carried by the apology's COMMIT, or by the last turn's
+    assert store.carried_marks == 1  # run once, in one COMMIT
     assert not [statement for statement in said if "SAVEPOINT turn" in statement]
     assert store.batches == store.batched_turns == 3
     # Nothing of the failed turn is kept: not its person, its writes, its claim, or a
@@ -197,6 +198,36 @@ async def test_a_lone_turn_that_fails_is_rolled_back_whole_and_its_neighbours_ke
         payloads = [r[0] for r in await conn.execute_fetchall("SELECT payload FROM outbox")]
     assert sorted(payloads) == ["r0", "r2", *(["sorry"] if apologised else [])]
     assert await count(store, "SELECT count(*) FROM outbox WHERE state = 'sent'") == 1
+    await store.close()
+
+
+async def test_a_lone_failing_turn_keeps_a_cancellation_of_its_caller(
+    tmp_path: Path, open_store: StoreOpener
+) -> None:
+    """A caller cancelled while its lone turn fails is still cancelled: the rollback does
+    not give it a moment at which the cancellation is caught and lost. What the turn did
+    is undone, its apology is committed whole, and the store goes on."""
+    store = await open_store(tmp_path / "db.sqlite3")
+
+    async def cancelled_then_failing(tx: Tx, chat: ChatRecord | None) -> list[OutboxRow]:
+        await tx.execute("INSERT INTO people (created_at) VALUES (?)", (tx.stamp,))
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        raise RuntimeError("a bug in this turn")
+
+    turn = asyncio.create_task(
+        store.turn(NOW, ("test", "e1", "c1", "v1"), cancelled_then_failing, apologise)
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await turn
+    assert not store.conn.in_transaction
+    last = await store.turn(NOW, ("test", "e2", "c2", "v1"), body_saving("c2", "r2"), apologise)
+    assert [row.payload for row in last] == ["r2"]
+    assert await count(store, "SELECT count(*) FROM people") == 1  # the last turn's only
+    async with store.reading() as conn:
+        payloads = [r[0] for r in await conn.execute_fetchall("SELECT payload FROM outbox")]
+    assert sorted(payloads) == ["r2", "sorry"]
     await store.close()
 
 
