@@ -181,6 +181,7 @@ class GroupCommit(StoreBase):
                 except BaseException:
                     batch.put_back_marks(carried)
                     raise
+                batch.committed = True
         except BaseException as error:
             if self.conn.in_transaction:  # done even if the caller is cancelled again
                 await finish(asyncio.ensure_future(self.conn.execute("ROLLBACK")))
@@ -197,9 +198,10 @@ class GroupCommit(StoreBase):
                 raise
             log.error("a batch of %d turns was rolled back", len(outcomes), exc_info=error)
             return
-        self.batches += 1
-        self._committed()
-        self.batched_turns += len(outcomes)
+        if batch.committed:  # not when a lone turn and its apology both failed
+            self.batches += 1
+            self._committed()
+            self.batched_turns += len(outcomes)
         self.carried_marks += len(batch.carried)
         settle_marks(batch.carried)
         for done, value, failure in outcomes:
