@@ -67,12 +67,14 @@ def mark_work(
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ", ".join("?" for _ in chunk)
-                marked = db.execute(
+                update = (
                     f"UPDATE outbox SET state = 'sent', sent_at = ?, external_ref = {KEPT_REF}"
-                    f" WHERE id IN ({marks}) RETURNING id, forget",
-                    [stamp, ref, *chunk],
-                ).fetchall()
-                forget += [row_id for row_id, gone in marked if gone]
+                    f" WHERE id IN ({marks}) AND forget = "
+                )
+                marked = db.execute(f"{update}0", [stamp, ref, *chunk]).rowcount
+                if marked < len(chunk):  # rows of a chat that erased its data (or gone)
+                    gone = db.execute(f"{update}1 RETURNING id", [stamp, ref, *chunk])
+                    forget += [row_id for (row_id,) in gone.fetchall()]
         if forget:  # rows of a chat that erased its data
             forget_delivered(db, forget)
 

