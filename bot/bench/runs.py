@@ -116,8 +116,7 @@ def _replies_ok(
 ) -> bool:
     total_replies = sum(action.replies for action in actions)
     return len(tracker.latencies) == updates and all(
-        server.chat(chat_id).delivered == total_replies
-        for chat_id in range(FIRST_CHAT, FIRST_CHAT + officers)
+        server.chat(chat_id).delivered == total_replies for chat_id in _chats(officers)
     )
 
 
@@ -260,8 +259,8 @@ async def run_interleaved(
     *,
     pickle: bool,
 ) -> list[Result]:
-    """The product, the ceiling and (``pickle``) the Pickle peer, interleaved wave by wave
-    (:func:`drive_interleaved`); ``payloads``: the product's outbox rows for its first
+    """The product, the ceiling and (``pickle``) the Pickle peer, interleaved slice by
+    slice (:func:`drive_interleaved`); ``payloads``: the product's outbox rows for its first
     officer, which the peers send as they are."""
     with tempfile.TemporaryDirectory(prefix="pte-bench-") as tmp:
         lanes: list[tuple[Contender, FakeTelegram]] = []

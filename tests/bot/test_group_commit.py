@@ -236,18 +236,6 @@ async def test_a_failing_save_rolls_back_that_turn_only(
 ) -> None:
     store = await open_store(tmp_path / "db.sqlite3")
 
-    async def bad_save(tx: Tx, chat: ChatRecord | None) -> list[OutboxRow]:
-        assert chat is not None
-        await tx.enqueue("test", "c1", [("written before the failure", False)])
-        return await tx.save_and_enqueue(
-            10_000,
-            "{}",
-            1,
-            "test",
-            "c1",
-            [("never", False)],  # no such identity: FK fails
-        )
-
     turns = [
         store.turn(NOW, ("test", "e0", "c0", "v1"), body_saving("c0", "r0"), apologise),
         store.turn(NOW, ("test", "e1", "c1", "v1"), bad_save, apologise),
