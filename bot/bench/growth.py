@@ -37,6 +37,7 @@ TABLES = (
     "consents",
     "conversations",
     "processed_events",
+    "telegram_updates",
     "outbox",
     "wa_statuses",
 )
@@ -74,7 +75,9 @@ async def grow(app: App, clock: Clock, users: int, first: int = 0) -> int:
         chat_id = f"519{n:08d}" if channel == "whatsapp" else str(700_000_000 + n)
         rows: list[OutboxRow] = []
         for kind, text in SCRIPT:
-            event = Inbound(channel, chat_id, f"{channel}-{next(ids)}", kind, text)
+            number = next(ids)  # Telegram's update_id is a number; a WhatsApp id is text
+            event_id = str(number) if channel == "telegram" else f"wamid.{number}"
+            event = Inbound(channel, chat_id, event_id, kind, text)
             rows += await app.process(event)
         clock.moment += step
         await deliver(app, rows, clock.now())

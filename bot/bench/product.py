@@ -21,6 +21,7 @@ from bot.bench.officers import FIRST_CHAT
 from bot.channels.telegram import TelegramChannel
 from bot.channels.telegram_transport import TelegramApp
 from bot.settings import Settings
+from bot.store.events import EVENTS_COUNT
 
 
 class Product:
@@ -93,7 +94,7 @@ class Product:
         async with self.channel.app.store.reading() as conn:
             counts = {}
             for name, sql in (
-                ("events", "SELECT count(*) FROM processed_events"),
+                ("events", EVENTS_COUNT),
                 ("conversations", "SELECT count(*) FROM conversations"),
                 ("sent", "SELECT count(*) FROM outbox WHERE state = 'sent'"),
                 ("outbox", "SELECT count(*) FROM outbox"),

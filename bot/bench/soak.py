@@ -49,6 +49,7 @@ from bot.errors import TransientDelivery
 from bot.jobs import unrecorded_files
 from bot.settings import Settings
 from bot.store.database import OutboxRow
+from bot.store.events import EVENTS_COUNT
 from conversations.events import FileInfo, Inbound, Kind
 from conversations.names import FlowName, menu_entry
 
@@ -394,7 +395,7 @@ def check_invariants(data_dir: Path, officers: int) -> dict[str, Any]:
         problems.append(f"{pending} message(s) and {mails} mail(s) left undelivered")
     figures = {
         "tickets": sum(per_chat.values()),
-        "events_processed": db.execute("SELECT count(*) FROM processed_events").fetchone()[0],
+        "events_processed": db.execute(EVENTS_COUNT).fetchone()[0],
         "ticket_events": db.execute("SELECT count(*) FROM ticket_events").fetchone()[0],
         "outbox_rows": db.execute("SELECT count(*) FROM outbox").fetchone()[0],
         "files": len(referenced),

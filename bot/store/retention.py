@@ -8,7 +8,7 @@ so neither a mail body nor an ``.eml`` file keeps one past that.
 =============================  ==========================================================
 what                            kept
 =============================  ==========================================================
-``processed_events`` Telegram   2 days (Telegram keeps an undelivered update 24 hours)
+``telegram_updates``            2 days (Telegram keeps an undelivered update 24 hours)
 ``processed_events`` WhatsApp   8 days (Meta retries a webhook for up to 7 days)
 ``processed_events`` others     2 days (the terminal: no redelivery at all)
 ``outbox`` sent                 14 days (late status callbacks, "Más opciones" of a list)
@@ -94,6 +94,29 @@ DELETE FROM outbox
 """
 
 
+# Telegram updates, found in the order of their numbers, the order Telegram hands them out
+# in (?1: the cutoff, ?2: now). Below the first one received within the period kept, every
+# update is older, so the purge reads what it deletes, with no index on their age, which
+# every update would write to. Above the last one received within it, only strays: after a
+# week without updates Telegram picks the next number at random, and a new bot counts
+# anew. A row stamped in the future (a clock set ahead, then corrected) is not taken for
+# the first recent one, or it would hold the purge back until that moment.
+TELEGRAM_UPDATES = (
+    """
+DELETE FROM telegram_updates
+ WHERE update_id < ifnull((SELECT update_id FROM telegram_updates WHERE at >= ?1 AND at <= ?2
+                           ORDER BY update_id LIMIT 1), 9223372036854775807)
+   AND at < ?1
+""",
+    """
+DELETE FROM telegram_updates
+ WHERE update_id > (SELECT update_id FROM telegram_updates WHERE at >= ?1 AND at <= ?2
+                    ORDER BY update_id DESC LIMIT 1)
+   AND at < ?1
+""",
+)
+
+
 class _Texts(Protocol):
     def plain(self, key: str, data: Mapping[str, Any]) -> str: ...
 
@@ -155,6 +178,8 @@ async def _purge_rows(tx: Tx, now: datetime, purged: Purged) -> None:
             channel,
             iso(now - EVENTS_KEPT.get(channel, EVENTS_KEPT_OTHERS)),
         )
+    for sql in TELEGRAM_UPDATES:
+        await run("processed events", sql, iso(now - EVENTS_KEPT["telegram"]), iso(now))
     held = "NOT EXISTS (SELECT 1 FROM wa_held h WHERE h.outbox_id = outbox.id)"
     await run("sent messages", SENT_MESSAGES + f" AND {held}", iso(now - SENT_KEPT), iso(now))
     await run(

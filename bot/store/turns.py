@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from bot.store import events
 from bot.store.connection import Connection, begin_here, on_thread, raw
 from bot.store.marks import Mark, run_marks
 from bot.store.rows import ChatRecord, OutboxRow, iso
@@ -86,11 +87,7 @@ class Tx:
         return await self.run(lambda db: self._claim(db, channel, event_id))
 
     def _claim(self, db: sqlite3.Connection, channel: str, event_id: str) -> bool:
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO processed_events (channel, event_id, at) VALUES (?, ?, ?)",
-            (channel, event_id, self.stamp),
-        )
-        return cursor.rowcount == 1
+        return events.claim(db, channel, event_id, self.stamp)
 
     async def load_chat(self, channel: str, external_id: str, notice_version: str) -> ChatRecord:
         return await self.run(lambda db: self._load(db, channel, external_id, notice_version))

@@ -14,6 +14,7 @@ import pytest
 from bot.app import create_app
 from bot.channels.telegram import TelegramChannel, run_polling
 from bot.settings import Settings
+from bot.store import events
 from tests.conftest import close_all
 from tests.fakes.telegram_api import FakeBotAPI
 
@@ -41,13 +42,7 @@ def drained_probe(
         uri = f"file:{path}?mode=ro"
         try:
             with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=1)) as conn:
-                if (
-                    update_id is not None
-                    and not conn.execute(
-                        "SELECT 1 FROM processed_events WHERE channel = ? AND event_id = ?",
-                        (channel, str(update_id)),
-                    ).fetchone()
-                ):
+                if update_id is not None and not events.seen(conn, channel, str(update_id)):
                     return False
                 waiting = conn.execute(
                     "SELECT 1 FROM outbox WHERE channel = ? AND chat_id = ? AND state = 'pending'"

@@ -4,11 +4,12 @@ messages."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import secrets
 import sqlite3
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,10 @@ async def seed(app: App, at: str) -> None:
                 "INSERT INTO processed_events (channel, event_id, at) VALUES (?, ?, ?)",
                 (channel, f"{channel}-{at}", at),
             )
+        await conn.execute(  # a Telegram update as the channel claims it: its number
+            "INSERT INTO telegram_updates (update_id, at) VALUES (?, ?)",
+            (int(datetime.fromisoformat(at).timestamp()), at),
+        )
         for state in ("sent", "failed", "pending"):
             await conn.execute(
                 "INSERT INTO outbox (channel, chat_id, payload, state, created_at, sent_at)"
@@ -126,6 +131,7 @@ async def seed(app: App, at: str) -> None:
 async def counts(app: App) -> dict[str, Any]:
     queries = {
         "events": "SELECT group_concat(channel) FROM processed_events",
+        "updates": "SELECT count(*) FROM telegram_updates",
         "outbox": "SELECT group_concat(state) FROM outbox",
         "statuses": "SELECT count(*) FROM wa_statuses",
         "set_aside": "SELECT count(*) FROM webhook_inbox",
@@ -146,6 +152,7 @@ async def counts(app: App) -> dict[str, Any]:
             timedelta(days=1),
             {
                 "events": ["telegram", "terminal", "whatsapp"],
+                "updates": 1,
                 "outbox": ["failed", "pending", "sent"],
                 "statuses": 1,
                 "set_aside": 1,
@@ -156,6 +163,7 @@ async def counts(app: App) -> dict[str, Any]:
             timedelta(days=3),
             {
                 "events": ["whatsapp"],
+                "updates": 0,
                 "outbox": ["failed", "pending", "sent"],
                 "statuses": 1,
                 "set_aside": 1,
@@ -166,6 +174,7 @@ async def counts(app: App) -> dict[str, Any]:
             timedelta(days=15),
             {
                 "events": None,
+                "updates": 0,
                 "outbox": ["failed", "pending"],
                 "statuses": 0,
                 "set_aside": 1,
@@ -176,6 +185,7 @@ async def counts(app: App) -> dict[str, Any]:
             timedelta(days=91),
             {
                 "events": None,
+                "updates": 0,
                 "outbox": ["pending"],
                 "statuses": 0,
                 "set_aside": 0,
@@ -295,6 +305,7 @@ async def test_every_purge_statement_finds_its_rows_by_an_index(
     tables = {sql.replace("DELETE FROM", "DELETE").split()[1] for sql in writes}
     assert tables == {
         "processed_events",
+        "telegram_updates",
         "outbox",
         "wa_statuses",
         "webhook_inbox",
@@ -313,6 +324,16 @@ async def test_every_purge_statement_finds_its_rows_by_an_index(
     assert len(sent) == 1
     assert "SEARCH outbox USING INTEGER PRIMARY KEY (rowid<?)" in plans[sent[0]]
     del scans[sent[0]]
+    # Telegram updates likewise, in the order of their numbers, from each end up to the
+    # first one received within the 2 days kept (tested below).
+    updates = [sql for sql in scans if sql.split()[:3] == ["DELETE", "FROM", "telegram_updates"]]
+    assert len(updates) == 2
+    for sql in updates:
+        assert any(
+            step.startswith("SEARCH telegram_updates USING INTEGER PRIMARY KEY (rowid")
+            for step in plans[sql]
+        )
+        del scans[sql]
     assert scans == {}
     events = {
         sql: plan for sql, plan in plans.items() if sql.startswith("DELETE FROM processed_events")
@@ -381,3 +402,63 @@ async def test_the_purge_of_sent_messages_reads_the_old_rows_never_the_recent_on
     async with app.store.reading() as conn:
         left = list(await conn.execute_fetchall("SELECT state, count(*) FROM outbox GROUP BY 1"))
     assert left == [("failed", 5), ("sent", 1)]  # the row stamped in the future: kept
+
+
+async def test_the_purge_of_telegram_updates_reads_the_old_ones_never_the_recent_ones(
+    make_app: AppFactory, clock: FakeClock, settings: Settings
+) -> None:
+    """Telegram updates are found in the order of their numbers (the order Telegram hands
+    them out in) from both ends, up to the first one received within the 2 days kept: the
+    work of the purge does not grow with the updates of the last 2 days. Old numbers above
+    the recent ones (Telegram starts again at random after a week without updates) go too."""
+    app = await make_app()
+    now = clock.now()
+    old, recent = iso(now - timedelta(days=3)), iso(now - timedelta(hours=1))
+    ahead = iso(now + timedelta(days=365))  # a clock set ahead, then corrected
+    numbers = itertools.count(500_000_000)
+
+    async def add(at: str, n: int) -> None:
+        async with app.store.reading() as conn:
+            await conn.executemany(
+                "INSERT INTO telegram_updates (update_id, at) VALUES (?, ?)",
+                [(next(numbers), at) for _ in range(n)],
+            )
+
+    def steps() -> tuple[int, int]:
+        """The purge's virtual-machine steps and the rows it deleted, then undone."""
+        counted = [0]
+
+        def step() -> int:
+            counted[0] += 1
+            return 0
+
+        db = sqlite3.connect(settings.database_path, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        db.set_progress_handler(step, 10)
+        cutoff = iso(now - retention.EVENTS_KEPT["telegram"])
+        deleted = sum(
+            db.execute(sql, (cutoff, iso(now))).rowcount for sql in retention.TELEGRAM_UPDATES
+        )
+        db.set_progress_handler(None, 0)
+        db.execute("ROLLBACK")
+        db.close()
+        return counted[0], deleted
+
+    await add(old, 50)
+    await add(ahead, 1)
+    await add(old, 50)
+    await add(recent, 100)
+    numbers = itertools.count(900_000_000)
+    await add(old, 7)  # strays above the recent ones
+    few, deleted = steps()
+    assert deleted == 107
+    numbers = itertools.count(600_000_000)  # between the recent ones and the strays
+    await add(recent, 20_000)
+    many, deleted = steps()
+    assert deleted == 107
+    assert many <= few * 1.05  # 20,000 more recent updates, nothing more read
+    clock.moment += timedelta(days=2)  # now the recent ones are old too
+    await retention.purge(app, clock.now())
+    async with app.store.reading() as conn:
+        left = list(await conn.execute_fetchall("SELECT at FROM telegram_updates"))
+    assert left == [(ahead,)]

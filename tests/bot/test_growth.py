@@ -14,7 +14,8 @@ async def test_after_the_purge_the_database_grows_with_people_not_messages(
 ) -> None:
     result = await growth(300, tmp_path / "data")
     before, after = result["before_purge"], result["after_purge"]
-    assert before["rows"]["processed_events"] == 300 * 5
+    assert before["rows"]["processed_events"] == 150 * 5  # WhatsApp's
+    assert before["rows"]["telegram_updates"] == 150 * 5
     assert before["rows"]["outbox"] >= 300 * 7
     assert before["rows"]["wa_statuses"] == before["rows"]["outbox"] // 2 * 3
     assert after["rows"] == {
@@ -23,6 +24,7 @@ async def test_after_the_purge_the_database_grows_with_people_not_messages(
         "consents": 300,
         "conversations": 300,
         "processed_events": 0,
+        "telegram_updates": 0,
         "outbox": 0,
         "wa_statuses": 0,
     }

@@ -55,6 +55,7 @@ async def test_a_database_with_state_names_is_migrated_to_codes(
     db.execute("DROP INDEX processed_events_channel_at")  # 0017 replaced processed_events_at
     db.execute("CREATE INDEX processed_events_at ON processed_events(at)")
     db.execute("CREATE INDEX outbox_done_at ON outbox(sent_at) WHERE state = 'sent'")  # 0018
+    db.execute("DROP TABLE telegram_updates")  # 0019
     db.commit()
     db.close()
 
@@ -156,6 +157,7 @@ async def test_states_deep_in_a_queued_message_are_migrated_to_codes(
     db.execute("DROP INDEX processed_events_channel_at")  # 0017 replaced processed_events_at
     db.execute("CREATE INDEX processed_events_at ON processed_events(at)")
     db.execute("CREATE INDEX outbox_done_at ON outbox(sent_at) WHERE state = 'sent'")  # 0018
+    db.execute("DROP TABLE telegram_updates")  # 0019
     db.commit()
     db.close()
 

@@ -82,6 +82,7 @@ async def test_existing_tickets_are_backfilled_with_the_name_their_officer_sent(
         db.execute(f"DROP INDEX {index}")  # (0010's outbox_done_at: 0018 dropped it)
     db.execute("DROP INDEX processed_events_channel_at")  # 0017 replaced processed_events_at
     db.execute("CREATE INDEX processed_events_at ON processed_events(at)")
+    db.execute("DROP TABLE telegram_updates")  # 0019
     for table, column in [("webhook_inbox", "attempts"), ("webhook_inbox", "failed_at"),
                           ("webhook_inbox", "error"), ("outbox", "forget")]:  # fmt: skip
         db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
