@@ -48,6 +48,10 @@ from conversations.text import IntentMatcher, normalize
 log = logging.getLogger(__name__)
 
 JOBS_EVERY = 600.0  # seconds between runs of the scheduled jobs
+# Seconds from a channel's start to the jobs' first run. Their work (the business calendar's
+# holidays, about 0.2 s to load; a purge) runs on the event loop: started at once, it ran
+# on the way to the first getUpdates whenever specialists were configured (issue 18).
+JOBS_FIRST_AFTER = 5.0
 PICK_UP_EVERY = 2.0  # seconds between looks for rows other processes committed
 
 
@@ -115,7 +119,9 @@ class App:
 
     async def _jobs(self) -> None:
         """Reminders, digest, auto-close, purge, every few minutes; each job is idempotent
-        across restarts (see :mod:`bot.jobs` and :mod:`bot.desk.jobs`)."""
+        across restarts (see :mod:`bot.jobs` and :mod:`bot.desk.jobs`). The first run waits
+        :data:`JOBS_FIRST_AFTER`, so that it never delays the channel's start."""
+        await asyncio.sleep(JOBS_FIRST_AFTER)
         while True:
             try:
                 self.deliver(await run_all(self, self.clock.now()))
