@@ -54,12 +54,20 @@ def _parser() -> argparse.ArgumentParser:
         "--rounds",
         type=int,
         default=3,
-        help="product, ceiling and Pickle peer one after another, this many times",
+        help="this many rounds of the product, the ceiling and the Pickle peer",
     )
     bench.add_argument(
         "--interleave",
         action="store_true",
-        help="product, ceiling and Pickle peer side by side, taking turns every 250 officers",
+        default=True,
+        help="(the default) in each round, product, ceiling and Pickle peer side by side,"
+        " taking turns every 250 officers",
+    )
+    bench.add_argument(
+        "--one-after-another",
+        dest="interleave",
+        action="store_false",
+        help="in each round, product, ceiling and Pickle peer one after another",
     )
     bench.add_argument(
         "--window",

@@ -35,7 +35,7 @@ from bot.settings import Settings
 from bot.texts import Texts
 
 SCALING_SIZES = (1_000, 10_000)
-ROUNDS = 3  # product, ceiling and Pickle peer, one after another, this many times
+ROUNDS = 3  # rounds of the product, the ceiling and the Pickle peer
 TARGETS = {
     "updates_per_s": 1_000.0,
     "ratio_vs_ceiling": 0.75,
@@ -87,22 +87,25 @@ async def compare(
     pickle: bool,
     window: int = 1,
     rounds: int = ROUNDS,
-    interleave: bool = False,
+    interleave: bool = True,
 ) -> dict[str, Any]:
-    """The product, the ceiling and the Pickle peer, one after another, ``rounds`` times
-    (``interleave``: side by side, taking turns slice by slice, see
-    :func:`~bot.bench.runs.drive_interleaved`).
+    """The product, the ceiling and the Pickle peer, ``rounds`` times: side by side, taking
+    turns slice by slice (see :func:`~bot.bench.runs.drive_interleaved`), or with
+    ``interleave=False`` one after another.
 
-    A 2-vCPU VM's speed drifts by 10-20 % over a minute or two (measured: the same code's
-    ratio moved from 0.63 to 0.78 between two runs). Each ratio is taken within a round,
-    from runs seconds apart, and the median of the rounds' ratios is reported; throughput
-    and latencies are over all rounds."""
+    A 2-vCPU VM's speed drifts by 10-20 % over a minute or two (measured: the ceiling ran
+    at 1,023 and at 1,485 updates/s in two rounds of one run). One after another, each
+    contender meets its own moments of the VM and a round's ratio swings with them (0.67 to
+    0.94 on the same code); side by side, turns of about 0.3 s share those moments. Each
+    ratio is taken within a round and the median of the rounds' ratios is reported;
+    throughput and latencies are over all rounds."""
     texts = Texts(helpdesk=settings.helpdesk_email)
     actions = script(texts)
     print(
         f"Asistente PTE bench: {officers} officers x {len(actions)} updates = "
         f"{officers * len(actions)} updates, interleaved in waves; product window {window}; "
-        f"{rounds} rounds"
+        f"{rounds} rounds, "
+        + ("contenders side by side" if interleave else "contenders one after another")
     )
     products: list[Result] = []
     ceilings: list[Result] = []
@@ -315,7 +318,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         pickle = not getattr(args, "skip_pickle", False)
         rounds = getattr(args, "rounds", ROUNDS)
-        interleave = getattr(args, "interleave", False)
+        interleave = getattr(args, "interleave", True)
         result = asyncio.run(
             compare(
                 settings,

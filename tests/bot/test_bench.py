@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.bench import throughput as bench
+from bot.cli import _parser
 from bot.settings import Settings
 from bot.texts import Texts
 
@@ -32,7 +33,9 @@ def test_bench_reports_every_officer_served(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bench.json"
-    args = argparse.Namespace(officers=5, out=str(out), skip_pickle=False, scaling=False, rounds=2)
+    args = argparse.Namespace(
+        officers=5, out=str(out), skip_pickle=False, scaling=False, rounds=2, interleave=False
+    )
 
     assert bench.main(settings, args) == 0
 
@@ -55,6 +58,15 @@ def test_bench_reports_every_officer_served(
     assert {"platform", "cpu_count", "python"} <= set(result["machine"])
     assert json.loads(out.read_text(encoding="utf-8")) == result
     assert not settings.data_dir.exists()  # a temporary database, never the user's
+
+
+def test_the_contenders_take_turns_unless_asked_to_run_one_after_another() -> None:
+    """Side by side is the default: one after another, each contender meets its own moments
+    of the VM's drifting speed (see :func:`bench.compare`)."""
+    parse = _parser().parse_args
+    assert parse(["bench", "--officers", "2000"]).interleave is True
+    assert parse(["bench", "--interleave"]).interleave is True
+    assert parse(["bench", "--one-after-another"]).interleave is False
 
 
 async def test_interleaved_rounds_serve_every_officer_and_time_each_contender_apart(
