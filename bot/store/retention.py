@@ -10,7 +10,8 @@ what                            kept
 =============================  ==========================================================
 ``telegram_updates``            2 days (Telegram keeps an undelivered update 24 hours)
 ``processed_events`` WhatsApp   8 days (Meta retries a webhook for up to 7 days)
-``processed_events`` others     2 days (the terminal: no redelivery at all)
+``processed_events`` others     2 days (the terminal: no redelivery at all; a Telegram id
+                                that is not a number, as tests make)
 ``outbox`` sent                 14 days (late status callbacks, "Más opciones" of a list)
 ``outbox`` failed               90 days (shown on the ticket's card to staff)
 ``wa_statuses``                 14 days (they only matter while the outbox row exists)

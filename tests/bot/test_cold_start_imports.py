@@ -68,8 +68,9 @@ async def test_run_imports_nothing_it_needs_later_before_its_first_poll(tmp_path
         "TELEGRAM_BASE_FILE_URL": api.base_file_url,
         "PTEBOT_DATA_DIR": str(tmp_path / "data"),
         "PTEBOT_LOG_LEVEL": "WARNING",
-        # A deployment has specialists: at 08:00 Lima on a business day their digest is due,
-        # and the jobs' first run would load the holidays (the first run waits: see below).
+        # A deployment has specialists (their command menus are set at start). That the
+        # jobs' first run, whose staff digest loads the holidays, waits is shown below, at
+        # any hour: this run's import log alone depends on the moment it runs.
         "PTEBOT_STAFF_TELEGRAM_IDS": "9001",
     }
     for name in ("PTEBOT_IMAP_HOST", "PTEBOT_SMTP_HOST"):  # the defaults: no mail servers
