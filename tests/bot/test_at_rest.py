@@ -9,6 +9,7 @@ import json
 import re
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -349,6 +350,27 @@ async def test_every_purge_statement_finds_its_rows_by_an_index(
     assert sorted(by_channel_and_age) == sorted(events)
 
 
+def purge_steps(
+    settings: Settings, statements: Sequence[str], cutoff: datetime, now: datetime
+) -> tuple[int, int]:
+    """A purge's statements run (?1: the cutoff, ?2: now), then undone: the steps of
+    SQLite's virtual machine they took (a step: 10 instructions) and the rows they deleted."""
+    counted = [0]
+
+    def step() -> int:
+        counted[0] += 1
+        return 0
+
+    db = sqlite3.connect(settings.database_path, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    db.set_progress_handler(step, 10)
+    deleted = sum(db.execute(sql, (iso(cutoff), iso(now))).rowcount for sql in statements)
+    db.set_progress_handler(None, 0)
+    db.execute("ROLLBACK")
+    db.close()
+    return counted[0], deleted
+
+
 async def test_the_purge_of_sent_messages_reads_the_old_rows_never_the_recent_ones(
     make_app: AppFactory, clock: FakeClock, settings: Settings
 ) -> None:
@@ -369,22 +391,8 @@ async def test_the_purge_of_sent_messages_reads_the_old_rows_never_the_recent_on
             await conn.executemany(insert, [(state, at, sent_at)] * n)
 
     def steps() -> tuple[int, int]:
-        """The purge's virtual-machine steps and the rows it deleted, then undone."""
-        counted = [0]
-
-        def step() -> int:
-            counted[0] += 1
-            return 0
-
-        db = sqlite3.connect(settings.database_path, isolation_level=None)
-        db.execute("BEGIN IMMEDIATE")
-        db.set_progress_handler(step, 10)
-        cutoff = iso(now - retention.SENT_KEPT)
-        deleted = db.execute(retention.SENT_MESSAGES, (cutoff, iso(now))).rowcount
-        db.set_progress_handler(None, 0)
-        db.execute("ROLLBACK")
-        db.close()
-        return counted[0], deleted
+        cutoff = now - retention.SENT_KEPT
+        return purge_steps(settings, [retention.SENT_MESSAGES], cutoff, now)
 
     await add("sent", old, 50)
     await add("failed", old, 5)  # kept 90 days: read at every purge
@@ -425,24 +433,8 @@ async def test_the_purge_of_telegram_updates_reads_the_old_ones_never_the_recent
             )
 
     def steps() -> tuple[int, int]:
-        """The purge's virtual-machine steps and the rows it deleted, then undone."""
-        counted = [0]
-
-        def step() -> int:
-            counted[0] += 1
-            return 0
-
-        db = sqlite3.connect(settings.database_path, isolation_level=None)
-        db.execute("BEGIN IMMEDIATE")
-        db.set_progress_handler(step, 10)
-        cutoff = iso(now - retention.EVENTS_KEPT["telegram"])
-        deleted = sum(
-            db.execute(sql, (cutoff, iso(now))).rowcount for sql in retention.TELEGRAM_UPDATES
-        )
-        db.set_progress_handler(None, 0)
-        db.execute("ROLLBACK")
-        db.close()
-        return counted[0], deleted
+        cutoff = now - retention.EVENTS_KEPT["telegram"]
+        return purge_steps(settings, retention.TELEGRAM_UPDATES, cutoff, now)
 
     await add(old, 50)
     await add(ahead, 1)

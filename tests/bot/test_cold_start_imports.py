@@ -14,18 +14,10 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 
-import pytest
-
-import bot.app
-from bot.app import JOBS_EVERY, JOBS_FIRST_AFTER
 from bot.bench.cold_start import TOKEN
 from bot.bench.fake_api import FloodLimitedBotAPI
-from bot.store.database import OutboxRow
-from tests.conftest import AppFactory
 
 # Imported where they are first used, not on the way to the first getUpdates.
 NOT_BEFORE_FIRST_POLL = frozenset(
@@ -114,54 +106,3 @@ async def test_run_imports_nothing_it_needs_later_before_its_first_poll(tmp_path
         if name == later or name.startswith(later + ".")
     }
     assert not too_early, f"imported before the first getUpdates: {sorted(too_early)}"
-
-
-class IdleWorker:
-    def submit(self, rows: Iterable[OutboxRow]) -> None:
-        pass
-
-    async def pick_up(self) -> None:
-        pass
-
-
-async def test_the_jobs_first_run_waits_so_that_it_never_delays_the_first_poll(
-    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The scheduled jobs start with the first channel, but their first run (the holidays
-    the staff digest reads, a purge) waits :data:`JOBS_FIRST_AFTER`: on the event loop it
-    would hold up the channel's start. Whatever the time of day."""
-    app = await make_app()
-    runs: list[datetime] = []
-
-    async def run_all(context: object, now: datetime) -> list[OutboxRow]:
-        runs.append(now)
-        return []
-
-    waits: list[tuple[float, asyncio.Event]] = []  # each sleep, until the test releases it
-    real_sleep = asyncio.sleep
-
-    async def sleep(delay: float, result: object = None) -> object:
-        if delay == 0:
-            return await real_sleep(0, result)
-        released = asyncio.Event()
-        waits.append((delay, released))
-        await released.wait()
-        return result
-
-    monkeypatch.setattr(bot.app, "run_all", run_all)
-    monkeypatch.setattr(asyncio, "sleep", sleep)
-    worker = IdleWorker()
-    await app.start(worker)
-    try:
-        for _ in range(20):
-            await real_sleep(0)
-        assert runs == []
-        first = [released for delay, released in waits if delay == JOBS_FIRST_AFTER]
-        assert len(first) == 1
-        first[0].set()
-        for _ in range(20):
-            await real_sleep(0)
-        assert len(runs) == 1
-        assert JOBS_EVERY in [delay for delay, _released in waits]  # then every 10 minutes
-    finally:
-        await app.stop(worker)
