@@ -94,7 +94,7 @@ async def compare(
     ``interleave=False`` one after another.
 
     A 2-vCPU VM's speed drifts by 10-20 % over a minute or two (measured: the ceiling ran
-    at 1,023 and at 1,485 updates/s in two rounds of one run). One after another, each
+    at 1,023 and at 1,477 updates/s in two rounds of one run). One after another, each
     contender meets its own moments of the VM and a round's ratio swings with them (0.67 to
     0.94 on the same code); side by side, turns of about 0.3 s share those moments. Each
     ratio is taken within a round and the median of the rounds' ratios is reported;
